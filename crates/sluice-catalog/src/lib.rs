@@ -1,0 +1,409 @@
+//! Sluice catalog: the durable state of every pipe, in an embedded SQLite file.
+//!
+//! Holds pipe specs and states, each table's recorded schema and snapshot
+//! progress, the CDC checkpoint, and the history of state transitions.
+//! Writes that must agree (a state and its history row, a table's progress)
+//! happen in one transaction. Migrations are versioned (`migrations/`).
+
+use chrono::Utc;
+use sluice_core::types::TableMapping;
+use sluice_core::{BinlogPosition, Checkpoint, PipeSpec, PipeState};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("catalog migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("catalog holds unreadable data: {0}")]
+    Corrupt(String),
+    #[error("pipe {0:?} does not exist")]
+    NoSuchPipe(String),
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, CatalogError>;
+
+/// A pipe as stored.
+#[derive(Debug, Clone)]
+pub struct PipeRecord {
+    pub spec: PipeSpec,
+    pub state: PipeState,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A table of a pipe as stored, with its snapshot progress.
+#[derive(Debug, Clone)]
+pub struct TableRecord {
+    pub mapping: TableMapping,
+    pub state: String,
+    pub snapshot_done: bool,
+    pub last_key: Option<serde_json::Value>,
+    pub rows_copied: u64,
+    pub rows_estimated: u64,
+    pub error: Option<String>,
+}
+
+/// A recorded state transition.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PipeEvent {
+    pub id: i64,
+    pub at: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: String,
+}
+
+/// The checkpoint row: where CDC resumes, and the version given to snapshot rows.
+#[derive(Debug, Clone)]
+pub struct StoredCheckpoint {
+    pub checkpoint: Checkpoint,
+    pub snapshot_version: i64,
+}
+
+#[derive(Clone)]
+pub struct Catalog {
+    pool: SqlitePool,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn corrupt(e: impl std::fmt::Display) -> CatalogError {
+    CatalogError::Corrupt(e.to_string())
+}
+
+impl Catalog {
+    /// Opens (creating if needed) `catalog.db` in `data_dir` and applies migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| CatalogError::DataDir(data_dir.display().to_string(), e))?;
+        let opts = SqliteConnectOptions::new()
+            .filename(data_dir.join("catalog.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn pipe(&self, name: &str) -> Result<Option<PipeRecord>> {
+        let row = sqlx::query("SELECT spec_json, state, error, created_at, updated_at FROM pipes WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(PipeRecord {
+                spec: serde_json::from_str(r.get::<&str, _>(0)).map_err(corrupt)?,
+                state: PipeState::from_str(r.get::<&str, _>(1)).map_err(corrupt)?,
+                error: r.get(2),
+                created_at: r.get(3),
+                updated_at: r.get(4),
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn pipe_names(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT name FROM pipes ORDER BY name").fetch_all(&self.pool).await?)
+    }
+
+    /// Records a new pipe in `Provisioning`.
+    pub async fn create_pipe(&self, spec: &PipeSpec) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let t = now();
+        sqlx::query("INSERT INTO pipes (name, spec_json, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&spec.name)
+            .bind(serde_json::to_string(spec).map_err(corrupt)?)
+            .bind(PipeState::Provisioning.as_str())
+            .bind(&t)
+            .bind(&t)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) VALUES (?, ?, NULL, ?, ?)")
+            .bind(&spec.name)
+            .bind(&t)
+            .bind(PipeState::Provisioning.as_str())
+            .bind("pipe created")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn update_spec(&self, spec: &PipeSpec) -> Result<()> {
+        sqlx::query("UPDATE pipes SET spec_json = ?, updated_at = ? WHERE name = ?")
+            .bind(serde_json::to_string(spec).map_err(corrupt)?)
+            .bind(now())
+            .bind(&spec.name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves a pipe to `to`, recording the transition with its reason.
+    pub async fn set_state(&self, name: &str, to: PipeState, reason: &str, error: Option<&str>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let from: Option<String> = sqlx::query_scalar("SELECT state FROM pipes WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(from) = from else { return Err(CatalogError::NoSuchPipe(name.into())) };
+        let t = now();
+        sqlx::query("UPDATE pipes SET state = ?, error = ?, updated_at = ? WHERE name = ?")
+            .bind(to.as_str())
+            .bind(error)
+            .bind(&t)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)")
+            .bind(name)
+            .bind(&t)
+            .bind(from)
+            .bind(to.as_str())
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets or clears the pipe's last error without changing its state.
+    pub async fn set_error(&self, name: &str, error: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE pipes SET error = ?, updated_at = ? WHERE name = ?")
+            .bind(error)
+            .bind(now())
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn events(&self, name: &str) -> Result<Vec<PipeEvent>> {
+        let rows = sqlx::query("SELECT id, at, from_state, to_state, reason FROM pipe_events WHERE pipe = ? ORDER BY id")
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PipeEvent { id: r.get(0), at: r.get(1), from_state: r.get(2), to_state: r.get(3), reason: r.get(4) })
+            .collect())
+    }
+
+    /// Records the result of Setup in one transaction: the tables with their
+    /// schemas, and the checkpoint CDC will start from.
+    pub async fn record_setup(&self, name: &str, tables: &[TableMapping], start: &Checkpoint, snapshot_version: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM pipe_tables WHERE pipe = ?").bind(name).execute(&mut *tx).await?;
+        for t in tables {
+            sqlx::query(
+                "INSERT INTO pipe_tables (pipe, destination, source_schema, source_table, mapping_json, state) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(name)
+            .bind(&t.destination)
+            .bind(&t.source.id.schema)
+            .bind(&t.source.id.table)
+            .bind(serde_json::to_string(t).map_err(corrupt)?)
+            .bind("Setup")
+            .execute(&mut *tx)
+            .await?;
+        }
+        Self::put_checkpoint(&mut tx, name, start, Some(snapshot_version)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn tables(&self, name: &str) -> Result<Vec<TableRecord>> {
+        let rows = sqlx::query(
+            "SELECT mapping_json, state, snapshot_done, last_key_json, rows_copied, rows_estimated, error \
+             FROM pipe_tables WHERE pipe = ? ORDER BY source_schema, source_table",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TableRecord {
+                    mapping: serde_json::from_str(r.get::<&str, _>(0)).map_err(corrupt)?,
+                    state: r.get(1),
+                    snapshot_done: r.get::<i64, _>(2) != 0,
+                    last_key: r.get::<Option<&str>, _>(3).map(serde_json::from_str).transpose().map_err(corrupt)?,
+                    rows_copied: r.get::<i64, _>(4) as u64,
+                    rows_estimated: r.get::<i64, _>(5) as u64,
+                    error: r.get(6),
+                })
+            })
+            .collect()
+    }
+
+    /// Records snapshot progress of one table after ClickHouse acknowledged the rows.
+    pub async fn record_snapshot_progress(
+        &self,
+        name: &str,
+        destination: &str,
+        last_key: Option<&serde_json::Value>,
+        rows_copied: u64,
+        done: bool,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE pipe_tables SET last_key_json = COALESCE(?, last_key_json), rows_copied = ?, snapshot_done = ?, state = ? \
+             WHERE pipe = ? AND destination = ?",
+        )
+        .bind(last_key.map(|k| k.to_string()))
+        .bind(rows_copied as i64)
+        .bind(done as i64)
+        .bind(if done { "Snapshotted" } else { "Snapshot" })
+        .bind(name)
+        .bind(destination)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_table_state(&self, name: &str, destination: &str, state: &str, error: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?")
+            .bind(state)
+            .bind(error)
+            .bind(name)
+            .bind(destination)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_rows_estimated(&self, name: &str, destination: &str, rows: u64) -> Result<()> {
+        sqlx::query("UPDATE pipe_tables SET rows_estimated = ? WHERE pipe = ? AND destination = ?")
+            .bind(rows as i64)
+            .bind(name)
+            .bind(destination)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn checkpoint(&self, name: &str) -> Result<Option<StoredCheckpoint>> {
+        let row = sqlx::query("SELECT binlog_file, binlog_pos, gtid_set, snapshot_version FROM checkpoints WHERE pipe = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| StoredCheckpoint {
+            checkpoint: Checkpoint {
+                position: BinlogPosition::new(r.get::<String, _>(0), r.get::<i64, _>(1) as u64),
+                gtid_set: r.get(2),
+            },
+            snapshot_version: r.get(3),
+        }))
+    }
+
+    /// Makes a CDC checkpoint durable. Call only after ClickHouse acknowledged every change before it.
+    pub async fn save_checkpoint(&self, name: &str, cp: &Checkpoint) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::put_checkpoint(&mut tx, name, cp, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn put_checkpoint(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        name: &str,
+        cp: &Checkpoint,
+        snapshot_version: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO checkpoints (pipe, binlog_file, binlog_pos, gtid_set, snapshot_version, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(pipe) DO UPDATE SET binlog_file = excluded.binlog_file, binlog_pos = excluded.binlog_pos, \
+             gtid_set = excluded.gtid_set, updated_at = excluded.updated_at, \
+             snapshot_version = CASE WHEN ? IS NULL THEN checkpoints.snapshot_version ELSE excluded.snapshot_version END",
+        )
+        .bind(name)
+        .bind(&cp.position.file)
+        .bind(cp.position.pos as i64)
+        .bind(&cp.gtid_set)
+        .bind(snapshot_version.unwrap_or(0))
+        .bind(now())
+        .bind(snapshot_version)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_pipe(&self, name: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM pipe_tables WHERE pipe = ?",
+            "DELETE FROM checkpoints WHERE pipe = ?",
+            "DELETE FROM pipe_events WHERE pipe = ?",
+            "DELETE FROM pipes WHERE name = ?",
+        ] {
+            sqlx::query(sql).bind(name).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::schema::{SourceColumn, SourceTable, TableId};
+
+    fn spec() -> PipeSpec {
+        PipeSpec::from_json(
+            r#"{"name":"p","source":{"host":"h","user":"u","password":"secret"},
+                "destination":{"url":"http://127.0.0.1:1","database":"d"},"tables":[{"source":"s.t"}]}"#,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn pipe_lifecycle_and_checkpoints_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).await.unwrap();
+        cat.create_pipe(&spec()).await.unwrap();
+        assert!(cat.create_pipe(&spec()).await.is_err(), "duplicate names are refused");
+        cat.set_state("p", PipeState::Setup, "setting up", None).await.unwrap();
+        let col = SourceColumn {
+            name: "id".into(),
+            ordinal: 1,
+            data_type: "int".into(),
+            column_type: "int".into(),
+            nullable: false,
+            numeric_precision: Some(10),
+            numeric_scale: Some(0),
+            datetime_precision: None,
+            charset: None,
+            extra: String::new(),
+        };
+        let table = SourceTable { id: TableId::new("s", "t"), columns: vec![col], primary_key: vec!["id".into()] };
+        let mapping = TableMapping::new(table, "t".into());
+        let start = Checkpoint { position: BinlogPosition::new("binlog.000003", 157), gtid_set: None };
+        cat.record_setup("p", &[mapping.clone()], &start, 41).await.unwrap();
+        cat.record_snapshot_progress("p", "t", Some(&serde_json::json!([{"i": 9}])), 10, false).await.unwrap();
+        let later = Checkpoint { position: BinlogPosition::new("binlog.000004", 4), gtid_set: Some("x".into()) };
+        cat.save_checkpoint("p", &later).await.unwrap();
+        drop(cat);
+
+        let cat = Catalog::open(dir.path()).await.unwrap();
+        let p = cat.pipe("p").await.unwrap().unwrap();
+        assert_eq!(p.state, PipeState::Setup);
+        let t = &cat.tables("p").await.unwrap()[0];
+        assert_eq!((t.rows_copied, t.snapshot_done, &t.mapping), (10, false, &mapping));
+        let cp = cat.checkpoint("p").await.unwrap().unwrap();
+        assert_eq!((cp.checkpoint, cp.snapshot_version), (later, 41));
+        let ev = cat.events("p").await.unwrap();
+        assert_eq!(ev.iter().map(|e| e.to_state.as_str()).collect::<Vec<_>>(), ["Provisioning", "Setup"]);
+        cat.delete_pipe("p").await.unwrap();
+        assert!(cat.pipe("p").await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,132 @@
+//! The recorded shape of a source table, as read from `information_schema`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A source table's fully qualified name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableId {
+    pub schema: String,
+    pub table: String,
+}
+
+impl TableId {
+    pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
+        Self { schema: schema.into(), table: table.into() }
+    }
+}
+
+/// Quotes a MySQL identifier with backticks.
+pub fn quote_mysql(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+impl fmt::Display for TableId {
+    /// Backtick-quoted `schema`.`table`, safe to splice into MySQL SQL.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", quote_mysql(&self.schema), quote_mysql(&self.table))
+    }
+}
+
+/// One column as `information_schema.COLUMNS` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceColumn {
+    pub name: String,
+    /// 1-based position in the table.
+    pub ordinal: u32,
+    /// `DATA_TYPE`, lower case: `int`, `varchar`, `decimal`, ...
+    pub data_type: String,
+    /// `COLUMN_TYPE`, lower case: `int unsigned`, `enum('a','b')`, `decimal(10,2)`, ...
+    pub column_type: String,
+    pub nullable: bool,
+    pub numeric_precision: Option<u32>,
+    pub numeric_scale: Option<u32>,
+    pub datetime_precision: Option<u32>,
+    pub charset: Option<String>,
+    /// `VIRTUAL GENERATED` / `STORED GENERATED` columns keep their `EXTRA` text here.
+    pub extra: String,
+}
+
+impl SourceColumn {
+    pub fn unsigned(&self) -> bool {
+        self.column_type.contains("unsigned")
+    }
+
+    /// The value list of an ENUM or SET column, parsed from `COLUMN_TYPE`.
+    pub fn enum_values(&self) -> Vec<String> {
+        let ct = &self.column_type;
+        let Some(start) = ct.find('(') else { return vec![] };
+        let body = &ct[start + 1..ct.rfind(')').unwrap_or(ct.len())];
+        let mut out = Vec::new();
+        let mut chars = body.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\'' {
+                continue;
+            }
+            let mut v = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\'' if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        v.push('\'');
+                    }
+                    '\'' => break,
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            v.push(n)
+                        }
+                    }
+                    c => v.push(c),
+                }
+            }
+            out.push(v);
+        }
+        out
+    }
+}
+
+/// A source table: its columns in ordinal order and its primary key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceTable {
+    pub id: TableId,
+    pub columns: Vec<SourceColumn>,
+    /// Primary key column names in key order; empty when the table has none.
+    pub primary_key: Vec<String>,
+}
+
+impl SourceTable {
+    pub fn column(&self, name: &str) -> Option<&SourceColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Indices (into `columns`) of the primary key columns, in key order.
+    pub fn primary_key_indices(&self) -> Vec<usize> {
+        self.primary_key
+            .iter()
+            .filter_map(|k| self.columns.iter().position(|c| &c.name == k))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_values_with_quotes_and_commas() {
+        let c = SourceColumn {
+            name: "e".into(),
+            ordinal: 1,
+            data_type: "enum".into(),
+            column_type: "enum('a','b,c','it''s','')".into(),
+            nullable: true,
+            numeric_precision: None,
+            numeric_scale: None,
+            datetime_precision: None,
+            charset: None,
+            extra: String::new(),
+        };
+        assert_eq!(c.enum_values(), vec!["a", "b,c", "it's", ""]);
+        assert_eq!(TableId::new("a`b", "c").to_string(), "`a``b`.`c`");
+    }
+}

@@ -1,0 +1,292 @@
+//! The pipe spec: what a user writes (JSON file, REST body) to define a pipe.
+//!
+//! Field names are part of the product contract. Unknown fields are rejected
+//! so that typos fail loudly; `validate` names the offending field.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A password: serialized as-is (the catalog stores it), never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipeSpec {
+    pub name: String,
+    pub source: SourceSpec,
+    pub destination: DestinationSpec,
+    pub tables: Vec<TableSpec>,
+    #[serde(default)]
+    pub mode: PipeMode,
+    #[serde(default)]
+    pub settings: SyncSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub host: String,
+    #[serde(default = "default_mysql_port")]
+    pub port: u16,
+    pub user: String,
+    #[serde(default)]
+    pub password: Secret,
+    /// Replica server id used on the binlog connection; derived from the pipe name when absent.
+    #[serde(default)]
+    pub server_id: Option<u32>,
+}
+
+fn default_mysql_port() -> u16 {
+    3306
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationSpec {
+    pub url: String,
+    #[serde(default = "default_ch_user")]
+    pub user: String,
+    #[serde(default)]
+    pub password: Secret,
+    pub database: String,
+}
+
+fn default_ch_user() -> String {
+    "default".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// `schema.table`, or `schema.*` for every base table of a schema.
+    pub source: String,
+    /// Destination table name; defaults to the source table's name.
+    #[serde(default)]
+    pub destination: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PipeMode {
+    #[default]
+    SnapshotAndCdc,
+    SnapshotOnly,
+    CdcOnly,
+}
+
+impl PipeMode {
+    pub fn snapshots(self) -> bool {
+        self != PipeMode::CdcOnly
+    }
+    pub fn streams(self) -> bool {
+        self != PipeMode::SnapshotOnly
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// Longest time a CDC batch collects changes before it is written.
+    pub sync_interval_ms: u64,
+    /// Most row changes a CDC batch collects before it is written.
+    pub pull_batch_size: u64,
+    /// Rows read per snapshot query (keyset page) and written per snapshot insert.
+    pub snapshot_rows_per_chunk: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self { sync_interval_ms: 1000, pull_batch_size: 100_000, snapshot_rows_per_chunk: 50_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid pipe spec: {field}: {message}")]
+pub struct SpecError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> SpecError {
+    SpecError { field: field.into(), message: message.into() }
+}
+
+/// A `schema.table` reference in a table spec; `table` is `None` for `schema.*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePattern {
+    pub schema: String,
+    pub table: Option<String>,
+}
+
+impl TableSpec {
+    /// Splits `source` at its first unquoted dot. Backticks quote names that contain dots.
+    pub fn pattern(&self) -> Result<SourcePattern, String> {
+        let parts = split_qualified(&self.source)?;
+        match parts.as_slice() {
+            [schema, table] if table == "*" => Ok(SourcePattern { schema: schema.clone(), table: None }),
+            [schema, table] => Ok(SourcePattern { schema: schema.clone(), table: Some(table.clone()) }),
+            _ => Err(format!("{:?} is not of the form schema.table or schema.*", self.source)),
+        }
+    }
+}
+
+fn split_qualified(s: &str) -> Result<Vec<String>, String> {
+    let mut parts = vec![String::new()];
+    let mut chars = s.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '`' if quoted && chars.peek() == Some(&'`') => {
+                chars.next();
+                parts.last_mut().unwrap().push('`');
+            }
+            '`' => quoted = !quoted,
+            '.' if !quoted => parts.push(String::new()),
+            c => parts.last_mut().unwrap().push(c),
+        }
+    }
+    if quoted {
+        return Err(format!("{s:?} has an unterminated backtick"));
+    }
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("{s:?} has an empty name part"));
+    }
+    Ok(parts)
+}
+
+impl PipeSpec {
+    pub fn from_json(text: &str) -> Result<Self, SpecError> {
+        let spec: PipeSpec = serde_json::from_str(text).map_err(|e| err("(json)", e.to_string()))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks every field that can be checked without contacting a server.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(err("name", "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"));
+        }
+        if self.source.host.trim().is_empty() {
+            return Err(err("source.host", "must not be empty"));
+        }
+        if self.source.port == 0 {
+            return Err(err("source.port", "must be between 1 and 65535"));
+        }
+        if self.source.user.is_empty() {
+            return Err(err("source.user", "must not be empty"));
+        }
+        if self.source.server_id == Some(0) {
+            return Err(err("source.server_id", "must be between 1 and 4294967295 (0 is not a valid replica id)"));
+        }
+        let url = self.destination.url.as_str();
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+            return Err(err("destination.url", "must be an http:// or https:// URL of the ClickHouse HTTP interface"));
+        }
+        if self.destination.database.is_empty() || self.destination.database.contains('`') {
+            return Err(err("destination.database", "must be a non-empty name without backticks"));
+        }
+        if self.tables.is_empty() {
+            return Err(err("tables", "must list at least one source table"));
+        }
+        let mut destinations = std::collections::HashSet::new();
+        for (i, t) in self.tables.iter().enumerate() {
+            let pattern = t.pattern().map_err(|m| err(format!("tables[{i}].source"), m))?;
+            if let Some(d) = &t.destination {
+                if pattern.table.is_none() {
+                    return Err(err(format!("tables[{i}].destination"), "cannot be set for a schema.* pattern"));
+                }
+                if d.is_empty() || d.ends_with("_resync") {
+                    return Err(err(format!("tables[{i}].destination"), "must be non-empty and must not end in _resync"));
+                }
+            }
+            if let Some(table) = &pattern.table {
+                let dest = t.destination.clone().unwrap_or_else(|| table.clone());
+                if !destinations.insert(dest.clone()) {
+                    return Err(err(format!("tables[{i}]"), format!("destination table {dest:?} is used twice")));
+                }
+            }
+        }
+        let s = &self.settings;
+        if s.sync_interval_ms == 0 || s.sync_interval_ms > 3_600_000 {
+            return Err(err("settings.sync_interval_ms", "must be between 1 and 3600000"));
+        }
+        if s.pull_batch_size == 0 || s.pull_batch_size > 10_000_000 {
+            return Err(err("settings.pull_batch_size", "must be between 1 and 10000000"));
+        }
+        if s.snapshot_rows_per_chunk == 0 || s.snapshot_rows_per_chunk > 10_000_000 {
+            return Err(err("settings.snapshot_rows_per_chunk", "must be between 1 and 10000000"));
+        }
+        Ok(())
+    }
+
+    /// The replica server id for the binlog connection: the spec's, or one derived from the name.
+    pub fn server_id(&self) -> u32 {
+        self.source.server_id.unwrap_or_else(|| {
+            // FNV-1a of the name, folded into [100000, 2^31): stable across restarts.
+            let mut h: u32 = 0x811c9dc5;
+            for b in self.name.bytes() {
+                h = (h ^ b as u32).wrapping_mul(0x01000193);
+            }
+            100_000 + h % (i32::MAX as u32 - 100_000)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{"name": "shop",
+       "source": {"host": "127.0.0.1", "port": 3306, "user": "repl", "password": "pw", "server_id": 51001},
+       "destination": {"url": "http://127.0.0.1:8123", "user": "default", "password": "", "database": "shop"},
+       "tables": [{"source": "shop.orders"}, {"source": "shop.customers", "destination": "customers_v2"}, {"source": "crm.*"}],
+       "mode": "snapshot_and_cdc",
+       "settings": {"sync_interval_ms": 1000, "pull_batch_size": 100000}}"#;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let spec = PipeSpec::from_json(EXAMPLE).unwrap();
+        assert_eq!(spec.mode, PipeMode::SnapshotAndCdc);
+        assert_eq!(spec.server_id(), 51001);
+        assert_eq!(spec.tables[2].pattern().unwrap(), SourcePattern { schema: "crm".into(), table: None });
+        assert!(!format!("{spec:?}").contains("pw"));
+    }
+
+    #[test]
+    fn rejections_name_the_field() {
+        let cases = [
+            (r#""name": "shop""#, r#""name": "bad name""#, "name"),
+            (r#""url": "http://127.0.0.1:8123""#, r#""url": "ftp://x""#, "destination.url"),
+            (r#""sync_interval_ms": 1000"#, r#""sync_interval_ms": 0"#, "settings.sync_interval_ms"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "orders"}"#, "tables[0].source"),
+            (r#""mode": "snapshot_and_cdc""#, r#""mode": "sometimes""#, "(json)"),
+            (r#""port": 3306"#, r#""port": 3306, "pasword": "x""#, "(json)"),
+        ];
+        for (from, to, field) in cases {
+            let text = EXAMPLE.replace(from, to);
+            let e = PipeSpec::from_json(&text).unwrap_err();
+            assert_eq!(e.field, field, "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn quoted_names_and_derived_server_id() {
+        let t = TableSpec { source: "`my.db`.`we``ird`".into(), destination: None };
+        assert_eq!(t.pattern().unwrap(), SourcePattern { schema: "my.db".into(), table: Some("we`ird".into()) });
+        let mut spec = PipeSpec::from_json(EXAMPLE).unwrap();
+        spec.source.server_id = None;
+        let id = spec.server_id();
+        assert!(id >= 100_000 && id == spec.server_id());
+    }
+}

@@ -1,0 +1,220 @@
+//! Sluice sink: writes row changes into ClickHouse over its HTTP interface.
+//!
+//! Tables are `ReplacingMergeTree(_peerdb_version, _peerdb_is_deleted)` ordered
+//! by the source primary key, so that `FINAL` keeps the newest version of each
+//! row and hides deleted ones. Writes are idempotent: the same changes written
+//! twice (a retried batch, a replay after a crash) carry the same versions and
+//! leave `FINAL` unchanged, which is what makes at-least-once delivery safe.
+//! Inserts use RowBinary, compressed with LZ4 by the `clickhouse` crate.
+
+pub mod rowbinary;
+
+use sluice_core::spec::DestinationSpec;
+use sluice_core::types::{TableMapping, IS_DELETED, SYNCED_AT, VERSION};
+use sluice_core::{ChangeOp, RowChange};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use rowbinary::EncodeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The server answered with a ClickHouse exception (`Code: N. DB::Exception: ...`).
+    #[error("ClickHouse error {code}: {message}")]
+    Server { code: u32, message: String },
+    /// The server could not be reached or the exchange broke off.
+    #[error("ClickHouse unreachable: {0}")]
+    Transport(String),
+    #[error("cannot encode a row for {table}.{column}: {source}")]
+    Encode { table: String, column: String, source: EncodeError },
+}
+
+impl SinkError {
+    /// Errors worth retrying unchanged: the network, timeouts, and server-side
+    /// conditions that pass (too many parts, memory limit, shutting down...).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SinkError::Transport(_) => true,
+            SinkError::Server { code, .. } => matches!(code, 159 | 202 | 209 | 210 | 241 | 252 | 394 | 425 | 999 | 1000),
+            SinkError::Encode { .. } => false,
+        }
+    }
+
+    fn from_ch(e: clickhouse::error::Error) -> Self {
+        let text = e.to_string();
+        if let Some(code) = exception_code(&text) {
+            let message = text.split_once("DB::Exception: ").map(|x| x.1).unwrap_or(&text).trim().to_string();
+            return SinkError::Server { code, message };
+        }
+        match e {
+            clickhouse::error::Error::BadResponse(m) => SinkError::Server { code: 0, message: m },
+            other => SinkError::Transport(other.to_string()),
+        }
+    }
+}
+
+/// Extracts `N` from a `Code: N.` prefix anywhere in a ClickHouse error text.
+fn exception_code(text: &str) -> Option<u32> {
+    let rest = &text[text.find("Code: ")? + 6..];
+    rest[..rest.find('.')?].trim().parse().ok()
+}
+
+/// Quotes a ClickHouse identifier with backticks.
+pub fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+/// A connection (pool) to one ClickHouse database.
+#[derive(Clone)]
+pub struct ClickHouseSink {
+    client: clickhouse::Client,
+    database: String,
+}
+
+/// Bytes handed to the client per `send` call while streaming an insert.
+const SEND_CHUNK: usize = 1 << 20;
+
+impl ClickHouseSink {
+    pub fn new(dest: &DestinationSpec) -> Self {
+        let client = clickhouse::Client::default()
+            .with_url(dest.url.trim_end_matches('/'))
+            .with_user(&dest.user)
+            .with_password(&dest.password.0)
+            .with_compression(clickhouse::Compression::Lz4);
+        Self { client, database: dest.database.clone() }
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub fn client(&self) -> &clickhouse::Client {
+        &self.client
+    }
+
+    /// Runs a statement that returns nothing (DDL).
+    pub async fn execute(&self, sql: &str) -> Result<(), SinkError> {
+        self.client.query(sql).execute().await.map_err(SinkError::from_ch)
+    }
+
+    /// Runs a query and returns its result as TabSeparated text (for checks and tests).
+    pub async fn query_tsv(&self, sql: &str) -> Result<String, SinkError> {
+        let mut cursor = self.client.query(sql).fetch_bytes("TabSeparated").map_err(SinkError::from_ch)?;
+        let bytes = cursor.collect().await.map_err(SinkError::from_ch)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Checks the server answers; the error says why not.
+    pub async fn ping(&self) -> Result<(), SinkError> {
+        self.query_tsv("SELECT 1").await.map(|_| ())
+    }
+
+    pub async fn ensure_database(&self) -> Result<(), SinkError> {
+        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", quote(&self.database))).await
+    }
+
+    pub fn qualified(&self, table: &str) -> String {
+        format!("{}.{}", quote(&self.database), quote(table))
+    }
+
+    pub async fn table_exists(&self, table: &str) -> Result<bool, SinkError> {
+        let sql = format!(
+            "SELECT count() FROM system.tables WHERE database = '{}' AND name = '{}'",
+            escape_literal(&self.database),
+            escape_literal(table)
+        );
+        Ok(self.query_tsv(&sql).await?.trim() != "0")
+    }
+
+    /// The `CREATE TABLE` statement for a mapping, into table `name`.
+    pub fn create_table_sql(&self, mapping: &TableMapping, name: &str) -> String {
+        let mut cols: Vec<String> =
+            mapping.columns.iter().map(|c| format!("{} {}", quote(&c.name), c.ch_type.sql())).collect();
+        cols.push(format!("{} DateTime64(9) DEFAULT now64(9)", quote(SYNCED_AT)));
+        cols.push(format!("{} UInt8 DEFAULT 0", quote(IS_DELETED)));
+        cols.push(format!("{} Int64 DEFAULT 0", quote(VERSION)));
+        let key: Vec<String> = mapping.source.primary_key.iter().map(|k| quote(k)).collect();
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = ReplacingMergeTree({}, {}) ORDER BY ({})",
+            self.qualified(name),
+            cols.join(", "),
+            quote(VERSION),
+            quote(IS_DELETED),
+            key.join(", ")
+        )
+    }
+
+    /// Creates the destination table if it does not exist yet.
+    pub async fn create_table(&self, mapping: &TableMapping) -> Result<(), SinkError> {
+        self.execute(&self.create_table_sql(mapping, &mapping.destination)).await
+    }
+
+    /// Encodes `changes` as RowBinary (mapped columns + metadata columns).
+    pub fn encode(mapping: &TableMapping, changes: &[RowChange], out: &mut Vec<u8>) -> Result<(), SinkError> {
+        let synced_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos() as i64;
+        for change in changes {
+            for (col, cell) in mapping.columns.iter().zip(&change.cells) {
+                rowbinary::encode(out, &col.ch_type, cell).map_err(|source| SinkError::Encode {
+                    table: mapping.destination.clone(),
+                    column: col.name.clone(),
+                    source,
+                })?;
+            }
+            out.extend_from_slice(&synced_at.to_le_bytes());
+            out.push(u8::from(change.op == ChangeOp::Delete));
+            out.extend_from_slice(&change.version.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// The INSERT statement for a mapping's columns into table `name`.
+    pub fn insert_sql(&self, mapping: &TableMapping, name: &str) -> String {
+        let mut cols: Vec<String> = mapping.columns.iter().map(|c| quote(&c.name)).collect();
+        cols.extend([quote(SYNCED_AT), quote(IS_DELETED), quote(VERSION)]);
+        format!("INSERT INTO {} ({}) FORMAT RowBinary", self.qualified(name), cols.join(", "))
+    }
+
+    /// Writes row changes into the mapping's destination table in one INSERT.
+    ///
+    /// Returns when ClickHouse has acknowledged the whole insert (HTTP 200), so
+    /// the caller may then make its checkpoint durable. Safe to repeat.
+    pub async fn write(&self, mapping: &TableMapping, changes: &[RowChange]) -> Result<usize, SinkError> {
+        self.write_into(mapping, &mapping.destination, changes).await
+    }
+
+    /// Like `write`, into another table with the same columns (e.g. `<table>_resync`).
+    pub async fn write_into(&self, mapping: &TableMapping, table: &str, changes: &[RowChange]) -> Result<usize, SinkError> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        let mut buf = Vec::with_capacity(changes.len() * 64);
+        Self::encode(mapping, changes, &mut buf)?;
+        let len = buf.len();
+        let mut insert = self.client.insert_formatted_with(self.insert_sql(mapping, table));
+        let data = bytes::Bytes::from(buf);
+        let mut offset = 0;
+        while offset < len {
+            let end = (offset + SEND_CHUNK).min(len);
+            insert.send(data.slice(offset..end)).await.map_err(SinkError::from_ch)?;
+            offset = end;
+        }
+        insert.end().await.map_err(SinkError::from_ch)?;
+        Ok(len)
+    }
+}
+
+/// Escapes a string for a single-quoted ClickHouse literal.
+pub fn escape_literal(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_parsed() {
+        assert_eq!(exception_code("bad response: Code: 60. DB::Exception: Table x doesn't exist"), Some(60));
+        assert_eq!(exception_code("network error"), None);
+        assert_eq!(quote("a`b"), "`a\\`b`");
+    }
+}

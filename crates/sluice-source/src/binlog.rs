@@ -1,0 +1,331 @@
+//! The binlog reader: a replication connection turned into row changes and commits.
+//!
+//! Uses `mysql_async`'s binlog stream (COM_BINLOG_DUMP from a file/position) and
+//! `mysql_common`'s event and value decoders. MariaDB's own events (GTID,
+//! GTID list, annotate rows, binlog checkpoint) are not decoded by
+//! `mysql_common`, so the MariaDB GTID event's fixed 13-byte body is parsed here.
+//!
+//! Transaction boundaries: a transaction starts with `BEGIN` (MySQL) or a
+//! MariaDB GTID event without the standalone flag, and ends with an XID event or
+//! a `COMMIT` query; any other query event outside a transaction (DDL) is a
+//! transaction of its own. Only the position after a commit is ever offered as
+//! a checkpoint, so a resume never starts in the middle of a transaction.
+
+use crate::conn::{Flavor, SourceError};
+use crate::convert::{from_binlog, ColKind};
+use crate::gtid::{GtidSet, MariaGtidPos};
+use futures_util::StreamExt;
+use mysql_async::prelude::*;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use mysql_common::binlog::events::{EventData, OptionalMetadataField, RowsEventData, TableMapEvent};
+use sluice_core::schema::TableId;
+use sluice_core::types::TableMapping;
+use sluice_core::{BinlogPosition, Cell, ChangeOp, Checkpoint, RowChange};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What the reader hands to the apply loop.
+#[derive(Debug)]
+pub enum BinlogEvent {
+    /// Row changes of one rows event, for the tracked table at `table` (index into the reader's tables).
+    Rows { table: usize, changes: Vec<RowChange> },
+    /// A transaction ended; a checkpoint at `checkpoint` is safe once everything before it is written.
+    Commit { checkpoint: Checkpoint, timestamp: u32 },
+    /// A statement (DDL) on a schema that holds tracked tables.
+    Ddl { schema: String, query: String },
+    /// The server is idle (heartbeat).
+    Heartbeat,
+}
+
+/// How a table-map id maps onto a tracked table's columns.
+struct MappedTable {
+    table: usize,
+    /// For each binlog column, its position in the mapping's columns (if tracked).
+    positions: Vec<Option<usize>>,
+    tme: Arc<TableMapEvent<'static>>,
+}
+
+enum Gtids {
+    None,
+    MySql(GtidSet),
+    MariaDb(MariaGtidPos),
+}
+
+pub struct BinlogReader {
+    stream: BinlogStream,
+    file: String,
+    tables: Vec<TableMapping>,
+    kinds: Vec<Vec<ColKind>>,
+    by_id: HashMap<TableId, usize>,
+    maps: HashMap<u64, Option<MappedTable>>,
+    in_txn: bool,
+    gtids: Gtids,
+    /// The GTID of the transaction being read, applied to `gtids` at its commit.
+    pending_gtid: Option<(String, u64, u32, u32)>,
+    /// A commit held back while its DDL statement is handed on first.
+    pending_commit: Option<BinlogEvent>,
+    /// Where this stream started (named in purge errors).
+    started_at: Checkpoint,
+}
+
+const MARIADB_GTID_EVENT: u8 = 0xa2;
+const MARIADB_FL_STANDALONE: u8 = 1;
+
+impl BinlogReader {
+    /// Opens a replication stream at `from`. `tables` are the tracked tables;
+    /// changes to any other table are skipped.
+    pub async fn start(
+        mut conn: Conn,
+        flavor: Flavor,
+        server_id: u32,
+        from: &Checkpoint,
+        tables: Vec<TableMapping>,
+    ) -> Result<Self, SourceError> {
+        // MySQL 8.4+ reads @source_*, older servers and MariaDB @master_*; setting both is harmless.
+        conn.query_drop(
+            "SET @master_binlog_checksum = 'CRC32', @source_binlog_checksum = 'CRC32', \
+             @master_heartbeat_period = 5000000000, @source_heartbeat_period = 5000000000",
+        )
+        .await?;
+        if flavor == Flavor::MariaDb {
+            // Without capability 4 MariaDB replaces its GTID events by dummy queries.
+            conn.query_drop("SET @mariadb_slave_capability = 4").await?;
+        }
+        let request = BinlogStreamRequest::new(server_id)
+            .with_filename(from.position.file.as_bytes())
+            .with_pos(from.position.pos);
+        let stream = conn.get_binlog_stream(request).await.map_err(|e| purged_or(e, from))?;
+        let gtids = match (flavor, &from.gtid_set) {
+            (Flavor::MySql, Some(s)) => Gtids::MySql(GtidSet::parse(s).map_err(SourceError::Decode)?),
+            (Flavor::MariaDb, Some(s)) => Gtids::MariaDb(MariaGtidPos::parse(s).map_err(SourceError::Decode)?),
+            (Flavor::MariaDb, None) => Gtids::MariaDb(MariaGtidPos::default()),
+            _ => Gtids::None,
+        };
+        let kinds = tables.iter().map(|t| t.source.columns.iter().map(ColKind::of).collect()).collect();
+        let by_id = tables.iter().enumerate().map(|(i, t)| (t.source.id.clone(), i)).collect();
+        Ok(Self {
+            stream,
+
+            file: from.position.file.clone(),
+            tables,
+            kinds,
+            by_id,
+            maps: HashMap::new(),
+            in_txn: false,
+            gtids,
+            pending_gtid: None,
+            pending_commit: None,
+            started_at: from.clone(),
+        })
+    }
+
+    pub fn tables(&self) -> &[TableMapping] {
+        &self.tables
+    }
+
+    fn gtid_text(&self) -> Option<String> {
+        match &self.gtids {
+            Gtids::None => None,
+            Gtids::MySql(s) => Some(s.to_string()),
+            Gtids::MariaDb(p) => Some(p.to_string()),
+        }
+    }
+
+    fn commit(&mut self, next_pos: u32, timestamp: u32) -> BinlogEvent {
+        self.in_txn = false;
+        if let Some((key, gno, domain, server)) = self.pending_gtid.take() {
+            match &mut self.gtids {
+                Gtids::MySql(s) => s.add(&key, gno),
+                Gtids::MariaDb(p) => p.set(domain, server, gno),
+                Gtids::None => {}
+            }
+        }
+        BinlogEvent::Commit {
+            checkpoint: Checkpoint { position: BinlogPosition::new(self.file.clone(), next_pos as u64), gtid_set: self.gtid_text() },
+            timestamp,
+        }
+    }
+
+    /// The next event worth handing on; `Ok(None)` when the server closed the stream.
+    pub async fn next(&mut self) -> Result<Option<BinlogEvent>, SourceError> {
+        if let Some(c) = self.pending_commit.take() {
+            return Ok(Some(c));
+        }
+        loop {
+            let Some(event) = self.stream.next().await else { return Ok(None) };
+            let event = event.map_err(|e| purged_or(e, &self.started_at))?;
+            let header = event.header();
+            let log_pos = header.log_pos();
+            let raw_type = header.event_type_raw();
+            if raw_type == MARIADB_GTID_EVENT {
+                let data = event.data();
+                if data.len() >= 13 {
+                    let seq = u64::from_le_bytes(data[0..8].try_into().unwrap());
+                    let domain = u32::from_le_bytes(data[8..12].try_into().unwrap());
+                    self.pending_gtid = Some((String::new(), seq, domain, header.server_id()));
+                    self.in_txn = data[12] & MARIADB_FL_STANDALONE == 0;
+                }
+                continue;
+            }
+            let data = match event.read_data() {
+                Ok(Some(d)) => d,
+                Ok(None) => continue, // other MariaDB-specific events
+                Err(e) => return Err(SourceError::Decode(format!("undecodable binlog event at {}:{}: {e}", self.file, log_pos))),
+            };
+            match data {
+                EventData::RotateEvent(r) => {
+                    self.file = r.name().into_owned();
+                    // A real rotation (not the stream's initial fake one) is a safe checkpoint.
+                    if header.timestamp() != 0 && !self.in_txn {
+                        let pos = r.position() as u32;
+                        return Ok(Some(self.commit(pos, header.timestamp())));
+                    }
+                }
+                EventData::GtidEvent(g) => {
+                    let uuid = format_uuid(&g.sid());
+                    let key = match g.tag() {
+                        Some(tag) => format!("{uuid}:{}", tag.as_str().to_ascii_lowercase()),
+                        None => uuid,
+                    };
+                    self.pending_gtid = Some((key, g.gno(), 0, 0));
+                }
+                EventData::QueryEvent(q) => {
+                    let query = q.query();
+                    let trimmed = query.trim();
+                    if trimmed.eq_ignore_ascii_case("BEGIN") {
+                        self.in_txn = true;
+                    } else if trimmed.eq_ignore_ascii_case("COMMIT") {
+                        return Ok(Some(self.commit(log_pos, header.timestamp())));
+                    } else if !self.in_txn {
+                        let schema = q.schema().into_owned();
+                        let touches = self.tables.iter().any(|t| t.source.id.schema == schema)
+                            || self.tables.iter().any(|t| trimmed.contains(&t.source.id.table));
+                        let commit = self.commit(log_pos, header.timestamp());
+                        if touches {
+                            // Hand the DDL on first; the apply loop sees the commit on the next call.
+                            self.pending_commit = Some(commit);
+                            return Ok(Some(BinlogEvent::Ddl { schema, query: trimmed.to_string() }));
+                        }
+                        return Ok(Some(commit));
+                    }
+                }
+                EventData::XidEvent(_) => return Ok(Some(self.commit(log_pos, header.timestamp()))),
+                EventData::TableMapEvent(tme) => {
+                    let id = tme.table_id();
+                    let mapped = self.map_table(tme.into_owned())?;
+                    self.maps.insert(id, mapped);
+                }
+                EventData::RowsEvent(rows) => {
+                    let start = log_pos.saturating_sub(header.event_size());
+                    let base = BinlogPosition::new(self.file.clone(), start as u64);
+                    if let Some(out) = self.decode_rows(&rows, &base)? {
+                        return Ok(Some(out));
+                    }
+                }
+                EventData::HeartbeatEvent => return Ok(Some(BinlogEvent::Heartbeat)),
+                _ => {}
+            }
+        }
+    }
+
+    fn map_table(&self, tme: TableMapEvent<'static>) -> Result<Option<MappedTable>, SourceError> {
+        let id = TableId::new(tme.database_name(), tme.table_name());
+        let Some(&table) = self.by_id.get(&id) else { return Ok(None) };
+        let mapping = &self.tables[table];
+        let mut names: Vec<String> = Vec::new();
+        for field in tme.iter_optional_meta() {
+            if let Ok(OptionalMetadataField::ColumnName(n)) = field {
+                for name in n.iter_names() {
+                    names.push(name.map_err(|e| SourceError::Decode(e.to_string()))?.name().into_owned());
+                }
+            }
+        }
+        let count = tme.columns_count() as usize;
+        let positions: Vec<Option<usize>> = if names.len() == count {
+            names.iter().map(|n| mapping.columns.iter().position(|c| &c.name == n)).collect()
+        } else if count == mapping.columns.len() {
+            (0..count).map(Some).collect()
+        } else {
+            return Err(SourceError::Decode(format!(
+                "table {id} has {count} columns in the binlog but {} were recorded, and the binlog carries no column names \
+                 (set binlog_row_metadata=FULL); resync the table",
+                mapping.columns.len()
+            )));
+        };
+        for (j, c) in mapping.columns.iter().enumerate() {
+            if !positions.contains(&Some(j)) {
+                return Err(SourceError::Decode(format!(
+                    "column {} of table {id} is no longer in the binlog's row images (the table changed shape); resync the table",
+                    c.name
+                )));
+            }
+        }
+        Ok(Some(MappedTable { table, positions, tme: Arc::new(tme) }))
+    }
+
+    fn decode_rows(&self, rows: &RowsEventData<'_>, base: &BinlogPosition) -> Result<Option<BinlogEvent>, SourceError> {
+        let Some(Some(mapped)) = self.maps.get(&rows.table_id()) else { return Ok(None) };
+        let mapping = &self.tables[mapped.table];
+        let kinds = &self.kinds[mapped.table];
+        let key = mapping.key_positions();
+        let ncols = mapping.columns.len();
+        let to_cells = |mut row: mysql_common::binlog::row::BinlogRow| -> Result<Vec<Cell>, SourceError> {
+            let mut cells = vec![Cell::Null; ncols];
+            for (i, pos) in mapped.positions.iter().enumerate() {
+                if let Some(j) = *pos {
+                    let col = &mapping.source.columns[mapping.columns[j].source_index];
+                    cells[j] = from_binlog(col, &kinds[mapping.columns[j].source_index], row.take(i))
+                        .map_err(|e| SourceError::Decode(format!("table {}: {e}", mapping.source.id)))?;
+                }
+            }
+            Ok(cells)
+        };
+        let is_update = matches!(
+            rows,
+            RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_) | RowsEventData::PartialUpdateRowsEvent(_)
+        );
+        let mut changes = Vec::new();
+        let mut push = |op, cells| -> Result<(), SourceError> {
+            let version = base.version(changes.len() as u64).map_err(|e| SourceError::Decode(e.to_string()))?;
+            changes.push(RowChange { op, version, cells });
+            Ok(())
+        };
+        for row in rows.rows(&mapped.tme) {
+            let (before, after) = row.map_err(|e| {
+                SourceError::Decode(format!("cannot decode a row of {} at {base}: {e}", mapping.source.id))
+            })?;
+            let before = before.map(to_cells).transpose()?;
+            let after = after.map(to_cells).transpose()?;
+            match (before, after) {
+                (Some(b), Some(a)) if is_update => {
+                    if key.iter().any(|k| b[*k] != a[*k]) {
+                        push(ChangeOp::Delete, b)?;
+                    }
+                    push(ChangeOp::Upsert, a)?;
+                }
+                (Some(b), None) => push(ChangeOp::Delete, b)?,
+                (None, Some(a)) => push(ChangeOp::Upsert, a)?,
+                (Some(_), Some(a)) => push(ChangeOp::Upsert, a)?,
+                (None, None) => {}
+            }
+        }
+        Ok(Some(BinlogEvent::Rows { table: mapped.table, changes }))
+    }
+}
+
+fn format_uuid(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Error 1236 means the requested binlog file/position is gone (purged) or invalid.
+fn purged_or(e: mysql_async::Error, from: &Checkpoint) -> SourceError {
+    match &e {
+        mysql_async::Error::Server(s) if s.code == 1236 => SourceError::BinlogPurged(format!(
+            "binlog file {} (position {}) is no longer available on the source: {}; resync the pipe",
+            from.position.file, from.position.pos, s.message
+        )),
+        _ => SourceError::Mysql(e),
+    }
+}
+

@@ -1,0 +1,110 @@
+//! Connections to the source server and what it is (MySQL or MariaDB, which version).
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder};
+use sluice_core::spec::SourceSpec;
+use sluice_core::BinlogPosition;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The server rejected a statement or the connection broke.
+    #[error("source MySQL error: {0}")]
+    Mysql(#[from] mysql_async::Error),
+    /// The source is not configured for CDC; the message says how to fix it.
+    #[error("{0}")]
+    Config(String),
+    /// Data arrived that Sluice cannot decode or map; the message names table and column.
+    #[error("{0}")]
+    Decode(String),
+    /// The binlog position to resume from no longer exists on the source.
+    #[error("{0}")]
+    BinlogPurged(String),
+}
+
+impl SourceError {
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Mysql(mysql_async::Error::Server(e)) => {
+                // 1040 too many connections, 1205 lock wait, 1213 deadlock, 2013 lost connection,
+                // 1053 shutdown in progress, 1927 connection killed, 3024 query timeout.
+                matches!(e.code, 1040 | 1053 | 1205 | 1213 | 1927 | 2013 | 3024)
+            }
+            SourceError::Mysql(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// MySQL or MariaDB: they differ in binlog events, GTIDs and status statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    MySql,
+    MariaDb,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub flavor: Flavor,
+    pub version: String,
+    pub gtid_mode: bool,
+}
+
+pub fn opts(spec: &SourceSpec) -> Opts {
+    OptsBuilder::default()
+        .ip_or_hostname(spec.host.clone())
+        .tcp_port(spec.port)
+        .user(Some(spec.user.clone()))
+        .pass(Some(spec.password.0.clone()))
+        .prefer_socket(false)
+        .conn_ttl(Some(Duration::from_secs(3600)))
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .into()
+}
+
+pub async fn connect(spec: &SourceSpec) -> Result<Conn, SourceError> {
+    let mut conn = Conn::new(opts(spec)).await?;
+    // Every value Sluice reads as text or DATETIME must be in UTC (TIMESTAMP snapshot = binlog epoch).
+    conn.query_drop("SET time_zone = '+00:00', SESSION sql_mode = ''").await?;
+    Ok(conn)
+}
+
+pub async fn server_info(conn: &mut Conn) -> Result<ServerInfo, SourceError> {
+    let version: String = conn.query_first("SELECT VERSION()").await?.unwrap_or_default();
+    let flavor = if version.to_ascii_lowercase().contains("mariadb") { Flavor::MariaDb } else { Flavor::MySql };
+    let gtid_mode = match flavor {
+        Flavor::MySql => {
+            let m: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_mode").await?;
+            m.as_deref() == Some("ON")
+        }
+        // MariaDB always writes GTIDs to its binlog.
+        Flavor::MariaDb => true,
+    };
+    Ok(ServerInfo { flavor, version, gtid_mode })
+}
+
+/// The server's current binlog write position and executed GTID set.
+pub async fn current_position(conn: &mut Conn, info: &ServerInfo) -> Result<(BinlogPosition, Option<String>), SourceError> {
+    let stmt = match info.flavor {
+        Flavor::MySql => "SHOW BINARY LOG STATUS",
+        Flavor::MariaDb => "SHOW MASTER STATUS",
+    };
+    let row: Option<mysql_async::Row> = match conn.query_first(stmt).await {
+        Ok(r) => r,
+        // MySQL before 8.2 only knows SHOW MASTER STATUS.
+        Err(_) if info.flavor == Flavor::MySql => conn.query_first("SHOW MASTER STATUS").await?,
+        Err(e) => return Err(e.into()),
+    };
+    let row = row.ok_or_else(|| {
+        SourceError::Config("the source has binary logging turned off (SHOW BINARY LOG STATUS is empty): start it with --log-bin".into())
+    })?;
+    let file: String = row.get(0).unwrap_or_default();
+    let pos: u64 = row.get(1).unwrap_or(4);
+    let gtid = match info.flavor {
+        Flavor::MySql if info.gtid_mode => row.get::<Option<String>, _>(4).flatten().map(|s| s.replace('\n', "")),
+        Flavor::MySql => None,
+        Flavor::MariaDb => conn.query_first::<String, _>("SELECT @@GLOBAL.gtid_binlog_pos").await?,
+    };
+    Ok((BinlogPosition::new(file, pos), gtid))
+}

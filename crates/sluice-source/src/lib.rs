@@ -1,0 +1,18 @@
+//! Sluice source: everything that talks to MySQL or MariaDB.
+//!
+//! - `conn`: connection options, server flavour and version.
+//! - `checks`: pre-flight validation of binlog settings and grants.
+//! - `discovery`: table patterns → recorded `SourceTable`s from `information_schema`.
+//! - `convert`: snapshot values and binlog values → the same `Cell`s.
+//! - `snapshot`: keyset-paged, streaming table reads.
+//! - `binlog`: the replication stream, decoded into row changes and commits.
+
+pub mod binlog;
+pub mod checks;
+pub mod conn;
+pub mod convert;
+pub mod discovery;
+pub mod gtid;
+pub mod snapshot;
+
+pub use conn::{Flavor, ServerInfo, SourceError};
