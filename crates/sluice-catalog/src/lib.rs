@@ -7,7 +7,7 @@
 
 use chrono::Utc;
 use sluice_core::types::TableMapping;
-use sluice_core::{BinlogPosition, Checkpoint, PipeSpec, PipeState};
+use sluice_core::{BinlogPosition, Checkpoint, PipeAction, PipeSpec, PipeState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
@@ -23,6 +23,8 @@ pub enum CatalogError {
     Corrupt(String),
     #[error("pipe {0:?} does not exist")]
     NoSuchPipe(String),
+    #[error(transparent)]
+    Illegal(#[from] sluice_core::state::IllegalTransition),
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(String, std::io::Error),
 }
@@ -151,14 +153,18 @@ impl Catalog {
         Ok(())
     }
 
-    /// Moves a pipe to `to`, recording the transition with its reason.
-    pub async fn set_state(&self, name: &str, to: PipeState, reason: &str, error: Option<&str>) -> Result<()> {
+    /// Applies `action` to the pipe, moving it to `to` if the transition table
+    /// allows it (checked and written in one transaction), and records the
+    /// transition with its reason. Returns the state it left.
+    pub async fn transition(&self, name: &str, action: PipeAction, to: PipeState, reason: &str, error: Option<&str>) -> Result<PipeState> {
         let mut tx = self.pool.begin().await?;
         let from: Option<String> = sqlx::query_scalar("SELECT state FROM pipes WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(from) = from else { return Err(CatalogError::NoSuchPipe(name.into())) };
+        let from_state = PipeState::from_str(&from).map_err(corrupt)?;
+        sluice_core::state::transition(from_state, action, to)?;
         let t = now();
         sqlx::query("UPDATE pipes SET state = ?, error = ?, updated_at = ? WHERE name = ?")
             .bind(to.as_str())
@@ -176,7 +182,7 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(from_state)
     }
 
     /// Sets or clears the pipe's last error without changing its state.
@@ -372,7 +378,9 @@ mod tests {
         let cat = Catalog::open(dir.path()).await.unwrap();
         cat.create_pipe(&spec()).await.unwrap();
         assert!(cat.create_pipe(&spec()).await.is_err(), "duplicate names are refused");
-        cat.set_state("p", PipeState::Setup, "setting up", None).await.unwrap();
+        cat.transition("p", PipeAction::Provisioned, PipeState::Setup, "setting up", None).await.unwrap();
+        let illegal = cat.transition("p", PipeAction::Resume, PipeState::Running, "x", None).await.unwrap_err();
+        assert!(matches!(illegal, CatalogError::Illegal(_)), "{illegal}");
         let col = SourceColumn {
             name: "id".into(),
             ordinal: 1,

@@ -72,6 +72,94 @@ impl FromStr for PipeState {
     }
 }
 
+/// Everything that can move a pipe: user requests and engine progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PipeAction {
+    /// Engine: resources are ready.
+    Provisioned,
+    /// Engine: destination tables exist and schemas are recorded (`to` Snapshot, or Running for CDC-only pipes).
+    SetupDone,
+    /// Engine: every table is copied (`to` Running, or Completed for snapshot-only pipes).
+    SnapshotDone,
+    /// User: stop pulling changes after flushing the batch in flight.
+    Pause,
+    /// Engine: the in-flight batch is flushed and checkpointed.
+    Stopped,
+    /// User: continue a paused pipe (`to` Running, or Snapshot if its copy was unfinished).
+    Resume,
+    /// User: re-copy the tables into `<table>_resync` and swap them in.
+    Resync,
+    /// Engine: a resync or table change is done.
+    Finished,
+    /// User: add or remove tables.
+    ModifyTables,
+    /// Engine: an unrecoverable error.
+    Fail,
+    /// Engine: a Setup that failed before recording anything is tried again.
+    RetrySetup,
+}
+
+impl PipeAction {
+    pub const ALL: [PipeAction; 11] = [
+        PipeAction::Provisioned,
+        PipeAction::SetupDone,
+        PipeAction::SnapshotDone,
+        PipeAction::Pause,
+        PipeAction::Stopped,
+        PipeAction::Resume,
+        PipeAction::Resync,
+        PipeAction::Finished,
+        PipeAction::ModifyTables,
+        PipeAction::Fail,
+        PipeAction::RetrySetup,
+    ];
+
+    /// Whether a user (API/CLI) may request this action, rather than only the engine.
+    pub fn is_user_request(self) -> bool {
+        matches!(self, PipeAction::Pause | PipeAction::Resume | PipeAction::Resync | PipeAction::ModifyTables)
+    }
+}
+
+/// A request that the pipe's current state does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {action:?} a pipe that is {state}")]
+pub struct IllegalTransition {
+    pub state: PipeState,
+    pub action: PipeAction,
+}
+
+/// The one table of allowed transitions. Where an action has two possible
+/// targets, `to` picks one of them and anything else is refused.
+pub fn transition(state: PipeState, action: PipeAction, to: PipeState) -> Result<PipeState, IllegalTransition> {
+    use PipeAction as A;
+    use PipeState as S;
+    let allowed: &[S] = match (state, action) {
+        (S::Provisioning, A::Provisioned) => &[S::Setup],
+        (S::Setup, A::SetupDone) => &[S::Snapshot, S::Running],
+        (S::Snapshot, A::SnapshotDone) => &[S::Running, S::Completed],
+        (S::Snapshot | S::Running, A::Pause) => &[S::Pausing],
+        (S::Pausing, A::Stopped) => &[S::Paused],
+        (S::Paused, A::Resume) => &[S::Running, S::Snapshot],
+        (S::Running | S::Paused | S::Failed, A::Resync) => &[S::Resync],
+        (S::Running | S::Paused, A::ModifyTables) => &[S::Modifying],
+        (S::Resync | S::Modifying, A::Finished) => &[S::Running, S::Snapshot],
+        (S::Provisioning | S::Setup | S::Snapshot | S::Running | S::Pausing | S::Modifying | S::Resync, A::Fail) => &[S::Failed],
+        (S::Failed, A::RetrySetup) => &[S::Setup],
+        _ => &[],
+    };
+    if allowed.contains(&to) {
+        Ok(to)
+    } else {
+        Err(IllegalTransition { state, action })
+    }
+}
+
+/// The targets an action can have from a state (empty when it is not allowed).
+pub fn targets(state: PipeState, action: PipeAction) -> Vec<PipeState> {
+    PipeState::ALL.into_iter().filter(|to| transition(state, action, *to).is_ok()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +170,58 @@ mod tests {
             assert_eq!(st.as_str().parse::<PipeState>().unwrap(), st);
         }
         assert!("running".parse::<PipeState>().is_err());
+    }
+
+    /// Every (state, action) pair against the expected table, written out independently.
+    #[test]
+    fn transition_table_is_exhaustive() {
+        use PipeAction as A;
+        use PipeState as S;
+        let expected: &[(S, A, &[S])] = &[
+            (S::Provisioning, A::Provisioned, &[S::Setup]),
+            (S::Provisioning, A::Fail, &[S::Failed]),
+            (S::Setup, A::SetupDone, &[S::Snapshot, S::Running]),
+            (S::Setup, A::Fail, &[S::Failed]),
+            (S::Snapshot, A::SnapshotDone, &[S::Running, S::Completed]),
+            (S::Snapshot, A::Pause, &[S::Pausing]),
+            (S::Snapshot, A::Fail, &[S::Failed]),
+            (S::Running, A::Pause, &[S::Pausing]),
+            (S::Running, A::Resync, &[S::Resync]),
+            (S::Running, A::ModifyTables, &[S::Modifying]),
+            (S::Running, A::Fail, &[S::Failed]),
+            (S::Pausing, A::Stopped, &[S::Paused]),
+            (S::Pausing, A::Fail, &[S::Failed]),
+            (S::Paused, A::Resume, &[S::Snapshot, S::Running]),
+            (S::Paused, A::Resync, &[S::Resync]),
+            (S::Paused, A::ModifyTables, &[S::Modifying]),
+            (S::Modifying, A::Finished, &[S::Snapshot, S::Running]),
+            (S::Modifying, A::Fail, &[S::Failed]),
+            (S::Resync, A::Finished, &[S::Snapshot, S::Running]),
+            (S::Resync, A::Fail, &[S::Failed]),
+            (S::Failed, A::Resync, &[S::Resync]),
+            (S::Failed, A::RetrySetup, &[S::Setup]),
+        ];
+        let mut checked = 0;
+        for state in PipeState::ALL {
+            for action in PipeAction::ALL {
+                let want: Vec<S> = expected
+                    .iter()
+                    .find(|(s, a, _)| *s == state && *a == action)
+                    .map(|(_, _, t)| t.to_vec())
+                    .unwrap_or_default();
+                assert_eq!(targets(state, action), want, "{state} + {action:?}");
+                for to in PipeState::ALL {
+                    let r = transition(state, action, to);
+                    assert_eq!(r.is_ok(), want.contains(&to), "{state} + {action:?} -> {to}");
+                    if let Err(e) = r {
+                        assert_eq!(e, IllegalTransition { state, action });
+                    }
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 110);
+        // Completed is terminal: nothing moves it.
+        assert!(PipeAction::ALL.iter().all(|a| targets(S::Completed, *a).is_empty()));
     }
 }

@@ -1,1 +1,120 @@
-//! placeholder
+//! Sluice engine: runs one pipe through its lifecycle.
+//!
+//! `Provisioning → Setup → Snapshot → Running` (or `Completed` for
+//! snapshot-only pipes), resuming from the catalog after any restart:
+//! - `setup`: validates the source, records table schemas, creates the
+//!   destination tables and records the binlog position `P0` CDC starts from.
+//! - `snapshot`: copies each table in keyset chunks with version `v(P0) - 1`,
+//!   recording the last acknowledged key so a restart resumes mid-table.
+//! - `cdc`: follows the binlog from the checkpoint, batches whole
+//!   transactions, writes them, then makes the checkpoint durable.
+//!
+//! Delivery is at-least-once with idempotent effects: a checkpoint only moves
+//! after ClickHouse acknowledged everything before it, and replayed changes
+//! carry the same position-derived versions.
+
+mod cdc;
+mod error;
+mod retry;
+mod setup;
+mod snapshot;
+
+pub use error::EngineError;
+
+use sluice_catalog::Catalog;
+use sluice_core::{PipeAction, PipeSpec, PipeState};
+use sluice_sink::ClickHouseSink;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// Everything a running pipe needs.
+pub struct PipeContext {
+    pub spec: PipeSpec,
+    pub catalog: Catalog,
+    pub sink: ClickHouseSink,
+    pub cancel: CancellationToken,
+}
+
+impl PipeContext {
+    pub fn new(spec: PipeSpec, catalog: Catalog, cancel: CancellationToken) -> Self {
+        let sink = ClickHouseSink::new(&spec.destination);
+        Self { spec, catalog, sink, cancel }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Applies a lifecycle action (validated by the transition table), records and logs it.
+    pub async fn transition(&self, action: PipeAction, to: PipeState, reason: &str) -> Result<(), EngineError> {
+        let from = self.catalog.transition(self.name(), action, to, reason, None).await?;
+        info!(pipe = self.name(), "state {from} → {to}: {reason}");
+        Ok(())
+    }
+
+    async fn fail(&self, err: &EngineError) -> Result<(), EngineError> {
+        let msg = err.to_string();
+        let from = self.catalog.transition(self.name(), PipeAction::Fail, PipeState::Failed, "unrecoverable error", Some(&msg)).await?;
+        tracing::error!(pipe = self.name(), "state {from} → Failed: {msg}");
+        Ok(())
+    }
+}
+
+/// Registers the pipe in the catalog if new; refuses a changed spec for an existing pipe
+/// except for its settings, which are updated.
+pub async fn register(catalog: &Catalog, spec: &PipeSpec) -> Result<(), EngineError> {
+    match catalog.pipe(&spec.name).await? {
+        None => {
+            catalog.create_pipe(spec).await?;
+            info!(pipe = spec.name.as_str(), "state - → Provisioning: pipe created");
+        }
+        Some(rec) => {
+            let mut stored = rec.spec.clone();
+            stored.settings = spec.settings.clone();
+            stored.source.password = spec.source.password.clone();
+            stored.destination.password = spec.destination.password.clone();
+            if &stored != spec {
+                return Err(EngineError::Spec(format!(
+                    "pipe {:?} already exists in this data dir with a different source, destination, tables or mode; \
+                     use another --data-dir or pipe name (only settings and passwords may change on restart)",
+                    spec.name
+                )));
+            }
+            catalog.update_spec(spec).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the pipe until it completes, fails, or `cancel` fires. Returns the state it stopped in.
+pub async fn run(ctx: &PipeContext) -> Result<PipeState, EngineError> {
+    loop {
+        let rec = ctx.catalog.pipe(ctx.name()).await?.ok_or_else(|| EngineError::Spec("pipe vanished from the catalog".into()))?;
+        if ctx.cancel.is_cancelled() {
+            return Ok(rec.state);
+        }
+        let step = match rec.state {
+            PipeState::Provisioning => ctx.transition(PipeAction::Provisioned, PipeState::Setup, "provisioned").await,
+            PipeState::Setup => setup::run(ctx).await,
+            PipeState::Snapshot => snapshot::run(ctx).await,
+            PipeState::Running => match cdc::run(ctx).await {
+                Ok(()) => return Ok(PipeState::Running),
+                Err(e) if e.is_cancelled() => return Ok(PipeState::Running),
+                Err(e) => Err(e),
+            },
+            PipeState::Failed if ctx.catalog.checkpoint(ctx.name()).await?.is_none() => {
+                // Setup never finished: nothing was recorded, so trying Setup again is safe.
+                ctx.transition(PipeAction::RetrySetup, PipeState::Setup, "retrying setup after a failed setup").await
+            }
+            state => return Ok(state),
+        };
+        if let Err(e) = step {
+            if e.is_cancelled() {
+                continue;
+            }
+            ctx.fail(&e).await?;
+            return Err(e);
+        }
+    }
+}
+

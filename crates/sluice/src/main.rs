@@ -1,1 +1,100 @@
-fn main() {}
+//! The `sluice` binary: command-line entry point.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sluice_catalog::Catalog;
+use sluice_core::PipeSpec;
+use sluice_engine::PipeContext;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Keep ClickHouse tables in sync with MySQL and MariaDB (CDC)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one pipe in the foreground: Setup, Snapshot, then CDC until Ctrl-C.
+    Run {
+        /// Pipe spec (JSON).
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// Directory for the catalog (created if missing); reuse it to resume.
+        #[arg(long, default_value = "./sluice-data")]
+        data_dir: PathBuf,
+    },
+    /// Check a source for CDC readiness without changing anything.
+    Check {
+        /// Pipe spec (JSON).
+        #[arg(long, short = 'f')]
+        config: PathBuf,
+    },
+}
+
+fn read_spec(path: &PathBuf) -> Result<PipeSpec> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(PipeSpec::from_json(&text)?)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,hyper=warn".into()),
+        )
+        .with_target(false)
+        .init();
+    match real_main(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Run { config, data_dir } => {
+            let spec = read_spec(&config)?;
+            let catalog = Catalog::open(&data_dir).await?;
+            sluice_engine::register(&catalog, &spec).await?;
+            let cancel = CancellationToken::new();
+            let c = cancel.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("interrupt: flushing and stopping");
+                c.cancel();
+            });
+            #[cfg(unix)]
+            {
+                let c = cancel.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        s.recv().await;
+                        c.cancel();
+                    }
+                });
+            }
+            let ctx = PipeContext::new(spec, catalog, cancel);
+            let state = sluice_engine::run(&ctx).await?;
+            println!("pipe {} stopped in state {}", ctx.name(), state);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Check { config } => {
+            let spec = read_spec(&config)?;
+            let mut conn = sluice_source::conn::connect(&spec.source).await?;
+            let info = sluice_source::conn::server_info(&mut conn).await?;
+            let checks = sluice_source::checks::run(&mut conn, &info).await?;
+            let mut ok = true;
+            for c in &checks {
+                ok &= c.ok;
+                println!("{} {:<26} {}{}", if c.ok { "PASS" } else { "FAIL" }, c.name, c.found, if c.ok { String::new() } else { format!("\n     fix: {}", c.fix) });
+            }
+            Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! CDC: follow the binlog from the checkpoint and apply changes in batches.
+//!
+//! A batch collects whole transactions until `sync_interval_ms` has passed or
+//! `pull_batch_size` changes are held; it is then written table by table and
+//! only afterwards is the position after its last transaction made durable. A
+//! transaction larger than `LARGE_TXN_FACTOR × pull_batch_size` changes is
+//! written in parts before its commit (memory stays bounded); its checkpoint
+//! still only moves at the commit, and a replay rewrites the same versions.
+
+use crate::retry::retry;
+use crate::{EngineError, PipeContext};
+use sluice_core::types::TableMapping;
+use sluice_core::{Checkpoint, RowChange};
+use sluice_source::binlog::{BinlogEvent, BinlogReader};
+use sluice_source::{conn, SourceError};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+const LARGE_TXN_FACTOR: u64 = 4;
+/// No event (not even a heartbeat, sent every 5 s when idle) for this long means the connection is dead.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Batch {
+    rows: Vec<Vec<RowChange>>,
+    count: u64,
+    /// Position after the last complete transaction in the batch.
+    commit: Option<Checkpoint>,
+    opened: Instant,
+}
+
+impl Batch {
+    fn new(tables: usize) -> Self {
+        Self { rows: vec![Vec::new(); tables], count: 0, commit: None, opened: Instant::now() }
+    }
+}
+
+/// Runs CDC until cancelled (`Ok`) or a permanent error.
+pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match stream_once(ctx).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                let msg = format!("binlog stream interrupted: {e}; resuming from the last checkpoint in {:.1}s", delay.as_secs_f64());
+                warn!(pipe = ctx.name(), "{msg}");
+                ctx.catalog.set_error(ctx.name(), Some(&msg)).await?;
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
+    let spec = &ctx.spec;
+    let tables: Vec<TableMapping> = ctx.catalog.tables(ctx.name()).await?.into_iter().map(|t| t.mapping).collect();
+    let start = ctx
+        .catalog
+        .checkpoint(ctx.name())
+        .await?
+        .ok_or_else(|| EngineError::Spec("CDC without a recorded start position".into()))?
+        .checkpoint;
+    let mut c = conn::connect(&spec.source).await?;
+    let info = conn::server_info(&mut c).await?;
+    let mut reader = BinlogReader::start(c, info.flavor, spec.server_id(), &start, tables.clone()).await?;
+    info!(pipe = ctx.name(), "CDC reading the binlog from {}", start.position);
+    ctx.catalog.set_error(ctx.name(), None).await?;
+
+    let interval = Duration::from_millis(spec.settings.sync_interval_ms);
+    let max_rows = spec.settings.pull_batch_size;
+    let mut batch = Batch::new(tables.len());
+    let mut saved = start.clone();
+    loop {
+        let deadline = batch.opened + interval;
+        let next = tokio::select! {
+            _ = ctx.cancel.cancelled() => {
+                flush(ctx, &tables, &mut batch, &mut saved).await?;
+                return Ok(());
+            }
+            r = tokio::time::timeout_at(deadline.into(), tokio::time::timeout(READ_TIMEOUT, reader.next())) => r,
+        };
+        match next {
+            // Interval elapsed with no event: write what is complete.
+            Err(_) => {
+                flush(ctx, &tables, &mut batch, &mut saved).await?;
+                batch.opened = Instant::now();
+            }
+            Ok(Err(_)) => {
+                return Err(SourceError::Mysql(mysql_async::Error::Other("no binlog event or heartbeat for 30 s".into())).into())
+            }
+            Ok(Ok(event)) => match event? {
+                None => return Err(SourceError::Mysql(mysql_async::Error::Other("the source closed the binlog stream".into())).into()),
+                Some(BinlogEvent::Rows { table, changes }) => {
+                    batch.count += changes.len() as u64;
+                    batch.rows[table].extend(changes);
+                    if batch.count >= max_rows * LARGE_TXN_FACTOR {
+                        // A very large transaction: write what we hold, keep the checkpoint where it is.
+                        write_rows(ctx, &tables, &mut batch).await?;
+                    }
+                }
+                Some(BinlogEvent::Commit { checkpoint, .. }) => {
+                    batch.commit = Some(checkpoint);
+                    if batch.count >= max_rows || batch.opened.elapsed() >= interval {
+                        flush(ctx, &tables, &mut batch, &mut saved).await?;
+                        batch.opened = Instant::now();
+                    }
+                }
+                Some(BinlogEvent::Ddl { schema, query }) => {
+                    warn!(pipe = ctx.name(), "DDL on {schema} is not replicated yet: {query}");
+                }
+                Some(BinlogEvent::Heartbeat) => {}
+            },
+        }
+    }
+}
+
+async fn write_rows(ctx: &PipeContext, tables: &[TableMapping], batch: &mut Batch) -> Result<(), EngineError> {
+    for (i, rows) in batch.rows.iter_mut().enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let mapping = &tables[i];
+        let snapshot: &[RowChange] = rows;
+        retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write(mapping, snapshot).await?) }).await?;
+        rows.clear();
+    }
+    batch.count = 0;
+    Ok(())
+}
+
+/// Writes every held change, then makes the last commit position durable.
+async fn flush(ctx: &PipeContext, tables: &[TableMapping], batch: &mut Batch, saved: &mut Checkpoint) -> Result<(), EngineError> {
+    let Some(commit) = batch.commit.take() else { return Ok(()) };
+    let n = batch.count;
+    write_rows(ctx, tables, batch).await?;
+    if &commit != saved {
+        ctx.catalog.save_checkpoint(ctx.name(), &commit).await?;
+        if n > 0 {
+            tracing::debug!(pipe = ctx.name(), "applied {n} changes; checkpoint {}", commit.position);
+        }
+        *saved = commit;
+    }
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Shared integration-test support: the test bed's servers, pipes run as real
+//! `sluice` processes, and source-vs-destination equality checks.
+#![allow(dead_code)]
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Connection settings the test bed printed (`scripts/testbed up`).
+pub struct Testbed {
+    pub mysql_url: String,
+    pub mariadb_url: String,
+    pub clickhouse_url: String,
+    pub extra: std::collections::HashMap<String, String>,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Starts the test bed through the project's own script (idempotent, locked) once per process.
+pub fn testbed() -> &'static Testbed {
+    static TB: OnceLock<Testbed> = OnceLock::new();
+    TB.get_or_init(|| {
+        let out = Command::new(repo_root().join("scripts/testbed"))
+            .arg("up")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("cannot run scripts/testbed up");
+        assert!(out.status.success(), "scripts/testbed up failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut vars = std::collections::HashMap::new();
+        for line in text.lines() {
+            if let Some((k, v)) = line.trim().strip_prefix("export ").and_then(|l| l.split_once('=')) {
+                vars.insert(k.to_string(), v.trim_matches('"').trim_matches('\'').to_string());
+            }
+        }
+        let get = |k: &str| vars.get(k).cloned().unwrap_or_else(|| panic!("testbed did not print {k}"));
+        Testbed {
+            mysql_url: get("SLUICE_TEST_MYSQL_URL"),
+            mariadb_url: get("SLUICE_TEST_MARIADB_URL"),
+            clickhouse_url: get("SLUICE_TEST_CLICKHOUSE_URL"),
+            extra: vars,
+        }
+    })
+}
+
+/// Which source server a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    MySql,
+    MariaDb,
+}
+
+impl Flavor {
+    pub fn url(self) -> &'static str {
+        match self {
+            Flavor::MySql => &testbed().mysql_url,
+            Flavor::MariaDb => &testbed().mariadb_url,
+        }
+    }
+    pub fn tag(self) -> &'static str {
+        match self {
+            Flavor::MySql => "my",
+            Flavor::MariaDb => "ma",
+        }
+    }
+}
+
+pub async fn mysql(flavor: Flavor) -> Conn {
+    let mut c = Conn::new(Opts::from_url(flavor.url()).unwrap()).await.expect("connect to source");
+    c.query_drop("SET time_zone = '+00:00'").await.unwrap();
+    c
+}
+
+pub async fn mysql_url(url: &str) -> Conn {
+    Conn::new(Opts::from_url(url).unwrap()).await.expect("connect to source")
+}
+
+pub fn clickhouse() -> clickhouse::Client {
+    clickhouse::Client::default().with_url(&testbed().clickhouse_url).with_compression(clickhouse::Compression::Lz4)
+}
+
+/// Runs a ClickHouse query and returns its TabSeparated rows (unescaped cells; NULL as `\N`).
+pub async fn ch_rows(sql: &str) -> Result<Vec<Vec<String>>, String> {
+    let mut cur = clickhouse().query(sql).fetch_bytes("TabSeparated").map_err(|e| e.to_string())?;
+    let bytes = cur.collect().await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text.lines().map(|l| l.split('\t').map(unescape_tsv).collect()).collect())
+}
+
+fn unescape_tsv(s: &str) -> String {
+    if s == "\\N" {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            match it.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('0') => out.push('\0'),
+                Some('\\') => out.push('\\'),
+                Some('\'') => out.push('\''),
+                Some(o) => out.push(o),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Renders a source value the way the comparison expects (NULL as `\N`).
+pub fn render(v: &Value) -> String {
+    match v {
+        Value::NULL => "\\N".into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Double(d) => d.to_string(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        other => other.as_sql(true),
+    }
+}
+
+pub async fn src_rows(conn: &mut Conn, sql: &str) -> Vec<Vec<String>> {
+    let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap();
+    rows.into_iter().map(|r| r.unwrap().iter().map(render).collect()).collect()
+}
+
+/// A unique name for this test's databases.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}_{}", std::process::id(), rand::random::<u32>() % 1_000_000)
+}
+
+/// A `sluice run` child process with its own data dir and log file.
+pub struct SluiceRun {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub spec_path: PathBuf,
+}
+
+impl SluiceRun {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sluice.log")).unwrap_or_default()
+    }
+
+    pub fn start(dir: &Path, spec: &serde_json::Value) -> SluiceRun {
+        std::fs::create_dir_all(dir).unwrap();
+        let spec_path = dir.join("pipe.json");
+        std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).unwrap()).unwrap();
+        let mut run = SluiceRun { child: None, dir: dir.to_path_buf(), spec_path };
+        run.restart();
+        run
+    }
+
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("sluice.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["run", "--config"])
+            .arg(&self.spec_path)
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sluice");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: the process gets no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Waits for the process to exit by itself; returns its success.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        let child = self.child.as_mut().expect("not running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status.success();
+            }
+            assert!(start.elapsed() < timeout, "sluice did not exit within {timeout:?}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+impl Drop for SluiceRun {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The pipe spec for a test pipe from `flavor` into ClickHouse database `ch_db`.
+pub fn spec(name: &str, flavor: Flavor, tables: serde_json::Value, ch_db: &str, mode: &str) -> serde_json::Value {
+    let url = url::Url::parse(flavor.url()).unwrap();
+    serde_json::json!({
+        "name": name,
+        "source": {"host": url.host_str().unwrap(), "port": url.port().unwrap(), "user": url.username(),
+                   "password": url.password().unwrap_or(""), "server_id": 1000 + rand::random::<u32>() % 1_000_000},
+        "destination": {"url": testbed().clickhouse_url, "user": "default", "password": "", "database": ch_db},
+        "tables": tables,
+        "mode": mode,
+        "settings": {"sync_interval_ms": 300, "pull_batch_size": 20000, "snapshot_rows_per_chunk": 20000}
+    })
+}
+
+/// Polls until `check` returns `Ok`, or panics with its last error after `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let start = Instant::now();
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(e) if start.elapsed() > timeout => panic!("did not converge within {timeout:?}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// Compares two row sets, describing the first difference.
+pub fn diff(src: &[Vec<String>], dst: &[Vec<String>]) -> Result<(), String> {
+    if src == dst {
+        return Ok(());
+    }
+    if src.len() != dst.len() {
+        return Err(format!("source has {} rows, destination {}", src.len(), dst.len()));
+    }
+    for (a, b) in src.iter().zip(dst) {
+        if a != b {
+            return Err(format!("first differing row: source {a:?} vs destination {b:?}"));
+        }
+    }
+    Err("rows differ".into())
+}
