@@ -5,7 +5,10 @@
 //! Writes that must agree (a state and its history row, a table's progress)
 //! happen in one transaction. Migrations are versioned (`migrations/`).
 
+pub mod secrets;
+
 use chrono::Utc;
+use secrets::SecretBox;
 use sluice_core::types::TableMapping;
 use sluice_core::{BinlogPosition, Checkpoint, PipeAction, PipeSpec, PipeState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -73,6 +76,7 @@ pub struct StoredCheckpoint {
 #[derive(Clone)]
 pub struct Catalog {
     pool: SqlitePool,
+    secrets: SecretBox,
 }
 
 fn now() -> String {
@@ -96,7 +100,23 @@ impl Catalog {
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let secrets = SecretBox::load(data_dir).map_err(CatalogError::Corrupt)?;
+        Ok(Self { pool, secrets })
+    }
+
+    /// The spec as stored: passwords sealed.
+    fn seal_spec(&self, spec: &PipeSpec) -> Result<String> {
+        let mut s = spec.clone();
+        s.source.password.0 = self.secrets.seal(&spec.source.password.0);
+        s.destination.password.0 = self.secrets.seal(&spec.destination.password.0);
+        serde_json::to_string(&s).map_err(corrupt)
+    }
+
+    fn open_spec(&self, stored: &str) -> Result<PipeSpec> {
+        let mut s: PipeSpec = serde_json::from_str(stored).map_err(corrupt)?;
+        s.source.password.0 = self.secrets.open(&s.source.password.0).map_err(CatalogError::Corrupt)?;
+        s.destination.password.0 = self.secrets.open(&s.destination.password.0).map_err(CatalogError::Corrupt)?;
+        Ok(s)
     }
 
     pub async fn pipe(&self, name: &str) -> Result<Option<PipeRecord>> {
@@ -106,7 +126,7 @@ impl Catalog {
             .await?;
         row.map(|r| {
             Ok(PipeRecord {
-                spec: serde_json::from_str(r.get::<&str, _>(0)).map_err(corrupt)?,
+                spec: self.open_spec(r.get::<&str, _>(0))?,
                 state: PipeState::from_str(r.get::<&str, _>(1)).map_err(corrupt)?,
                 error: r.get(2),
                 created_at: r.get(3),
@@ -126,7 +146,7 @@ impl Catalog {
         let t = now();
         sqlx::query("INSERT INTO pipes (name, spec_json, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
             .bind(&spec.name)
-            .bind(serde_json::to_string(spec).map_err(corrupt)?)
+            .bind(self.seal_spec(spec)?)
             .bind(PipeState::Provisioning.as_str())
             .bind(&t)
             .bind(&t)
@@ -145,7 +165,7 @@ impl Catalog {
 
     pub async fn update_spec(&self, spec: &PipeSpec) -> Result<()> {
         sqlx::query("UPDATE pipes SET spec_json = ?, updated_at = ? WHERE name = ?")
-            .bind(serde_json::to_string(spec).map_err(corrupt)?)
+            .bind(self.seal_spec(spec)?)
             .bind(now())
             .bind(&spec.name)
             .execute(&self.pool)
@@ -411,6 +431,12 @@ mod tests {
         assert_eq!((cp.checkpoint, cp.snapshot_version), (later, 41));
         let ev = cat.events("p").await.unwrap();
         assert_eq!(ev.iter().map(|e| e.to_state.as_str()).collect::<Vec<_>>(), ["Provisioning", "Setup"]);
+        assert_eq!(p.spec.source.password.0, "secret");
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            let f = f.unwrap();
+            let raw = std::fs::read(f.path()).unwrap();
+            assert!(!raw.windows(6).any(|w| w == b"secret"), "password in clear text in {:?}", f.file_name());
+        }
         cat.delete_pipe("p").await.unwrap();
         assert!(cat.pipe("p").await.unwrap().is_none());
     }

@@ -17,6 +17,7 @@ impl fmt::Debug for Secret {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipeSpec {
@@ -30,6 +31,7 @@ pub struct PipeSpec {
     pub settings: SyncSettings,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
@@ -38,6 +40,7 @@ pub struct SourceSpec {
     pub port: u16,
     pub user: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub password: Secret,
     /// Replica server id used on the binlog connection; derived from the pipe name when absent.
     #[serde(default)]
@@ -48,6 +51,7 @@ fn default_mysql_port() -> u16 {
     3306
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationSpec {
@@ -55,6 +59,7 @@ pub struct DestinationSpec {
     #[serde(default = "default_ch_user")]
     pub user: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub password: Secret,
     pub database: String,
 }
@@ -63,6 +68,7 @@ fn default_ch_user() -> String {
     "default".into()
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableSpec {
@@ -73,6 +79,7 @@ pub struct TableSpec {
     pub destination: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PipeMode {
@@ -91,6 +98,7 @@ impl PipeMode {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSettings {

@@ -7,6 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Where a pipe is in its life. `Display`/`FromStr` use the exact user-facing names.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PipeState {
     Provisioning,

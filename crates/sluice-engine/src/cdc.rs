@@ -13,6 +13,7 @@ use sluice_core::types::TableMapping;
 use sluice_core::{Checkpoint, RowChange};
 use sluice_source::binlog::{BinlogEvent, BinlogReader};
 use sluice_source::{conn, SourceError};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
@@ -25,12 +26,16 @@ struct Batch {
     count: u64,
     /// Position after the last complete transaction in the batch.
     commit: Option<Checkpoint>,
+    /// Source commit time (epoch seconds) of that transaction.
+    commit_ts: u32,
+    /// Rows of an uncommitted transaction are held.
+    in_txn: bool,
     opened: Instant,
 }
 
 impl Batch {
     fn new(tables: usize) -> Self {
-        Self { rows: vec![Vec::new(); tables], count: 0, commit: None, opened: Instant::now() }
+        Self { rows: vec![Vec::new(); tables], count: 0, commit: None, commit_ts: 0, in_txn: false, opened: Instant::now() }
     }
 }
 
@@ -70,11 +75,13 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
     info!(pipe = ctx.name(), "CDC reading the binlog from {}", start.position);
     ctx.catalog.set_error(ctx.name(), None).await?;
 
-    let interval = Duration::from_millis(spec.settings.sync_interval_ms);
-    let max_rows = spec.settings.pull_batch_size;
     let mut batch = Batch::new(tables.len());
     let mut saved = start.clone();
     loop {
+        // Settings may change while the pipe runs; they apply from the next batch on.
+        let settings = ctx.current_settings();
+        let interval = Duration::from_millis(settings.sync_interval_ms);
+        let max_rows = settings.pull_batch_size;
         let deadline = batch.opened + interval;
         let next = tokio::select! {
             _ = ctx.cancel.cancelled() => {
@@ -86,7 +93,11 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
         match next {
             // Interval elapsed with no event: write what is complete.
             Err(_) => {
+                let idle = batch.count == 0;
                 flush(ctx, &tables, &mut batch, &mut saved).await?;
+                if idle && !batch.in_txn {
+                    ctx.status.lag_ms.store(0, Ordering::Relaxed);
+                }
                 batch.opened = Instant::now();
             }
             Ok(Err(_)) => {
@@ -95,6 +106,7 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
             Ok(Ok(event)) => match event? {
                 None => return Err(SourceError::Mysql(mysql_async::Error::Other("the source closed the binlog stream".into())).into()),
                 Some(BinlogEvent::Rows { table, changes }) => {
+                    batch.in_txn = true;
                     batch.count += changes.len() as u64;
                     batch.rows[table].extend(changes);
                     if batch.count >= max_rows * LARGE_TXN_FACTOR {
@@ -102,8 +114,10 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
                         write_rows(ctx, &tables, &mut batch).await?;
                     }
                 }
-                Some(BinlogEvent::Commit { checkpoint, .. }) => {
+                Some(BinlogEvent::Commit { checkpoint, timestamp }) => {
+                    batch.in_txn = false;
                     batch.commit = Some(checkpoint);
+                    batch.commit_ts = timestamp;
                     if batch.count >= max_rows || batch.opened.elapsed() >= interval {
                         flush(ctx, &tables, &mut batch, &mut saved).await?;
                         batch.opened = Instant::now();
@@ -137,6 +151,14 @@ async fn flush(ctx: &PipeContext, tables: &[TableMapping], batch: &mut Batch, sa
     let Some(commit) = batch.commit.take() else { return Ok(()) };
     let n = batch.count;
     write_rows(ctx, tables, batch).await?;
+    if n > 0 {
+        ctx.status.changes_applied.fetch_add(n, Ordering::Relaxed);
+        ctx.status.batches.fetch_add(1, Ordering::Relaxed);
+    }
+    if batch.commit_ts > 0 {
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        ctx.status.lag_ms.store((now_ms - batch.commit_ts as i64 * 1000).max(0), Ordering::Relaxed);
+    }
     if &commit != saved {
         ctx.catalog.save_checkpoint(ctx.name(), &commit).await?;
         if n > 0 {

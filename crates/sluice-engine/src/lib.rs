@@ -22,10 +22,38 @@ mod snapshot;
 pub use error::EngineError;
 
 use sluice_catalog::Catalog;
-use sluice_core::{PipeAction, PipeSpec, PipeState};
+use sluice_core::{PipeAction, PipeSpec, PipeState, SyncSettings};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
 use sluice_sink::ClickHouseSink;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
+
+/// What a running pipe reports about itself, read by the API without touching the catalog.
+#[derive(Debug, Default)]
+pub struct LiveStatus {
+    /// Milliseconds between the newest applied source commit and its write to ClickHouse;
+    /// 0 when caught up; -1 before CDC has run.
+    pub lag_ms: AtomicI64,
+    /// Row changes written by CDC since the process started.
+    pub changes_applied: AtomicU64,
+    /// Batches written by CDC since the process started.
+    pub batches: AtomicU64,
+}
+
+impl LiveStatus {
+    pub fn new() -> Arc<Self> {
+        let s = Self::default();
+        s.lag_ms.store(-1, Ordering::Relaxed);
+        Arc::new(s)
+    }
+
+    pub fn lag_seconds(&self) -> Option<f64> {
+        let ms = self.lag_ms.load(Ordering::Relaxed);
+        (ms >= 0).then(|| ms as f64 / 1000.0)
+    }
+}
 
 /// Everything a running pipe needs.
 pub struct PipeContext {
@@ -33,12 +61,31 @@ pub struct PipeContext {
     pub catalog: Catalog,
     pub sink: ClickHouseSink,
     pub cancel: CancellationToken,
+    /// Sync settings, changeable while the pipe runs; read at every batch.
+    pub settings: watch::Receiver<SyncSettings>,
+    pub status: Arc<LiveStatus>,
 }
 
 impl PipeContext {
     pub fn new(spec: PipeSpec, catalog: Catalog, cancel: CancellationToken) -> Self {
+        let (_tx, rx) = watch::channel(spec.settings.clone());
+        Self::with_live(spec, catalog, cancel, rx, LiveStatus::new())
+    }
+
+    pub fn with_live(
+        spec: PipeSpec,
+        catalog: Catalog,
+        cancel: CancellationToken,
+        settings: watch::Receiver<SyncSettings>,
+        status: Arc<LiveStatus>,
+    ) -> Self {
         let sink = ClickHouseSink::new(&spec.destination);
-        Self { spec, catalog, sink, cancel }
+        Self { spec, catalog, sink, cancel, settings, status }
+    }
+
+    /// The current sync settings.
+    pub fn current_settings(&self) -> SyncSettings {
+        self.settings.borrow().clone()
     }
 
     pub fn name(&self) -> &str {
@@ -99,7 +146,7 @@ pub async fn run(ctx: &PipeContext) -> Result<PipeState, EngineError> {
             PipeState::Snapshot => snapshot::run(ctx).await,
             PipeState::Running => match cdc::run(ctx).await {
                 Ok(()) => return Ok(PipeState::Running),
-                Err(e) if e.is_cancelled() => return Ok(PipeState::Running),
+                Err(e) if e.is_cancelled() || ctx.cancel.is_cancelled() => return Ok(PipeState::Running),
                 Err(e) => Err(e),
             },
             PipeState::Failed if ctx.catalog.checkpoint(ctx.name()).await?.is_none() => {
@@ -109,7 +156,9 @@ pub async fn run(ctx: &PipeContext) -> Result<PipeState, EngineError> {
             state => return Ok(state),
         };
         if let Err(e) = step {
-            if e.is_cancelled() {
+            // After a stop request, whatever broke off (including a transition that the
+            // stop made illegal) is part of stopping, not a failure.
+            if e.is_cancelled() || ctx.cancel.is_cancelled() {
                 continue;
             }
             ctx.fail(&e).await?;

@@ -26,6 +26,27 @@ enum Command {
         #[arg(long, default_value = "./sluice-data")]
         data_dir: PathBuf,
     },
+    /// Run the long-lived server: REST API + every pipe in the data dir.
+    Server {
+        #[arg(long, default_value = "./sluice-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        listen: std::net::SocketAddr,
+    },
+    /// Manage pipes on a running server.
+    Pipe {
+        #[command(subcommand)]
+        command: sluice_control::client::PipeCommand,
+        /// Server URL.
+        #[arg(long, global = true, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:7878")]
+        server: String,
+        /// Print JSON instead of tables.
+        #[arg(long, global = true)]
+        json: bool,
+        /// Data dir whose api-token to use when SLUICE_API_TOKEN is not set.
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Check a source for CDC readiness without changing anything.
     Check {
         /// Pipe spec (JSON).
@@ -82,6 +103,15 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
             let ctx = PipeContext::new(spec, catalog, cancel);
             let state = sluice_engine::run(&ctx).await?;
             println!("pipe {} stopped in state {}", ctx.name(), state);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Server { data_dir, listen } => {
+            sluice_control::server::serve(&data_dir, listen).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Pipe { command, server, json, data_dir } => {
+            let client = sluice_control::client::Client::new(&server, None, data_dir)?;
+            client.run(command, json).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Check { config } => {

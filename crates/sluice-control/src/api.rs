@@ -1,0 +1,314 @@
+//! The REST API (`/v1/pipes...`), its OpenAPI document and bearer-token auth.
+
+use crate::manager::{Manager, ManagerError, SettingsPatch};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sluice_core::{PipeMode, PipeSpec, PipeState, SyncSettings};
+use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub manager: Manager,
+    pub token: Arc<String>,
+}
+
+/// An error answer: what went wrong and, for conflicts, the pipe's current state.
+#[derive(Serialize, ToSchema)]
+pub struct ApiError {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<PipeState>,
+}
+
+impl IntoResponse for ManagerError {
+    fn into_response(self) -> Response {
+        let (code, state) = match &self {
+            ManagerError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+            ManagerError::Exists { .. } => (StatusCode::CONFLICT, None),
+            ManagerError::Conflict { state, .. } => (StatusCode::CONFLICT, Some(*state)),
+            ManagerError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
+            ManagerError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        };
+        (code, Json(ApiError { error: self.to_string(), state })).into_response()
+    }
+}
+
+fn bad_request(msg: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, Json(ApiError { error: msg.into(), state: None })).into_response()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TableView {
+    pub source: String,
+    pub destination: String,
+    pub state: String,
+    pub snapshot_done: bool,
+    pub rows_copied: u64,
+    pub rows_estimated: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointView {
+    pub binlog_file: String,
+    pub binlog_pos: u64,
+    pub gtid_set: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SourceView {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub server_id: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DestinationView {
+    pub url: String,
+    pub user: String,
+    pub database: String,
+}
+
+/// A pipe as the API shows it. Passwords are never included.
+#[derive(Serialize, ToSchema)]
+pub struct PipeView {
+    pub name: String,
+    pub state: PipeState,
+    pub mode: PipeMode,
+    pub error: Option<String>,
+    pub source: SourceView,
+    pub destination: DestinationView,
+    pub tables: Vec<TableView>,
+    pub checkpoint: Option<CheckpointView>,
+    /// Seconds between the newest applied source commit and its write; 0 when caught up; null before CDC ran.
+    pub lag_seconds: Option<f64>,
+    pub changes_applied: u64,
+    pub settings: SyncSettings,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StateView {
+    pub name: String,
+    pub state: PipeState,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    pub at: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: String,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct DeleteParams {
+    /// Also drop the destination tables (default false: they are kept).
+    #[serde(default)]
+    pub drop_tables: bool,
+}
+
+async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
+    let rec = m.catalog().pipe(name).await?.ok_or_else(|| ManagerError::NotFound(name.into()))?;
+    let tables = m.catalog().tables(name).await?;
+    let cp = m.catalog().checkpoint(name).await?;
+    let status = m.status(name);
+    let s = &rec.spec;
+    Ok(PipeView {
+        name: s.name.clone(),
+        state: rec.state,
+        mode: s.mode,
+        error: rec.error,
+        source: SourceView { host: s.source.host.clone(), port: s.source.port, user: s.source.user.clone(), server_id: s.server_id() },
+        destination: DestinationView { url: s.destination.url.clone(), user: s.destination.user.clone(), database: s.destination.database.clone() },
+        tables: tables
+            .into_iter()
+            .map(|t| TableView {
+                source: format!("{}.{}", t.mapping.source.id.schema, t.mapping.source.id.table),
+                destination: t.mapping.destination,
+                state: t.state,
+                snapshot_done: t.snapshot_done,
+                rows_copied: t.rows_copied,
+                rows_estimated: t.rows_estimated,
+                error: t.error,
+            })
+            .collect(),
+        checkpoint: cp.map(|c| CheckpointView {
+            binlog_file: c.checkpoint.position.file,
+            binlog_pos: c.checkpoint.position.pos,
+            gtid_set: c.checkpoint.gtid_set,
+        }),
+        lag_seconds: status.as_ref().and_then(|s| s.lag_seconds()),
+        changes_applied: status.map(|s| s.changes_applied.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0),
+        settings: s.settings.clone(),
+        created_at: rec.created_at,
+        updated_at: rec.updated_at,
+    })
+}
+
+/// Create a pipe from its spec; it starts at once (Provisioning).
+#[utoipa::path(post, path = "/v1/pipes", request_body = PipeSpec, tag = "pipes",
+    responses((status = 201, body = PipeView), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn create_pipe(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+    let spec: PipeSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return bad_request(format!("invalid pipe spec: {e}")),
+    };
+    if let Err(e) = spec.validate() {
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(ApiError { error: e.to_string(), state: None })).into_response();
+    }
+    let name = spec.name.clone();
+    if let Err(e) = st.manager.create(spec).await {
+        return e.into_response();
+    }
+    match view(&st.manager, &name).await {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// List every pipe.
+#[utoipa::path(get, path = "/v1/pipes", tag = "pipes", responses((status = 200, body = Vec<PipeView>)))]
+async fn list_pipes(State(st): State<AppState>) -> Result<Json<Vec<PipeView>>, ManagerError> {
+    let mut out = Vec::new();
+    for n in st.manager.catalog().pipe_names().await? {
+        out.push(view(&st.manager, &n).await?);
+    }
+    Ok(Json(out))
+}
+
+/// One pipe: state, tables and their progress, checkpoint, lag, settings.
+#[utoipa::path(get, path = "/v1/pipes/{name}", tag = "pipes", params(("name" = String, Path)),
+    responses((status = 200, body = PipeView), (status = 404, body = ApiError)))]
+async fn get_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<PipeView>, ManagerError> {
+    Ok(Json(view(&st.manager, &name).await?))
+}
+
+/// Pause: `Pausing`, then `Paused` after the in-flight batch is flushed and checkpointed.
+#[utoipa::path(post, path = "/v1/pipes/{name}/pause", tag = "pipes", params(("name" = String, Path)),
+    responses((status = 202, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn pause_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Result<(StatusCode, Json<StateView>), ManagerError> {
+    let state = st.manager.pause(&name).await?;
+    Ok((StatusCode::ACCEPTED, Json(StateView { name, state })))
+}
+
+/// Resume a paused pipe.
+#[utoipa::path(post, path = "/v1/pipes/{name}/resume", tag = "pipes", params(("name" = String, Path)),
+    responses((status = 200, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+async fn resume_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<StateView>, ManagerError> {
+    let state = st.manager.resume(&name).await?;
+    Ok(Json(StateView { name, state }))
+}
+
+/// Change sync settings of a live pipe; applied from its next batch.
+#[utoipa::path(patch, path = "/v1/pipes/{name}/settings", tag = "pipes", params(("name" = String, Path)), request_body = SettingsPatch,
+    responses((status = 200, body = SyncSettings), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+async fn patch_settings(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
+    let patch: SettingsPatch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return bad_request(format!("invalid settings: {e}")),
+    };
+    match st.manager.update_settings(&name, patch).await {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Stop and remove a pipe; destination tables stay unless `drop_tables=true`.
+#[utoipa::path(delete, path = "/v1/pipes/{name}", tag = "pipes", params(("name" = String, Path), DeleteParams),
+    responses((status = 204), (status = 404, body = ApiError)))]
+async fn delete_pipe(State(st): State<AppState>, Path(name): Path<String>, Query(q): Query<DeleteParams>) -> Result<StatusCode, ManagerError> {
+    st.manager.delete(&name, q.drop_tables).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The pipe's state transitions, oldest first, with time and reason.
+#[utoipa::path(get, path = "/v1/pipes/{name}/events", tag = "pipes", params(("name" = String, Path)),
+    responses((status = 200, body = Vec<EventView>), (status = 404, body = ApiError)))]
+async fn pipe_events(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Vec<EventView>>, ManagerError> {
+    if st.manager.catalog().pipe(&name).await?.is_none() {
+        return Err(ManagerError::NotFound(name));
+    }
+    let ev = st.manager.catalog().events(&name).await?;
+    Ok(Json(
+        ev.into_iter()
+            .map(|e| EventView { id: e.id, at: e.at, from_state: e.from_state, to_state: e.to_state, reason: e.reason })
+            .collect(),
+    ))
+}
+
+/// Liveness: answers without a token.
+#[utoipa::path(get, path = "/healthz", tag = "server", responses((status = 200, description = "ok")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
+    paths(create_pipe, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, delete_pipe, pipe_events, healthz, openapi_json),
+    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, SettingsPatch, SyncSettings, PipeState, PipeMode)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
+
+/// The OpenAPI 3 document of this API.
+#[utoipa::path(get, path = "/openapi.json", tag = "server", responses((status = 200, description = "OpenAPI 3 document")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| same(t.trim().as_bytes(), st.token.as_bytes()));
+    if ok {
+        next.run(req).await
+    } else {
+        let mut r = (StatusCode::UNAUTHORIZED, Json(ApiError { error: "missing or wrong bearer token (see SLUICE_API_TOKEN or <data-dir>/api-token)".into(), state: None })).into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().unwrap());
+        r
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/v1/pipes", post(create_pipe).get(list_pipes))
+        .route("/v1/pipes/{name}", get(get_pipe).delete(delete_pipe))
+        .route("/v1/pipes/{name}/pause", post(pause_pipe))
+        .route("/v1/pipes/{name}/resume", post(resume_pipe))
+        .route("/v1/pipes/{name}/settings", patch(patch_settings))
+        .route("/v1/pipes/{name}/events", get(pipe_events))
+        .route("/openapi.json", get(openapi_json))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new().route("/healthz", get(healthz)).merge(protected).with_state(state)
+}

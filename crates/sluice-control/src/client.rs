@@ -1,0 +1,185 @@
+//! `sluice pipe ...`: the CLI client of the REST API. Human-readable tables by
+//! default, `--json` for scripts. The token comes from `SLUICE_API_TOKEN` or
+//! the data dir's `api-token` file.
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use serde_json::Value;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum PipeCommand {
+    /// Create a pipe from a spec file.
+    Create {
+        #[arg(short = 'f', long)]
+        file: PathBuf,
+    },
+    /// List pipes.
+    List,
+    /// Show one pipe (state, tables, checkpoint, lag).
+    Show {
+        name: String,
+        /// Refresh every second until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Pause a pipe (flushes and checkpoints the batch in flight).
+    Pause { name: String },
+    /// Resume a paused pipe.
+    Resume { name: String },
+    /// Change sync settings of a live pipe.
+    Settings {
+        name: String,
+        #[arg(long)]
+        sync_interval_ms: Option<u64>,
+        #[arg(long)]
+        pull_batch_size: Option<u64>,
+        #[arg(long)]
+        snapshot_rows_per_chunk: Option<u64>,
+    },
+    /// List a pipe's state transitions.
+    Events { name: String },
+    /// Delete a pipe (destination tables are kept unless --drop-tables).
+    Delete {
+        name: String,
+        #[arg(long)]
+        drop_tables: bool,
+    },
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    pub fn new(server: &str, token: Option<String>, data_dir: Option<PathBuf>) -> Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let token = match token.or_else(|| std::env::var("SLUICE_API_TOKEN").ok()) {
+            Some(t) => t,
+            None => {
+                let path = data_dir.unwrap_or_else(|| PathBuf::from("./sluice-data")).join("api-token");
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("no API token: set SLUICE_API_TOKEN or pass --data-dir (tried {})", path.display()))?
+                    .trim()
+                    .to_string()
+            }
+        };
+        Ok(Self { http: reqwest::Client::builder().build()?, base: server.trim_end_matches('/').to_string(), token })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.with_context(|| format!("cannot reach the sluice server at {}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        if !status.is_success() {
+            let msg = value.get("error").and_then(|e| e.as_str()).map(str::to_string).unwrap_or_else(|| value.to_string());
+            bail!("{} {}: {msg}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+        }
+        Ok(value)
+    }
+
+    pub async fn run(&self, cmd: PipeCommand, json: bool) -> Result<()> {
+        use reqwest::Method;
+        let out = match cmd {
+            PipeCommand::Create { file } => {
+                let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                let spec: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+                self.call(Method::POST, "/v1/pipes", Some(spec)).await?
+            }
+            PipeCommand::List => self.call(Method::GET, "/v1/pipes", None).await?,
+            PipeCommand::Show { name, watch } => {
+                if watch && !json {
+                    loop {
+                        let v = self.call(Method::GET, &format!("/v1/pipes/{name}"), None).await?;
+                        print!("\x1b[2J\x1b[H");
+                        print_pipe(&v);
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+                self.call(Method::GET, &format!("/v1/pipes/{name}"), None).await?
+            }
+            PipeCommand::Pause { name } => self.call(Method::POST, &format!("/v1/pipes/{name}/pause"), None).await?,
+            PipeCommand::Resume { name } => self.call(Method::POST, &format!("/v1/pipes/{name}/resume"), None).await?,
+            PipeCommand::Settings { name, sync_interval_ms, pull_batch_size, snapshot_rows_per_chunk } => {
+                let mut body = serde_json::Map::new();
+                for (k, v) in [
+                    ("sync_interval_ms", sync_interval_ms),
+                    ("pull_batch_size", pull_batch_size),
+                    ("snapshot_rows_per_chunk", snapshot_rows_per_chunk),
+                ] {
+                    if let Some(v) = v {
+                        body.insert(k.into(), v.into());
+                    }
+                }
+                if body.is_empty() {
+                    bail!("nothing to change: give --sync-interval-ms, --pull-batch-size or --snapshot-rows-per-chunk");
+                }
+                self.call(Method::PATCH, &format!("/v1/pipes/{name}/settings"), Some(Value::Object(body))).await?
+            }
+            PipeCommand::Events { name } => self.call(Method::GET, &format!("/v1/pipes/{name}/events"), None).await?,
+            PipeCommand::Delete { name, drop_tables } => {
+                self.call(Method::DELETE, &format!("/v1/pipes/{name}?drop_tables={drop_tables}"), None).await?;
+                serde_json::json!({"deleted": name})
+            }
+        };
+        if json {
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            print_human(&out);
+        }
+        Ok(())
+    }
+}
+
+fn s(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn print_pipe(v: &Value) {
+    println!("pipe     {}\nstate    {}\nmode     {}", s(v, "name"), s(v, "state"), s(v, "mode"));
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        println!("error    {e}");
+    }
+    if let Some(cp) = v.get("checkpoint").filter(|c| !c.is_null()) {
+        println!("position {}:{}  gtid {}", s(cp, "binlog_file"), s(cp, "binlog_pos"), s(cp, "gtid_set"));
+    }
+    println!("lag      {}s   changes applied {}", s(v, "lag_seconds"), s(v, "changes_applied"));
+    println!("{:<40} {:<30} {:<12} {:>12} {:>12}", "SOURCE", "DESTINATION", "STATE", "ROWS COPIED", "ESTIMATED");
+    for t in v.get("tables").and_then(|t| t.as_array()).into_iter().flatten() {
+        println!("{:<40} {:<30} {:<12} {:>12} {:>12}", s(t, "source"), s(t, "destination"), s(t, "state"), s(t, "rows_copied"), s(t, "rows_estimated"));
+    }
+}
+
+fn print_human(v: &Value) {
+    match v {
+        Value::Array(items) if items.first().is_some_and(|i| i.get("to_state").is_some()) => {
+            for e in items {
+                println!("{}  {:>12} → {:<12} {}", s(e, "at"), s(e, "from_state"), s(e, "to_state"), s(e, "reason"));
+            }
+        }
+        Value::Array(items) => {
+            println!("{:<24} {:<12} {:<18} {:>8} {}", "NAME", "STATE", "MODE", "LAG(s)", "ERROR");
+            for p in items {
+                println!("{:<24} {:<12} {:<18} {:>8} {}", s(p, "name"), s(p, "state"), s(p, "mode"), s(p, "lag_seconds"), s(p, "error"));
+            }
+        }
+        Value::Object(o) if o.contains_key("tables") => print_pipe(v),
+        Value::Object(o) => {
+            for (k, val) in o {
+                println!("{k}: {}", match val { Value::String(x) => x.clone(), other => other.to_string() });
+            }
+        }
+        other => println!("{other}"),
+    }
+}
