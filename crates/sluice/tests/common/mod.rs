@@ -2,6 +2,8 @@
 //! `sluice` processes, and source-vs-destination equality checks.
 #![allow(dead_code)]
 
+pub mod workload;
+
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, Value};
 use std::path::{Path, PathBuf};
@@ -253,4 +255,108 @@ pub fn diff(src: &[Vec<String>], dst: &[Vec<String>]) -> Result<(), String> {
         }
     }
     Err("rows differ".into())
+}
+
+/// A `sluice server` child process on a free port, with its own data dir and token.
+pub struct SluiceServer {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl SluiceServer {
+    pub async fn start(dir: &Path) -> SluiceServer {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        std::fs::create_dir_all(dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut s = SluiceServer {
+            child: None,
+            dir: dir.to_path_buf(),
+            port,
+            token: format!("test-token-{}", rand::random::<u64>()),
+            http: reqwest::Client::new(),
+        };
+        s.restart().await;
+        s
+    }
+
+    pub async fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["server", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
+            .arg(self.dir.join("data"))
+            .env("SLUICE_API_TOKEN", &self.token)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sluice server");
+        self.child = Some(child);
+        let url = format!("{}/healthz", self.base());
+        for _ in 0..200 {
+            if self.http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("sluice server did not start:\n{}", self.log());
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Sends a request with the token; returns status and JSON body (Null when empty).
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base())).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)) })
+    }
+
+    pub async fn state(&self, name: &str) -> String {
+        let (code, v) = self.call(reqwest::Method::GET, &format!("/v1/pipes/{name}"), None).await;
+        assert_eq!(code, 200, "{v}");
+        v["state"].as_str().unwrap().to_string()
+    }
+
+    /// Waits until the pipe reaches `want`, returning every state seen on the way.
+    pub async fn wait_state(&self, name: &str, want: &str, timeout: Duration) -> Vec<String> {
+        let start = Instant::now();
+        let mut seen: Vec<String> = Vec::new();
+        loop {
+            let s = self.state(name).await;
+            if seen.last() != Some(&s) {
+                seen.push(s.clone());
+            }
+            if s == want {
+                return seen;
+            }
+            assert!(start.elapsed() < timeout, "pipe {name} never reached {want}; seen {seen:?}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for SluiceServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }

@@ -1,0 +1,189 @@
+//! The control plane end to end: `sluice server` driven over its REST API
+//! against the test bed's real servers.
+
+mod common;
+use common::workload::*;
+use common::*;
+use mysql_async::prelude::*;
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
+
+/// A pipe spec whose source user has a distinctive password (to grep the catalog for).
+async fn spec_with_own_user(flavor: Flavor, db: &str, ch_db: &str, mode: &str) -> (serde_json::Value, String) {
+    let mut c = mysql(flavor).await;
+    let user = format!("u{}", rand::random::<u32>());
+    let password = format!("Pw-{}-unique", rand::random::<u64>());
+    c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")).await.unwrap();
+    let grants = if flavor == Flavor::MySql { "SELECT, REPLICATION CLIENT, REPLICATION SLAVE" } else { "SELECT, REPLICATION SLAVE, BINLOG MONITOR" };
+    c.query_drop(format!("GRANT {grants} ON *.* TO '{user}'@'%'")).await.unwrap();
+    let mut spec = spec(db, flavor, json!([{"source": format!("{db}.*")}]), ch_db, mode);
+    spec["source"]["user"] = user.into();
+    spec["source"]["password"] = password.clone().into();
+    (spec, password)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_lifecycle_pause_resume_settings_and_security() {
+    let flavor = Flavor::MySql;
+    let db = unique("api");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    create_schema(&mut c, &db).await;
+    let mut r = rand::rngs::StdRng::seed_from_u64(rand::random());
+    load_orders(&mut c, &db, &mut r, 1, 3000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let (spec, password) = spec_with_own_user(flavor, &db, &ch_db, "snapshot_and_cdc").await;
+
+    // Security: no token → 401; /healthz is open.
+    let anon = srv.http.get(format!("{}/v1/pipes", srv.base())).send().await.unwrap();
+    assert_eq!(anon.status().as_u16(), 401);
+    let wrong = srv.http.get(format!("{}/v1/pipes", srv.base())).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    // Bad input is refused, naming the field.
+    let mut bad = spec.clone();
+    bad["settings"]["sync_interval_ms"] = 0.into();
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(bad)).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("settings.sync_interval_ms"), "{v}");
+    let (code, _) = srv.call(Method::POST, "/v1/pipes", Some(json!({"name": "x"}))).await;
+    assert_eq!(code, 400);
+
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec.clone())).await;
+    assert_eq!(code, 201, "{v}");
+    assert!(!v.to_string().contains(&password), "password shown in the API: {v}");
+    let (code, _) = srv.call(Method::POST, "/v1/pipes", Some(spec.clone())).await;
+    assert_eq!(code, 409, "duplicate name");
+
+    srv.wait_state(&db, "Running", T).await;
+    eventually(T, || compare(flavor, &db, &ch_db)).await;
+
+    // Illegal requests get 409 with the current state.
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
+    assert_eq!((code, v["state"].as_str()), (409, Some("Running")), "{v}");
+
+    // Pause; changes made while paused arrive only after resume.
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
+    assert_eq!((code, v["state"].as_str()), (202, Some("Pausing")), "{v}");
+    srv.wait_state(&db, "Paused", T).await;
+    c.query_drop(format!("UPDATE {db}.orders SET qty = 777 WHERE id <= 10")).await.unwrap();
+    c.query_drop(format!("DELETE FROM {db}.orders WHERE id BETWEEN 11 AND 20")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let n = ch_rows(&format!("SELECT count() FROM {ch_db}.orders FINAL WHERE qty = 777")).await.unwrap();
+    assert_eq!(n[0][0], "0", "a paused pipe applied changes");
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
+    assert_eq!((code, v["state"].as_str()), (409, Some("Paused")), "{v}");
+
+    // Settings change on the live pipe.
+    let (code, v) = srv.call(Method::PATCH, &format!("/v1/pipes/{db}/settings"), Some(json!({"sync_interval_ms": 150, "pull_batch_size": 500}))).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, _) = srv.call(Method::PATCH, &format!("/v1/pipes/{db}/settings"), Some(json!({"sync_interval_ms": 0}))).await;
+    assert_eq!(code, 422);
+    let (code, _) = srv.call(Method::PATCH, &format!("/v1/pipes/{db}/settings"), Some(json!({"bogus": 1}))).await;
+    assert_eq!(code, 400);
+
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
+    assert_eq!((code, v["state"].as_str()), (200, Some("Running")), "{v}");
+    eventually(T, || compare(flavor, &db, &ch_db)).await;
+    let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+    assert_eq!(v["settings"]["sync_interval_ms"], 150);
+    assert_eq!(v["tables"].as_array().unwrap().len(), 2);
+    assert!(v["checkpoint"]["binlog_file"].is_string(), "{v}");
+
+    // The history holds every transition, in order.
+    let (_, ev) = srv.call(Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
+    let states: Vec<&str> = ev.as_array().unwrap().iter().map(|e| e["to_state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["Provisioning", "Setup", "Snapshot", "Running", "Pausing", "Paused", "Running"], "{ev}");
+
+    // No password in clear text anywhere in the data dir.
+    for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        let p = entry.unwrap().path();
+        let raw = std::fs::read(&p).unwrap();
+        assert!(!raw.windows(password.len()).any(|w| w == password.as_bytes()), "password in clear text in {p:?}");
+    }
+    assert!(!srv.log().contains(&password), "password in the server log");
+
+    // OpenAPI lists every endpoint.
+    let (code, doc) = srv.call(Method::GET, "/openapi.json", None).await;
+    assert_eq!(code, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    for path in ["/v1/pipes", "/v1/pipes/{name}", "/v1/pipes/{name}/pause", "/v1/pipes/{name}/resume", "/v1/pipes/{name}/settings", "/v1/pipes/{name}/events", "/healthz", "/openapi.json"] {
+        assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
+    }
+
+    // Delete keeps the destination tables unless asked.
+    let (code, _) = srv.call(Method::DELETE, &format!("/v1/pipes/{db}"), None).await;
+    assert_eq!(code, 204);
+    let (code, _) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+    assert_eq!(code, 404);
+    assert!(ch_rows(&format!("SELECT count() FROM {ch_db}.orders")).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_snapshot_only_completes_and_refuses_pause() {
+    let flavor = Flavor::MariaDb;
+    let db = unique("apisnap");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    create_schema(&mut c, &db).await;
+    let mut r = rand::rngs::StdRng::seed_from_u64(5);
+    load_orders(&mut c, &db, &mut r, 1, 2000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let (spec, _) = spec_with_own_user(flavor, &db, &ch_db, "snapshot_only").await;
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec)).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Completed", T).await;
+    compare(flavor, &db, &ch_db).await.unwrap();
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
+    assert_eq!((code, v["state"].as_str()), (409, Some("Completed")), "{v}");
+    let (code, _) = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
+    assert_eq!(code, 204);
+    assert!(ch_rows(&format!("SELECT count() FROM {ch_db}.orders")).await.is_err(), "tables were not dropped");
+}
+
+/// kill -9 of the server with one pipe Running and one Paused: both come back as they were.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_server_kill9_restores_running_and_paused_pipes() {
+    let flavor = Flavor::MariaDb;
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = SluiceServer::start(dir.path()).await;
+    let mut c = mysql(flavor).await;
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let db = unique("apikill");
+        create_schema(&mut c, &db).await;
+        let mut r = rand::rngs::StdRng::seed_from_u64(9);
+        load_orders(&mut c, &db, &mut r, 1, 1000).await;
+        let (spec, _) = spec_with_own_user(flavor, &db, &format!("{db}_ch"), "snapshot_and_cdc").await;
+        let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec)).await;
+        assert_eq!(code, 201, "{v}");
+        names.push(db);
+    }
+    for n in &names {
+        srv.wait_state(n, "Running", T).await;
+    }
+    srv.call(Method::POST, &format!("/v1/pipes/{}/pause", names[1]), None).await;
+    srv.wait_state(&names[1], "Paused", T).await;
+    let mut r = rand::rngs::StdRng::seed_from_u64(10);
+    let mut next_id = 50_000;
+    for _ in 0..200 {
+        random_write(&mut c, &names[0], &mut r, &mut next_id, 1000).await;
+    }
+    srv.kill9();
+    for _ in 0..200 {
+        random_write(&mut c, &names[0], &mut r, &mut next_id, 1000).await;
+    }
+    srv.restart().await;
+    assert_eq!(srv.state(&names[0]).await, "Running");
+    assert_eq!(srv.state(&names[1]).await, "Paused");
+    let ch0 = format!("{}_ch", names[0]);
+    eventually(T, || compare(flavor, &names[0], &ch0)).await;
+    assert_eq!(srv.state(&names[1]).await, "Paused");
+}
+
+use rand::SeedableRng;
