@@ -104,6 +104,14 @@ impl Catalog {
         Ok(Self { pool, secrets })
     }
 
+    /// A write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock up front:
+    /// a deferred transaction that reads and then writes cannot wait for the lock
+    /// (SQLite refuses at once with "database is locked" to avoid a deadlock), which
+    /// two pipes writing their checkpoints at the same time run into.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// The spec as stored: passwords sealed.
     fn seal_spec(&self, spec: &PipeSpec) -> Result<String> {
         let mut s = spec.clone();
@@ -142,7 +150,7 @@ impl Catalog {
 
     /// Records a new pipe in `Provisioning`.
     pub async fn create_pipe(&self, spec: &PipeSpec) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let t = now();
         sqlx::query("INSERT INTO pipes (name, spec_json, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
             .bind(&spec.name)
@@ -177,7 +185,7 @@ impl Catalog {
     /// allows it (checked and written in one transaction), and records the
     /// transition with its reason. Returns the state it left.
     pub async fn transition(&self, name: &str, action: PipeAction, to: PipeState, reason: &str, error: Option<&str>) -> Result<PipeState> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let from: Option<String> = sqlx::query_scalar("SELECT state FROM pipes WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -230,7 +238,7 @@ impl Catalog {
     /// Records the result of Setup in one transaction: the tables with their
     /// schemas, and the checkpoint CDC will start from.
     pub async fn record_setup(&self, name: &str, tables: &[TableMapping], start: &Checkpoint, snapshot_version: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM pipe_tables WHERE pipe = ?").bind(name).execute(&mut *tx).await?;
         for t in tables {
             sqlx::query(
@@ -334,7 +342,7 @@ impl Catalog {
 
     /// Makes a CDC checkpoint durable. Call only after ClickHouse acknowledged every change before it.
     pub async fn save_checkpoint(&self, name: &str, cp: &Checkpoint) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         Self::put_checkpoint(&mut tx, name, cp, None).await?;
         tx.commit().await?;
         Ok(())
@@ -365,7 +373,7 @@ impl Catalog {
     }
 
     pub async fn delete_pipe(&self, name: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for sql in [
             "DELETE FROM pipe_tables WHERE pipe = ?",
             "DELETE FROM checkpoints WHERE pipe = ?",

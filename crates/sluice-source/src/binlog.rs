@@ -174,7 +174,7 @@ impl BinlogReader {
             };
             match data {
                 EventData::RotateEvent(r) => {
-                    self.file = r.name().into_owned();
+                    self.file = rotate_file_name(r.name_raw());
                     // A real rotation (not the stream's initial fake one) is a safe checkpoint.
                     if header.timestamp() != 0 && !self.in_txn {
                         let pos = r.position() as u32;
@@ -313,9 +313,37 @@ impl BinlogReader {
     }
 }
 
+/// The file name a rotate event announces. The stream's first (fake) rotate
+/// event arrives before the format description, so the decoder cannot know the
+/// event carries a CRC32 footer and leaves those 4 bytes on the name (MariaDB;
+/// mysql_async issue #189). Binlog names always end in `.<digits>`, so a name
+/// that only has that shape without its last 4 bytes is cut back to it.
+fn rotate_file_name(raw: &[u8]) -> String {
+    fn well_formed(n: &[u8]) -> bool {
+        match n.iter().rposition(|b| *b == b'.') {
+            Some(dot) => dot + 1 < n.len() && n[dot + 1..].iter().all(u8::is_ascii_digit),
+            None => false,
+        }
+    }
+    let name = if !well_formed(raw) && raw.len() > 4 && well_formed(&raw[..raw.len() - 4]) { &raw[..raw.len() - 4] } else { raw };
+    String::from_utf8_lossy(name).into_owned()
+}
+
 fn format_uuid(b: &[u8; 16]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotate_file_name;
+
+    #[test]
+    fn rotate_names_lose_a_stray_checksum() {
+        assert_eq!(rotate_file_name(b"mariadb-bin.000002"), "mariadb-bin.000002");
+        assert_eq!(rotate_file_name(b"mariadb-bin.000002\x8f\x66\xa0\x11"), "mariadb-bin.000002");
+        assert_eq!(rotate_file_name(b"binlog.000123"), "binlog.000123");
+    }
 }
 
 /// Error 1236 means the requested binlog file/position is gone (purged) or invalid.

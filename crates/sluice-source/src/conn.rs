@@ -66,7 +66,8 @@ pub fn opts(spec: &SourceSpec) -> Opts {
 pub async fn connect(spec: &SourceSpec) -> Result<Conn, SourceError> {
     let mut conn = Conn::new(opts(spec)).await?;
     // Every value Sluice reads as text or DATETIME must be in UTC (TIMESTAMP snapshot = binlog epoch).
-    conn.query_drop("SET time_zone = '+00:00', SESSION sql_mode = ''").await?;
+    // Text arrives as stored (no charset conversion), as in the binlog; `convert` transcodes both alike.
+    conn.query_drop("SET time_zone = '+00:00', SESSION sql_mode = '', character_set_results = NULL").await?;
     Ok(conn)
 }
 

@@ -5,6 +5,11 @@
 //! `Cell` for the same stored value. ENUM/SET become their labels, BIT an
 //! unsigned integer, TIMESTAMP the UTC instant, zero dates NULL, JSON compact
 //! text, DECIMAL canonical text with exactly `scale` digits.
+//!
+//! Character data: snapshot sessions read with `character_set_results = NULL`
+//! (the stored bytes, no server-side conversion) and the binlog carries the
+//! stored bytes too, so text in any charset is transcoded to UTF-8 here, by
+//! the same function on both paths.
 
 use crate::conn::SourceError;
 use mysql_async::Value;
@@ -13,6 +18,49 @@ use sluice_core::schema::SourceColumn;
 use sluice_core::value::{calendar_cell, canonical_decimal, time_text};
 use sluice_core::Cell;
 
+type Encoding = &'static encoding_rs::Encoding;
+
+/// The decoder for a MySQL character set; `Ok(None)` when the bytes are kept
+/// as they are (UTF-8, ASCII, binary); `Err` for a charset Sluice cannot decode.
+pub fn charset_encoding(charset: &str) -> Result<Option<Encoding>, String> {
+    use encoding_rs::*;
+    Ok(Some(match charset {
+        "utf8mb4" | "utf8mb3" | "utf8" | "ascii" | "binary" => return Ok(None),
+        // MySQL's latin1 is Windows-1252 (its 5 undefined bytes map to C1 controls, as here).
+        "latin1" => WINDOWS_1252,
+        "latin2" => ISO_8859_2,
+        "latin5" => WINDOWS_1254,
+        "latin7" => ISO_8859_13,
+        "cp1250" => WINDOWS_1250,
+        "cp1251" => WINDOWS_1251,
+        "cp1256" => WINDOWS_1256,
+        "cp1257" => WINDOWS_1257,
+        "greek" => ISO_8859_7,
+        "hebrew" => ISO_8859_8,
+        "koi8r" => KOI8_R,
+        "koi8u" => KOI8_U,
+        "cp866" => IBM866,
+        "tis620" => WINDOWS_874,
+        "macroman" => MACINTOSH,
+        "gbk" | "gb2312" => GBK,
+        "gb18030" => GB18030,
+        "big5" => BIG5,
+        "sjis" | "cp932" => SHIFT_JIS,
+        "ujis" | "eucjpms" => EUC_JP,
+        "euckr" => EUC_KR,
+        "utf16" | "ucs2" => UTF_16BE,
+        "utf16le" => UTF_16LE,
+        other => return Err(format!("character set {other} is not supported; convert the column to utf8mb4")),
+    }))
+}
+
+fn text_cell(enc: Option<Encoding>, b: Vec<u8>) -> Cell {
+    match enc {
+        None => Cell::Bytes(b),
+        Some(e) => Cell::Bytes(e.decode_without_bom_handling(&b).0.into_owned().into_bytes()),
+    }
+}
+
 /// How a column's values are decoded; computed once per column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColKind {
@@ -20,9 +68,11 @@ pub enum ColKind {
     Float,
     Double,
     Decimal { scale: u32 },
-    Bytes,
-    Enum(Vec<String>),
-    Set(Vec<String>),
+    /// Character or binary data; `enc` decodes a non-UTF-8 charset.
+    Bytes { enc: Option<Encoding> },
+    /// Labels (UTF-8, from `information_schema`) and the column's charset for snapshot values.
+    Enum(Vec<String>, Option<Encoding>),
+    Set(Vec<String>, Option<Encoding>),
     Json,
     Bit,
     Year,
@@ -35,6 +85,7 @@ pub enum ColKind {
 impl ColKind {
     pub fn of(c: &SourceColumn) -> ColKind {
         let unsigned = c.unsigned();
+        let enc = c.charset.as_deref().and_then(|cs| charset_encoding(cs).ok().flatten());
         match c.data_type.as_str() {
             "tinyint" => ColKind::Int { unsigned, bits: 8 },
             "smallint" => ColKind::Int { unsigned, bits: 16 },
@@ -44,8 +95,8 @@ impl ColKind {
             "float" => ColKind::Float,
             "double" | "real" => ColKind::Double,
             "decimal" | "numeric" => ColKind::Decimal { scale: c.numeric_scale.unwrap_or(0) },
-            "enum" => ColKind::Enum(c.enum_values()),
-            "set" => ColKind::Set(c.enum_values()),
+            "enum" => ColKind::Enum(c.enum_values(), enc),
+            "set" => ColKind::Set(c.enum_values(), enc),
             "json" => ColKind::Json,
             "bit" => ColKind::Bit,
             "year" => ColKind::Year,
@@ -53,7 +104,7 @@ impl ColKind {
             "datetime" => ColKind::DateTime,
             "timestamp" => ColKind::Timestamp,
             "time" => ColKind::Time { precision: c.datetime_precision.unwrap_or(0) },
-            _ => ColKind::Bytes,
+            _ => ColKind::Bytes { enc },
         }
     }
 }
@@ -132,7 +183,7 @@ pub fn from_snapshot(col: &SourceColumn, kind: &ColKind, v: Value) -> Result<Cel
         (ColKind::Time { precision }, Value::Time(neg, days, h, m, s, us)) => {
             Cell::Bytes(time_text(neg, days * 24 + h as u32, m, s, us, *precision).into_bytes())
         }
-        (ColKind::Bytes | ColKind::Enum(_) | ColKind::Set(_), Value::Bytes(b)) => Cell::Bytes(b),
+        (ColKind::Bytes { enc } | ColKind::Enum(_, enc) | ColKind::Set(_, enc), Value::Bytes(b)) => text_cell(*enc, b),
         (_, other) => return Err(bad(col, other)),
     })
 }
@@ -154,12 +205,12 @@ pub fn from_binlog(col: &SourceColumn, kind: &ColKind, v: Option<BinlogValue<'_>
         }
     };
     Ok(match (kind, v) {
-        (ColKind::Enum(values), Value::Int(i)) => {
+        (ColKind::Enum(values, _), Value::Int(i)) => {
             let label = if i <= 0 { "" } else { values.get(i as usize - 1).map(String::as_str).unwrap_or("") };
             Cell::Bytes(label.as_bytes().to_vec())
         }
-        (ColKind::Set(values), Value::Bytes(b)) => set_labels(values, le_uint(&b)),
-        (ColKind::Set(values), Value::Int(i)) => set_labels(values, i as u64),
+        (ColKind::Set(values, _), Value::Bytes(b)) => set_labels(values, le_uint(&b)),
+        (ColKind::Set(values, _), Value::Int(i)) => set_labels(values, i as u64),
         (ColKind::Year, Value::Bytes(b)) => {
             let y: u64 = parse_num(col, &b)?;
             Cell::UInt(if y == 1900 { 0 } else { y })
@@ -205,6 +256,18 @@ mod tests {
             charset: None,
             extra: String::new(),
         }
+    }
+
+    #[test]
+    fn latin1_text_is_transcoded_on_both_paths() {
+        let mut c = col("varchar", "varchar(10)");
+        c.charset = Some("latin1".into());
+        let k = ColKind::of(&c);
+        let want = Cell::Bytes("ü€".as_bytes().to_vec());
+        assert_eq!(from_snapshot(&c, &k, Value::Bytes(vec![0xfc, 0x80])).unwrap(), want);
+        assert_eq!(from_binlog(&c, &k, Some(BinlogValue::Value(Value::Bytes(vec![0xfc, 0x80])))).unwrap(), want);
+        assert!(charset_encoding("armscii8").is_err());
+        assert_eq!(charset_encoding("utf8mb4"), Ok(None));
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub async fn describe(conn: &mut Conn, id: &TableId) -> Result<SourceTable, Sour
     if rows.is_empty() {
         return Err(SourceError::Config(format!("source table {id} has no columns visible to this user")));
     }
-    let columns = rows
+    let columns: Vec<SourceColumn> = rows
         .into_iter()
         .map(|(name, ordinal, data_type, column_type, nullable, prec, scale, dtp, charset, extra)| SourceColumn {
             name,
@@ -81,6 +81,11 @@ pub async fn describe(conn: &mut Conn, id: &TableId) -> Result<SourceTable, Sour
             extra,
         })
         .collect();
+    for c in &columns {
+        if let Some(cs) = &c.charset {
+            crate::convert::charset_encoding(cs).map_err(|e| SourceError::Config(format!("column {} of {id}: {e}", c.name)))?;
+        }
+    }
     let primary_key: Vec<String> = conn
         .exec(
             "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \

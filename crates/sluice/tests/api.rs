@@ -70,10 +70,10 @@ async fn api_lifecycle_pause_resume_settings_and_security() {
     let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
     assert_eq!((code, v["state"].as_str()), (202, Some("Pausing")), "{v}");
     srv.wait_state(&db, "Paused", T).await;
-    c.query_drop(format!("UPDATE {db}.orders SET qty = 777 WHERE id <= 10")).await.unwrap();
+    c.query_drop(format!("UPDATE {db}.orders SET qty = 7777 WHERE id <= 10")).await.unwrap();
     c.query_drop(format!("DELETE FROM {db}.orders WHERE id BETWEEN 11 AND 20")).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let n = ch_rows(&format!("SELECT count() FROM {ch_db}.orders FINAL WHERE qty = 777")).await.unwrap();
+    let n = ch_rows(&format!("SELECT count() FROM {ch_db}.orders FINAL WHERE qty = 7777")).await.unwrap();
     assert_eq!(n[0][0], "0", "a paused pipe applied changes");
     let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
     assert_eq!((code, v["state"].as_str()), (409, Some("Paused")), "{v}");
@@ -179,8 +179,8 @@ async fn api_server_kill9_restores_running_and_paused_pipes() {
         random_write(&mut c, &names[0], &mut r, &mut next_id, 1000).await;
     }
     srv.restart().await;
-    assert_eq!(srv.state(&names[0]).await, "Running");
-    assert_eq!(srv.state(&names[1]).await, "Paused");
+    assert_eq!(srv.state(&names[0]).await, "Running", "{}", srv.log());
+    assert_eq!(srv.state(&names[1]).await, "Paused", "{}", srv.log());
     let ch0 = format!("{}_ch", names[0]);
     eventually(T, || compare(flavor, &names[0], &ch0)).await;
     assert_eq!(srv.state(&names[1]).await, "Paused");

@@ -142,7 +142,12 @@ async fn modes(flavor: Flavor) {
     let mut cdc_spec = f.spec("cdc_only");
     cdc_spec["name"] = format!("{}_cdc", f.db).into();
     cdc_spec["destination"]["database"] = cdc_db.clone().into();
-    let _run = SluiceRun::start(&f.dir.path().join("cdc"), &cdc_spec);
+    let cdc_run = SluiceRun::start(&f.dir.path().join("cdc"), &cdc_spec);
+    // Changes count from the position Setup records: write only once the pipe is Running.
+    eventually(Duration::from_secs(60), || async {
+        if cdc_run.log().contains("→ Running") { Ok(()) } else { Err(format!("cdc_only pipe not Running:\n{}", cdc_run.log())) }
+    })
+    .await;
     eventually(Duration::from_secs(30), || async {
         let r = ch_rows(&format!("SELECT count() FROM {cdc_db}.orders")).await?;
         if r[0][0] == "0" { Ok(()) } else { Err(format!("cdc_only copied {} old rows", r[0][0])) }
@@ -153,7 +158,7 @@ async fn modes(flavor: Flavor) {
     eventually(CONVERGE, || async {
         let r = ch_rows(&format!("SELECT id FROM {cdc_db}.orders FINAL WHERE _peerdb_is_deleted = 0 ORDER BY id")).await?;
         let ids: Vec<&str> = r.iter().map(|x| x[0].as_str()).collect();
-        if ids == ["1", "2", "3", "9999"] { Ok(()) } else { Err(format!("cdc_only rows {ids:?}")) }
+        if ids == ["1", "2", "3", "9999"] { Ok(()) } else { Err(format!("cdc_only rows {ids:?}; log:\n{}", cdc_run.log())) }
     })
     .await;
 }

@@ -58,7 +58,7 @@ async fn clickhouse_replacing_merge_tree_with_lz4_inserts() {
     .execute()
     .await
     .unwrap();
-    let mut insert = ch.insert::<Item>(&format!("{db}.items")).await.unwrap();
+    let mut insert = ch.clone().with_database(&db).insert::<Item>("items").await.unwrap();
     for (id, name, version, deleted) in [(1, "a", 1, 0), (2, "b", 1, 0), (1, "a2", 2, 0), (2, "b", 3, 1), (3, "c", 1, 0)] {
         insert.write(&Item { id, name: name.into(), version, deleted }).await.unwrap();
     }

@@ -102,6 +102,8 @@ pub async fn random_write(c: &mut Conn, db: &str, rng: &mut impl Rng, next_id: &
                 .unwrap();
             }
             tx.query_drop(format!("DELETE FROM {db}.items WHERE order_id = {} AND line = 0", rng.gen_range(1..200u64))).await.unwrap();
+            // A primary-key change inside the transaction (its target key cleared first).
+            tx.query_drop(format!("DELETE FROM {db}.items WHERE order_id = {oid} AND line = 101")).await.unwrap();
             tx.query_drop(format!("UPDATE {db}.items SET line = line + 100 WHERE order_id = {oid} AND line = 1")).await.unwrap();
             tx.query_drop(format!("UPDATE {db}.orders SET customer = 'tx' WHERE id = {id}")).await.unwrap();
             tx.commit().await.unwrap();
