@@ -137,6 +137,17 @@ pub async fn src_rows(conn: &mut Conn, sql: &str) -> Vec<Vec<String>> {
     rows.into_iter().map(|r| r.unwrap().iter().map(render).collect()).collect()
 }
 
+/// A test bed URL by its variable name, e.g. `SLUICE_TEST_MARIADB_SCRATCH_URL`.
+pub fn testbed_url(var: &str) -> String {
+    testbed().extra.get(var).cloned().unwrap_or_else(|| panic!("testbed did not print {var}"))
+}
+
+/// Whether ClickHouse has database `db`.
+pub async fn ch_database_exists(db: &str) -> bool {
+    let r = ch_rows(&format!("SELECT count() FROM system.databases WHERE name = '{db}'")).await.unwrap();
+    r[0][0] != "0"
+}
+
 /// A unique name for this test's databases.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{}", std::process::id(), rand::random::<u32>() % 1_000_000)
@@ -213,7 +224,12 @@ impl Drop for SluiceRun {
 
 /// The pipe spec for a test pipe from `flavor` into ClickHouse database `ch_db`.
 pub fn spec(name: &str, flavor: Flavor, tables: serde_json::Value, ch_db: &str, mode: &str) -> serde_json::Value {
-    let url = url::Url::parse(flavor.url()).unwrap();
+    spec_for_url(name, flavor.url(), tables, ch_db, mode)
+}
+
+/// The pipe spec for a test pipe from the server at `url` (`mysql://user:pw@host:port`).
+pub fn spec_for_url(name: &str, url: &str, tables: serde_json::Value, ch_db: &str, mode: &str) -> serde_json::Value {
+    let url = url::Url::parse(url).unwrap();
     serde_json::json!({
         "name": name,
         "source": {"host": url.host_str().unwrap(), "port": url.port().unwrap(), "user": url.username(),
