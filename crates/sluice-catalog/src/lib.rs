@@ -10,7 +10,7 @@ pub mod secrets;
 use chrono::Utc;
 use secrets::SecretBox;
 use sluice_core::types::TableMapping;
-use sluice_core::{BinlogPosition, Checkpoint, PipeAction, PipeSpec, PipeState};
+use sluice_core::{BinlogPosition, Checkpoint, PipeAction, PipeSpec, PipeState, TableState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
@@ -48,7 +48,9 @@ pub struct PipeRecord {
 #[derive(Debug, Clone)]
 pub struct TableRecord {
     pub mapping: TableMapping,
-    pub state: String,
+    pub state: TableState,
+    /// The version this table's current copy writes (`None`: the pipe's initial snapshot version).
+    pub snapshot_version: Option<i64>,
     pub snapshot_done: bool,
     pub last_key: Option<serde_json::Value>,
     pub rows_copied: u64,
@@ -213,6 +215,20 @@ impl Catalog {
         Ok(from_state)
     }
 
+    /// Records something that happened to the pipe without changing its state
+    /// (a schema change followed, a table added or removed), in its event history.
+    pub async fn note(&self, name: &str, reason: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) SELECT name, ?, state, state, ? FROM pipes WHERE name = ?",
+        )
+        .bind(now())
+        .bind(reason)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Sets or clears the pipe's last error without changing its state.
     pub async fn set_error(&self, name: &str, error: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE pipes SET error = ?, updated_at = ? WHERE name = ?")
@@ -249,7 +265,7 @@ impl Catalog {
             .bind(&t.source.id.schema)
             .bind(&t.source.id.table)
             .bind(serde_json::to_string(t).map_err(corrupt)?)
-            .bind("Setup")
+            .bind(TableState::Setup.as_str())
             .execute(&mut *tx)
             .await?;
         }
@@ -260,7 +276,7 @@ impl Catalog {
 
     pub async fn tables(&self, name: &str) -> Result<Vec<TableRecord>> {
         let rows = sqlx::query(
-            "SELECT mapping_json, state, snapshot_done, last_key_json, rows_copied, rows_estimated, error \
+            "SELECT mapping_json, state, snapshot_done, last_key_json, rows_copied, rows_estimated, error, snapshot_version \
              FROM pipe_tables WHERE pipe = ? ORDER BY source_schema, source_table",
         )
         .bind(name)
@@ -270,7 +286,8 @@ impl Catalog {
             .map(|r| {
                 Ok(TableRecord {
                     mapping: serde_json::from_str(r.get::<&str, _>(0)).map_err(corrupt)?,
-                    state: r.get(1),
+                    state: TableState::from_str(r.get::<&str, _>(1)).map_err(corrupt)?,
+                    snapshot_version: r.get(7),
                     snapshot_done: r.get::<i64, _>(2) != 0,
                     last_key: r.get::<Option<&str>, _>(3).map(serde_json::from_str).transpose().map_err(corrupt)?,
                     rows_copied: r.get::<i64, _>(4) as u64,
@@ -291,13 +308,14 @@ impl Catalog {
         done: bool,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE pipe_tables SET last_key_json = COALESCE(?, last_key_json), rows_copied = ?, snapshot_done = ?, state = ? \
+            "UPDATE pipe_tables SET last_key_json = COALESCE(?, last_key_json), rows_copied = ?, snapshot_done = ?, \
+             state = CASE WHEN state IN ('Setup', 'Snapshot') THEN (CASE WHEN ? THEN 'Snapshotted' ELSE 'Snapshot' END) ELSE state END \
              WHERE pipe = ? AND destination = ?",
         )
         .bind(last_key.map(|k| k.to_string()))
         .bind(rows_copied as i64)
         .bind(done as i64)
-        .bind(if done { "Snapshotted" } else { "Snapshot" })
+        .bind(done)
         .bind(name)
         .bind(destination)
         .execute(&self.pool)
@@ -305,10 +323,75 @@ impl Catalog {
         Ok(())
     }
 
-    pub async fn set_table_state(&self, name: &str, destination: &str, state: &str, error: Option<&str>) -> Result<()> {
+    pub async fn set_table_state(&self, name: &str, destination: &str, state: TableState, error: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?")
-            .bind(state)
+            .bind(state.as_str())
             .bind(error)
+            .bind(name)
+            .bind(destination)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds tables to a live pipe in `state` (`Adding`: to be copied with `snapshot_version`).
+    pub async fn add_tables(&self, name: &str, tables: &[TableMapping], state: TableState, snapshot_version: i64) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for t in tables {
+            sqlx::query(
+                "INSERT INTO pipe_tables (pipe, destination, source_schema, source_table, mapping_json, state, snapshot_version) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(name)
+            .bind(&t.destination)
+            .bind(&t.source.id.schema)
+            .bind(&t.source.id.table)
+            .bind(serde_json::to_string(t).map_err(corrupt)?)
+            .bind(state.as_str())
+            .bind(snapshot_version)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets one table of a pipe (its changes are no longer applied).
+    pub async fn remove_table(&self, name: &str, destination: &str) -> Result<()> {
+        sqlx::query("DELETE FROM pipe_tables WHERE pipe = ? AND destination = ?").bind(name).bind(destination).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Starts a resync of `destinations`: each is copied again from scratch (state
+    /// `Resync`) with `snapshot_version`; with `restart_at`, CDC also starts over
+    /// from that position (a whole-pipe resync). One transaction.
+    pub async fn begin_resync(&self, name: &str, destinations: &[String], snapshot_version: i64, restart_at: Option<&Checkpoint>) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for d in destinations {
+            sqlx::query(
+                "UPDATE pipe_tables SET state = ?, snapshot_version = ?, snapshot_done = 0, last_key_json = NULL, rows_copied = 0, \
+                 rows_estimated = 0, error = NULL WHERE pipe = ? AND destination = ?",
+            )
+            .bind(TableState::Resync.as_str())
+            .bind(snapshot_version)
+            .bind(name)
+            .bind(d)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(cp) = restart_at {
+            Self::put_checkpoint(&mut tx, name, cp, None).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a table's recorded mapping (after a schema change followed in place).
+    pub async fn update_mapping(&self, name: &str, destination: &str, mapping: &TableMapping) -> Result<()> {
+        sqlx::query("UPDATE pipe_tables SET mapping_json = ?, source_schema = ?, source_table = ? WHERE pipe = ? AND destination = ?")
+            .bind(serde_json::to_string(mapping).map_err(corrupt)?)
+            .bind(&mapping.source.id.schema)
+            .bind(&mapping.source.id.table)
             .bind(name)
             .bind(destination)
             .execute(&self.pool)

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sluice_core::{PipeMode, PipeSpec, PipeState, SyncSettings};
+use sluice_core::{PipeMode, PipeSpec, PipeState, SyncSettings, TableSpec, TableState};
 use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
 
@@ -47,7 +47,7 @@ fn bad_request(msg: impl Into<String>) -> Response {
 pub struct TableView {
     pub source: String,
     pub destination: String,
-    pub state: String,
+    pub state: TableState,
     pub snapshot_done: bool,
     pub rows_copied: u64,
     pub rows_estimated: u64,
@@ -247,6 +247,76 @@ async fn pipe_events(State(st): State<AppState>, Path(name): Path<String>) -> Re
     ))
 }
 
+/// Which tables to resync; all when absent or empty.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResyncRequest {
+    /// Destination names or source `schema.table` names.
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+/// Tables to add to a live pipe (entries as in the pipe spec).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddTablesRequest {
+    pub tables: Vec<TableSpec>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RemoveTableParams {
+    /// Also drop the destination table (default false: it is kept).
+    #[serde(default)]
+    pub drop: bool,
+}
+
+/// Resync: copy the tables again into `<table>_resync` and swap each in atomically
+/// (`EXCHANGE TABLES`) when complete; the recovery for a `Failed` pipe.
+#[utoipa::path(post, path = "/v1/pipes/{name}/resync", tag = "pipes", params(("name" = String, Path)), request_body(content = ResyncRequest, description = "optional"),
+    responses((status = 202, body = StateView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn resync_pipe(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
+    let req: ResyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ResyncRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return bad_request(format!("invalid resync request: {e}")),
+        }
+    };
+    match st.manager.resync(&name, &req.tables).await {
+        Ok(state) => (StatusCode::ACCEPTED, Json(StateView { name, state })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Add tables to a `Running` or `Paused` pipe: `Modifying` while they are set
+/// up, then `Snapshot` while they are copied alongside CDC.
+#[utoipa::path(post, path = "/v1/pipes/{name}/tables", tag = "pipes", params(("name" = String, Path)), request_body = AddTablesRequest,
+    responses((status = 202, body = StateView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn add_tables(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
+    let req: AddTablesRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("invalid table list: {e}")),
+    };
+    match st.manager.add_tables(&name, req.tables).await {
+        Ok(state) => (StatusCode::ACCEPTED, Json(StateView { name, state })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Remove a table (destination name or source `schema.table`) from a pipe; its
+/// destination table stays unless `drop=true`.
+#[utoipa::path(delete, path = "/v1/pipes/{name}/tables/{table}", tag = "pipes", params(("name" = String, Path), ("table" = String, Path), RemoveTableParams),
+    responses((status = 200, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn remove_table(
+    State(st): State<AppState>,
+    Path((name, table)): Path<(String, String)>,
+    Query(q): Query<RemoveTableParams>,
+) -> Result<Json<StateView>, ManagerError> {
+    let state = st.manager.remove_table(&name, &table, q.drop).await?;
+    Ok(Json(StateView { name, state }))
+}
+
 /// Liveness: answers without a token.
 #[utoipa::path(get, path = "/healthz", tag = "server", responses((status = 200, description = "ok")))]
 async fn healthz() -> &'static str {
@@ -256,8 +326,8 @@ async fn healthz() -> &'static str {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
-    paths(create_pipe, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, delete_pipe, pipe_events, healthz, openapi_json),
-    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, SettingsPatch, SyncSettings, PipeState, PipeMode)),
+    paths(create_pipe, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, healthz, openapi_json),
+    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, SettingsPatch, SyncSettings, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -307,6 +377,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pipes/{name}/pause", post(pause_pipe))
         .route("/v1/pipes/{name}/resume", post(resume_pipe))
         .route("/v1/pipes/{name}/settings", patch(patch_settings))
+        .route("/v1/pipes/{name}/resync", post(resync_pipe))
+        .route("/v1/pipes/{name}/tables", post(add_tables))
+        .route("/v1/pipes/{name}/tables/{table}", axum::routing::delete(remove_table))
         .route("/v1/pipes/{name}/events", get(pipe_events))
         .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

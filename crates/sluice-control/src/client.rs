@@ -37,8 +37,30 @@ pub enum PipeCommand {
         #[arg(long)]
         snapshot_rows_per_chunk: Option<u64>,
     },
-    /// List a pipe's state transitions.
+    /// List a pipe's state transitions and table/schema changes.
     Events { name: String },
+    /// Copy tables again into `<table>_resync` and swap them in (all tables unless --table).
+    Resync {
+        name: String,
+        /// A table to resync (destination name or schema.table); repeatable.
+        #[arg(long = "table")]
+        tables: Vec<String>,
+    },
+    /// Add tables to a running or paused pipe.
+    AddTables {
+        name: String,
+        /// `schema.table`, `schema.*`, or `schema.table=destination`; repeatable.
+        #[arg(long = "table", required = true)]
+        tables: Vec<String>,
+    },
+    /// Remove a table (destination name or schema.table) from a pipe.
+    RemoveTable {
+        name: String,
+        table: String,
+        /// Also drop the destination table.
+        #[arg(long)]
+        drop: bool,
+    },
     /// Delete a pipe (destination tables are kept unless --drop-tables).
     Delete {
         name: String,
@@ -124,6 +146,23 @@ impl Client {
                 self.call(Method::PATCH, &format!("/v1/pipes/{name}/settings"), Some(Value::Object(body))).await?
             }
             PipeCommand::Events { name } => self.call(Method::GET, &format!("/v1/pipes/{name}/events"), None).await?,
+            PipeCommand::Resync { name, tables } => {
+                self.call(Method::POST, &format!("/v1/pipes/{name}/resync"), Some(serde_json::json!({ "tables": tables }))).await?
+            }
+            PipeCommand::AddTables { name, tables } => {
+                let entries: Vec<Value> = tables
+                    .iter()
+                    .map(|t| match t.split_once('=') {
+                        Some((src, dest)) => serde_json::json!({"source": src, "destination": dest}),
+                        None => serde_json::json!({ "source": t }),
+                    })
+                    .collect();
+                self.call(Method::POST, &format!("/v1/pipes/{name}/tables"), Some(serde_json::json!({ "tables": entries }))).await?
+            }
+            PipeCommand::RemoveTable { name, table, drop } => {
+                let t = url::form_urlencoded::byte_serialize(table.as_bytes()).collect::<String>().replace('+', "%20");
+                self.call(Method::DELETE, &format!("/v1/pipes/{name}/tables/{t}?drop={drop}"), None).await?
+            }
             PipeCommand::Delete { name, drop_tables } => {
                 self.call(Method::DELETE, &format!("/v1/pipes/{name}?drop_tables={drop_tables}"), None).await?;
                 serde_json::json!({"deleted": name})

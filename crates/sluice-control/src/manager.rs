@@ -1,12 +1,15 @@
 //! The pipe manager: one engine task per pipe in a long-running server, and
-//! the user actions (create, pause, resume, settings, delete) that steer them.
+//! the user actions (create, pause, resume, settings, resync, add/remove
+//! tables, delete) that steer them. Actions that change a pipe's tables stop
+//! its engine, record the change, and start the engine again.
 //!
 //! Every state change goes through the catalog's transition table; an action
 //! the current state does not allow is refused with `ManagerError::Conflict`.
 
 use sluice_catalog::{Catalog, CatalogError};
 use sluice_core::state::{targets, IllegalTransition};
-use sluice_core::{PipeAction, PipeSpec, PipeState, SyncSettings};
+use sluice_core::state::resync_table_name;
+use sluice_core::{PipeAction, PipeSpec, PipeState, SyncSettings, TableSpec, TableState};
 use sluice_engine::{LiveStatus, PipeContext};
 use sluice_sink::ClickHouseSink;
 use std::collections::HashMap;
@@ -211,6 +214,155 @@ impl Manager {
         Ok(rec.spec.settings)
     }
 
+    /// Re-copies tables (all when `only` is empty) into `<table>_resync` and swaps
+    /// each in when its copy is complete, while CDC keeps the current tables
+    /// (and the copies) up to date. A whole-pipe resync restarts CDC from the new
+    /// copies' position: the recovery for a `Failed` pipe (purged binlog).
+    pub async fn resync(&self, name: &str, only: &[String]) -> Result<PipeState, ManagerError> {
+        let rec = self.catalog.pipe(name).await?.ok_or_else(|| ManagerError::NotFound(name.into()))?;
+        if targets(rec.state, PipeAction::Resync).is_empty() {
+            return Err(Self::refuse(rec.state, PipeAction::Resync));
+        }
+        if !rec.spec.mode.streams() {
+            return Err(ManagerError::Invalid("a snapshot_only pipe has nothing to resync into; create a new pipe".into()));
+        }
+        if self.catalog.checkpoint(name).await?.is_none() {
+            return Err(ManagerError::Invalid("the pipe never finished Setup; delete it and create it again".into()));
+        }
+        let all = self.catalog.tables(name).await?;
+        let chosen: Vec<_> = if only.is_empty() {
+            all.iter().collect()
+        } else {
+            only.iter().map(|t| find_table(&all, t).ok_or_else(|| ManagerError::NotFound(format!("{name}: table {t}")))).collect::<Result<_, _>>()?
+        };
+        let whole = chosen.len() == all.len();
+        if rec.state == PipeState::Failed && !whole {
+            return Err(ManagerError::Invalid(
+                "a Failed pipe is resynced whole (its binlog position may be gone): leave out the table list".into(),
+            ));
+        }
+        let mappings: Vec<_> = chosen.iter().map(|t| t.mapping.clone()).collect();
+        self.stop(name).await;
+        let sink = ClickHouseSink::new(&rec.spec.destination);
+        let prepared = sluice_engine::modify::prepare_resync(&rec.spec, &mappings, &sink).await;
+        let (start, version) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                self.restart_if_live(&rec.spec, rec.state).await;
+                return Err(ManagerError::Internal(format!("cannot start the resync: {e}")));
+            }
+        };
+        let dests: Vec<String> = mappings.iter().map(|m| m.destination.clone()).collect();
+        self.catalog.begin_resync(name, &dests, version, whole.then_some(&start)).await?;
+        let reason = format!(
+            "resync of {} requested; copying into {} from {}",
+            if whole { "every table".to_string() } else { dests.join(", ") },
+            dests.iter().map(|d| resync_table_name(d)).collect::<Vec<_>>().join(", "),
+            start.position
+        );
+        self.catalog.transition(name, PipeAction::Resync, PipeState::Resync, &reason, None).await?;
+        info!(pipe = name, "state {} → Resync: {reason}", rec.state);
+        self.spawn(rec.spec).await;
+        Ok(PipeState::Resync)
+    }
+
+    /// Adds tables to a `Running` or `Paused` pipe: `Modifying` while they are
+    /// set up, then `Snapshot` while they are copied alongside CDC (or back to
+    /// `Paused`; the copy starts on resume). CDC-only pipes copy nothing.
+    pub async fn add_tables(&self, name: &str, add: Vec<TableSpec>) -> Result<PipeState, ManagerError> {
+        if add.is_empty() {
+            return Err(ManagerError::Invalid("tables: give at least one table".into()));
+        }
+        for (i, t) in add.iter().enumerate() {
+            t.pattern().map_err(|e| ManagerError::Invalid(format!("tables[{i}].source: {e}")))?;
+        }
+        let rec = self.begin_modify(name, &format!("adding {}", add.iter().map(|t| t.source.as_str()).collect::<Vec<_>>().join(", "))).await?;
+        let existing: Vec<_> = self.catalog.tables(name).await?.into_iter().map(|t| t.mapping).collect();
+        let sink = ClickHouseSink::new(&rec.spec.destination);
+        let prepared = sluice_engine::modify::prepare_added_tables(&rec.spec, &existing, &add, &sink).await;
+        let added = match prepared {
+            Ok(a) => a,
+            Err(e) => {
+                self.end_modify(&rec, false, "table addition refused").await?;
+                return Err(ManagerError::Invalid(format!("cannot add the tables: {e}")));
+            }
+        };
+        let copy = rec.spec.mode.snapshots();
+        let state = if copy { TableState::Adding } else { TableState::Running };
+        self.catalog.add_tables(name, &added.mappings, state, added.snapshot_version).await?;
+        let mut spec = rec.spec.clone();
+        spec.tables.extend(add);
+        self.catalog.update_spec(&spec).await?;
+        let names: Vec<String> = added.mappings.iter().map(|m| format!("{} → {}", m.source.id, m.destination)).collect();
+        self.catalog.note(name, &format!("tables added: {}", names.join(", "))).await?;
+        let rec = PipeRecordParts { spec, state: rec.state };
+        self.end_modify(&rec, copy, "tables added").await
+    }
+
+    /// Removes one table (by destination name or `schema.table`) from a
+    /// `Running` or `Paused` pipe; its destination table is dropped only if asked.
+    pub async fn remove_table(&self, name: &str, table: &str, drop: bool) -> Result<PipeState, ManagerError> {
+        let all = self.catalog.tables(name).await?;
+        if self.catalog.pipe(name).await?.is_none() {
+            return Err(ManagerError::NotFound(name.into()));
+        }
+        let t = find_table(&all, table).ok_or_else(|| ManagerError::NotFound(format!("{name}: table {table}")))?.clone();
+        if all.len() == 1 {
+            return Err(ManagerError::Invalid(format!("{table} is the pipe's only table; delete the pipe instead")));
+        }
+        let dest = t.mapping.destination.clone();
+        let rec = self.begin_modify(name, &format!("removing {dest}")).await?;
+        self.catalog.remove_table(name, &dest).await?;
+        let mut spec = rec.spec.clone();
+        let source = format!("{}.{}", t.mapping.source.id.schema, t.mapping.source.id.table);
+        spec.tables.retain(|s| s.source != source);
+        self.catalog.update_spec(&spec).await?;
+        if drop {
+            let sink = ClickHouseSink::new(&spec.destination);
+            for d in [dest.clone(), resync_table_name(&dest)] {
+                sink.drop_table(&d).await.map_err(|e| ManagerError::Internal(format!("dropping {d}: {e}")))?;
+            }
+        }
+        self.catalog.note(name, &format!("table {source} → {dest} removed{}", if drop { " and its destination table dropped" } else { "" })).await?;
+        let adding = self.catalog.tables(name).await?.iter().any(|t| t.state == TableState::Adding);
+        self.end_modify(&PipeRecordParts { spec, state: rec.state }, adding, "table removed").await
+    }
+
+    /// Stops the engine and moves the pipe to `Modifying`.
+    async fn begin_modify(&self, name: &str, reason: &str) -> Result<PipeRecordParts, ManagerError> {
+        let rec = self.catalog.pipe(name).await?.ok_or_else(|| ManagerError::NotFound(name.into()))?;
+        if targets(rec.state, PipeAction::ModifyTables).is_empty() {
+            return Err(Self::refuse(rec.state, PipeAction::ModifyTables));
+        }
+        self.stop(name).await;
+        self.catalog.transition(name, PipeAction::ModifyTables, PipeState::Modifying, reason, None).await?;
+        info!(pipe = name, "state {} → Modifying: {reason}", rec.state);
+        Ok(PipeRecordParts { spec: rec.spec, state: rec.state })
+    }
+
+    /// Leaves `Modifying`: back to `Paused` for a paused pipe, else `Snapshot`
+    /// when tables are to be copied, else `Running`; restarts the engine.
+    async fn end_modify(&self, before: &PipeRecordParts, copying: bool, reason: &str) -> Result<PipeState, ManagerError> {
+        let name = &before.spec.name;
+        let to = match (before.state, copying) {
+            (PipeState::Paused, _) => PipeState::Paused,
+            (_, true) => PipeState::Snapshot,
+            _ => PipeState::Running,
+        };
+        self.catalog.transition(name, PipeAction::Finished, to, reason, None).await?;
+        info!(pipe = name.as_str(), "state Modifying → {to}: {reason}");
+        if to != PipeState::Paused {
+            self.spawn(before.spec.clone()).await;
+        }
+        Ok(to)
+    }
+
+    async fn restart_if_live(&self, spec: &PipeSpec, state: PipeState) {
+        if !matches!(state, PipeState::Paused | PipeState::Failed | PipeState::Completed) {
+            self.spawn(spec.clone()).await;
+        }
+    }
+
     /// Stops the pipe and forgets it; drops its destination tables only if asked.
     pub async fn delete(&self, name: &str, drop_tables: bool) -> Result<(), ManagerError> {
         let rec = self.catalog.pipe(name).await?.ok_or_else(|| ManagerError::NotFound(name.into()))?;
@@ -218,9 +370,9 @@ impl Manager {
         if drop_tables {
             let sink = ClickHouseSink::new(&rec.spec.destination);
             for t in self.catalog.tables(name).await? {
-                sink.execute(&format!("DROP TABLE IF EXISTS {}", sink.qualified(&t.mapping.destination)))
-                    .await
-                    .map_err(|e| ManagerError::Internal(format!("dropping {}: {e}", t.mapping.destination)))?;
+                for d in [t.mapping.destination.clone(), resync_table_name(&t.mapping.destination)] {
+                    sink.drop_table(&d).await.map_err(|e| ManagerError::Internal(format!("dropping {d}: {e}")))?;
+                }
             }
         }
         self.catalog.delete_pipe(name).await?;
@@ -236,6 +388,19 @@ impl Manager {
             self.stop(&n).await;
         }
     }
+}
+
+/// What `begin_modify` keeps of the pipe: its spec and the state it left.
+struct PipeRecordParts {
+    spec: PipeSpec,
+    state: PipeState,
+}
+
+/// A table of the pipe by destination name or by source `schema.table`.
+fn find_table<'a>(tables: &'a [sluice_catalog::TableRecord], name: &str) -> Option<&'a sluice_catalog::TableRecord> {
+    tables.iter().find(|t| {
+        t.mapping.destination == name || format!("{}.{}", t.mapping.source.id.schema, t.mapping.source.id.table) == name
+    })
 }
 
 /// A partial settings change (`PATCH /v1/pipes/{name}/settings`).

@@ -17,6 +17,6 @@ pub use change::{ChangeOp, RowChange};
 pub use position::{BinlogPosition, Checkpoint};
 pub use schema::{SourceColumn, SourceTable, TableId};
 pub use spec::{PipeMode, PipeSpec, SpecError, SyncSettings, TableSpec};
-pub use state::{PipeAction, PipeState};
+pub use state::{PipeAction, PipeState, TableState};
 pub use types::{ChType, ColumnMapping};
 pub use value::Cell;

@@ -73,6 +73,76 @@ impl FromStr for PipeState {
     }
 }
 
+/// Where one table of a pipe is in its own sync (shown per table in the API).
+///
+/// The initial copy goes `Setup → Snapshot → Snapshotted → Running`; a table
+/// added to a live pipe is copied while CDC already applies its changes
+/// (`Adding → Running`); a resync copies into `<table>_resync` while CDC
+/// writes to both tables (`Resync → Swapping → Running`); a table whose source
+/// changed in a way Sluice cannot follow is `Error` until it is resynced, and
+/// CDC skips it meanwhile.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TableState {
+    Setup,
+    Snapshot,
+    Snapshotted,
+    Running,
+    Adding,
+    Resync,
+    Swapping,
+    Error,
+}
+
+impl TableState {
+    pub const ALL: [TableState; 8] = [
+        TableState::Setup,
+        TableState::Snapshot,
+        TableState::Snapshotted,
+        TableState::Running,
+        TableState::Adding,
+        TableState::Resync,
+        TableState::Swapping,
+        TableState::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableState::Setup => "Setup",
+            TableState::Snapshot => "Snapshot",
+            TableState::Snapshotted => "Snapshotted",
+            TableState::Running => "Running",
+            TableState::Adding => "Adding",
+            TableState::Resync => "Resync",
+            TableState::Swapping => "Swapping",
+            TableState::Error => "Error",
+        }
+    }
+
+    /// A copy that runs while CDC applies the table's changes (added or resynced tables).
+    pub fn copies_alongside_cdc(self) -> bool {
+        matches!(self, TableState::Adding | TableState::Resync)
+    }
+}
+
+impl fmt::Display for TableState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TableState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TableState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown table state {s:?}"))
+    }
+}
+
+/// The name of the table a resync copies into, swapped in when the copy is complete.
+pub fn resync_table_name(destination: &str) -> String {
+    format!("{destination}_resync")
+}
+
 /// Everything that can move a pipe: user requests and engine progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -144,7 +214,8 @@ pub fn transition(state: PipeState, action: PipeAction, to: PipeState) -> Result
         (S::Paused, A::Resume) => &[S::Running, S::Snapshot],
         (S::Running | S::Paused | S::Failed, A::Resync) => &[S::Resync],
         (S::Running | S::Paused, A::ModifyTables) => &[S::Modifying],
-        (S::Resync | S::Modifying, A::Finished) => &[S::Running, S::Snapshot],
+        (S::Resync, A::Finished) => &[S::Running, S::Snapshot],
+        (S::Modifying, A::Finished) => &[S::Running, S::Snapshot, S::Paused],
         (S::Provisioning | S::Setup | S::Snapshot | S::Running | S::Pausing | S::Modifying | S::Resync, A::Fail) => &[S::Failed],
         (S::Failed, A::RetrySetup) => &[S::Setup],
         _ => &[],
@@ -195,7 +266,7 @@ mod tests {
             (S::Paused, A::Resume, &[S::Snapshot, S::Running]),
             (S::Paused, A::Resync, &[S::Resync]),
             (S::Paused, A::ModifyTables, &[S::Modifying]),
-            (S::Modifying, A::Finished, &[S::Snapshot, S::Running]),
+            (S::Modifying, A::Finished, &[S::Snapshot, S::Running, S::Paused]),
             (S::Modifying, A::Fail, &[S::Failed]),
             (S::Resync, A::Finished, &[S::Snapshot, S::Running]),
             (S::Resync, A::Fail, &[S::Failed]),

@@ -6,16 +6,30 @@
 //! transaction larger than `LARGE_TXN_FACTOR × pull_batch_size` changes is
 //! written in parts before its commit (memory stays bounded); its checkpoint
 //! still only moves at the commit, and a replay rewrites the same versions.
+//!
+//! Tables added to a live pipe (`Adding`) or resynced (`Resync`) are copied
+//! here too, concurrently with the stream: the copy writes version
+//! `v(P) − 1`, where `P` is the source position read when the copy was set up,
+//! while the stream (which resumes from a checkpoint at or before `P`) applies
+//! every later change with a higher version, so the hand-off neither loses nor
+//! double-applies a change. A resync copies into `<table>_resync` while the
+//! stream writes to both tables; when the copy is complete the batch in hand
+//! is flushed and the two tables are exchanged atomically between batches.
 
 use crate::retry::retry;
+use crate::modify::resync_marker;
+use crate::snapshot::copy_table;
 use crate::{EngineError, PipeContext};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use sluice_catalog::TableRecord;
+use sluice_core::state::resync_table_name;
 use sluice_core::types::TableMapping;
-use sluice_core::{Checkpoint, RowChange};
+use sluice_core::{Checkpoint, PipeAction, PipeState, RowChange, TableState};
 use sluice_source::binlog::{BinlogEvent, BinlogReader};
 use sluice_source::{conn, SourceError};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 const LARGE_TXN_FACTOR: u64 = 4;
 /// No event (not even a heartbeat, sent every 5 s when idle) for this long means the connection is dead.
@@ -60,20 +74,81 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     }
 }
 
+/// A tracked table as the apply loop sees it.
+struct Applied {
+    mapping: TableMapping,
+    state: TableState,
+    /// Written as well as the destination: `<table>_resync` while a resync copies into it.
+    also: Option<String>,
+}
+
+/// Swaps a finished resync copy in and marks the table `Running`.
+async fn swap_in(ctx: &PipeContext, rec: &TableRecord) -> Result<(), EngineError> {
+    let dest = &rec.mapping.destination;
+    let marker = resync_marker(rec.snapshot_version.unwrap_or_default());
+    ctx.catalog.set_table_state(ctx.name(), dest, TableState::Swapping, None).await?;
+    retry(ctx, "swapping in the resynced table", || async { Ok(ctx.sink.swap_in(dest, &resync_table_name(dest), &marker).await?) }).await?;
+    ctx.catalog.set_table_state(ctx.name(), dest, TableState::Running, None).await?;
+    ctx.catalog.note(ctx.name(), &format!("table {dest} resynced: the new copy was swapped in with EXCHANGE TABLES")).await?;
+    info!(pipe = ctx.name(), "table {dest} resynced: new copy swapped in");
+    Ok(())
+}
+
+/// Once no table is being copied any more, a pipe in `Snapshot` (tables added)
+/// or `Resync` goes back to `Running`.
+async fn finish_if_done(ctx: &PipeContext) -> Result<(), EngineError> {
+    let tables = ctx.catalog.tables(ctx.name()).await?;
+    if tables.iter().any(|t| matches!(t.state, TableState::Adding | TableState::Resync | TableState::Swapping)) {
+        return Ok(());
+    }
+    let state = ctx.catalog.pipe(ctx.name()).await?.map(|p| p.state);
+    match state {
+        Some(PipeState::Snapshot) => ctx.transition(PipeAction::SnapshotDone, PipeState::Running, "added tables copied; CDC applies them").await,
+        Some(PipeState::Resync) => ctx.transition(PipeAction::Finished, PipeState::Running, "resync complete").await,
+        _ => Ok(()),
+    }
+}
+
 async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
     let spec = &ctx.spec;
-    let tables: Vec<TableMapping> = ctx.catalog.tables(ctx.name()).await?.into_iter().map(|t| t.mapping).collect();
-    let start = ctx
+    // A resync whose copy finished before a restart: swap it in before streaming.
+    for rec in ctx.catalog.tables(ctx.name()).await? {
+        if rec.state == TableState::Swapping || (rec.state == TableState::Resync && rec.snapshot_done) {
+            swap_in(ctx, &rec).await?;
+        }
+    }
+    finish_if_done(ctx).await?;
+    let stored = ctx
         .catalog
         .checkpoint(ctx.name())
         .await?
-        .ok_or_else(|| EngineError::Spec("CDC without a recorded start position".into()))?
-        .checkpoint;
+        .ok_or_else(|| EngineError::Spec("CDC without a recorded start position".into()))?;
+    let start = stored.checkpoint;
+    let records: Vec<TableRecord> = ctx.catalog.tables(ctx.name()).await?.into_iter().filter(|t| t.state != TableState::Error).collect();
+    let mut tables: Vec<Applied> = records
+        .iter()
+        .map(|r| Applied {
+            mapping: r.mapping.clone(),
+            state: r.state,
+            also: (r.state == TableState::Resync).then(|| resync_table_name(&r.mapping.destination)),
+        })
+        .collect();
     let mut c = conn::connect(&spec.source).await?;
     let info = conn::server_info(&mut c).await?;
-    let mut reader = BinlogReader::start(c, info.flavor, spec.server_id(), &start, tables.clone()).await?;
+    let mut reader =
+        BinlogReader::start(c, info.flavor, spec.server_id(), &start, tables.iter().map(|t| t.mapping.clone()).collect()).await?;
     info!(pipe = ctx.name(), "CDC reading the binlog from {}", start.position);
     ctx.catalog.set_error(ctx.name(), None).await?;
+
+    // Copies of added and resynced tables, running alongside the stream.
+    let mut copies = FuturesUnordered::new();
+    for (i, rec) in records.iter().enumerate() {
+        if rec.state.copies_alongside_cdc() && !rec.snapshot_done {
+            let target = tables[i].also.clone().unwrap_or_else(|| rec.mapping.destination.clone());
+            let version = rec.snapshot_version.unwrap_or(stored.snapshot_version);
+            copies.push(async move { (i, copy_table(ctx, rec, &target, version).await) });
+        }
+    }
 
     let mut batch = Batch::new(tables.len());
     let mut saved = start.clone();
@@ -87,6 +162,35 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
             _ = ctx.cancel.cancelled() => {
                 flush(ctx, &tables, &mut batch, &mut saved).await?;
                 return Ok(());
+            }
+            Some((i, copied)) = copies.next(), if !copies.is_empty() => {
+                // Everything the stream holds goes out first, so that a swapped-in copy
+                // has every change up to here.
+                flush(ctx, &tables, &mut batch, &mut saved).await?;
+                let rec = &records[i];
+                let dest = &rec.mapping.destination;
+                match copied {
+                    Ok(rows) => {
+                        if rec.state == TableState::Resync {
+                            swap_in(ctx, rec).await?;
+                            tables[i].also = None;
+                        } else {
+                            ctx.catalog.set_table_state(ctx.name(), dest, TableState::Running, None).await?;
+                            ctx.catalog.note(ctx.name(), &format!("table {dest} copied ({rows} rows); CDC applies it")).await?;
+                        }
+                        tables[i].state = TableState::Running;
+                    }
+                    Err(e) if e.is_cancelled() || ctx.cancel.is_cancelled() => return Ok(()),
+                    Err(e) => {
+                        let msg = format!("copying {} failed: {e}; resync the table", rec.mapping.source.id);
+                        error!(pipe = ctx.name(), "{msg}");
+                        ctx.catalog.set_table_state(ctx.name(), dest, TableState::Error, Some(&msg)).await?;
+                        ctx.catalog.note(ctx.name(), &msg).await?;
+                        tables[i].state = TableState::Error;
+                    }
+                }
+                finish_if_done(ctx).await?;
+                continue;
             }
             r = tokio::time::timeout_at(deadline.into(), tokio::time::timeout(READ_TIMEOUT, reader.next())) => r,
         };
@@ -106,6 +210,9 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
             Ok(Ok(event)) => match event? {
                 None => return Err(SourceError::Mysql(mysql_async::Error::Other("the source closed the binlog stream".into())).into()),
                 Some(BinlogEvent::Rows { table, changes }) => {
+                    if tables[table].state == TableState::Error {
+                        continue;
+                    }
                     batch.in_txn = true;
                     batch.count += changes.len() as u64;
                     batch.rows[table].extend(changes);
@@ -132,14 +239,16 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
     }
 }
 
-async fn write_rows(ctx: &PipeContext, tables: &[TableMapping], batch: &mut Batch) -> Result<(), EngineError> {
+async fn write_rows(ctx: &PipeContext, tables: &[Applied], batch: &mut Batch) -> Result<(), EngineError> {
     for (i, rows) in batch.rows.iter_mut().enumerate() {
         if rows.is_empty() {
             continue;
         }
-        let mapping = &tables[i];
-        let snapshot: &[RowChange] = rows;
-        retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write(mapping, snapshot).await?) }).await?;
+        let t = &tables[i];
+        let changes: &[RowChange] = rows;
+        for target in std::iter::once(&t.mapping.destination).chain(t.also.as_ref()) {
+            retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write_into(&t.mapping, target, changes).await?) }).await?;
+        }
         rows.clear();
     }
     batch.count = 0;
@@ -147,7 +256,7 @@ async fn write_rows(ctx: &PipeContext, tables: &[TableMapping], batch: &mut Batc
 }
 
 /// Writes every held change, then makes the last commit position durable.
-async fn flush(ctx: &PipeContext, tables: &[TableMapping], batch: &mut Batch, saved: &mut Checkpoint) -> Result<(), EngineError> {
+async fn flush(ctx: &PipeContext, tables: &[Applied], batch: &mut Batch, saved: &mut Checkpoint) -> Result<(), EngineError> {
     let Some(commit) = batch.commit.take() else { return Ok(()) };
     let n = batch.count;
     write_rows(ctx, tables, batch).await?;

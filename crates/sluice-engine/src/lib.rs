@@ -15,6 +15,7 @@
 
 mod cdc;
 mod error;
+pub mod modify;
 mod retry;
 mod setup;
 mod snapshot;
@@ -22,7 +23,7 @@ mod snapshot;
 pub use error::EngineError;
 
 use sluice_catalog::Catalog;
-use sluice_core::{PipeAction, PipeSpec, PipeState, SyncSettings};
+use sluice_core::{PipeAction, PipeSpec, PipeState, SyncSettings, TableState};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -133,6 +134,15 @@ pub async fn register(catalog: &Catalog, spec: &PipeSpec) -> Result<(), EngineEr
     Ok(())
 }
 
+/// CDC (with any concurrent table copies) until cancelled; stopping is not a failure.
+async fn stream(ctx: &PipeContext) -> Result<(), EngineError> {
+    match cdc::run(ctx).await {
+        Err(e) if e.is_cancelled() || ctx.cancel.is_cancelled() => Err(EngineError::Cancelled),
+        Ok(()) => Err(EngineError::Cancelled),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs the pipe until it completes, fails, or `cancel` fires. Returns the state it stopped in.
 pub async fn run(ctx: &PipeContext) -> Result<PipeState, EngineError> {
     loop {
@@ -143,12 +153,18 @@ pub async fn run(ctx: &PipeContext) -> Result<PipeState, EngineError> {
         let step = match rec.state {
             PipeState::Provisioning => ctx.transition(PipeAction::Provisioned, PipeState::Setup, "provisioned").await,
             PipeState::Setup => setup::run(ctx).await,
+            // Tables added to a live pipe are copied alongside CDC; the initial copy precedes it.
+            PipeState::Snapshot if ctx.catalog.tables(ctx.name()).await?.iter().any(|t| t.state == TableState::Adding) => {
+                stream(ctx).await
+            }
             PipeState::Snapshot => snapshot::run(ctx).await,
-            PipeState::Running => match cdc::run(ctx).await {
-                Ok(()) => return Ok(PipeState::Running),
-                Err(e) if e.is_cancelled() || ctx.cancel.is_cancelled() => return Ok(PipeState::Running),
-                Err(e) => Err(e),
-            },
+            PipeState::Running | PipeState::Resync => stream(ctx).await,
+            // A table change interrupted by a restart: what was recorded stands.
+            PipeState::Modifying => {
+                let adding = ctx.catalog.tables(ctx.name()).await?.iter().any(|t| t.state == TableState::Adding);
+                let to = if adding { PipeState::Snapshot } else { PipeState::Running };
+                ctx.transition(PipeAction::Finished, to, "table change interrupted by a restart; continuing with the recorded tables").await
+            }
             PipeState::Failed if ctx.catalog.checkpoint(ctx.name()).await?.is_none() => {
                 // Setup never finished: nothing was recorded, so trying Setup again is safe.
                 ctx.transition(PipeAction::RetrySetup, PipeState::Setup, "retrying setup after a failed setup").await

@@ -3,9 +3,8 @@
 
 use crate::retry::retry;
 use crate::{EngineError, PipeContext};
-use sluice_core::types::TableMapping;
 use sluice_core::{Checkpoint, PipeAction, PipeState};
-use sluice_source::{checks, conn, discovery, SourceError};
+use sluice_source::{checks, conn};
 use tracing::info;
 
 pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
@@ -15,19 +14,7 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     info!(pipe = ctx.name(), "source is {} (GTID {})", info.version, if info.gtid_mode { "on" } else { "off" });
     checks::require(&mut src, &info).await?;
 
-    let tables = discovery::expand(&mut src, &spec.tables).await?;
-    let mut mappings = Vec::with_capacity(tables.len());
-    for (id, dest) in tables {
-        let table = discovery::describe(&mut src, &id).await?;
-        if table.primary_key.is_empty() {
-            return Err(SourceError::Config(format!(
-                "table {id} has no primary key: ReplacingMergeTree needs one to collapse updates and deletes; \
-                 add a primary key or leave the table out of the pipe"
-            ))
-            .into());
-        }
-        mappings.push(TableMapping::new(table, dest));
-    }
+    let mappings = crate::modify::describe_tables(&mut src, &spec.tables).await?;
 
     retry(ctx, "connecting to ClickHouse", || async { Ok(ctx.sink.ping().await?) }).await?;
     ctx.sink.ensure_database().await?;

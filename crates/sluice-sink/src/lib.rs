@@ -148,6 +148,44 @@ impl ClickHouseSink {
         self.execute(&self.create_table_sql(mapping, &mapping.destination)).await
     }
 
+    pub async fn drop_table(&self, table: &str) -> Result<(), SinkError> {
+        self.execute(&format!("DROP TABLE IF EXISTS {}", self.qualified(table))).await
+    }
+
+    /// The comment of a table (empty when it has none or does not exist).
+    async fn table_comment(&self, table: &str) -> Result<String, SinkError> {
+        let sql = format!(
+            "SELECT comment FROM system.tables WHERE database = '{}' AND name = '{}'",
+            escape_literal(&self.database),
+            escape_literal(table)
+        );
+        Ok(self.query_tsv(&sql).await?.trim_end_matches('\n').to_string())
+    }
+
+    /// Creates `resync` afresh for a resync of `mapping`'s table, marked with
+    /// `marker` (a table comment) so that `swap_in` can tell, after a crash,
+    /// whether the swap already happened.
+    pub async fn create_resync_table(&self, mapping: &TableMapping, resync: &str, marker: &str) -> Result<(), SinkError> {
+        self.drop_table(resync).await?;
+        let sql = format!("{} COMMENT '{}'", self.create_table_sql(mapping, resync), escape_literal(marker));
+        self.execute(&sql).await
+    }
+
+    /// Puts the finished copy `resync` in place of `table` atomically
+    /// (`EXCHANGE TABLES`: readers see the old table or the new one, never
+    /// neither) and drops the old data. Idempotent: when `table` already carries
+    /// `marker`, the exchange happened before and only the drop is left.
+    pub async fn swap_in(&self, table: &str, resync: &str, marker: &str) -> Result<(), SinkError> {
+        if self.table_comment(table).await? != marker {
+            if self.table_exists(table).await? {
+                self.execute(&format!("EXCHANGE TABLES {} AND {}", self.qualified(table), self.qualified(resync))).await?;
+            } else {
+                self.execute(&format!("RENAME TABLE {} TO {}", self.qualified(resync), self.qualified(table))).await?;
+            }
+        }
+        self.drop_table(resync).await
+    }
+
     /// Encodes `changes` as RowBinary (mapped columns + metadata columns).
     pub fn encode(mapping: &TableMapping, changes: &[RowChange], out: &mut Vec<u8>) -> Result<(), SinkError> {
         let synced_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos() as i64;

@@ -125,7 +125,13 @@ pub fn normalise_json(s: &str) -> String {
 
 /// Both tables of `src_db` equal their destinations' `FINAL` rows (deletes hidden), value for value.
 pub async fn compare(flavor: Flavor, src_db: &str, ch_db: &str) -> Result<(), String> {
-    let mut c = mysql(flavor).await;
+    compare_url(flavor.url(), src_db, ch_db).await
+}
+
+/// `compare` for the source server at `url`.
+pub async fn compare_url(url: &str, src_db: &str, ch_db: &str) -> Result<(), String> {
+    let mut c = mysql_url(url).await;
+    c.query_drop("SET time_zone = '+00:00'").await.map_err(|e| e.to_string())?;
     let orders_src = src_rows(
         &mut c,
         &format!(

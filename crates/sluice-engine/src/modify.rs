@@ -1,0 +1,92 @@
+//! Setup work for a live pipe whose tables change: tables added (Setup for just
+//! those tables) and tables resynced (fresh `<table>_resync` copies). The
+//! control plane calls these while the pipe's engine is stopped, records the
+//! result in the catalog, and restarts the engine, which copies the tables
+//! alongside CDC (see `cdc`).
+
+use crate::EngineError;
+use mysql_async::Conn;
+use sluice_core::state::resync_table_name;
+use sluice_core::types::TableMapping;
+use sluice_core::{Checkpoint, PipeSpec, TableSpec};
+use sluice_sink::ClickHouseSink;
+use sluice_source::{conn, discovery, SourceError};
+
+/// Expands table patterns and records each table's definition; every table needs a primary key.
+pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<TableMapping>, EngineError> {
+    let mut mappings = Vec::new();
+    for (id, dest) in discovery::expand(src, specs).await? {
+        let table = discovery::describe(src, &id).await?;
+        if table.primary_key.is_empty() {
+            return Err(SourceError::Config(format!(
+                "table {id} has no primary key: ReplacingMergeTree needs one to collapse updates and deletes; \
+                 add a primary key or leave the table out of the pipe"
+            ))
+            .into());
+        }
+        mappings.push(TableMapping::new(table, dest));
+    }
+    Ok(mappings)
+}
+
+/// The source's current position, and the version a copy consistent from it writes (`v(P) − 1`).
+pub async fn copy_start(src: &mut Conn) -> Result<(Checkpoint, i64), EngineError> {
+    let info = conn::server_info(src).await?;
+    let (position, gtid_set) = conn::current_position(src, &info).await?;
+    let version = position.snapshot_version().map_err(|e| EngineError::Spec(e.to_string()))?;
+    Ok((Checkpoint { position, gtid_set }, version))
+}
+
+/// Tables to add to a live pipe, ready to be recorded: their definitions, their
+/// destination tables created, and the version their copy writes.
+pub struct AddedTables {
+    pub mappings: Vec<TableMapping>,
+    pub snapshot_version: i64,
+}
+
+/// Setup for tables added to a live pipe. Refuses a table (or destination name)
+/// the pipe already has. The copy position is read after the destination tables
+/// exist, so CDC (restarted from its checkpoint, which is earlier) covers every
+/// change after it.
+pub async fn prepare_added_tables(
+    spec: &PipeSpec,
+    existing: &[TableMapping],
+    add: &[TableSpec],
+    sink: &ClickHouseSink,
+) -> Result<AddedTables, EngineError> {
+    let mut src = conn::connect(&spec.source).await?;
+    let mappings = describe_tables(&mut src, add).await?;
+    for m in &mappings {
+        if let Some(e) = existing.iter().find(|e| e.source.id == m.source.id || e.destination == m.destination) {
+            return Err(EngineError::Spec(format!(
+                "table {} (destination {:?}) is already in the pipe as {} → {:?}",
+                m.source.id, m.destination, e.source.id, e.destination
+            )));
+        }
+    }
+    sink.ensure_database().await?;
+    for m in &mappings {
+        sink.create_table(m).await?;
+    }
+    let (_, snapshot_version) = copy_start(&mut src).await?;
+    let _ = src.disconnect().await;
+    Ok(AddedTables { mappings, snapshot_version })
+}
+
+/// The comment that marks a resync copy (see `ClickHouseSink::swap_in`).
+pub fn resync_marker(version: i64) -> String {
+    format!("sluice resync {version}")
+}
+
+/// Creates a fresh `<table>_resync` for each table and reads the position the
+/// new copies are consistent from (where a whole-pipe resync restarts CDC).
+pub async fn prepare_resync(spec: &PipeSpec, tables: &[TableMapping], sink: &ClickHouseSink) -> Result<(Checkpoint, i64), EngineError> {
+    let mut src = conn::connect(&spec.source).await?;
+    let (start, version) = copy_start(&mut src).await?;
+    let _ = src.disconnect().await;
+    sink.ensure_database().await?;
+    for m in tables {
+        sink.create_resync_table(m, &resync_table_name(&m.destination), &resync_marker(version)).await?;
+    }
+    Ok((start, version))
+}
