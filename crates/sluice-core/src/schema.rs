@@ -108,6 +108,23 @@ impl SourceTable {
     }
 }
 
+/// One column-level step of an `ALTER TABLE` on a tracked table, in statement order.
+///
+/// Shared vocabulary between the source (which derives the steps from the DDL in
+/// the binlog) and the sink (which replays them on the destination table).
+/// Column names are the source column names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlterOp {
+    /// A new column. `default` is the value MySQL gave the rows already in the
+    /// table, as text (`5`, `0.00`, `abc`, `2024-01-01 00:00:00`); `None` means
+    /// NULL for a nullable column and the type's zero value (`0`, `''`) otherwise.
+    AddColumn { name: String, default: Option<String> },
+    DropColumn { name: String },
+    RenameColumn { from: String, to: String },
+    /// `MODIFY`/`CHANGE`: the column was redefined (and renamed when the names differ).
+    ModifyColumn { old_name: String, new_name: String },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! leave `FINAL` unchanged, which is what makes at-least-once delivery safe.
 //! Inserts use RowBinary, compressed with LZ4 by the `clickhouse` crate.
 
+pub mod alter;
 pub mod rowbinary;
 
 use sluice_core::spec::DestinationSpec;

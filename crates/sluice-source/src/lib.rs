@@ -11,6 +11,7 @@ pub mod binlog;
 pub mod checks;
 pub mod conn;
 pub mod convert;
+pub mod ddl;
 pub mod discovery;
 pub mod gtid;
 pub mod snapshot;
