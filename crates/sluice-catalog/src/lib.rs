@@ -58,6 +58,18 @@ pub struct TableRecord {
     pub error: Option<String>,
 }
 
+/// What a schema change does to one table of a pipe (see `record_schema_change`).
+#[derive(Debug, Clone)]
+pub struct TableChange {
+    pub destination: String,
+    /// The table's new recorded definition, when it changed.
+    pub mapping: Option<TableMapping>,
+    /// The table's new sync state and error, when it changed.
+    pub state: Option<(TableState, Option<String>)>,
+    /// Start a fresh copy with this version (progress reset).
+    pub recopy_version: Option<i64>,
+}
+
 /// A recorded state transition.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PipeEvent {
@@ -362,20 +374,21 @@ impl Catalog {
         Ok(())
     }
 
-    /// Starts a resync of `destinations`: each is copied again from scratch (state
-    /// `Resync`) with `snapshot_version`; with `restart_at`, CDC also starts over
+    /// Starts a resync of `tables` (their definitions as the source has them
+    /// now): each is copied again from scratch (state `Resync`) with `snapshot_version`; with `restart_at`, CDC also starts over
     /// from that position (a whole-pipe resync). One transaction.
-    pub async fn begin_resync(&self, name: &str, destinations: &[String], snapshot_version: i64, restart_at: Option<&Checkpoint>) -> Result<()> {
+    pub async fn begin_resync(&self, name: &str, tables: &[TableMapping], snapshot_version: i64, restart_at: Option<&Checkpoint>) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        for d in destinations {
+        for t in tables {
             sqlx::query(
                 "UPDATE pipe_tables SET state = ?, snapshot_version = ?, snapshot_done = 0, last_key_json = NULL, rows_copied = 0, \
-                 rows_estimated = 0, error = NULL WHERE pipe = ? AND destination = ?",
+                 rows_estimated = 0, error = NULL, mapping_json = ? WHERE pipe = ? AND destination = ?",
             )
             .bind(TableState::Resync.as_str())
             .bind(snapshot_version)
+            .bind(serde_json::to_string(t).map_err(corrupt)?)
             .bind(name)
-            .bind(d)
+            .bind(&t.destination)
             .execute(&mut *tx)
             .await?;
         }
@@ -386,16 +399,51 @@ impl Catalog {
         Ok(())
     }
 
-    /// Replaces a table's recorded mapping (after a schema change followed in place).
-    pub async fn update_mapping(&self, name: &str, destination: &str, mapping: &TableMapping) -> Result<()> {
-        sqlx::query("UPDATE pipe_tables SET mapping_json = ?, source_schema = ?, source_table = ? WHERE pipe = ? AND destination = ?")
-            .bind(serde_json::to_string(mapping).map_err(corrupt)?)
-            .bind(&mapping.source.id.schema)
-            .bind(&mapping.source.id.table)
+    /// Records the effect of a DDL statement from the binlog together with the
+    /// checkpoint just after it, in one transaction: after a crash the statement
+    /// is either entirely behind the pipe or replayed against the old definitions.
+    pub async fn record_schema_change(&self, name: &str, changes: &[TableChange], after: &Checkpoint, note: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for c in changes {
+            if let Some(m) = &c.mapping {
+                sqlx::query("UPDATE pipe_tables SET mapping_json = ?, source_schema = ?, source_table = ? WHERE pipe = ? AND destination = ?")
+                    .bind(serde_json::to_string(m).map_err(corrupt)?)
+                    .bind(&m.source.id.schema)
+                    .bind(&m.source.id.table)
+                    .bind(name)
+                    .bind(&c.destination)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((state, error)) = &c.state {
+                sqlx::query("UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?")
+                    .bind(state.as_str())
+                    .bind(error)
+                    .bind(name)
+                    .bind(&c.destination)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(v) = c.recopy_version {
+                sqlx::query(
+                    "UPDATE pipe_tables SET snapshot_version = ?, snapshot_done = 0, last_key_json = NULL, rows_copied = 0, rows_estimated = 0 \
+                     WHERE pipe = ? AND destination = ?",
+                )
+                .bind(v)
+                .bind(name)
+                .bind(&c.destination)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        Self::put_checkpoint(&mut tx, name, after, None).await?;
+        sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) SELECT name, ?, state, state, ? FROM pipes WHERE name = ?")
+            .bind(now())
+            .bind(note)
             .bind(name)
-            .bind(destination)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 

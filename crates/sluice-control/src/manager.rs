@@ -245,15 +245,17 @@ impl Manager {
         self.stop(name).await;
         let sink = ClickHouseSink::new(&rec.spec.destination);
         let prepared = sluice_engine::modify::prepare_resync(&rec.spec, &mappings, &sink).await;
-        let (start, version) = match prepared {
+        let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
                 self.restart_if_live(&rec.spec, rec.state).await;
-                return Err(ManagerError::Internal(format!("cannot start the resync: {e}")));
+                let msg = format!("cannot start the resync: {e}");
+                return Err(if matches!(e, sluice_engine::EngineError::Spec(_)) { ManagerError::Invalid(msg) } else { ManagerError::Internal(msg) });
             }
         };
         let dests: Vec<String> = mappings.iter().map(|m| m.destination.clone()).collect();
-        self.catalog.begin_resync(name, &dests, version, whole.then_some(&start)).await?;
+        let start = &prepared.start;
+        self.catalog.begin_resync(name, &prepared.mappings, prepared.snapshot_version, whole.then_some(start)).await?;
         let reason = format!(
             "resync of {} requested; copying into {} from {}",
             if whole { "every table".to_string() } else { dests.join(", ") },

@@ -12,12 +12,16 @@
 //! `v(P) − 1`, where `P` is the source position read when the copy was set up,
 //! while the stream (which resumes from a checkpoint at or before `P`) applies
 //! every later change with a higher version, so the hand-off neither loses nor
-//! double-applies a change. A resync copies into `<table>_resync` while the
-//! stream writes to both tables; when the copy is complete the batch in hand
-//! is flushed and the two tables are exchanged atomically between batches.
+//! double-applies a change. A resync copies into `<table>_resync` and the
+//! stream applies that table's changes there too (the current table keeps
+//! serving its data unchanged meanwhile); when the copy is complete the batch
+//! in hand is flushed and the two tables are exchanged atomically between
+//! batches. DDL statements are followed by `schema_change`, after which the
+//! stream restarts from the checkpoint just after the statement.
 
 use crate::retry::retry;
 use crate::modify::resync_marker;
+use crate::schema_change;
 use crate::snapshot::copy_table;
 use crate::{EngineError, PipeContext};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -53,12 +57,20 @@ impl Batch {
     }
 }
 
+/// Why a stream ended without an error.
+enum Ended {
+    Cancelled,
+    /// The tracked tables changed (a DDL): read them again and go on.
+    TablesChanged,
+}
+
 /// Runs CDC until cancelled (`Ok`) or a permanent error.
 pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     let mut delay = Duration::from_millis(250);
     loop {
         match stream_once(ctx).await {
-            Ok(()) => return Ok(()),
+            Ok(Ended::Cancelled) => return Ok(()),
+            Ok(Ended::TablesChanged) => delay = Duration::from_millis(250),
             Err(e) if e.is_transient() => {
                 let msg = format!("binlog stream interrupted: {e}; resuming from the last checkpoint in {:.1}s", delay.as_secs_f64());
                 warn!(pipe = ctx.name(), "{msg}");
@@ -78,8 +90,8 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
 struct Applied {
     mapping: TableMapping,
     state: TableState,
-    /// Written as well as the destination: `<table>_resync` while a resync copies into it.
-    also: Option<String>,
+    /// Where its changes are written: the destination, or `<table>_resync` while a resync copies into it.
+    target: String,
 }
 
 /// Swaps a finished resync copy in and marks the table `Running`.
@@ -109,7 +121,7 @@ async fn finish_if_done(ctx: &PipeContext) -> Result<(), EngineError> {
     }
 }
 
-async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
+async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
     let spec = &ctx.spec;
     // A resync whose copy finished before a restart: swap it in before streaming.
     for rec in ctx.catalog.tables(ctx.name()).await? {
@@ -130,7 +142,7 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
         .map(|r| Applied {
             mapping: r.mapping.clone(),
             state: r.state,
-            also: (r.state == TableState::Resync).then(|| resync_table_name(&r.mapping.destination)),
+            target: if r.state == TableState::Resync { resync_table_name(&r.mapping.destination) } else { r.mapping.destination.clone() },
         })
         .collect();
     let mut c = conn::connect(&spec.source).await?;
@@ -144,7 +156,7 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
     let mut copies = FuturesUnordered::new();
     for (i, rec) in records.iter().enumerate() {
         if rec.state.copies_alongside_cdc() && !rec.snapshot_done {
-            let target = tables[i].also.clone().unwrap_or_else(|| rec.mapping.destination.clone());
+            let target = tables[i].target.clone();
             let version = rec.snapshot_version.unwrap_or(stored.snapshot_version);
             copies.push(async move { (i, copy_table(ctx, rec, &target, version).await) });
         }
@@ -161,7 +173,7 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
         let next = tokio::select! {
             _ = ctx.cancel.cancelled() => {
                 flush(ctx, &tables, &mut batch, &mut saved).await?;
-                return Ok(());
+                return Ok(Ended::Cancelled);
             }
             Some((i, copied)) = copies.next(), if !copies.is_empty() => {
                 // Everything the stream holds goes out first, so that a swapped-in copy
@@ -173,14 +185,14 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
                     Ok(rows) => {
                         if rec.state == TableState::Resync {
                             swap_in(ctx, rec).await?;
-                            tables[i].also = None;
+                            tables[i].target = dest.clone();
                         } else {
                             ctx.catalog.set_table_state(ctx.name(), dest, TableState::Running, None).await?;
                             ctx.catalog.note(ctx.name(), &format!("table {dest} copied ({rows} rows); CDC applies it")).await?;
                         }
                         tables[i].state = TableState::Running;
                     }
-                    Err(e) if e.is_cancelled() || ctx.cancel.is_cancelled() => return Ok(()),
+                    Err(e) if e.is_cancelled() || ctx.cancel.is_cancelled() => return Ok(Ended::Cancelled),
                     Err(e) => {
                         let msg = format!("copying {} failed: {e}; resync the table", rec.mapping.source.id);
                         error!(pipe = ctx.name(), "{msg}");
@@ -230,8 +242,12 @@ async fn stream_once(ctx: &PipeContext) -> Result<(), EngineError> {
                         batch.opened = Instant::now();
                     }
                 }
-                Some(BinlogEvent::Ddl { schema, query }) => {
-                    warn!(pipe = ctx.name(), "DDL on {schema} is not replicated yet: {query}");
+                Some(BinlogEvent::Ddl { schema, query, checkpoint }) => {
+                    // Everything before the statement is written with the old definitions.
+                    flush(ctx, &tables, &mut batch, &mut saved).await?;
+                    if schema_change::follow(ctx, &schema, &query, &checkpoint).await? {
+                        return Ok(Ended::TablesChanged);
+                    }
                 }
                 Some(BinlogEvent::Heartbeat) => {}
             },
@@ -246,9 +262,7 @@ async fn write_rows(ctx: &PipeContext, tables: &[Applied], batch: &mut Batch) ->
         }
         let t = &tables[i];
         let changes: &[RowChange] = rows;
-        for target in std::iter::once(&t.mapping.destination).chain(t.also.as_ref()) {
-            retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write_into(&t.mapping, target, changes).await?) }).await?;
-        }
+        retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write_into(&t.mapping, &t.target, changes).await?) }).await?;
         rows.clear();
     }
     batch.count = 0;

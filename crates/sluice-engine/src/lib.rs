@@ -17,6 +17,7 @@ mod cdc;
 mod error;
 pub mod modify;
 mod retry;
+mod schema_change;
 mod setup;
 mod snapshot;
 

@@ -78,15 +78,35 @@ pub fn resync_marker(version: i64) -> String {
     format!("sluice resync {version}")
 }
 
-/// Creates a fresh `<table>_resync` for each table and reads the position the
-/// new copies are consistent from (where a whole-pipe resync restarts CDC).
-pub async fn prepare_resync(spec: &PipeSpec, tables: &[TableMapping], sink: &ClickHouseSink) -> Result<(Checkpoint, i64), EngineError> {
+/// A resync ready to be recorded: the tables' current definitions, and the
+/// position the new copies are consistent from (where a whole-pipe resync restarts CDC).
+pub struct Resync {
+    pub mappings: Vec<TableMapping>,
+    pub start: Checkpoint,
+    pub snapshot_version: i64,
+}
+
+/// Reads each table's definition again from the source (a resync is also the
+/// way out of a schema change that could not be followed), creates a fresh
+/// `<table>_resync` for it, and reads the copies' start position.
+pub async fn prepare_resync(spec: &PipeSpec, tables: &[TableMapping], sink: &ClickHouseSink) -> Result<Resync, EngineError> {
     let mut src = conn::connect(&spec.source).await?;
-    let (start, version) = copy_start(&mut src).await?;
+    let mut mappings = Vec::with_capacity(tables.len());
+    for t in tables {
+        let id = &t.source.id;
+        let table = discovery::describe(&mut src, id).await.map_err(|e| {
+            EngineError::Spec(format!("cannot read source table {id} ({e}); if it is gone, remove it from the pipe"))
+        })?;
+        if table.primary_key.is_empty() {
+            return Err(EngineError::Spec(format!("source table {id} has no primary key any more; add one or remove the table from the pipe")));
+        }
+        mappings.push(TableMapping::new(table, t.destination.clone()));
+    }
+    let (start, snapshot_version) = copy_start(&mut src).await?;
     let _ = src.disconnect().await;
     sink.ensure_database().await?;
-    for m in tables {
-        sink.create_resync_table(m, &resync_table_name(&m.destination), &resync_marker(version)).await?;
+    for m in &mappings {
+        sink.create_resync_table(m, &resync_table_name(&m.destination), &resync_marker(snapshot_version)).await?;
     }
-    Ok((start, version))
+    Ok(Resync { mappings, start, snapshot_version })
 }

@@ -76,7 +76,7 @@ pub fn alter_statements(qualified_table: &str, old: &TableMapping, new: &TableMa
                     skipped[k] = true;
                     continue;
                 };
-                let mut s = format!("ADD COLUMN {} {}", quote(name), ty.sql());
+                let mut s = format!("ADD COLUMN IF NOT EXISTS {} {}", quote(name), ty.sql());
                 match default {
                     Some(v) => s.push_str(&format!(" DEFAULT '{}'", escape_literal(v))),
                     None if !ty.is_nullable() => s.push_str(&format!(" DEFAULT {}", zero(ty))),
@@ -97,13 +97,13 @@ pub fn alter_statements(qualified_table: &str, old: &TableMapping, new: &TableMa
             AlterOp::DropColumn { .. } => {
                 cols[k].alive = false;
                 if !skipped[k] {
-                    out.push(alter(format!("DROP COLUMN {}", quote(&cols[k].name))));
+                    out.push(alter(format!("DROP COLUMN IF EXISTS {}", quote(&cols[k].name))));
                 }
             }
             AlterOp::RenameColumn { to, .. } | AlterOp::ModifyColumn { new_name: to, .. } => {
                 if cols[k].name != *to {
                     if !skipped[k] {
-                        out.push(alter(format!("RENAME COLUMN {} TO {}", quote(&cols[k].name), quote(to))));
+                        out.push(alter(format!("RENAME COLUMN IF EXISTS {} TO {}", quote(&cols[k].name), quote(to))));
                     }
                     cols[k].name = to.clone();
                 }
@@ -230,12 +230,12 @@ mod tests {
         assert_eq!(
             alter_statements(T, &old, &new, &ops),
             [
-                "ALTER TABLE `db`.`orders` ADD COLUMN `first` Nullable(String) FIRST",
-                "ALTER TABLE `db`.`orders` ADD COLUMN `flag` Int8 DEFAULT '1' AFTER `name`",
+                "ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `first` Nullable(String) FIRST",
+                "ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `flag` Int8 DEFAULT '1' AFTER `name`",
                 // At the end of the mapped columns, before the _peerdb_* metadata columns.
-                "ALTER TABLE `db`.`orders` ADD COLUMN `note` String DEFAULT '' AFTER `qty`",
-                "ALTER TABLE `db`.`orders` ADD COLUMN `n2` Nullable(Int32) AFTER `note`",
-                "ALTER TABLE `db`.`orders` ADD COLUMN `status` String DEFAULT 'a' AFTER `n2`",
+                "ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `note` String DEFAULT '' AFTER `qty`",
+                "ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `n2` Nullable(Int32) AFTER `note`",
+                "ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `status` String DEFAULT 'a' AFTER `n2`",
             ]
         );
     }
@@ -251,8 +251,8 @@ mod tests {
         assert_eq!(
             alter_statements(T, &old, &new, &ops),
             [
-                "ALTER TABLE `db`.`orders` ADD COLUMN `c` Nullable(String) DEFAULT 'it\\'s \\\\ x' AFTER `qty`",
-                "ALTER TABLE `db`.`orders` ADD COLUMN `d` Decimal(10, 2) DEFAULT 0 AFTER `c`",
+                "ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `c` Nullable(String) DEFAULT 'it\\'s \\\\ x' AFTER `qty`",
+                "ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `d` Decimal(10, 2) DEFAULT 0 AFTER `c`",
             ]
         );
     }
@@ -268,8 +268,8 @@ mod tests {
         assert_eq!(
             alter_statements(T, &old, &new, &[add("a", None), add("b", None)]),
             [
-                "ALTER TABLE `db`.`orders` ADD COLUMN `a` Nullable(Int32) AFTER `id`",
-                "ALTER TABLE `db`.`orders` ADD COLUMN `b` Nullable(Int32) AFTER `id`",
+                "ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `a` Nullable(Int32) AFTER `id`",
+                "ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `b` Nullable(Int32) AFTER `id`",
             ]
         );
     }
@@ -293,9 +293,9 @@ mod tests {
         assert_eq!(
             alter_statements(T, &old, &new, &ops),
             [
-                "ALTER TABLE `db`.`orders` DROP COLUMN `qty`",
-                "ALTER TABLE `db`.`orders` RENAME COLUMN `name` TO `title`",
-                "ALTER TABLE `db`.`orders` RENAME COLUMN `price` TO `amount`",
+                "ALTER TABLE `db`.`orders` DROP COLUMN IF EXISTS `qty`",
+                "ALTER TABLE `db`.`orders` RENAME COLUMN IF EXISTS `name` TO `title`",
+                "ALTER TABLE `db`.`orders` RENAME COLUMN IF EXISTS `price` TO `amount`",
                 "ALTER TABLE `db`.`orders` MODIFY COLUMN `amount` Nullable(Decimal(12, 2))",
             ]
         );
@@ -339,8 +339,8 @@ mod tests {
         assert_eq!(
             alter_statements(T, &old, &new, &ops),
             [
-                "ALTER TABLE `db`.`orders` ADD COLUMN `y` Nullable(Int32) AFTER `qty`",
-                "ALTER TABLE `db`.`orders` RENAME COLUMN `y` TO `z`",
+                "ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `y` Nullable(Int32) AFTER `qty`",
+                "ALTER TABLE `db`.`orders` RENAME COLUMN IF EXISTS `y` TO `z`",
             ]
         );
     }
@@ -353,7 +353,7 @@ mod tests {
         let new = mapping(cols);
         assert_eq!(
             alter_statements(T, &old, &new, &[add("we`ird col", None)]),
-            ["ALTER TABLE `db`.`orders` ADD COLUMN `we\\`ird col` Nullable(Int32) AFTER `qty`"]
+            ["ALTER TABLE `db`.`orders` ADD COLUMN IF NOT EXISTS `we\\`ird col` Nullable(Int32) AFTER `qty`"]
         );
     }
 

@@ -31,8 +31,9 @@ pub enum BinlogEvent {
     Rows { table: usize, changes: Vec<RowChange> },
     /// A transaction ended; a checkpoint at `checkpoint` is safe once everything before it is written.
     Commit { checkpoint: Checkpoint, timestamp: u32 },
-    /// A statement (DDL) on a schema that holds tracked tables.
-    Ddl { schema: String, query: String },
+    /// A statement (DDL) on a schema that holds tracked tables (`schema`: the
+    /// statement's default database). A `Commit` at `checkpoint` follows it.
+    Ddl { schema: String, query: String, checkpoint: Checkpoint },
     /// The server is idle (heartbeat).
     Heartbeat,
 }
@@ -123,6 +124,34 @@ impl BinlogReader {
         &self.tables
     }
 
+    /// Follows a schema change of tracked table `i` (or its rename): row events
+    /// from here on are decoded with `mapping`. Events before the change were
+    /// decoded with the old one; MySQL and MariaDB send a fresh table map after
+    /// a DDL, which is mapped by column name against the new definition.
+    pub fn replace_table(&mut self, i: usize, mapping: TableMapping) {
+        let old_id = self.tables[i].source.id.clone();
+        self.by_id.remove(&old_id);
+        self.by_id.insert(mapping.source.id.clone(), i);
+        self.kinds[i] = mapping.source.columns.iter().map(ColKind::of).collect();
+        self.tables[i] = mapping;
+        self.forget_maps(i);
+    }
+
+    /// Stops decoding table `i` (its changes are skipped from here on).
+    pub fn untrack(&mut self, i: usize) {
+        let id = self.tables[i].source.id.clone();
+        if self.by_id.get(&id) == Some(&i) {
+            self.by_id.remove(&id);
+        }
+        self.forget_maps(i);
+    }
+
+    fn forget_maps(&mut self, i: usize) {
+        self.maps.retain(|_, m| m.as_ref().is_none_or(|m| m.table != i));
+        // Table ids not mapped to a tracked table may now be (a renamed table): look again.
+        self.maps.retain(|_, m| m.is_some());
+    }
+
     fn gtid_text(&self) -> Option<String> {
         match &self.gtids {
             Gtids::None => None,
@@ -203,8 +232,12 @@ impl BinlogReader {
                         let commit = self.commit(log_pos, header.timestamp());
                         if touches {
                             // Hand the DDL on first; the apply loop sees the commit on the next call.
+                            let checkpoint = match &commit {
+                                BinlogEvent::Commit { checkpoint, .. } => checkpoint.clone(),
+                                _ => unreachable!("commit() returns a Commit"),
+                            };
                             self.pending_commit = Some(commit);
-                            return Ok(Some(BinlogEvent::Ddl { schema, query: trimmed.to_string() }));
+                            return Ok(Some(BinlogEvent::Ddl { schema, query: trimmed.to_string(), checkpoint }));
                         }
                         return Ok(Some(commit));
                     }

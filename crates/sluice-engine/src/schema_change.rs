@@ -1,0 +1,187 @@
+//! Schema changes arriving through the binlog, followed in place.
+//!
+//! A DDL statement is parsed (`sluice_source::ddl`, sqlparser's MySQL dialect)
+//! against the recorded definitions of the pipe's tables, at its exact place
+//! in the stream: everything before it has been written with the old
+//! definitions (the apply loop flushes first), everything after it is decoded
+//! with the new ones. What each change does:
+//!
+//! - columns added, dropped, renamed or widened: the same `ALTER TABLE` on the
+//!   destination (and on `<table>_resync` during a resync), new definition recorded;
+//! - a table renamed: followed (the destination table keeps its name);
+//! - a tracked name taken over by another table (gh-ost / pt-online-schema-change
+//!   cut-over, or `DROP` + `CREATE`): the table is resynced automatically;
+//! - `TRUNCATE TABLE`: the destination table is truncated too;
+//! - `DROP TABLE`, or a change that cannot be followed (narrowing, primary key):
+//!   that table goes to `Error` with a message recommending a resync; the other
+//!   tables keep flowing.
+//!
+//! Destination statements are idempotent (`IF [NOT] EXISTS`), and the new
+//! definitions are recorded with the checkpoint just after the statement in
+//! one catalog transaction, so a crash at any instant replays the statement
+//! against the old definitions or not at all.
+
+use crate::modify::{copy_start, resync_marker};
+use crate::retry::retry;
+use crate::{EngineError, PipeContext};
+use mysql_async::prelude::*;
+use sluice_catalog::{TableChange, TableRecord};
+use sluice_core::schema::TableId;
+use sluice_core::state::resync_table_name;
+use sluice_core::types::TableMapping;
+use sluice_core::{Checkpoint, PipeAction, PipeState, TableState};
+use sluice_sink::alter::alter_statements;
+use sluice_source::ddl::{self, SchemaChange};
+use sluice_source::{conn, discovery};
+use std::collections::HashMap;
+use tracing::{info, warn};
+
+/// Follows one DDL statement. Returns whether any tracked table changed (the
+/// apply loop then restarts its stream with the new definitions).
+pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkpoint) -> Result<bool, EngineError> {
+    let records = ctx.catalog.tables(ctx.name()).await?;
+    let tracked: Vec<_> = records.iter().map(|r| r.mapping.source.clone()).collect();
+    let mut src = retry(ctx, "connecting to the source", || async { Ok(conn::connect(&ctx.spec.source).await?) }).await?;
+    let charsets = table_charsets(&mut src, &records).await?;
+    let changes = match ddl::apply(schema, query, &tracked, &|t: &TableId| charsets.get(t).cloned()) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("DDL not understood, not followed: {} — statement: {query}", e.message);
+            warn!(pipe = ctx.name(), "{msg}");
+            ctx.catalog.note(ctx.name(), &msg).await?;
+            return Ok(false);
+        }
+    };
+    if changes.is_empty() {
+        return Ok(false);
+    }
+    // Working copies of the definitions, changed in statement order.
+    let mut current: Vec<TableMapping> = records.iter().map(|r| r.mapping.clone()).collect();
+    let mut out: HashMap<String, TableChange> = HashMap::new();
+    let mut resync_started = false;
+    let index = |current: &[TableMapping], id: &TableId| current.iter().position(|m| &m.source.id == id);
+    for change in changes {
+        match change {
+            Ok(SchemaChange::Altered { table, new, ops }) => {
+                let Some(i) = index(&current, &table) else { continue };
+                let rec = &records[i];
+                let new_mapping = TableMapping::new(new, rec.mapping.destination.clone());
+                for target in write_targets(rec) {
+                    for sql in alter_statements(&ctx.sink.qualified(&target), &current[i], &new_mapping, &ops) {
+                        info!(pipe = ctx.name(), "{sql}");
+                        retry(ctx, "changing a destination table", || async { Ok(ctx.sink.execute(&sql).await?) }).await?;
+                    }
+                }
+                current[i] = new_mapping.clone();
+                entry(&mut out, rec).mapping = Some(new_mapping);
+            }
+            Ok(SchemaChange::Renamed { from, to }) => {
+                let Some(i) = index(&current, &from) else { continue };
+                current[i].source.id = to;
+                entry(&mut out, &records[i]).mapping = Some(current[i].clone());
+            }
+            Ok(SchemaChange::Replaced { table, by }) => {
+                // The destination follows the name: look the table up by the names the
+                // statement started from (gh-ost renames the old table away first).
+                let originals: Vec<TableMapping> = records.iter().map(|r| r.mapping.clone()).collect();
+                let Some(i) = index(&originals, &table).or_else(|| index(&current, &table)) else { continue };
+                let rec = &records[i];
+                let e = entry(&mut out, rec);
+                let described = discovery::describe(&mut src, &table).await;
+                match described {
+                    Ok(t) if !t.primary_key.is_empty() => {
+                        let mapping = TableMapping::new(t, rec.mapping.destination.clone());
+                        let (_, version) = copy_start(&mut src).await?;
+                        let resync = resync_table_name(&rec.mapping.destination);
+                        retry(ctx, "creating the resync table", || async {
+                            Ok(ctx.sink.create_resync_table(&mapping, &resync, &resync_marker(version)).await?)
+                        })
+                        .await?;
+                        current[i] = mapping.clone();
+                        e.mapping = Some(mapping);
+                        e.state = Some((TableState::Resync, None));
+                        e.recopy_version = Some(version);
+                        resync_started = true;
+                        info!(pipe = ctx.name(), "{table} now names another table ({}); resyncing it", by.as_ref().map(|b| b.to_string()).unwrap_or("re-created".into()));
+                    }
+                    Ok(_) => e.state = Some((TableState::Error, Some(format!("{table} was replaced by a table without a primary key; remove it from the pipe")))),
+                    Err(err) => e.state = Some((TableState::Error, Some(format!("{table} was replaced and cannot be read: {err}; resync the table")))),
+                }
+            }
+            Ok(SchemaChange::Truncated { table }) => {
+                let Some(i) = index(&current, &table) else { continue };
+                for target in write_targets(&records[i]) {
+                    let sql = format!("TRUNCATE TABLE IF EXISTS {}", ctx.sink.qualified(&target));
+                    retry(ctx, "truncating a destination table", || async { Ok(ctx.sink.execute(&sql).await?) }).await?;
+                }
+                entry(&mut out, &records[i]);
+            }
+            Ok(SchemaChange::Dropped { table }) => {
+                let Some(i) = index(&current, &table) else { continue };
+                let msg = format!(
+                    "source table {table} was dropped; its destination table is kept. Remove it from the pipe, or re-create it (it is then resynced)"
+                );
+                entry(&mut out, &records[i]).state = Some((TableState::Error, Some(msg)));
+            }
+            Err(inc) => {
+                let Some(i) = index(&current, &inc.table) else { continue };
+                entry(&mut out, &records[i]).state = Some((TableState::Error, Some(inc.reason.clone())));
+            }
+        }
+    }
+    let _ = src.disconnect().await;
+    if out.is_empty() {
+        return Ok(false);
+    }
+    let note = format!("schema change followed ({}): {query}", out.keys().cloned().collect::<Vec<_>>().join(", "));
+    let changes: Vec<TableChange> = out.into_values().collect();
+    for c in &changes {
+        if let Some((TableState::Error, Some(msg))) = &c.state {
+            warn!(pipe = ctx.name(), "table {}: {msg}", c.destination);
+        }
+    }
+    ctx.catalog.record_schema_change(ctx.name(), &changes, after, &note).await?;
+    info!(pipe = ctx.name(), "{note}");
+    if resync_started {
+        let state = ctx.catalog.pipe(ctx.name()).await?.map(|p| p.state);
+        if state == Some(PipeState::Running) {
+            ctx.transition(PipeAction::Resync, PipeState::Resync, "a table was replaced on the source (online schema change); resyncing it").await?;
+        }
+    }
+    Ok(true)
+}
+
+fn entry<'a>(out: &'a mut HashMap<String, TableChange>, rec: &TableRecord) -> &'a mut TableChange {
+    let dest = rec.mapping.destination.clone();
+    out.entry(dest.clone()).or_insert(TableChange { destination: dest, mapping: None, state: None, recopy_version: None })
+}
+
+/// The destination tables the stream writes for a table: `<table>_resync` during a resync.
+pub fn write_targets(rec: &TableRecord) -> Vec<String> {
+    let dest = &rec.mapping.destination;
+    match rec.state {
+        TableState::Resync | TableState::Swapping => vec![dest.clone(), resync_table_name(dest)],
+        _ => vec![dest.clone()],
+    }
+}
+
+/// Each tracked table's default character set (new text columns without one inherit it).
+async fn table_charsets(src: &mut mysql_async::Conn, records: &[TableRecord]) -> Result<HashMap<TableId, String>, EngineError> {
+    let mut out = HashMap::new();
+    for r in records {
+        let id = &r.mapping.source.id;
+        let cs: Option<String> = src
+            .exec_first(
+                "SELECT c.CHARACTER_SET_NAME FROM information_schema.TABLES t \
+                 JOIN information_schema.COLLATIONS c ON c.COLLATION_NAME = t.TABLE_COLLATION \
+                 WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?",
+                (&id.schema, &id.table),
+            )
+            .await
+            .map_err(sluice_source::SourceError::from)?;
+        if let Some(cs) = cs {
+            out.insert(id.clone(), cs);
+        }
+    }
+    Ok(out)
+}
