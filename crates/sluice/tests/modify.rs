@@ -44,10 +44,8 @@ async fn events(srv: &SluiceServer, name: &str) -> Vec<String> {
 /// polls the destination: the reader never sees zero rows or an error, the
 /// pipe goes Running → Resync → Running, `_resync` is gone, versions only grow,
 /// and the destination equals the source.
-#[tokio::test(flavor = "multi_thread")]
-async fn resync_under_write_load_keeps_serving_and_converges() {
-    let flavor = Flavor::MySql;
-    let db = unique("resync");
+async fn resync_under_write_load(flavor: Flavor) {
+    let db = unique(&format!("resync_{}", flavor.tag()));
     let ch_db = format!("{db}_ch");
     let mut c = mysql(flavor).await;
     create_schema(&mut c, &db).await;
@@ -98,6 +96,16 @@ async fn resync_under_write_load_keeps_serving_and_converges() {
     assert!(ev.iter().any(|e| e.starts_with("Resync resync of every table")), "{ev:?}");
     assert!(ev.iter().any(|e| e.contains("table orders resynced")), "{ev:?}");
     assert!(ev.last().unwrap().starts_with("Running"), "{ev:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_resync_under_write_load_keeps_serving_and_converges() {
+    resync_under_write_load(Flavor::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_resync_under_write_load_keeps_serving_and_converges() {
+    resync_under_write_load(Flavor::MariaDb).await;
 }
 
 /// One table resynced while CDC keeps applying the other, then an unknown table is refused.
@@ -179,10 +187,8 @@ async fn failed_pipe_recovers_by_resync() {
 
 /// A table added to a running pipe under write load is copied and joins CDC,
 /// while the existing table keeps receiving changes; then it is removed again.
-#[tokio::test(flavor = "multi_thread")]
-async fn tables_added_and_removed_on_a_running_pipe() {
-    let flavor = Flavor::MariaDb;
-    let db = unique("addtbl");
+async fn tables_added_and_removed(flavor: Flavor) {
+    let db = unique(&format!("addtbl_{}", flavor.tag()));
     let ch_db = format!("{db}_ch");
     let mut c = mysql(flavor).await;
     create_schema(&mut c, &db).await;
@@ -269,4 +275,14 @@ async fn tables_added_and_removed_on_a_running_pipe() {
     assert_eq!(ch_rows(&format!("SELECT count() FROM {ch_db}.items FINAL")).await.unwrap(), before, "a removed table still receives changes");
     let (code, v) = srv.call(Method::DELETE, &format!("/v1/pipes/{db}/tables/orders"), None).await;
     assert_eq!(code, 422, "removing the only table: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_tables_added_and_removed_on_a_running_pipe() {
+    tables_added_and_removed(Flavor::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_tables_added_and_removed_on_a_running_pipe() {
+    tables_added_and_removed(Flavor::MariaDb).await;
 }
