@@ -70,6 +70,17 @@ pub struct TableChange {
     pub recopy_version: Option<i64>,
 }
 
+/// One snapshot partition of a table: a key range and its copy progress.
+#[derive(Debug, Clone)]
+pub struct PartitionRecord {
+    pub idx: u32,
+    pub lo: Option<serde_json::Value>,
+    pub hi: Option<serde_json::Value>,
+    pub last_key: Option<serde_json::Value>,
+    pub rows_copied: u64,
+    pub done: bool,
+}
+
 /// A recorded state transition.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PipeEvent {
@@ -268,6 +279,7 @@ impl Catalog {
     pub async fn record_setup(&self, name: &str, tables: &[TableMapping], start: &Checkpoint, snapshot_version: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM pipe_tables WHERE pipe = ?").bind(name).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ?").bind(name).execute(&mut *tx).await?;
         for t in tables {
             sqlx::query(
                 "INSERT INTO pipe_tables (pipe, destination, source_schema, source_table, mapping_json, state) VALUES (?, ?, ?, ?, ?, ?)",
@@ -370,7 +382,11 @@ impl Catalog {
 
     /// Forgets one table of a pipe (its changes are no longer applied).
     pub async fn remove_table(&self, name: &str, destination: &str) -> Result<()> {
-        sqlx::query("DELETE FROM pipe_tables WHERE pipe = ? AND destination = ?").bind(name).bind(destination).execute(&self.pool).await?;
+        let mut tx = self.write_tx().await?;
+        for sql in ["DELETE FROM pipe_tables WHERE pipe = ? AND destination = ?", "DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?"] {
+            sqlx::query(sql).bind(name).bind(destination).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -391,6 +407,7 @@ impl Catalog {
             .bind(&t.destination)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(name).bind(&t.destination).execute(&mut *tx).await?;
         }
         if let Some(cp) = restart_at {
             Self::put_checkpoint(&mut tx, name, cp, None).await?;
@@ -434,6 +451,7 @@ impl Catalog {
                 .bind(&c.destination)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(name).bind(&c.destination).execute(&mut *tx).await?;
             }
         }
         Self::put_checkpoint(&mut tx, name, after, None).await?;
@@ -445,6 +463,97 @@ impl Catalog {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The table's snapshot partitions (empty until planned).
+    pub async fn partitions(&self, name: &str, destination: &str) -> Result<Vec<PartitionRecord>> {
+        let rows = sqlx::query(
+            "SELECT idx, lo_json, hi_json, last_key_json, rows_copied, done FROM snapshot_partitions \
+             WHERE pipe = ? AND destination = ? ORDER BY idx",
+        )
+        .bind(name)
+        .bind(destination)
+        .fetch_all(&self.pool)
+        .await?;
+        let json = |v: Option<&str>| v.map(serde_json::from_str).transpose().map_err(corrupt);
+        rows.into_iter()
+            .map(|r| {
+                Ok(PartitionRecord {
+                    idx: r.get::<i64, _>(0) as u32,
+                    lo: json(r.get(1))?,
+                    hi: json(r.get(2))?,
+                    last_key: json(r.get(3))?,
+                    rows_copied: r.get::<i64, _>(4) as u64,
+                    done: r.get::<i64, _>(5) != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a table's partition plan (replacing any earlier one).
+    pub async fn record_partitions(&self, name: &str, destination: &str, ranges: &[(Option<serde_json::Value>, Option<serde_json::Value>)]) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(name).bind(destination).execute(&mut *tx).await?;
+        for (i, (lo, hi)) in ranges.iter().enumerate() {
+            sqlx::query("INSERT INTO snapshot_partitions (pipe, destination, idx, lo_json, hi_json) VALUES (?, ?, ?, ?, ?)")
+                .bind(name)
+                .bind(destination)
+                .bind(i as i64)
+                .bind(lo.as_ref().map(|v| v.to_string()))
+                .bind(hi.as_ref().map(|v| v.to_string()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a partition's progress after ClickHouse acknowledged its rows;
+    /// the table's `rows_copied` is the sum over its partitions (same transaction).
+    pub async fn record_partition_progress(
+        &self,
+        name: &str,
+        destination: &str,
+        idx: u32,
+        last_key: Option<&serde_json::Value>,
+        rows_copied: u64,
+        done: bool,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE snapshot_partitions SET last_key_json = COALESCE(?, last_key_json), rows_copied = ?, done = ? \
+             WHERE pipe = ? AND destination = ? AND idx = ?",
+        )
+        .bind(last_key.map(|k| k.to_string()))
+        .bind(rows_copied as i64)
+        .bind(done as i64)
+        .bind(name)
+        .bind(destination)
+        .bind(idx as i64)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE pipe_tables SET rows_copied = (SELECT COALESCE(SUM(rows_copied), 0) FROM snapshot_partitions \
+             WHERE pipe = ? AND destination = ?) WHERE pipe = ? AND destination = ?",
+        )
+        .bind(name)
+        .bind(destination)
+        .bind(name)
+        .bind(destination)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// (partitions done, partitions planned) of a table.
+    pub async fn partition_counts(&self, name: &str, destination: &str) -> Result<(u32, u32)> {
+        let r = sqlx::query("SELECT COALESCE(SUM(done), 0), COUNT(*) FROM snapshot_partitions WHERE pipe = ? AND destination = ?")
+            .bind(name)
+            .bind(destination)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((r.get::<i64, _>(0) as u32, r.get::<i64, _>(1) as u32))
     }
 
     pub async fn set_rows_estimated(&self, name: &str, destination: &str, rows: u64) -> Result<()> {
@@ -507,6 +616,7 @@ impl Catalog {
         let mut tx = self.write_tx().await?;
         for sql in [
             "DELETE FROM pipe_tables WHERE pipe = ?",
+            "DELETE FROM snapshot_partitions WHERE pipe = ?",
             "DELETE FROM checkpoints WHERE pipe = ?",
             "DELETE FROM pipe_events WHERE pipe = ?",
             "DELETE FROM pipes WHERE name = ?",

@@ -205,6 +205,15 @@ impl Manager {
         if let Some(v) = patch.snapshot_rows_per_chunk {
             rec.spec.settings.snapshot_rows_per_chunk = v;
         }
+        if let Some(v) = patch.rows_per_partition {
+            rec.spec.settings.rows_per_partition = v;
+        }
+        if let Some(v) = patch.parallel_partitions {
+            rec.spec.settings.parallel_partitions = v;
+        }
+        if let Some(v) = patch.parallel_tables {
+            rec.spec.settings.parallel_tables = v;
+        }
         rec.spec.validate().map_err(|e| ManagerError::Invalid(e.to_string()))?;
         self.catalog.update_spec(&rec.spec).await?;
         if let Some(live) = self.live.lock().unwrap().get(name) {
@@ -412,4 +421,8 @@ pub struct SettingsPatch {
     pub sync_interval_ms: Option<u64>,
     pub pull_batch_size: Option<u64>,
     pub snapshot_rows_per_chunk: Option<u64>,
+    /// Applies to tables whose partitions are not planned yet.
+    pub rows_per_partition: Option<u64>,
+    pub parallel_partitions: Option<u32>,
+    pub parallel_tables: Option<u32>,
 }

@@ -108,11 +108,24 @@ pub struct SyncSettings {
     pub pull_batch_size: u64,
     /// Rows read per snapshot query (keyset page) and written per snapshot insert.
     pub snapshot_rows_per_chunk: u64,
+    /// Rows per snapshot partition (a range of the table's first primary-key column).
+    pub rows_per_partition: u64,
+    /// Partitions of one table read at once, each on its own source connection.
+    pub parallel_partitions: u32,
+    /// Tables copied at once during the initial snapshot.
+    pub parallel_tables: u32,
 }
 
 impl Default for SyncSettings {
     fn default() -> Self {
-        Self { sync_interval_ms: 1000, pull_batch_size: 100_000, snapshot_rows_per_chunk: 50_000 }
+        Self {
+            sync_interval_ms: 1000,
+            pull_batch_size: 100_000,
+            snapshot_rows_per_chunk: 50_000,
+            rows_per_partition: 100_000,
+            parallel_partitions: 4,
+            parallel_tables: 1,
+        }
     }
 }
 
@@ -234,6 +247,15 @@ impl PipeSpec {
         }
         if s.snapshot_rows_per_chunk == 0 || s.snapshot_rows_per_chunk > 10_000_000 {
             return Err(err("settings.snapshot_rows_per_chunk", "must be between 1 and 10000000"));
+        }
+        if s.rows_per_partition == 0 || s.rows_per_partition > 1_000_000_000 {
+            return Err(err("settings.rows_per_partition", "must be between 1 and 1000000000"));
+        }
+        if s.parallel_partitions == 0 || s.parallel_partitions > 64 {
+            return Err(err("settings.parallel_partitions", "must be between 1 and 64"));
+        }
+        if s.parallel_tables == 0 || s.parallel_tables > 64 {
+            return Err(err("settings.parallel_tables", "must be between 1 and 64"));
         }
         Ok(())
     }

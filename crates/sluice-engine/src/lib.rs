@@ -57,7 +57,9 @@ impl LiveStatus {
     }
 }
 
-/// Everything a running pipe needs.
+/// Everything a running pipe needs. Cheap to clone (handles and `Arc`s), so
+/// that parallel snapshot partitions can run as tasks of their own.
+#[derive(Clone)]
 pub struct PipeContext {
     pub spec: PipeSpec,
     pub catalog: Catalog,

@@ -1,28 +1,46 @@
-//! Snapshot: copy tables chunk by chunk, resumable after a crash.
+//! Snapshot: copy tables in parallel partitions, resumable after a crash.
 //!
-//! `run` is the initial snapshot of a pipe (state `Snapshot`, before CDC);
-//! `copy_table` is also used by CDC to copy tables added to a live pipe or
-//! resynced into `<table>_resync` while changes keep flowing.
+//! `run` is the initial snapshot of a pipe (state `Snapshot`, before CDC),
+//! `parallel_tables` tables at a time; `copy_table` is also used by CDC to
+//! copy tables added to a live pipe or resynced into `<table>_resync` while
+//! changes keep flowing. A table is split into partitions of about
+//! `rows_per_partition` rows (ranges of its first primary-key column when it
+//! is an integer; otherwise one partition read by one reader), recorded in the
+//! catalog; `parallel_partitions` of them are read at once, each as a task of
+//! its own with its own source connection, in keyset-paged chunks. Each
+//! partition records its last acknowledged key, so a failed partition is
+//! retried alone and a restart resumes the unfinished partitions only.
+//! Memory is bounded by `parallel_partitions × snapshot_rows_per_chunk` rows.
 
 use crate::retry::retry;
 use crate::{EngineError, PipeContext};
-use sluice_catalog::TableRecord;
+use futures_util::stream::{self, TryStreamExt};
+use sluice_catalog::{PartitionRecord, TableRecord};
+use sluice_core::types::TableMapping;
 use sluice_core::{ChangeOp, PipeAction, PipeState, RowChange, TableState};
 use sluice_source::conn;
-use sluice_source::snapshot::TableReader;
+use sluice_source::snapshot::{Partition, TableReader};
+use std::sync::Arc;
 use std::time::Instant;
+use tokio::task::JoinSet;
 use tracing::info;
 
 pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     let spec = &ctx.spec;
     let stored = ctx.catalog.checkpoint(ctx.name()).await?.ok_or_else(|| EngineError::Spec("snapshot without a recorded start position".into()))?;
-    for table in ctx.catalog.tables(ctx.name()).await? {
-        if table.snapshot_done || !matches!(table.state, TableState::Setup | TableState::Snapshot) {
-            continue;
-        }
-        let dest = table.mapping.destination.clone();
-        copy_table(ctx, &table, &dest, stored.snapshot_version).await?;
-    }
+    let todo: Vec<TableRecord> = ctx
+        .catalog
+        .tables(ctx.name())
+        .await?
+        .into_iter()
+        .filter(|t| !t.snapshot_done && matches!(t.state, TableState::Setup | TableState::Snapshot))
+        .collect();
+    let parallel = ctx.current_settings().parallel_tables.max(1) as usize;
+    stream::iter(todo.iter().map(Ok))
+        .try_for_each_concurrent(parallel, |table| async move {
+            copy_table(ctx, table, &table.mapping.destination, stored.snapshot_version).await.map(|_| ())
+        })
+        .await?;
     if spec.mode.streams() {
         ctx.transition(PipeAction::SnapshotDone, PipeState::Running, "snapshot complete; CDC starts from the snapshot's start position").await
     } else {
@@ -31,54 +49,119 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
 }
 
 /// Copies one source table into ClickHouse table `target` with `version`,
-/// continuing after the table's last acknowledged key; records progress after
-/// every chunk ClickHouse acknowledged. Returns the rows copied in total.
+/// continuing its unfinished partitions; marks the table copied at the end.
+/// Returns the rows copied in total.
 pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, version: i64) -> Result<u64, EngineError> {
-    let dest = &table.mapping.destination;
-    let reader = TableReader::new(table.mapping.source.clone())?;
-    if table.rows_estimated == 0 {
-        let est = retry(ctx, "estimating the table size", || async {
+    let dest = table.mapping.destination.clone();
+    let reader = Arc::new(TableReader::new(table.mapping.source.clone())?);
+    let settings = ctx.current_settings();
+    let mut parts = ctx.catalog.partitions(ctx.name(), &dest).await?;
+    if parts.is_empty() {
+        let plan = retry(ctx, "planning snapshot partitions", || async {
             let mut c = conn::connect(&ctx.spec.source).await?;
             let est = reader.estimated_rows(&mut c).await?;
+            let plan = reader.plan_partitions(&mut c, est, settings.rows_per_partition).await?;
             let _ = c.disconnect().await;
-            Ok(est)
+            Ok((est, plan))
         })
         .await?;
-        ctx.catalog.set_rows_estimated(ctx.name(), dest, est).await?;
+        let (est, plan) = plan;
+        ctx.catalog.set_rows_estimated(ctx.name(), &dest, est).await?;
+        let ranges = plan.unwrap_or_else(|| {
+            info!(pipe = ctx.name(), "{}: the first primary-key column is not an integer; copied by one reader", reader.table().id);
+            vec![Partition::WHOLE]
+        });
+        let ranges: Vec<_> = ranges.into_iter().map(|p| (p.lo, p.hi)).collect();
+        ctx.catalog.record_partitions(ctx.name(), &dest, &ranges).await?;
+        parts = ctx.catalog.partitions(ctx.name(), &dest).await?;
     }
-    let chunk_rows = ctx.current_settings().snapshot_rows_per_chunk;
-    let mut last_key = table.last_key.clone();
-    let mut copied = table.rows_copied;
+    let total = parts.len() as u32;
+    let done = parts.iter().filter(|p| p.done).count();
+    let parallel = settings.parallel_partitions.max(1) as usize;
     let started = Instant::now();
-    info!(pipe = ctx.name(), "copying {} → {target} {}", reader.table().id, if last_key.is_some() { "resuming after the last acknowledged key" } else { "from the start" });
+    info!(
+        pipe = ctx.name(),
+        "copying {} → {target}: {total} partition(s), {done} done{}, {parallel} at a time",
+        reader.table().id,
+        if done > 0 || parts.iter().any(|p| p.last_key.is_some()) { ", resuming after the last acknowledged keys" } else { "" }
+    );
+    let mut pending = parts.into_iter().filter(|p| !p.done);
+    let mut running = JoinSet::new();
     loop {
-        if ctx.cancel.is_cancelled() {
-            return Err(EngineError::Cancelled);
+        while running.len() < parallel {
+            let Some(part) = pending.next() else { break };
+            let job = PartitionJob { ctx: ctx.clone(), reader: reader.clone(), mapping: table.mapping.clone(), target: target.to_string(), version, total };
+            running.spawn(job.run(part));
         }
-        let chunk = retry(ctx, "reading a snapshot chunk", || {
-            let key = last_key.clone();
-            let reader = &reader;
-            async move {
-                let mut c = conn::connect(&ctx.spec.source).await?;
-                let chunk = reader.read_chunk(&mut c, key.as_ref(), chunk_rows).await?;
-                let _ = c.disconnect().await;
-                Ok(chunk)
-            }
-        })
-        .await?;
-        let n = chunk.rows.len() as u64;
-        let changes: Vec<RowChange> = chunk.rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version, cells }).collect();
-        retry(ctx, "writing snapshot rows to ClickHouse", || async { Ok(ctx.sink.write_into(&table.mapping, target, &changes).await?) }).await?;
-        copied += n;
-        let done = n < chunk_rows;
-        if chunk.last_key.is_some() {
-            last_key = chunk.last_key;
-        }
-        ctx.catalog.record_snapshot_progress(ctx.name(), dest, last_key.as_ref(), copied, done).await?;
-        if done {
-            break;
+        match running.join_next().await {
+            None => break,
+            Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(e))) => return Err(e),
+            Some(Err(e)) => return Err(EngineError::Spec(format!("a snapshot partition task of {dest} ended abnormally: {e}"))),
         }
     }
+    let copied = ctx.catalog.tables(ctx.name()).await?.into_iter().find(|t| t.mapping.destination == dest).map(|t| t.rows_copied).unwrap_or(0);
+    ctx.catalog.record_snapshot_progress(ctx.name(), &dest, None, copied, true).await?;
     info!(pipe = ctx.name(), "copy of {} → {target} done: {copied} rows in {:.1}s", reader.table().id, started.elapsed().as_secs_f64());
     Ok(copied)
+}
+
+/// One partition's copy, run as a task of its own.
+struct PartitionJob {
+    ctx: PipeContext,
+    reader: Arc<TableReader>,
+    mapping: TableMapping,
+    target: String,
+    version: i64,
+    total: u32,
+}
+
+impl PartitionJob {
+    async fn run(self, part: PartitionRecord) -> Result<(), EngineError> {
+        let ctx = &self.ctx;
+        let dest = &self.mapping.destination;
+        let range = Partition { lo: part.lo.clone(), hi: part.hi.clone() };
+        let chunk_rows = ctx.current_settings().snapshot_rows_per_chunk;
+        let (mut last_key, mut copied) = (part.last_key.clone(), part.rows_copied);
+        info!(pipe = ctx.name(), "copying partition {}/{} of {dest}", part.idx + 1, self.total);
+        // One connection for the partition, opened again after a failure.
+        let slot = tokio::sync::Mutex::new(None);
+        loop {
+            if ctx.cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            let chunk = retry(ctx, "reading a snapshot chunk", || {
+                let (slot, key, range, reader) = (&slot, last_key.clone(), &range, &self.reader);
+                async move {
+                    let mut c = slot.lock().await;
+                    if c.is_none() {
+                        *c = Some(conn::connect(&ctx.spec.source).await?);
+                    }
+                    let read = reader.read_partition_chunk(c.as_mut().expect("connected above"), range, key.as_ref(), chunk_rows).await;
+                    if read.is_err() {
+                        *c = None;
+                    }
+                    Ok(read?)
+                }
+            })
+            .await?;
+            let n = chunk.rows.len() as u64;
+            let changes: Vec<RowChange> =
+                chunk.rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version: self.version, cells }).collect();
+            retry(ctx, "writing snapshot rows to ClickHouse", || async { Ok(ctx.sink.write_into(&self.mapping, &self.target, &changes).await?) }).await?;
+            copied += n;
+            let done = n < chunk_rows;
+            if chunk.last_key.is_some() {
+                last_key = chunk.last_key;
+            }
+            ctx.catalog.record_partition_progress(ctx.name(), dest, part.idx, last_key.as_ref(), copied, done).await?;
+            if done {
+                info!(pipe = ctx.name(), "partition {}/{} of {dest} done ({copied} rows)", part.idx + 1, self.total);
+                if let Some(c) = slot.lock().await.take() {
+                    let _ = c.disconnect().await;
+                }
+                return Ok(());
+            }
+        }
+    }
 }

@@ -1,4 +1,6 @@
-//! Snapshot reads: a table copied in keyset-paged chunks, in primary-key order.
+//! Snapshot reads: a table copied in keyset-paged chunks, in primary-key order,
+//! optionally split into partitions (ranges of the first primary-key column
+//! when it is an integer) that separate connections read in parallel.
 //!
 //! Each chunk is one `SELECT ... WHERE (pk) > (last) ORDER BY pk LIMIT n` over
 //! the binary protocol, so memory is bounded by the chunk size whatever the
@@ -14,6 +16,17 @@ use mysql_async::{Conn, Value};
 use serde_json::json;
 use sluice_core::schema::{quote_mysql, SourceTable};
 use sluice_core::Cell;
+
+/// A range of the first primary-key column, `[lo, hi)`; `None` is unbounded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partition {
+    pub lo: Option<serde_json::Value>,
+    pub hi: Option<serde_json::Value>,
+}
+
+impl Partition {
+    pub const WHOLE: Partition = Partition { lo: None, hi: None };
+}
 
 /// A chunk of snapshot rows and the key to continue after.
 pub struct Chunk {
@@ -57,19 +70,72 @@ impl TableReader {
         &self.table
     }
 
-    /// Reads up to `limit` rows after `after` (a key from a previous chunk).
-    pub async fn read_chunk(&self, conn: &mut Conn, after: Option<&serde_json::Value>, limit: u64) -> Result<Chunk, SourceError> {
-        let (sql, params) = match after {
-            None => (format!("{} ORDER BY {} LIMIT {limit}", self.select, self.order), Vec::new()),
-            Some(key) => {
-                let params = key_from_json(key)?;
-                let marks = vec!["?"; params.len()].join(", ");
-                (
-                    format!("{} WHERE {} > ({marks}) ORDER BY {} LIMIT {limit}", self.select, self.key_tuple, self.order),
-                    params,
-                )
+    /// Splits the table into partitions of about `rows_per_partition` rows
+    /// (equal-width ranges between the first key column's MIN and MAX, the outer
+    /// ones unbounded), or returns `None` when the first key column is not an
+    /// integer (the table is then read by one reader).
+    pub async fn plan_partitions(&self, conn: &mut Conn, estimated_rows: u64, rows_per_partition: u64) -> Result<Option<Vec<Partition>>, SourceError> {
+        let first = &self.table.columns[self.key_idx[0]];
+        if !matches!(self.kinds[self.key_idx[0]], ColKind::Int { .. }) {
+            return Ok(None);
+        }
+        let n = estimated_rows.div_ceil(rows_per_partition.max(1)).max(1);
+        if n == 1 {
+            return Ok(Some(vec![Partition::WHOLE]));
+        }
+        let col = quote_mysql(&first.name);
+        let row: Option<(Option<i128>, Option<i128>)> = conn
+            .query_first(format!("SELECT CAST(MIN({col}) AS CHAR), CAST(MAX({col}) AS CHAR) FROM {}", self.table.id))
+            .await?
+            .map(|(a, b): (Option<String>, Option<String>)| (a.and_then(|v| v.parse().ok()), b.and_then(|v| v.parse().ok())));
+        let Some((Some(min), Some(max))) = row else { return Ok(Some(vec![Partition::WHOLE])) };
+        let width = ((max - min + 1) / n as i128).max(1);
+        let bound = |v: i128| if first.unsigned() { json!({"u": v as u64}) } else { json!({"i": v as i64}) };
+        let mut parts = Vec::new();
+        let mut lo: Option<i128> = None;
+        for i in 1..n as i128 {
+            let hi = min + width * i;
+            if hi > max {
+                break;
             }
-        };
+            parts.push(Partition { lo: lo.map(bound), hi: Some(bound(hi)) });
+            lo = Some(hi);
+        }
+        parts.push(Partition { lo: lo.map(bound), hi: None });
+        Ok(Some(parts))
+    }
+
+    /// Reads up to `limit` rows of the whole table after `after` (a key from a previous chunk).
+    pub async fn read_chunk(&self, conn: &mut Conn, after: Option<&serde_json::Value>, limit: u64) -> Result<Chunk, SourceError> {
+        self.read_partition_chunk(conn, &Partition::WHOLE, after, limit).await
+    }
+
+    /// Reads up to `limit` rows of `part` after `after`.
+    pub async fn read_partition_chunk(
+        &self,
+        conn: &mut Conn,
+        part: &Partition,
+        after: Option<&serde_json::Value>,
+        limit: u64,
+    ) -> Result<Chunk, SourceError> {
+        let first = quote_mysql(&self.table.columns[self.key_idx[0]].name);
+        let mut conds = Vec::new();
+        let mut params = Vec::new();
+        if let Some(lo) = &part.lo {
+            conds.push(format!("{first} >= ?"));
+            params.extend(key_from_json(&json!([lo]))?);
+        }
+        if let Some(hi) = &part.hi {
+            conds.push(format!("{first} < ?"));
+            params.extend(key_from_json(&json!([hi]))?);
+        }
+        if let Some(key) = after {
+            let k = key_from_json(key)?;
+            conds.push(format!("{} > ({})", self.key_tuple, vec!["?"; k.len()].join(", ")));
+            params.extend(k);
+        }
+        let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+        let sql = format!("{}{filter} ORDER BY {} LIMIT {limit}", self.select, self.order);
         let raw: Vec<mysql_async::Row> = conn.exec(sql, params).await?;
         let mut last_key = None;
         let mut rows = Vec::with_capacity(raw.len());

@@ -172,3 +172,71 @@ async fn mysql_snapshot_only_and_cdc_only() {
 async fn mariadb_snapshot_only_and_cdc_only() {
     modes(Flavor::MariaDb).await;
 }
+
+/// A snapshot in parallel partitions while a writer changes the table, killed
+/// with -9 after some partitions finished: the restart copies only the
+/// unfinished partitions, and the result converges.
+async fn partitioned_snapshot_resumes_unfinished_partitions(flavor: Flavor) {
+    let f = fixture(flavor, "parts").await;
+    let mut c = mysql(flavor).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    load_orders(&mut c, &f.db, &mut rng, 1, 60_000).await;
+    c.query_drop(format!("ANALYZE TABLE {}.orders", f.db)).await.unwrap();
+    let mut spec = f.spec("snapshot_and_cdc");
+    spec["settings"]["rows_per_partition"] = 5000.into();
+    spec["settings"]["parallel_partitions"] = 3.into();
+    spec["settings"]["snapshot_rows_per_chunk"] = 250.into();
+    let mut run = SluiceRun::start(f.dir.path(), &spec);
+    let db = f.db.clone();
+    let writer = tokio::spawn(async move {
+        let mut c = mysql(flavor).await;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(32);
+        let mut next_id = 200_000;
+        for _ in 0..400 {
+            random_write(&mut c, &db, &mut rng, &mut next_id, 60_000).await;
+        }
+    });
+    let done_re = |log: &str| -> Vec<(u32, u32)> {
+        log.lines()
+            .filter_map(|l| {
+                let rest = l.split("partition ").nth(1)?;
+                let (k, rest) = rest.split_once('/')?;
+                let (n, rest) = rest.split_once(" of orders")?;
+                if !rest.starts_with(" done") {
+                    return None;
+                }
+                Some((k.parse().ok()?, n.parse().ok()?))
+            })
+            .collect()
+    };
+    eventually(Duration::from_secs(120), || async {
+        let d = done_re(&run.log());
+        if d.len() >= 3 { Ok(()) } else { Err(format!("{} partitions done so far:\n{}", d.len(), run.log())) }
+    })
+    .await;
+    run.kill9();
+    let before = run.log();
+    let done = done_re(&before);
+    let total = done[0].1;
+    assert!(total >= 10, "expected about 12 partitions, planned {total}:\n{before}");
+    assert!((done.len() as u32) < total, "every partition finished before the kill; nothing to resume:\n{before}");
+    run.restart();
+    writer.await.unwrap();
+    eventually(CONVERGE, || compare(flavor, &f.db, &f.ch_db)).await;
+    let after = run.log()[before.len()..].to_string();
+    for (k, n) in &done {
+        assert!(!after.contains(&format!("copying partition {k}/{n} of orders")), "finished partition {k}/{n} was read again:\n{after}");
+    }
+    assert!(after.contains("resuming after the last acknowledged keys"), "{after}");
+    assert!(after.contains("copying partition"), "no partition was resumed:\n{after}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_partitioned_snapshot_resumes_unfinished_partitions() {
+    partitioned_snapshot_resumes_unfinished_partitions(Flavor::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_partitioned_snapshot_resumes_unfinished_partitions() {
+    partitioned_snapshot_resumes_unfinished_partitions(Flavor::MariaDb).await;
+}
