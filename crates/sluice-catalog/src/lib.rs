@@ -51,6 +51,8 @@ pub struct TableRecord {
     pub state: TableState,
     /// The version this table's current copy writes (`None`: the pipe's initial snapshot version).
     pub snapshot_version: Option<i64>,
+    /// When the table's current copy started (RFC 3339).
+    pub copy_started_at: Option<String>,
     pub snapshot_done: bool,
     pub last_key: Option<serde_json::Value>,
     pub rows_copied: u64,
@@ -300,7 +302,7 @@ impl Catalog {
 
     pub async fn tables(&self, name: &str) -> Result<Vec<TableRecord>> {
         let rows = sqlx::query(
-            "SELECT mapping_json, state, snapshot_done, last_key_json, rows_copied, rows_estimated, error, snapshot_version \
+            "SELECT mapping_json, state, snapshot_done, last_key_json, rows_copied, rows_estimated, error, snapshot_version, copy_started_at \
              FROM pipe_tables WHERE pipe = ? ORDER BY source_schema, source_table",
         )
         .bind(name)
@@ -312,6 +314,7 @@ impl Catalog {
                     mapping: serde_json::from_str(r.get::<&str, _>(0)).map_err(corrupt)?,
                     state: TableState::from_str(r.get::<&str, _>(1)).map_err(corrupt)?,
                     snapshot_version: r.get(7),
+                    copy_started_at: r.get(8),
                     snapshot_done: r.get::<i64, _>(2) != 0,
                     last_key: r.get::<Option<&str>, _>(3).map(serde_json::from_str).transpose().map_err(corrupt)?,
                     rows_copied: r.get::<i64, _>(4) as u64,
@@ -494,6 +497,12 @@ impl Catalog {
     pub async fn record_partitions(&self, name: &str, destination: &str, ranges: &[(Option<serde_json::Value>, Option<serde_json::Value>)]) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(name).bind(destination).execute(&mut *tx).await?;
+        sqlx::query("UPDATE pipe_tables SET copy_started_at = ?, rows_copied = 0 WHERE pipe = ? AND destination = ?")
+            .bind(now())
+            .bind(name)
+            .bind(destination)
+            .execute(&mut *tx)
+            .await?;
         for (i, (lo, hi)) in ranges.iter().enumerate() {
             sqlx::query("INSERT INTO snapshot_partitions (pipe, destination, idx, lo_json, hi_json) VALUES (?, ?, ?, ?, ?)")
                 .bind(name)

@@ -16,6 +16,8 @@ use utoipa::{OpenApi, ToSchema};
 pub struct AppState {
     pub manager: Manager,
     pub token: Arc<String>,
+    /// Renders the process's metrics (Prometheus text format).
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 /// An error answer: what went wrong and, for conflicts, the pipe's current state.
@@ -51,6 +53,13 @@ pub struct TableView {
     pub snapshot_done: bool,
     pub rows_copied: u64,
     pub rows_estimated: u64,
+    /// Snapshot partitions copied / planned (0/0 before the copy is planned).
+    pub partitions_done: u32,
+    pub partitions_total: u32,
+    /// Copy throughput since the copy started; null when not copying.
+    pub rows_per_second: Option<f64>,
+    /// Estimated seconds until the copy is done; null when not copying or unknown.
+    pub eta_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -124,6 +133,31 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
     let cp = m.catalog().checkpoint(name).await?;
     let status = m.status(name);
     let s = &rec.spec;
+    let mut table_views = Vec::with_capacity(tables.len());
+    for t in tables {
+        let (partitions_done, partitions_total) = m.catalog().partition_counts(name, &t.mapping.destination).await?;
+        let copying = !t.snapshot_done && partitions_total > 0;
+        let elapsed = t
+            .copy_started_at
+            .as_deref()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| (chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0);
+        let rate = elapsed.filter(|e| copying && *e > 0.0).map(|e| t.rows_copied as f64 / e);
+        let eta = rate.filter(|r| *r > 0.0).map(|r| t.rows_estimated.saturating_sub(t.rows_copied) as f64 / r);
+        table_views.push(TableView {
+            source: format!("{}.{}", t.mapping.source.id.schema, t.mapping.source.id.table),
+            destination: t.mapping.destination,
+            state: t.state,
+            snapshot_done: t.snapshot_done,
+            rows_copied: t.rows_copied,
+            rows_estimated: t.rows_estimated,
+            partitions_done,
+            partitions_total,
+            rows_per_second: rate,
+            eta_seconds: eta,
+            error: t.error,
+        });
+    }
     Ok(PipeView {
         name: s.name.clone(),
         state: rec.state,
@@ -131,18 +165,7 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
         error: rec.error,
         source: SourceView { host: s.source.host.clone(), port: s.source.port, user: s.source.user.clone(), server_id: s.server_id() },
         destination: DestinationView { url: s.destination.url.clone(), user: s.destination.user.clone(), database: s.destination.database.clone() },
-        tables: tables
-            .into_iter()
-            .map(|t| TableView {
-                source: format!("{}.{}", t.mapping.source.id.schema, t.mapping.source.id.table),
-                destination: t.mapping.destination,
-                state: t.state,
-                snapshot_done: t.snapshot_done,
-                rows_copied: t.rows_copied,
-                rows_estimated: t.rows_estimated,
-                error: t.error,
-            })
-            .collect(),
+        tables: table_views,
         checkpoint: cp.map(|c| CheckpointView {
             binlog_file: c.checkpoint.position.file,
             binlog_pos: c.checkpoint.position.pos,
@@ -317,6 +340,21 @@ async fn remove_table(
     Ok(Json(StateView { name, state }))
 }
 
+/// Metrics in Prometheus text format: rows snapshotted and changes applied per
+/// pipe and table, batch size and duration histograms, replication lag, binlog
+/// bytes read, errors and retries, and each pipe's state as a labelled gauge.
+#[utoipa::path(get, path = "/metrics", tag = "server", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics_text(State(st): State<AppState>) -> Result<Response, ManagerError> {
+    for name in st.manager.catalog().pipe_names().await? {
+        if let Some(rec) = st.manager.catalog().pipe(&name).await? {
+            for state in PipeState::ALL {
+                metrics::gauge!("sluice_pipe_state", "pipe" => name.clone(), "state" => state.as_str()).set(if state == rec.state { 1.0 } else { 0.0 });
+            }
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response())
+}
+
 /// Liveness: answers without a token.
 #[utoipa::path(get, path = "/healthz", tag = "server", responses((status = 200, description = "ok")))]
 async fn healthz() -> &'static str {
@@ -326,7 +364,7 @@ async fn healthz() -> &'static str {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
-    paths(create_pipe, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, healthz, openapi_json),
+    paths(create_pipe, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, metrics_text, healthz, openapi_json),
     components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, SettingsPatch, SyncSettings, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec)),
     modifiers(&BearerAuth)
 )]
@@ -382,6 +420,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pipes/{name}/tables/{table}", axum::routing::delete(remove_table))
         .route("/v1/pipes/{name}/events", get(pipe_events))
         .route("/openapi.json", get(openapi_json))
+        .route("/metrics", get(metrics_text))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/healthz", get(healthz)).merge(protected).with_state(state)
 }

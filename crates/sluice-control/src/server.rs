@@ -39,9 +39,14 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr) -> Result<()> {
              specs (with passwords) cross the network unencrypted. Put a TLS-terminating proxy in front of Sluice. !!!"
         );
     }
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 100.0, 1e3, 1e4, 1e5, 1e6])
+        .context("metric buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
     let manager = Manager::new(catalog);
     manager.resume_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let app = router(AppState { manager: manager.clone(), token: Arc::new(token) });
+    let app = router(AppState { manager: manager.clone(), token: Arc::new(token), metrics });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     info!("sluice server listening on http://{listen} (data dir {})", data_dir.display());
     axum::serve(listener, app)

@@ -73,6 +73,7 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
             Ok(Ended::TablesChanged) => delay = Duration::from_millis(250),
             Err(e) if e.is_transient() => {
                 let msg = format!("binlog stream interrupted: {e}; resuming from the last checkpoint in {:.1}s", delay.as_secs_f64());
+                metrics::counter!("sluice_errors_total", "pipe" => ctx.name().to_string(), "kind" => "binlog_stream").increment(1);
                 warn!(pipe = ctx.name(), "{msg}");
                 ctx.catalog.set_error(ctx.name(), Some(&msg)).await?;
                 tokio::select! {
@@ -164,6 +165,7 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
 
     let mut batch = Batch::new(tables.len());
     let mut saved = start.clone();
+    let mut bytes_counted = 0u64;
     loop {
         // Settings may change while the pipe runs; they apply from the next batch on.
         let settings = ctx.current_settings();
@@ -213,7 +215,11 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
                 flush(ctx, &tables, &mut batch, &mut saved).await?;
                 if idle && !batch.in_txn {
                     ctx.status.lag_ms.store(0, Ordering::Relaxed);
+                    metrics::gauge!("sluice_replication_lag_seconds", "pipe" => ctx.name().to_string()).set(0.0);
                 }
+                let read = reader.bytes_read();
+                metrics::counter!("sluice_binlog_bytes_total", "pipe" => ctx.name().to_string()).increment(read - bytes_counted);
+                bytes_counted = read;
                 batch.opened = Instant::now();
             }
             Ok(Err(_)) => {
@@ -240,6 +246,9 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
                     if batch.count >= max_rows || batch.opened.elapsed() >= interval {
                         flush(ctx, &tables, &mut batch, &mut saved).await?;
                         batch.opened = Instant::now();
+                        let read = reader.bytes_read();
+                        metrics::counter!("sluice_binlog_bytes_total", "pipe" => ctx.name().to_string()).increment(read - bytes_counted);
+                        bytes_counted = read;
                     }
                 }
                 Some(BinlogEvent::Ddl { schema, query, checkpoint }) => {
@@ -263,6 +272,8 @@ async fn write_rows(ctx: &PipeContext, tables: &[Applied], batch: &mut Batch) ->
         let t = &tables[i];
         let changes: &[RowChange] = rows;
         retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write_into(&t.mapping, &t.target, changes).await?) }).await?;
+        metrics::counter!("sluice_cdc_changes_total", "pipe" => ctx.name().to_string(), "table" => t.mapping.destination.clone())
+            .increment(changes.len() as u64);
         rows.clear();
     }
     batch.count = 0;
@@ -273,14 +284,22 @@ async fn write_rows(ctx: &PipeContext, tables: &[Applied], batch: &mut Batch) ->
 async fn flush(ctx: &PipeContext, tables: &[Applied], batch: &mut Batch, saved: &mut Checkpoint) -> Result<(), EngineError> {
     let Some(commit) = batch.commit.take() else { return Ok(()) };
     let n = batch.count;
+    let started = Instant::now();
     write_rows(ctx, tables, batch).await?;
+    if n > 0 {
+        let pipe = ctx.name().to_string();
+        metrics::histogram!("sluice_cdc_batch_rows", "pipe" => pipe.clone()).record(n as f64);
+        metrics::histogram!("sluice_cdc_batch_duration_seconds", "pipe" => pipe).record(started.elapsed().as_secs_f64());
+    }
     if n > 0 {
         ctx.status.changes_applied.fetch_add(n, Ordering::Relaxed);
         ctx.status.batches.fetch_add(1, Ordering::Relaxed);
     }
     if batch.commit_ts > 0 {
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        ctx.status.lag_ms.store((now_ms - batch.commit_ts as i64 * 1000).max(0), Ordering::Relaxed);
+        let lag_ms = (now_ms - batch.commit_ts as i64 * 1000).max(0);
+        ctx.status.lag_ms.store(lag_ms, Ordering::Relaxed);
+        metrics::gauge!("sluice_replication_lag_seconds", "pipe" => ctx.name().to_string()).set(lag_ms as f64 / 1000.0);
     }
     if &commit != saved {
         ctx.catalog.save_checkpoint(ctx.name(), &commit).await?;

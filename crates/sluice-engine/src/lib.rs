@@ -105,6 +105,7 @@ impl PipeContext {
 
     async fn fail(&self, err: &EngineError) -> Result<(), EngineError> {
         let msg = err.to_string();
+        metrics::counter!("sluice_errors_total", "pipe" => self.name().to_string(), "kind" => "fatal").increment(1);
         let from = self.catalog.transition(self.name(), PipeAction::Fail, PipeState::Failed, "unrecoverable error", Some(&msg)).await?;
         tracing::error!(pipe = self.name(), "state {from} → Failed: {msg}");
         Ok(())

@@ -27,6 +27,8 @@ where
             }
             Err(e) if e.is_transient() => {
                 failed = true;
+                metrics::counter!("sluice_retries_total", "pipe" => ctx.name().to_string(), "operation" => what.to_string()).increment(1);
+                metrics::counter!("sluice_errors_total", "pipe" => ctx.name().to_string(), "kind" => "transient").increment(1);
                 let msg = format!("{what}: {e} (retrying in {:.1}s)", delay.as_secs_f64());
                 warn!(pipe = ctx.name(), "{msg}");
                 ctx.catalog.set_error(ctx.name(), Some(&msg)).await?;

@@ -150,6 +150,7 @@ impl PartitionJob {
                 chunk.rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version: self.version, cells }).collect();
             retry(ctx, "writing snapshot rows to ClickHouse", || async { Ok(ctx.sink.write_into(&self.mapping, &self.target, &changes).await?) }).await?;
             copied += n;
+            metrics::counter!("sluice_snapshot_rows_total", "pipe" => ctx.name().to_string(), "table" => dest.clone()).increment(n);
             let done = n < chunk_rows;
             if chunk.last_key.is_some() {
                 last_key = chunk.last_key;

@@ -67,6 +67,8 @@ pub struct BinlogReader {
     pending_commit: Option<BinlogEvent>,
     /// Where this stream started (named in purge errors).
     started_at: Checkpoint,
+    /// Bytes of binlog events received so far.
+    bytes_read: u64,
 }
 
 const MARIADB_GTID_EVENT: u8 = 0xa2;
@@ -117,11 +119,17 @@ impl BinlogReader {
             pending_gtid: None,
             pending_commit: None,
             started_at: from.clone(),
+            bytes_read: 0,
         })
     }
 
     pub fn tables(&self) -> &[TableMapping] {
         &self.tables
+    }
+
+    /// Bytes of binlog events received since the stream started.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// Follows a schema change of tracked table `i` (or its rename): row events
@@ -184,6 +192,7 @@ impl BinlogReader {
             let Some(event) = self.stream.next().await else { return Ok(None) };
             let event = event.map_err(|e| purged_or(e, &self.started_at))?;
             let header = event.header();
+            self.bytes_read += header.event_size() as u64;
             let log_pos = header.log_pos();
             let raw_type = header.event_type_raw();
             if raw_type == MARIADB_GTID_EVENT {

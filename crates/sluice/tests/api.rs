@@ -94,6 +94,30 @@ async fn api_lifecycle_pause_resume_settings_and_security() {
     assert_eq!(v["tables"].as_array().unwrap().len(), 2);
     assert!(v["checkpoint"]["binlog_file"].is_string(), "{v}");
 
+    // Per-table copy progress.
+    let orders = v["tables"].as_array().unwrap().iter().find(|t| t["destination"] == "orders").unwrap();
+    assert_eq!((orders["partitions_done"].as_u64(), orders["partitions_total"].as_u64()), (Some(1), Some(1)), "{orders}");
+    assert_eq!(orders["rows_copied"], 3000, "{orders}");
+
+    // Prometheus metrics (behind the token like the rest of the API).
+    let anon = srv.http.get(format!("{}/metrics", srv.base())).send().await.unwrap();
+    assert_eq!(anon.status().as_u16(), 401);
+    let (code, m) = srv.call(Method::GET, "/metrics", None).await;
+    assert_eq!(code, 200);
+    let m = m.as_str().unwrap().to_string();
+    for want in [
+        format!("sluice_pipe_state{{pipe=\"{db}\",state=\"Running\"}} 1"),
+        format!("sluice_pipe_state{{pipe=\"{db}\",state=\"Paused\"}} 0"),
+        format!("sluice_snapshot_rows_total{{pipe=\"{db}\",table=\"orders\"}} 3000"),
+        format!("sluice_cdc_changes_total{{pipe=\"{db}\",table=\"orders\"}}"),
+        format!("sluice_replication_lag_seconds{{pipe=\"{db}\"}}"),
+        format!("sluice_binlog_bytes_total{{pipe=\"{db}\"}}"),
+        format!("sluice_cdc_batch_rows_bucket{{pipe=\"{db}\""),
+        format!("sluice_cdc_batch_duration_seconds_bucket{{pipe=\"{db}\""),
+    ] {
+        assert!(m.contains(&want), "metrics lack {want}:\n{m}");
+    }
+
     // The history holds every transition, in order.
     let (_, ev) = srv.call(Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
     let states: Vec<&str> = ev.as_array().unwrap().iter().map(|e| e["to_state"].as_str().unwrap()).collect();
@@ -111,7 +135,7 @@ async fn api_lifecycle_pause_resume_settings_and_security() {
     let (code, doc) = srv.call(Method::GET, "/openapi.json", None).await;
     assert_eq!(code, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
-    for path in ["/v1/pipes", "/v1/pipes/{name}", "/v1/pipes/{name}/pause", "/v1/pipes/{name}/resume", "/v1/pipes/{name}/settings", "/v1/pipes/{name}/events", "/healthz", "/openapi.json"] {
+    for path in ["/v1/pipes", "/v1/pipes/{name}", "/v1/pipes/{name}/pause", "/v1/pipes/{name}/resume", "/v1/pipes/{name}/settings", "/v1/pipes/{name}/events", "/v1/pipes/{name}/resync", "/v1/pipes/{name}/tables", "/v1/pipes/{name}/tables/{table}", "/metrics", "/healthz", "/openapi.json"] {
         assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
     }
 
