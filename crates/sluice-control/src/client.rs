@@ -118,10 +118,17 @@ impl Client {
             PipeCommand::List => self.call(Method::GET, "/v1/pipes", None).await?,
             PipeCommand::Show { name, watch } => {
                 if watch && !json {
+                    let mut last: Option<(f64, std::time::Instant)> = None;
                     loop {
                         let v = self.call(Method::GET, &format!("/v1/pipes/{name}"), None).await?;
                         print!("\x1b[2J\x1b[H");
                         print_pipe(&v);
+                        // Live CDC throughput from the change counter between refreshes.
+                        let applied = v.get("changes_applied").and_then(|c| c.as_f64()).unwrap_or(0.0);
+                        if let Some((prev, at)) = last {
+                            println!("throughput {:.0} changes/s", (applied - prev).max(0.0) / at.elapsed().as_secs_f64());
+                        }
+                        last = Some((applied, std::time::Instant::now()));
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }
@@ -197,7 +204,34 @@ fn print_pipe(v: &Value) {
     println!("{:<40} {:<30} {:<12} {:>12} {:>12}", "SOURCE", "DESTINATION", "STATE", "ROWS COPIED", "ESTIMATED");
     for t in v.get("tables").and_then(|t| t.as_array()).into_iter().flatten() {
         println!("{:<40} {:<30} {:<12} {:>12} {:>12}", s(t, "source"), s(t, "destination"), s(t, "state"), s(t, "rows_copied"), s(t, "rows_estimated"));
+        if let Some(line) = copy_progress(t) {
+            println!("  {line}");
+        }
+        if let Some(e) = t.get("error").and_then(|e| e.as_str()) {
+            println!("  error: {e}");
+        }
     }
+}
+
+/// `[=====>    ]  45%  12345/27000 rows  5100 rows/s  ETA 3s  partitions 4/10` for a table being copied.
+fn copy_progress(t: &Value) -> Option<String> {
+    let n = |k: &str| t.get(k).and_then(|x| x.as_f64());
+    if t.get("snapshot_done").and_then(|d| d.as_bool()) != Some(false) || n("partitions_total")? == 0.0 {
+        return None;
+    }
+    let (copied, est) = (n("rows_copied")?, n("rows_estimated")?.max(n("rows_copied")?).max(1.0));
+    let frac = (copied / est).clamp(0.0, 1.0);
+    let width = 30;
+    let filled = (frac * width as f64) as usize;
+    let bar: String = "=".repeat(filled) + if filled < width { ">" } else { "" } + &" ".repeat(width.saturating_sub(filled + 1));
+    let rate = n("rows_per_second").map(|r| format!("{r:.0} rows/s")).unwrap_or_else(|| "- rows/s".into());
+    let eta = n("eta_seconds").map(|e| format!("ETA {e:.0}s")).unwrap_or_else(|| "ETA -".into());
+    Some(format!(
+        "[{bar}] {:>3.0}%  {copied:.0}/{est:.0} rows  {rate}  {eta}  partitions {}/{}",
+        frac * 100.0,
+        s(t, "partitions_done"),
+        s(t, "partitions_total")
+    ))
 }
 
 fn print_human(v: &Value) {
@@ -220,5 +254,21 @@ fn print_human(v: &Value) {
             }
         }
         other => println!("{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_progress;
+    use serde_json::json;
+
+    #[test]
+    fn copy_progress_line() {
+        let t = json!({"snapshot_done": false, "rows_copied": 500, "rows_estimated": 1000, "partitions_done": 2,
+                       "partitions_total": 4, "rows_per_second": 250.0, "eta_seconds": 2.0});
+        let line = copy_progress(&t).unwrap();
+        assert!(line.starts_with("[===============>"), "{line}");
+        assert!(line.contains(" 50%  500/1000 rows  250 rows/s  ETA 2s  partitions 2/4"), "{line}");
+        assert!(copy_progress(&json!({"snapshot_done": true, "partitions_total": 4})).is_none());
     }
 }

@@ -1,5 +1,7 @@
 //! The `sluice` binary: command-line entry point.
 
+mod progress;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use sluice_catalog::Catalog;
@@ -62,14 +64,19 @@ fn read_spec(path: &PathBuf) -> Result<PipeSpec> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Progress bars for `sluice run` on a terminal; logs are printed above them.
+    let bars = (matches!(cli.command, Command::Run { .. }) && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(indicatif::MultiProgress::new);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,hyper=warn".into()),
         )
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(progress::LogWriter(bars.clone()))
         .init();
-    match real_main(Cli::parse()).await {
+    match real_main(cli, bars).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -78,7 +85,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
+async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Run { config, data_dir } => {
             let spec = read_spec(&config)?;
@@ -101,8 +108,14 @@ async fn real_main(cli: Cli) -> Result<std::process::ExitCode> {
                     }
                 });
             }
-            let ctx = PipeContext::new(spec, catalog, cancel);
-            let state = sluice_engine::run(&ctx).await?;
+            let ctx = PipeContext::new(spec, catalog.clone(), cancel.clone());
+            let drawing = bars.map(|mp| tokio::spawn(progress::watch(mp, catalog, ctx.name().to_string(), ctx.status.clone(), cancel.clone())));
+            let state = sluice_engine::run(&ctx).await;
+            cancel.cancel();
+            if let Some(d) = drawing {
+                let _ = d.await;
+            }
+            let state = state?;
             println!("pipe {} stopped in state {}", ctx.name(), state);
             Ok(std::process::ExitCode::SUCCESS)
         }
