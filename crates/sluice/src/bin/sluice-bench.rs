@@ -1,0 +1,460 @@
+//! `sluice-bench`: throughput of the initial load and of CDC against the test
+//! bed's real servers, each figure beside a ceiling measured in the same run
+//! (README "Benchmarks"; run it with `scripts/bench`).
+//!
+//! Initial load of a generated table (`--rows`, default 5,000,000; 11 columns
+//! of mixed types) from MySQL and MariaDB:
+//! - source ceiling: the same partitions read in parallel through the same
+//!   driver and decoder as the snapshot, rows discarded;
+//! - destination ceiling: one chunk of the same rows, encoded once, inserted
+//!   over and over with the same parallelism until as many rows were sent;
+//! - Sluice: `sluice run` (snapshot_only) as a child process, wall time from
+//!   start to exit, peak RSS (VmHWM) of that process.
+//!
+//! CDC (`cdc_only` pipe, default settings): end-to-end changes/s for 1,000-row
+//! transactions and for single-row transactions written as fast as the
+//! generator can, and the p50/p99 lag (`_peerdb_synced_at` − source commit
+//! time) at a paced 10,000 changes/s.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts};
+use serde_json::json;
+use sluice_core::schema::TableId;
+use sluice_core::spec::DestinationSpec;
+use sluice_core::types::TableMapping;
+use sluice_core::{ChangeOp, RowChange};
+use sluice_sink::ClickHouseSink;
+use sluice_source::snapshot::{Partition, TableReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Rows of the generated table.
+    #[arg(long, default_value_t = 5_000_000)]
+    rows: u64,
+    /// `mysql`, `mariadb` or `both`.
+    #[arg(long, default_value = "both")]
+    source: String,
+    #[arg(long)]
+    skip_snapshot: bool,
+    #[arg(long)]
+    skip_cdc: bool,
+}
+
+struct Server {
+    name: &'static str,
+    url: String,
+}
+
+fn testbed() -> Result<(Vec<Server>, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(root.join("scripts/testbed")).arg("up").stderr(Stdio::inherit()).output().context("scripts/testbed up")?;
+    if !out.status.success() {
+        bail!("scripts/testbed up failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let get = |k: &str| {
+        text.lines().find_map(|l| l.strip_prefix(&format!("export {k}=")).map(str::to_string)).with_context(|| format!("testbed printed no {k}"))
+    };
+    Ok((
+        vec![Server { name: "MySQL 9.7", url: get("SLUICE_TEST_MYSQL_URL")? }, Server { name: "MariaDB 10.11", url: get("SLUICE_TEST_MARIADB_URL")? }],
+        get("SLUICE_TEST_CLICKHOUSE_URL")?,
+    ))
+}
+
+async fn connect(url: &str) -> Result<Conn> {
+    let mut c = Conn::new(Opts::from_url(url)?).await?;
+    c.query_drop("SET time_zone = '+00:00'").await?;
+    Ok(c)
+}
+
+const DB: &str = "sluice_bench";
+
+/// Creates `sluice_bench.t` with `rows` rows unless it already has them.
+async fn ensure_table(c: &mut Conn, rows: u64) -> Result<()> {
+    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
+    let have: Option<u64> = c.query_first(format!("SELECT COUNT(*) FROM {DB}.t")).await.ok().flatten();
+    if have == Some(rows) {
+        return Ok(());
+    }
+    c.query_drop(format!("DROP TABLE IF EXISTS {DB}.t")).await?;
+    c.query_drop(format!(
+        "CREATE TABLE {DB}.t (id BIGINT PRIMARY KEY, a INT NOT NULL, b BIGINT, c DOUBLE, d DECIMAL(12,2) NOT NULL, \
+         e VARCHAR(64) NOT NULL, f DATETIME(6) NOT NULL, g TIMESTAMP NULL, h ENUM('new','paid','shipped') NOT NULL, \
+         i TEXT, j TINYINT NOT NULL) CHARACTER SET utf8mb4"
+    ))
+    .await?;
+    c.query_drop("SET SESSION cte_max_recursion_depth = 100000").await.ok();
+    c.query_drop(format!("DROP TABLE IF EXISTS {DB}.seq")).await?;
+    c.query_drop(format!("CREATE TABLE {DB}.seq (n INT PRIMARY KEY)")).await?;
+    c.query_drop(format!("INSERT INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s")).await?;
+    let started = Instant::now();
+    let mut done = 0u64;
+    while done < rows {
+        let step = (rows - done).min(500_000);
+        c.query_drop(format!(
+            "INSERT INTO {DB}.t SELECT {done} + a.n * 10000 + b.n + 1, (a.n * 7919 + b.n) % 1000000, a.n * b.n, (b.n + 0.5) / (a.n + 1.25), \
+             ROUND((a.n * 10000 + b.n) * 0.37, 2), CONCAT('customer-', a.n, '-', b.n), \
+             TIMESTAMP('2024-01-01') + INTERVAL (a.n * 10000 + b.n) SECOND + INTERVAL b.n MICROSECOND, \
+             IF(b.n % 5 = 0, NULL, TIMESTAMP('2025-06-01') + INTERVAL b.n MINUTE), ELT(1 + b.n % 3, 'new', 'paid', 'shipped'), \
+             IF(b.n % 3 = 0, NULL, REPEAT(CHAR(97 + b.n % 26), 40 + b.n % 20)), b.n % 100 \
+             FROM {DB}.seq a JOIN {DB}.seq b WHERE a.n * 10000 + b.n < {step}"
+        ))
+        .await?;
+        done += step;
+        eprintln!("  generated {done}/{rows} rows ({:.0}s)", started.elapsed().as_secs_f64());
+    }
+    c.query_drop(format!("ANALYZE TABLE {DB}.t")).await?;
+    Ok(())
+}
+
+fn spec(name: &str, url: &str, ch: &str, ch_db: &str, table: &str, mode: &str, settings: serde_json::Value) -> serde_json::Value {
+    let u = url::Url::parse(url).unwrap();
+    json!({"name": name,
+        "source": {"host": u.host_str().unwrap(), "port": u.port().unwrap(), "user": u.username(), "password": u.password().unwrap_or(""),
+                   "server_id": 900_000 + rand::random::<u32>() % 100_000},
+        "destination": {"url": ch, "database": ch_db},
+        "tables": [{"source": format!("{DB}.{table}")}], "mode": mode, "settings": settings})
+}
+
+async fn mapping(c: &mut Conn, table: &str) -> Result<TableMapping> {
+    let t = sluice_source::discovery::describe(c, &TableId::new(DB, table)).await?;
+    Ok(TableMapping::new(t, table.to_string()))
+}
+
+struct Measured {
+    rows: u64,
+    secs: f64,
+    rss_mb: Option<f64>,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.rows as f64 / self.secs
+    }
+}
+
+/// The source alone: every partition read and decoded, `parallel` at a time, rows discarded.
+async fn source_only(url: &str, m: &TableMapping, parallel: usize, rows_per_partition: u64, limit: u64) -> Result<Measured> {
+    let reader = Arc::new(TableReader::new(m.source.clone())?);
+    let mut c = connect(url).await?;
+    let est = reader.estimated_rows(&mut c).await?;
+    let parts = reader.plan_partitions(&mut c, est, rows_per_partition).await?.unwrap_or(vec![Partition::WHOLE]);
+    let queue = Arc::new(std::sync::Mutex::new(parts));
+    let total = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..parallel {
+        let (queue, total, reader, url) = (queue.clone(), total.clone(), reader.clone(), url.to_string());
+        tasks.spawn(async move {
+            let mut c = connect(&url).await?;
+            loop {
+                let Some(part) = queue.lock().unwrap().pop() else { return Ok::<_, anyhow::Error>(()) };
+                let mut after = None;
+                loop {
+                    let chunk = reader.read_partition_chunk(&mut c, &part, after.as_ref(), limit).await?;
+                    total.fetch_add(chunk.rows.len() as u64, Ordering::Relaxed);
+                    if (chunk.rows.len() as u64) < limit {
+                        break;
+                    }
+                    after = chunk.last_key;
+                }
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(Measured { rows: total.load(Ordering::Relaxed), secs: started.elapsed().as_secs_f64(), rss_mb: None })
+}
+
+/// The destination alone: one chunk of the table's rows, encoded once, inserted
+/// `parallel` at a time until `rows` rows were sent.
+async fn sink_only(url: &str, ch: &str, m: &TableMapping, rows: u64, parallel: usize, limit: u64) -> Result<(Measured, f64)> {
+    let reader = TableReader::new(m.source.clone())?;
+    let mut c = connect(url).await?;
+    let chunk = reader.read_chunk(&mut c, None, limit).await?;
+    let n = chunk.rows.len() as u64;
+    let changes: Vec<RowChange> = chunk.rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version: 1, cells }).collect();
+    let mut buf = Vec::new();
+    ClickHouseSink::encode(m, &changes, &mut buf)?;
+    let bytes_per_row = buf.len() as f64 / n as f64;
+    let data = bytes::Bytes::from(buf);
+    let dest = DestinationSpec { url: ch.to_string(), user: "default".into(), password: Default::default(), database: "sluice_bench_sink".into() };
+    let sink = ClickHouseSink::new(&dest);
+    sink.execute("DROP DATABASE IF EXISTS sluice_bench_sink").await?;
+    sink.ensure_database().await?;
+    sink.create_table(m).await?;
+    let sent = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..parallel {
+        let (sink, sent, data, m) = (sink.clone(), sent.clone(), data.clone(), m.clone());
+        tasks.spawn(async move {
+            while sent.fetch_add(n, Ordering::Relaxed) < rows {
+                sink.write_encoded(&m, &m.destination, data.clone()).await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    sink.execute("DROP DATABASE IF EXISTS sluice_bench_sink").await?;
+    Ok((Measured { rows: rows.div_ceil(n) * n, secs, rss_mb: None }, bytes_per_row))
+}
+
+/// Peak resident set (VmHWM) of a process, in MB.
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// A `sluice run` child process; `peak_rss` is polled while it lives.
+struct Run {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    rss: f64,
+}
+
+impl Run {
+    fn start(spec: &serde_json::Value) -> Result<Run> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("pipe.json"), spec.to_string())?;
+        let exe = std::env::current_exe()?.with_file_name("sluice");
+        let log = std::fs::File::create(dir.path().join("sluice.log"))?;
+        let child = Command::new(exe)
+            .args(["run", "--config"])
+            .arg(dir.path().join("pipe.json"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting sluice (build it with --release next to sluice-bench)")?;
+        Ok(Run { child, dir, rss: 0.0 })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sluice.log")).unwrap_or_default()
+    }
+
+    fn sample(&mut self) {
+        if let Some(r) = peak_rss_mb(self.child.id()) {
+            self.rss = self.rss.max(r);
+        }
+    }
+
+    /// Waits for exit (sampling RSS); fails if the process failed.
+    async fn wait(&mut self) -> Result<()> {
+        loop {
+            self.sample();
+            if let Some(st) = self.child.try_wait()? {
+                if !st.success() {
+                    bail!("sluice failed:\n{}", self.log());
+                }
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_log(&mut self, needle: &str) -> Result<()> {
+        let t0 = Instant::now();
+        while !self.log().contains(needle) {
+            if t0.elapsed() > Duration::from_secs(120) || self.child.try_wait()?.is_some() {
+                bail!("sluice never logged {needle:?}:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn ch_value(sink: &ClickHouseSink, sql: &str) -> Result<String> {
+    Ok(sink.query_tsv(sql).await?.trim().to_string())
+}
+
+fn ch_sink(ch: &str, db: &str) -> ClickHouseSink {
+    ClickHouseSink::new(&DestinationSpec { url: ch.to_string(), user: "default".into(), password: Default::default(), database: db.into() })
+}
+
+/// `sluice run` of a snapshot_only pipe over the whole table.
+async fn sluice_load(server: &Server, ch: &str, rows: u64, settings: serde_json::Value) -> Result<Measured> {
+    let ch_db = "sluice_bench_load";
+    let sink = ch_sink(ch, ch_db);
+    sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
+    let mut run = Run::start(&spec("bench_load", &server.url, ch, ch_db, "t", "snapshot_only", settings))?;
+    let started = Instant::now();
+    run.wait().await?;
+    let secs = started.elapsed().as_secs_f64();
+    let got: u64 = ch_value(&sink, &format!("SELECT count() FROM {ch_db}.t")).await?.parse()?;
+    if got != rows {
+        bail!("the load copied {got} rows, expected {rows}");
+    }
+    sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
+    Ok(Measured { rows, secs, rss_mb: Some(run.rss) })
+}
+
+struct CdcResult {
+    what: String,
+    offered: f64,
+    applied: f64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    rss_mb: f64,
+}
+
+/// CDC: a cdc_only pipe with default settings; three generator shapes.
+async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
+    let mut c = connect(&server.url).await?;
+    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
+    c.query_drop(format!("DROP TABLE IF EXISTS {DB}.cdc")).await?;
+    c.query_drop(format!("CREATE TABLE {DB}.cdc (id BIGINT PRIMARY KEY, v INT NOT NULL, s VARCHAR(32) NOT NULL, ts DATETIME(6) NOT NULL)")).await?;
+    let ch_db = "sluice_bench_cdc";
+    let sink = ch_sink(ch, ch_db);
+    sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
+    let mut run = Run::start(&spec("bench_cdc", &server.url, ch, ch_db, "cdc", "cdc_only", json!({})))?;
+    run.wait_log("→ Running").await?;
+    let mut out = Vec::new();
+    let next = Arc::new(AtomicU64::new(1));
+    // (label, writers, rows per transaction, duration, paced rows/s)
+    let shapes: [(&str, usize, u64, u64, Option<u64>); 3] = [
+        ("1,000-row transactions, as fast as the generator goes", 2, 1000, 15, None),
+        ("single-row transactions, as fast as the generator goes", 8, 1, 15, None),
+        ("paced at 10,000 changes/s (100-row transactions every 10 ms)", 1, 100, 20, Some(10_000)),
+    ];
+    for (what, writers, per_txn, secs, paced) in shapes {
+        let first = next.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..writers {
+            let (url, next) = (server.url.clone(), next.clone());
+            tasks.spawn(async move {
+                let mut c = connect(&url).await?;
+                let mut tick = tokio::time::interval(Duration::from_millis(10));
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_secs(secs) {
+                    if paced.is_some() {
+                        tick.tick().await;
+                    }
+                    let id = next.fetch_add(per_txn, Ordering::Relaxed);
+                    let values: Vec<String> = (id..id + per_txn).map(|i| format!("({i}, {}, 'row-{i}', NOW(6))", i % 1000)).collect();
+                    c.query_drop(format!("INSERT INTO {DB}.cdc VALUES {}", values.join(","))).await?;
+                }
+                Ok::<_, anyhow::Error>(())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        let gen_secs = started.elapsed().as_secs_f64();
+        let last = next.load(Ordering::Relaxed) - 1;
+        let rows = last + 1 - first;
+        loop {
+            run.sample();
+            let n: u64 = ch_value(&sink, &format!("SELECT count() FROM {ch_db}.cdc WHERE id >= {first}")).await.unwrap_or_default().parse().unwrap_or(0);
+            if n >= rows {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(600) {
+                bail!("CDC did not apply {rows} rows within 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let total_secs = started.elapsed().as_secs_f64();
+        let (p50, p99) = if paced.is_some() {
+            let q = ch_value(
+                &sink,
+                &format!("SELECT arrayStringConcat(quantilesExact(0.5, 0.99)(dateDiff('microsecond', ts, _peerdb_synced_at)), ' ') FROM {ch_db}.cdc WHERE id >= {first}"),
+            )
+            .await?;
+            let v: Vec<f64> = q.split(' ').filter_map(|x| x.parse().ok()).collect();
+            (v.first().map(|x| x / 1000.0), v.get(1).map(|x| x / 1000.0))
+        } else {
+            (None, None)
+        };
+        out.push(CdcResult { what: what.to_string(), offered: rows as f64 / gen_secs, applied: rows as f64 / total_secs, p50_ms: p50, p99_ms: p99, rss_mb: run.rss });
+        eprintln!("  CDC {what}: {rows} rows, offered {:.0}/s, applied {:.0}/s", rows as f64 / gen_secs, rows as f64 / total_secs);
+    }
+    sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
+    Ok(out)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    let (servers, ch) = testbed()?;
+    let servers: Vec<Server> = servers
+        .into_iter()
+        .filter(|s| args.source == "both" || s.name.to_lowercase().starts_with(&args.source))
+        .collect();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("sluice-bench: {} rows, {cores} cores\n", args.rows);
+    if !args.skip_snapshot {
+        println!("| source | run | rows/s | MB/s (RowBinary) | vs. ceiling | peak RSS |\n|---|---|---|---|---|---|");
+        for s in &servers {
+            eprintln!("{}: preparing {DB}.t", s.name);
+            let mut c = connect(&s.url).await?;
+            ensure_table(&mut c, args.rows).await?;
+            let m = mapping(&mut c, "t").await?;
+            let src = source_only(&s.url, &m, 4, 100_000, 50_000).await?;
+            eprintln!("  source only: {:.0} rows/s", src.rate());
+            let (dst, bpr) = sink_only(&s.url, &ch, &m, args.rows, 4, 50_000).await?;
+            eprintln!("  destination only: {:.0} rows/s", dst.rate());
+            let ceiling = src.rate().min(dst.rate());
+            let mb = |r: f64| r * bpr / 1e6;
+            println!("| {} | ceiling: source only (4 readers) | {:.0} | {:.1} | | |", s.name, src.rate(), mb(src.rate()));
+            println!("| {} | ceiling: destination only (4 writers) | {:.0} | {:.1} | | |", s.name, dst.rate(), mb(dst.rate()));
+            let runs = [
+                ("Sluice, defaults (4 partitions × 50,000-row chunks)", json!({})),
+                ("Sluice, 2 partitions × 20,000-row chunks", json!({"parallel_partitions": 2, "snapshot_rows_per_chunk": 20000})),
+                ("Sluice, 8 partitions × 20,000-row chunks", json!({"parallel_partitions": 8, "snapshot_rows_per_chunk": 20000})),
+            ];
+            for (label, settings) in runs {
+                let r = sluice_load(s, &ch, args.rows, settings).await?;
+                eprintln!("  {label}: {:.0} rows/s, {:.0} MB peak", r.rate(), r.rss_mb.unwrap_or(0.0));
+                println!(
+                    "| {} | {label} | {:.0} | {:.1} | {:.0}% | {:.0} MB |",
+                    s.name,
+                    r.rate(),
+                    mb(r.rate()),
+                    100.0 * r.rate() / ceiling,
+                    r.rss_mb.unwrap_or(0.0)
+                );
+            }
+        }
+        println!();
+    }
+    if !args.skip_cdc {
+        println!("| source | CDC load | offered changes/s | applied changes/s (end to end) | lag p50 / p99 | peak RSS |\n|---|---|---|---|---|---|");
+        for s in &servers {
+            eprintln!("{}: CDC", s.name);
+            for r in cdc(s, &ch).await? {
+                let lag = match (r.p50_ms, r.p99_ms) {
+                    (Some(a), Some(b)) => format!("{a:.0} ms / {b:.0} ms"),
+                    _ => "-".into(),
+                };
+                println!("| {} | {} | {:.0} | {:.0} | {lag} | {:.0} MB |", s.name, r.what, r.offered, r.applied, r.rss_mb);
+            }
+        }
+    }
+    Ok(())
+}
