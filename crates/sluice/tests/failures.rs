@@ -64,23 +64,7 @@ async fn binlog_purged_while_paused_fails_with_remedy() {
     let file = v["checkpoint"]["binlog_file"].as_str().unwrap().to_string();
 
     c.query_drop(format!("UPDATE {db}.orders SET qty = 1 WHERE id < 10")).await.unwrap();
-    c.query_drop("FLUSH BINARY LOGS").await.unwrap();
-    let current: (String, u64) = c.query_first("SHOW MASTER STATUS").await.unwrap().map(|row: mysql_async::Row| {
-        (row.get(0).unwrap(), row.get(1).unwrap())
-    }).unwrap();
-    // The paused pipe's old dump thread may hold the file until the server notices
-    // the closed connection (next heartbeat); PURGE skips files in use, so repeat it.
-    let start = std::time::Instant::now();
-    loop {
-        c.query_drop(format!("PURGE BINARY LOGS TO '{}'", current.0)).await.unwrap();
-        let logs: Vec<mysql_async::Row> = c.query("SHOW BINARY LOGS").await.unwrap();
-        let names: Vec<String> = logs.into_iter().map(|r| r.get(0).unwrap()).collect();
-        if !names.contains(&file) {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{file} was never purged: {names:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    purge_binlogs_through(&mut c, &file).await;
 
     let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
     assert_eq!(code, 200, "{v}");

@@ -162,18 +162,7 @@ async fn failed_pipe_recovers_by_resync() {
         random_write(&mut c, &db, &mut rng, &mut next_id, 2000).await;
     }
     c.query_drop(format!("INSERT INTO {db}.orders VALUES {}", order_values(&mut rng, 777_777))).await.unwrap();
-    c.query_drop("FLUSH BINARY LOGS").await.unwrap();
-    let current: String = c.query_first::<mysql_async::Row, _>("SHOW MASTER STATUS").await.unwrap().unwrap().get(0).unwrap();
-    let start = Instant::now();
-    loop {
-        c.query_drop(format!("PURGE BINARY LOGS TO '{current}'")).await.unwrap();
-        let names: Vec<String> = c.query::<mysql_async::Row, _>("SHOW BINARY LOGS").await.unwrap().into_iter().map(|r| r.get(0).unwrap()).collect();
-        if !names.contains(&file) {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{file} was never purged");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    purge_binlogs_through(&mut c, &file).await;
     srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
     srv.wait_state(&db, "Failed", T).await;
     let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resync"), Some(json!({"tables": ["orders"]}))).await;

@@ -393,6 +393,31 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
         out.push(CdcResult { what: what.to_string(), offered: rows as f64 / gen_secs, applied: rows as f64 / total_secs, p50_ms: p50, p99_ms: p99, rss_mb: run.rss });
         eprintln!("  CDC {what}: {rows} rows, offered {:.0}/s, applied {:.0}/s", rows as f64 / gen_secs, rows as f64 / total_secs);
     }
+    // One 1,000,000-row transaction (INSERT ... SELECT): memory must not grow with it.
+    let first = next.fetch_add(1_000_000, Ordering::Relaxed);
+    c.query_drop(format!("CREATE TABLE IF NOT EXISTS {DB}.seq (n INT PRIMARY KEY)")).await?;
+    c.query_drop(format!("INSERT IGNORE INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s"))
+        .await?;
+    let started = Instant::now();
+    c.query_drop(format!(
+        "INSERT INTO {DB}.cdc SELECT {first} + a.n * 10000 + b.n, b.n, CONCAT('big-', b.n), NOW(6) FROM {DB}.seq a JOIN {DB}.seq b WHERE a.n < 100"
+    ))
+    .await?;
+    let gen_secs = started.elapsed().as_secs_f64();
+    loop {
+        run.sample();
+        let n: u64 = ch_value(&sink, &format!("SELECT count() FROM {ch_db}.cdc WHERE id >= {first}")).await.unwrap_or_default().parse().unwrap_or(0);
+        if n >= 1_000_000 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("CDC did not apply the 1,000,000-row transaction within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = started.elapsed().as_secs_f64();
+    out.push(CdcResult { what: "one 1,000,000-row transaction".into(), offered: 1e6 / gen_secs, applied: 1e6 / total, p50_ms: None, p99_ms: None, rss_mb: run.rss });
+    eprintln!("  CDC one 1,000,000-row transaction: applied {:.0}/s, peak RSS {:.0} MB", 1e6 / total, run.rss);
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
     Ok(out)
 }

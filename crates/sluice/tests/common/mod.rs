@@ -142,6 +142,24 @@ pub fn testbed_url(var: &str) -> String {
     testbed().extra.get(var).cloned().unwrap_or_else(|| panic!("testbed did not print {var}"))
 }
 
+/// Rotates the binlog of the server behind `c` and purges every file before the
+/// new one, retrying until `file` is gone: PURGE skips a file an old dump thread
+/// still holds (until the server notices its closed connection).
+pub async fn purge_binlogs_through(c: &mut Conn, file: &str) {
+    c.query_drop("FLUSH BINARY LOGS").await.unwrap();
+    let current: String = c.query_first::<mysql_async::Row, _>("SHOW MASTER STATUS").await.unwrap().unwrap().get(0).unwrap();
+    let start = Instant::now();
+    loop {
+        c.query_drop(format!("PURGE BINARY LOGS TO '{current}'")).await.unwrap();
+        let names: Vec<String> = c.query::<mysql_async::Row, _>("SHOW BINARY LOGS").await.unwrap().into_iter().map(|r| r.get(0).unwrap()).collect();
+        if !names.iter().any(|n| n == file) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{file} was never purged: {names:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Whether ClickHouse has database `db`.
 pub async fn ch_database_exists(db: &str) -> bool {
     let r = ch_rows(&format!("SELECT count() FROM system.databases WHERE name = '{db}'")).await.unwrap();
