@@ -21,8 +21,8 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
         let table = discovery::describe(&mut src, &id).await?;
         if table.primary_key.is_empty() {
             return Err(SourceError::Config(format!(
-                "table {id} has no primary key: ReplacingMergeTree needs one to collapse updates and deletes; \
-                 add a primary key or leave the table out of the pipe"
+                "table {id} has no primary key and no unique key on NOT NULL columns: ReplacingMergeTree needs a key \
+                 to collapse updates and deletes; add a primary key or leave the table out of the pipe"
             ))
             .into());
         }

@@ -1,4 +1,5 @@
-//! Snapshot reads: a table copied in keyset-paged chunks, in primary-key order.
+//! Snapshot reads: a table copied in keyset-paged chunks, in key order (the
+//! primary key, or the NOT NULL unique key discovery chose instead).
 //!
 //! Each chunk is one `SELECT ... WHERE (pk) > (last) ORDER BY pk LIMIT n` over
 //! the binary protocol, so memory is bounded by the chunk size whatever the
@@ -36,7 +37,7 @@ impl TableReader {
         let key_idx = table.primary_key_indices();
         if key_idx.is_empty() {
             return Err(SourceError::Config(format!(
-                "table {} has no primary key; add one (ALTER TABLE ... ADD PRIMARY KEY) or leave the table out of the pipe",
+                "table {} has no primary key and no unique key on NOT NULL columns; add one (ALTER TABLE ... ADD PRIMARY KEY) or leave the table out of the pipe",
                 table.id
             )));
         }
