@@ -658,7 +658,7 @@ async fn type_torture(flavor: Flavor) {
     let ch_db = format!("{db}_ch");
     let tables = tables(flavor);
     let mut w = writer(flavor).await;
-    w.query_drop(format!("CREATE DATABASE {}", mq(&db))).await.unwrap();
+    w.query_drop(format!("CREATE DATABASE {} CHARACTER SET utf8mb4", mq(&db))).await.unwrap();
     for t in &tables {
         w.query_drop(create_sql(&db, t)).await.unwrap_or_else(|e| panic!("{}: {e}", t.name));
         for sql in insert_sql(&db, t, 0) {
