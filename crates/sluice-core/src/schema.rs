@@ -90,7 +90,8 @@ impl SourceColumn {
 pub struct SourceTable {
     pub id: TableId,
     pub columns: Vec<SourceColumn>,
-    /// Primary key column names in key order; empty when the table has none.
+    /// Key column names in key order: the primary key, or for a table without
+    /// one the NOT NULL unique key discovery chose; empty when there is neither.
     pub primary_key: Vec<String>,
 }
 

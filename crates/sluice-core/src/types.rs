@@ -25,6 +25,11 @@ pub enum ChType {
     Date32,
     /// `DateTime64(precision, 'UTC')`.
     DateTime64 { precision: u8 },
+    Uuid,
+    IPv4,
+    IPv6,
+    /// `Array(T)`; never inside `Nullable` (ClickHouse forbids it), so NULL is written as `[]`.
+    Array(Box<ChType>),
     Nullable(Box<ChType>),
 }
 
@@ -45,13 +50,18 @@ impl ChType {
             ChType::String => "String".into(),
             ChType::Date32 => "Date32".into(),
             ChType::DateTime64 { precision } => format!("DateTime64({precision}, 'UTC')"),
+            ChType::Uuid => "UUID".into(),
+            ChType::IPv4 => "IPv4".into(),
+            ChType::IPv6 => "IPv6".into(),
+            ChType::Array(t) => format!("Array({})", t.sql()),
             ChType::Nullable(t) => format!("Nullable({})", t.sql()),
         }
     }
 
+    /// `Nullable(self)`; arrays stay as they are (ClickHouse has no `Nullable(Array)`).
     pub fn nullable(self) -> ChType {
         match self {
-            ChType::Nullable(_) => self,
+            ChType::Nullable(_) | ChType::Array(_) => self,
             t => ChType::Nullable(Box::new(t)),
         }
     }
@@ -75,21 +85,25 @@ pub const MAPPING_RULES: &[MappingRule] = &[
     MappingRule { mysql: "MEDIUMINT / MEDIUMINT UNSIGNED", clickhouse: "Int32 / UInt32", notes: "" },
     MappingRule { mysql: "INT / INT UNSIGNED", clickhouse: "Int32 / UInt32", notes: "" },
     MappingRule { mysql: "BIGINT / BIGINT UNSIGNED", clickhouse: "Int64 / UInt64", notes: "up to 18446744073709551615" },
-    MappingRule { mysql: "DECIMAL(p,s) / NUMERIC(p,s)", clickhouse: "Decimal(p, s)", notes: "exact, p up to 65" },
-    MappingRule { mysql: "FLOAT", clickhouse: "Float32", notes: "binary value kept bit for bit" },
-    MappingRule { mysql: "DOUBLE / REAL", clickhouse: "Float64", notes: "binary value kept bit for bit" },
-    MappingRule { mysql: "BIT(n)", clickhouse: "UInt64", notes: "the bits as an unsigned integer" },
+    MappingRule { mysql: "DECIMAL(p,s) / NUMERIC(p,s)", clickhouse: "Decimal(p, s)", notes: "exact, p up to 65, s up to 30" },
+    MappingRule { mysql: "FLOAT", clickhouse: "Float32", notes: "binary value kept bit for bit (never through text)" },
+    MappingRule { mysql: "DOUBLE / REAL", clickhouse: "Float64", notes: "binary value kept bit for bit (never through text)" },
+    MappingRule { mysql: "BIT(n)", clickhouse: "UInt64", notes: "the bits as an unsigned integer, n up to 64" },
     MappingRule { mysql: "YEAR", clickhouse: "UInt16", notes: "0000 → 0" },
-    MappingRule { mysql: "DATE", clickhouse: "Nullable(Date32)", notes: "zero/partial-zero dates and dates outside 1900-01-01..2299-12-31 → NULL" },
-    MappingRule { mysql: "DATETIME(n)", clickhouse: "Nullable(DateTime64(n, 'UTC'))", notes: "wall-clock value stored as UTC (no shift); zero/out-of-range → NULL" },
-    MappingRule { mysql: "TIMESTAMP(n)", clickhouse: "Nullable(DateTime64(n, 'UTC'))", notes: "the UTC instant, whatever the source time_zone; zero → NULL" },
-    MappingRule { mysql: "TIME(n)", clickhouse: "String", notes: "MySQL text form `[-]HHH:MM:SS[.f]`" },
-    MappingRule { mysql: "CHAR / VARCHAR / TINYTEXT..LONGTEXT", clickhouse: "String", notes: "bytes as stored (UTF-8 for utf8mb4)" },
+    MappingRule { mysql: "DATE", clickhouse: "Nullable(Date32)", notes: "**lossy**: zero/partial-zero dates and dates outside 1900-01-01..2299-12-31 → NULL (never shifted)" },
+    MappingRule { mysql: "DATETIME(n)", clickhouse: "Nullable(DateTime64(n, 'UTC'))", notes: "wall-clock value stored as UTC (no shift); **lossy**: zero/partial-zero/outside 1900..2299 → NULL" },
+    MappingRule { mysql: "TIMESTAMP(n)", clickhouse: "Nullable(DateTime64(n, 'UTC'))", notes: "the UTC instant, whatever the source or session time_zone; zero → NULL" },
+    MappingRule { mysql: "TIME(n)", clickhouse: "String", notes: "MySQL text form `[-]HH:MM:SS[.f]` with n fractional digits, hours up to 838" },
+    MappingRule { mysql: "CHAR / VARCHAR / TINYTEXT..LONGTEXT", clickhouse: "String", notes: "UTF-8 text: utf8mb4 as stored, other charsets (latin1, ...) transcoded; CHAR without trailing spaces, as MySQL returns it" },
     MappingRule { mysql: "BINARY / VARBINARY / TINYBLOB..LONGBLOB", clickhouse: "String", notes: "raw bytes, BINARY(n) right-padded with 0x00 as MySQL stores it" },
-    MappingRule { mysql: "ENUM", clickhouse: "String", notes: "the label, not the index" },
-    MappingRule { mysql: "SET", clickhouse: "String", notes: "labels joined with ','" },
-    MappingRule { mysql: "JSON", clickhouse: "String", notes: "JSON text (MySQL binary JSON decoded; MariaDB JSON is LONGTEXT)" },
-    MappingRule { mysql: "GEOMETRY and spatial types, VECTOR, other types", clickhouse: "String", notes: "raw bytes as MySQL returns them" },
+    MappingRule { mysql: "ENUM", clickhouse: "String", notes: "the label, not the index ('' for the invalid value)" },
+    MappingRule { mysql: "SET", clickhouse: "String", notes: "labels in definition order joined with ','" },
+    MappingRule { mysql: "JSON", clickhouse: "String", notes: "compact JSON text (MySQL binary JSON decoded; MariaDB JSON is LONGTEXT, re-serialised)" },
+    MappingRule { mysql: "GEOMETRY, POINT, LINESTRING, POLYGON, MULTI*, GEOMETRYCOLLECTION", clickhouse: "String", notes: "WKT as `ST_AsText` prints it, `SRID=n;` prefix when the SRID is not 0; coordinates in storage (x y) order" },
+    MappingRule { mysql: "VECTOR(n) (MySQL 9)", clickhouse: "Array(Float32)", notes: "the n floats bit for bit; NULL → `[]` (ClickHouse has no Nullable(Array))" },
+    MappingRule { mysql: "UUID (MariaDB)", clickhouse: "UUID", notes: "the canonical UUID, whatever MariaDB's internal byte order" },
+    MappingRule { mysql: "INET4 / INET6 (MariaDB)", clickhouse: "IPv4 / IPv6", notes: "" },
+    MappingRule { mysql: "other types", clickhouse: "String", notes: "raw bytes as the server sends them" },
 ];
 
 /// Decides the ClickHouse type of one source column.
@@ -112,6 +126,10 @@ pub fn map_column(c: &SourceColumn, in_key: bool) -> ChType {
         "year" => ChType::UInt16,
         "date" => ChType::Date32,
         "datetime" | "timestamp" => ChType::DateTime64 { precision: c.datetime_precision.unwrap_or(0).min(6) as u8 },
+        "vector" => ChType::Array(Box::new(ChType::Float32)),
+        "uuid" => ChType::Uuid,
+        "inet4" => ChType::IPv4,
+        "inet6" => ChType::IPv6,
         _ => ChType::String,
     };
     let date_like = matches!(base, ChType::Date32 | ChType::DateTime64 { .. });
@@ -222,6 +240,12 @@ mod tests {
             ("set", "set('a')", 17),
             ("json", "json", 18),
             ("geometry", "geometry", 19),
+            ("point", "point", 19),
+            ("vector", "vector(3)", 20),
+            ("uuid", "uuid", 21),
+            ("inet4", "inet4", 22),
+            ("inet6", "inet6", 22),
+            ("mystery", "mystery", 23),
         ];
         for (dt, ct, rule) in cases {
             let sql = map_column(&col(dt, ct, false), false).sql();
@@ -231,5 +255,7 @@ mod tests {
         }
         assert_eq!(map_column(&col("int", "int", true), false).sql(), "Nullable(Int32)");
         assert_eq!(map_column(&col("date", "date", false), true).sql(), "Date32");
+        assert_eq!(map_column(&col("vector", "vector(2)", true), false).sql(), "Array(Float32)");
+        assert_eq!(map_column(&col("inet6", "inet6", true), false).sql(), "Nullable(IPv6)");
     }
 }

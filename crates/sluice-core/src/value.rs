@@ -14,7 +14,10 @@ pub enum Cell {
     Double(f64),
     /// Canonical decimal text: optional `-`, digits, optional `.` and exactly `scale` digits.
     Decimal(String),
-    /// Text, binary strings, JSON text, ENUM/SET labels, TIME text.
+    /// Text, binary strings, JSON text, ENUM/SET labels, TIME text, WKT; and the
+    /// fixed-width binary forms of the types ClickHouse stores natively:
+    /// UUID (16 bytes, canonical order), IPv4 (4 bytes) and IPv6 (16 bytes) in
+    /// network order, VECTOR (little-endian `f32`s, 4 bytes each).
     Bytes(Vec<u8>),
     /// Days since 1970-01-01.
     Date(i32),

@@ -12,15 +12,16 @@ use sluice_core::{Checkpoint, PipeSpec, TableSpec};
 use sluice_sink::ClickHouseSink;
 use sluice_source::{conn, discovery, SourceError};
 
-/// Expands table patterns and records each table's definition; every table needs a primary key.
+/// Expands table patterns and records each table's definition; every table
+/// needs a key (its primary key, or a unique key on NOT NULL columns).
 pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<TableMapping>, EngineError> {
     let mut mappings = Vec::new();
     for (id, dest) in discovery::expand(src, specs).await? {
         let table = discovery::describe(src, &id).await?;
         if table.primary_key.is_empty() {
             return Err(SourceError::Config(format!(
-                "table {id} has no primary key: ReplacingMergeTree needs one to collapse updates and deletes; \
-                 add a primary key or leave the table out of the pipe"
+                "table {id} has no primary key and no unique key on NOT NULL columns: ReplacingMergeTree needs a key \
+                 to collapse updates and deletes; add a primary key or leave the table out of the pipe"
             ))
             .into());
         }

@@ -73,6 +73,14 @@ fn int_in<T: TryFrom<i128>>(cell: &Cell, t: &ChType) -> Result<T, EncodeError> {
     T::try_from(v).map_err(|_| out_of_range(v, t))
 }
 
+/// The bytes of a fixed-width binary cell (UUID, IPv4, IPv6).
+fn fixed<const N: usize>(cell: &Cell, t: &ChType) -> Result<[u8; N], EncodeError> {
+    match cell {
+        Cell::Bytes(b) => b.as_slice().try_into().map_err(|_| mismatch(cell, t)),
+        _ => Err(mismatch(cell, t)),
+    }
+}
+
 /// Appends one value of type `t`. Dates outside ClickHouse's range become NULL
 /// in `Nullable` columns (documented) and an error otherwise.
 pub fn encode(buf: &mut Vec<u8>, t: &ChType, cell: &Cell) -> Result<(), EncodeError> {
@@ -85,6 +93,11 @@ pub fn encode(buf: &mut Vec<u8>, t: &ChType, cell: &Cell) -> Result<(), EncodeEr
         return encode(buf, inner, cell);
     }
     if matches!(cell, Cell::Null) {
+        if let ChType::Array(_) = t {
+            // ClickHouse has no Nullable(Array): NULL is the empty array (documented).
+            buf.push(0);
+            return Ok(());
+        }
         return Err(EncodeError::NullInNonNullable(t.sql()));
     }
     match t {
@@ -136,6 +149,24 @@ pub fn encode(buf: &mut Vec<u8>, t: &ChType, cell: &Cell) -> Result<(), EncodeEr
             };
             buf.extend_from_slice(&ticks.to_le_bytes());
         }
+        ChType::Uuid => {
+            let b = fixed::<16>(cell, t)?;
+            // Two little-endian UInt64 halves: each half's bytes reversed.
+            buf.extend(b[..8].iter().rev());
+            buf.extend(b[8..].iter().rev());
+        }
+        ChType::IPv4 => buf.extend_from_slice(&u32::from_be_bytes(fixed::<4>(cell, t)?).to_le_bytes()),
+        ChType::IPv6 => buf.extend_from_slice(&fixed::<16>(cell, t)?),
+        ChType::Array(inner) if **inner == ChType::Float32 => {
+            let Cell::Bytes(b) = cell else { return Err(mismatch(cell, t)) };
+            if b.len() % 4 != 0 {
+                return Err(mismatch(cell, t));
+            }
+            // Float32 in RowBinary is the same little-endian bytes MySQL stores.
+            put_varint(buf, (b.len() / 4) as u64);
+            buf.extend_from_slice(b);
+        }
+        ChType::Array(_) => return Err(mismatch(cell, t)),
         ChType::Nullable(_) => unreachable!("handled above"),
     }
     Ok(())
@@ -223,6 +254,25 @@ mod tests {
         assert_eq!(big, expect);
         let mut b = Vec::new();
         assert!(encode(&mut b, &ChType::Decimal { precision: 3, scale: 0 }, &Cell::Decimal("1000".into())).is_err());
+    }
+
+    #[test]
+    fn uuid_ip_and_vectors() {
+        let uuid: Vec<u8> = (0u8..16).collect();
+        let mut want: Vec<u8> = (0u8..8).rev().collect();
+        want.extend((8u8..16).rev());
+        assert_eq!(enc(&ChType::Uuid, &Cell::Bytes(uuid)), want);
+        assert_eq!(enc(&ChType::IPv4, &Cell::Bytes(vec![192, 168, 0, 1])), vec![1, 0, 168, 192]);
+        assert_eq!(enc(&ChType::IPv6.nullable(), &Cell::Bytes(vec![0xfe; 16]))[1..], [0xfe; 16]);
+        let arr = ChType::Array(Box::new(ChType::Float32));
+        let mut floats = 1.5f32.to_le_bytes().to_vec();
+        floats.extend((-2f32).to_le_bytes());
+        let mut want = vec![2];
+        want.extend(&floats);
+        assert_eq!(enc(&arr, &Cell::Bytes(floats)), want);
+        assert_eq!(enc(&arr, &Cell::Null), vec![0]);
+        let mut b = Vec::new();
+        assert!(encode(&mut b, &ChType::IPv4, &Cell::Bytes(vec![1, 2, 3])).is_err());
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! GTID list, annotate rows, binlog checkpoint) are not decoded by
 //! `mysql_common`, so the MariaDB GTID event's fixed 13-byte body is parsed here.
 //!
+//! TIME(n) columns: `mysql_common` 0.37 mis-decodes negative TIME(1)/TIME(2)
+//! values with a fraction (an unsigned underflow: a panic in debug builds, a
+//! wrong value in release builds). Every table map is therefore rewritten so
+//! that TIME2 columns read as raw bytes (as a BIT column of the same width),
+//! and `convert` decodes them itself.
+//!
 //! Transaction boundaries: a transaction starts with `BEGIN` (MySQL) or a
 //! MariaDB GTID event without the standalone flag, and ends with an XID event or
 //! a `COMMIT` query; any other query event outside a transaction (DDL) is a
@@ -43,6 +49,8 @@ struct MappedTable {
     table: usize,
     /// For each binlog column, its position in the mapping's columns (if tracked).
     positions: Vec<Option<usize>>,
+    /// Decoders per source column; ENUM/SET labels taken from the table map when it carries them.
+    kinds: Vec<ColKind>,
     tme: Arc<TableMapEvent<'static>>,
 }
 
@@ -254,7 +262,9 @@ impl BinlogReader {
                 EventData::XidEvent(_) => return Ok(Some(self.commit(log_pos, header.timestamp()))),
                 EventData::TableMapEvent(tme) => {
                     let id = tme.table_id();
-                    let mapped = self.map_table(tme.into_owned())?;
+                    let tme = time2_as_raw_bytes(tme.into_owned())
+                        .map_err(|e| SourceError::Decode(format!("table map event at {}:{}: {e}", self.file, log_pos)))?;
+                    let mapped = self.map_table(tme)?;
                     self.maps.insert(id, mapped);
                 }
                 EventData::RowsEvent(rows) => {
@@ -275,11 +285,28 @@ impl BinlogReader {
         let Some(&table) = self.by_id.get(&id) else { return Ok(None) };
         let mapping = &self.tables[table];
         let mut names: Vec<String> = Vec::new();
+        // ENUM/SET labels as stored bytes, one list per ENUM (SET) column in column order.
+        let mut enum_labels: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut set_labels: Vec<Vec<Vec<u8>>> = Vec::new();
+        let meta_err = |e: std::io::Error| SourceError::Decode(format!("table map of {id}: {e}"));
         for field in tme.iter_optional_meta() {
-            if let Ok(OptionalMetadataField::ColumnName(n)) = field {
-                for name in n.iter_names() {
-                    names.push(name.map_err(|e| SourceError::Decode(e.to_string()))?.name().into_owned());
+            match field {
+                Ok(OptionalMetadataField::ColumnName(n)) => {
+                    for name in n.iter_names() {
+                        names.push(name.map_err(meta_err)?.name().into_owned());
+                    }
                 }
+                Ok(OptionalMetadataField::EnumStrValue(v)) => {
+                    for col in v.iter_values() {
+                        enum_labels.push(col.map_err(meta_err)?.values().iter().map(|l| l.value_raw().to_vec()).collect());
+                    }
+                }
+                Ok(OptionalMetadataField::SetStrValue(v)) => {
+                    for col in v.iter_values() {
+                        set_labels.push(col.map_err(meta_err)?.values().iter().map(|l| l.value_raw().to_vec()).collect());
+                    }
+                }
+                _ => {}
             }
         }
         let count = tme.columns_count() as usize;
@@ -302,13 +329,33 @@ impl BinlogReader {
                 )));
             }
         }
-        Ok(Some(MappedTable { table, positions, tme: Arc::new(tme) }))
+        // information_schema shows labels in utf8mb3 (MySQL turns 4-byte characters into '?'); the
+        // table map carries them as stored, so they are preferred when present.
+        let mut kinds = self.kinds[table].clone();
+        let (mut next_enum, mut next_set) = (enum_labels.into_iter(), set_labels.into_iter());
+        for (i, pos) in positions.iter().enumerate() {
+            let ty = tme.get_column_type(i).ok().flatten();
+            let labels = match ty {
+                Some(mysql_common::constants::ColumnType::MYSQL_TYPE_ENUM) => next_enum.next(),
+                Some(mysql_common::constants::ColumnType::MYSQL_TYPE_SET) => next_set.next(),
+                _ => None,
+            };
+            if let (Some(labels), Some(j)) = (labels, pos) {
+                match &mut kinds[mapping.columns[*j].source_index] {
+                    ColKind::Enum(values, enc) | ColKind::Set(values, enc) if values.len() == labels.len() => {
+                        *values = labels.into_iter().map(|l| crate::convert::text_to_utf8(*enc, l)).collect();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(Some(MappedTable { table, positions, kinds, tme: Arc::new(tme) }))
     }
 
     fn decode_rows(&self, rows: &RowsEventData<'_>, base: &BinlogPosition) -> Result<Option<BinlogEvent>, SourceError> {
         let Some(Some(mapped)) = self.maps.get(&rows.table_id()) else { return Ok(None) };
         let mapping = &self.tables[mapped.table];
-        let kinds = &self.kinds[mapped.table];
+        let kinds = &mapped.kinds;
         let key = mapping.key_positions();
         let ncols = mapping.columns.len();
         let to_cells = |mut row: mysql_common::binlog::row::BinlogRow| -> Result<Vec<Cell>, SourceError> {
@@ -353,6 +400,104 @@ impl BinlogReader {
         }
         Ok(Some(BinlogEvent::Rows { table: mapped.table, changes }))
     }
+}
+
+/// Storage bytes of a TIME2 value with `dec` fractional digits.
+fn time2_width(dec: u8) -> u8 {
+    3 + dec.div_ceil(2)
+}
+
+/// Reads a length-encoded integer at `pos`; returns (value, bytes used).
+fn lenenc(b: &[u8], pos: usize) -> Result<(u64, usize), String> {
+    let short = || "truncated table map event".to_string();
+    let first = *b.get(pos).ok_or_else(short)?;
+    let take = |n: usize| -> Result<u64, String> {
+        let s = b.get(pos + 1..pos + 1 + n).ok_or_else(short)?;
+        Ok(s.iter().rev().fold(0u64, |acc, x| (acc << 8) | *x as u64))
+    };
+    Ok(match first {
+        0xfc => (take(2)?, 3),
+        0xfd => (take(3)?, 4),
+        0xfe => (take(8)?, 9),
+        x => (x as u64, 1),
+    })
+}
+
+fn put_lenenc(out: &mut Vec<u8>, v: u64) {
+    match v {
+        0..=250 => out.push(v as u8),
+        251..=0xffff => {
+            out.push(0xfc);
+            out.extend_from_slice(&(v as u16).to_le_bytes());
+        }
+        0x1_0000..=0xff_ffff => {
+            out.push(0xfd);
+            out.extend_from_slice(&(v as u32).to_le_bytes()[..3]);
+        }
+        _ => {
+            out.push(0xfe);
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// Rewrites a table map so that its TIME2 columns are declared as BIT columns
+/// of the same byte width: `mysql_common` then hands their stored bytes over
+/// unchanged (see the module comment). Other columns are untouched.
+fn time2_as_raw_bytes(tme: TableMapEvent<'static>) -> Result<TableMapEvent<'static>, String> {
+    use mysql_common::binlog::consts::{BinlogVersion, EventType};
+    use mysql_common::binlog::events::FormatDescriptionEvent;
+    use mysql_common::binlog::BinlogCtx;
+    use mysql_common::constants::ColumnType;
+    use mysql_common::io::ParseBuf;
+    use mysql_common::proto::{MyDeserialize, MySerialize};
+
+    let count = tme.columns_count() as usize;
+    let is_time2 = |i: usize| matches!(tme.get_raw_column_type(i), Ok(Some(ColumnType::MYSQL_TYPE_TIME2)));
+    if !(0..count).any(is_time2) {
+        return Ok(tme);
+    }
+    let mut meta = Vec::new();
+    for i in 0..count {
+        let m = tme.get_column_metadata(i).unwrap_or(&[]);
+        if is_time2(i) {
+            // BIT metadata: (bits % 8, whole bytes).
+            meta.extend_from_slice(&[0, time2_width(m.first().copied().unwrap_or(0))]);
+        } else {
+            meta.extend_from_slice(m);
+        }
+    }
+    let mut raw = Vec::new();
+    tme.serialize(&mut raw);
+    // table id (6), flags (2), schema (len, bytes, NUL), table (len, bytes, NUL), column count, types, metadata.
+    let mut pos = 8;
+    for _ in 0..2 {
+        pos += 1 + *raw.get(pos).ok_or("truncated table map event")? as usize + 1;
+    }
+    let (n, used) = lenenc(&raw, pos)?;
+    if n as usize != count {
+        return Err(format!("column count {n} != {count}"));
+    }
+    let types_at = pos + used;
+    let meta_len_at = types_at + count;
+    let (old_meta_len, used) = lenenc(&raw, meta_len_at)?;
+    let rest_at = meta_len_at + used + old_meta_len as usize;
+    if rest_at > raw.len() {
+        return Err("truncated table map event".into());
+    }
+    let mut out = raw[..meta_len_at].to_vec();
+    for i in 0..count {
+        if is_time2(i) {
+            out[types_at + i] = ColumnType::MYSQL_TYPE_BIT as u8;
+        }
+    }
+    put_lenenc(&mut out, meta.len() as u64);
+    out.extend_from_slice(&meta);
+    out.extend_from_slice(&raw[rest_at..]);
+    let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+    let ctx = BinlogCtx::new(out.len(), &fde, EventType::TABLE_MAP_EVENT as u8);
+    let parsed = TableMapEvent::deserialize(ctx, &mut ParseBuf(&out)).map_err(|e| e.to_string())?;
+    Ok(parsed.into_owned())
 }
 
 /// The file name a rotate event announces. The stream's first (fake) rotate

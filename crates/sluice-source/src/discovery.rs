@@ -1,4 +1,9 @@
 //! Turns the spec's table patterns into recorded `SourceTable`s.
+//!
+//! A table's key is its primary key; a table without one is keyed by a unique
+//! index whose columns are all NOT NULL (the fewest columns, then the first
+//! by name), which identifies rows just as well. A table with neither gets an
+//! empty key and is refused at Setup.
 
 use crate::conn::SourceError;
 use mysql_async::prelude::*;
@@ -53,7 +58,7 @@ pub async fn expand(conn: &mut Conn, tables: &[TableSpec]) -> Result<Vec<(TableI
 
 type ColumnRow = (String, u32, String, String, String, Option<u64>, Option<u64>, Option<u64>, Option<String>, String);
 
-/// Reads a table's columns and primary key from `information_schema`.
+/// Reads a table's columns and key (see the module comment) from `information_schema`.
 pub async fn describe(conn: &mut Conn, id: &TableId) -> Result<SourceTable, SourceError> {
     let rows: Vec<ColumnRow> = conn
         .exec(
@@ -86,12 +91,74 @@ pub async fn describe(conn: &mut Conn, id: &TableId) -> Result<SourceTable, Sour
             crate::convert::charset_encoding(cs).map_err(|e| SourceError::Config(format!("column {} of {id}: {e}", c.name)))?;
         }
     }
-    let primary_key: Vec<String> = conn
+    let unique: Vec<(String, Option<String>)> = conn
         .exec(
-            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
             (&id.schema, &id.table),
         )
         .await?;
+    let primary_key = choose_key(&columns, &unique);
+    if !primary_key.is_empty() && !unique.iter().any(|(index, _)| index == "PRIMARY") {
+        tracing::info!("table {id} has no primary key; its unique key on NOT NULL columns ({}) is used as the key", primary_key.join(", "));
+    }
     Ok(SourceTable { id: id.clone(), columns, primary_key })
+}
+
+/// The key columns: the primary key, else the smallest unique index (then the
+/// first by name) whose columns all exist and are NOT NULL (functional index
+/// parts have no column name and disqualify their index); empty when none qualifies.
+fn choose_key(columns: &[SourceColumn], unique: &[(String, Option<String>)]) -> Vec<String> {
+    let mut indexes: Vec<(&str, Vec<Option<&str>>)> = Vec::new();
+    for (index, column) in unique {
+        match indexes.iter_mut().find(|(name, _)| name == index) {
+            Some((_, cols)) => cols.push(column.as_deref()),
+            None => indexes.push((index, vec![column.as_deref()])),
+        }
+    }
+    if let Some((_, cols)) = indexes.iter().find(|(name, _)| *name == "PRIMARY") {
+        return cols.iter().flatten().map(|c| c.to_string()).collect();
+    }
+    let usable = |cols: &Vec<Option<&str>>| {
+        cols.iter().all(|c| c.is_some_and(|name| columns.iter().any(|col| col.name == name && !col.nullable)))
+    };
+    indexes
+        .iter()
+        .filter(|(_, cols)| usable(cols))
+        .min_by(|a, b| a.1.len().cmp(&b.1.len()).then(a.0.cmp(b.0)))
+        .map(|(_, cols)| cols.iter().flatten().map(|c| c.to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, nullable: bool) -> SourceColumn {
+        SourceColumn {
+            name: name.into(),
+            ordinal: 1,
+            data_type: "int".into(),
+            column_type: "int".into(),
+            nullable,
+            numeric_precision: None,
+            numeric_scale: None,
+            datetime_precision: None,
+            charset: None,
+            extra: String::new(),
+        }
+    }
+
+    #[test]
+    fn key_is_primary_else_smallest_not_null_unique() {
+        let cols = [col("a", false), col("b", false), col("n", true)];
+        let u = |rows: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+            rows.iter().map(|(i, c)| (i.to_string(), c.map(String::from))).collect()
+        };
+        assert_eq!(choose_key(&cols, &u(&[("PRIMARY", Some("b")), ("PRIMARY", Some("a"))])), ["b", "a"]);
+        assert_eq!(choose_key(&cols, &u(&[("ab", Some("a")), ("ab", Some("b")), ("bb", Some("b"))])), ["b"]);
+        assert_eq!(choose_key(&cols, &u(&[("n", Some("n")), ("ab", Some("a")), ("ab", Some("b"))])), ["a", "b"]);
+        assert!(choose_key(&cols, &u(&[("n", Some("n")), ("f", None)])).is_empty());
+        assert!(choose_key(&cols, &[]).is_empty());
+    }
 }

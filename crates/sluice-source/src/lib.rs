@@ -4,6 +4,7 @@
 //! - `checks`: pre-flight validation of binlog settings and grants.
 //! - `discovery`: table patterns → recorded `SourceTable`s from `information_schema`.
 //! - `convert`: snapshot values and binlog values → the same `Cell`s.
+//! - `wkt`: stored spatial values (SRID + WKB) → WKT text.
 //! - `snapshot`: keyset-paged, streaming table reads.
 //! - `binlog`: the replication stream, decoded into row changes and commits.
 
@@ -15,5 +16,6 @@ pub mod ddl;
 pub mod discovery;
 pub mod gtid;
 pub mod snapshot;
+pub mod wkt;
 
 pub use conn::{Flavor, ServerInfo, SourceError};

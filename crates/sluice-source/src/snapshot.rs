@@ -1,6 +1,7 @@
-//! Snapshot reads: a table copied in keyset-paged chunks, in primary-key order,
-//! optionally split into partitions (ranges of the first primary-key column
-//! when it is an integer) that separate connections read in parallel.
+//! Snapshot reads: a table copied in keyset-paged chunks, in key order (the
+//! primary key, or the NOT NULL unique key discovery chose instead),
+//! optionally split into partitions (ranges of the first key column when it
+//! is an integer) that separate connections read in parallel.
 //!
 //! Each chunk is one `SELECT ... WHERE (pk) > (last) ORDER BY pk LIMIT n` over
 //! the binary protocol, so memory is bounded by the chunk size whatever the
@@ -49,7 +50,7 @@ impl TableReader {
         let key_idx = table.primary_key_indices();
         if key_idx.is_empty() {
             return Err(SourceError::Config(format!(
-                "table {} has no primary key; add one (ALTER TABLE ... ADD PRIMARY KEY) or leave the table out of the pipe",
+                "table {} has no primary key and no unique key on NOT NULL columns; add one (ALTER TABLE ... ADD PRIMARY KEY) or leave the table out of the pipe",
                 table.id
             )));
         }
