@@ -74,7 +74,8 @@ async fn random_workload_with_crashes(flavor: Flavor) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     load_orders(&mut c, &f.db, &mut rng, 1, 60_000).await;
     let mut spec = f.spec("snapshot_and_cdc");
-    spec["settings"]["snapshot_rows_per_chunk"] = 5000.into();
+    // Small chunks: the snapshot must still be running when it is killed.
+    spec["settings"]["snapshot_rows_per_chunk"] = 500.into();
     let mut run = SluiceRun::start(f.dir.path(), &spec);
     // Kill during the snapshot: wait until some but not all rows arrived.
     eventually(Duration::from_secs(60), || async {
