@@ -77,6 +77,10 @@ pub struct TableSpec {
     /// Destination table name; defaults to the source table's name.
     #[serde(default)]
     pub destination: Option<String>,
+    /// Column whose ranges split the snapshot into partitions (default: the
+    /// first primary-key column): an indexed, NOT NULL integer column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -312,7 +316,7 @@ mod tests {
 
     #[test]
     fn quoted_names_and_derived_server_id() {
-        let t = TableSpec { source: "`my.db`.`we``ird`".into(), destination: None };
+        let t = TableSpec { source: "`my.db`.`we``ird`".into(), destination: None, partition_key: None };
         assert_eq!(t.pattern().unwrap(), SourcePattern { schema: "my.db".into(), table: Some("we`ird".into()) });
         let mut spec = PipeSpec::from_json(EXAMPLE).unwrap();
         spec.source.server_id = None;

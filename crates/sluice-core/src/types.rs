@@ -155,6 +155,9 @@ pub struct TableMapping {
     pub source: SourceTable,
     pub destination: String,
     pub columns: Vec<ColumnMapping>,
+    /// The snapshot's partition column when it is not the first key column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
 }
 
 /// Metadata columns every destination table carries (names kept from ClickPipes/PeerDB).
@@ -174,7 +177,7 @@ impl TableMapping {
                 ch_type: map_column(c, source.primary_key.contains(&c.name)),
             })
             .collect();
-        Self { source, destination, columns }
+        Self { source, destination, columns, partition_key: None }
     }
 
     /// Positions in `columns` of the primary key, in key order.

@@ -16,7 +16,7 @@ use sluice_source::{conn, discovery, SourceError};
 /// needs a key (its primary key, or a unique key on NOT NULL columns).
 pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<TableMapping>, EngineError> {
     let mut mappings = Vec::new();
-    for (id, dest) in discovery::expand(src, specs).await? {
+    for (id, dest, partition_key) in discovery::expand(src, specs).await? {
         let table = discovery::describe(src, &id).await?;
         if table.primary_key.is_empty() {
             return Err(SourceError::Config(format!(
@@ -25,7 +25,12 @@ pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<
             ))
             .into());
         }
-        mappings.push(TableMapping::new(table, dest));
+        if let Some(pk) = &partition_key {
+            discovery::check_partition_key(src, &table, pk).await?;
+        }
+        let mut m = TableMapping::new(table, dest);
+        m.partition_key = partition_key;
+        mappings.push(m);
     }
     Ok(mappings)
 }
@@ -101,7 +106,9 @@ pub async fn prepare_resync(spec: &PipeSpec, tables: &[TableMapping], sink: &Cli
         if table.primary_key.is_empty() {
             return Err(EngineError::Spec(format!("source table {id} has no primary key any more; add one or remove the table from the pipe")));
         }
-        mappings.push(TableMapping::new(table, t.destination.clone()));
+        let mut m = TableMapping::new(table, t.destination.clone());
+        m.partition_key = t.partition_key.clone().filter(|k| m.source.column(k).is_some());
+        mappings.push(m);
     }
     let (start, snapshot_version) = copy_start(&mut src).await?;
     let _ = src.disconnect().await;

@@ -65,7 +65,8 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
             Ok(SchemaChange::Altered { table, new, ops }) => {
                 let Some(i) = index(&current, &table) else { continue };
                 let rec = &records[i];
-                let new_mapping = TableMapping::new(new, rec.mapping.destination.clone());
+                let mut new_mapping = TableMapping::new(new, rec.mapping.destination.clone());
+                new_mapping.partition_key = current[i].partition_key.clone().filter(|k| new_mapping.source.column(k).is_some());
                 for target in write_targets(rec) {
                     for sql in alter_statements(&ctx.sink.qualified(&target), &current[i], &new_mapping, &ops) {
                         info!(pipe = ctx.name(), "{sql}");
@@ -90,7 +91,8 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
                 let described = discovery::describe(&mut src, &table).await;
                 match described {
                     Ok(t) if !t.primary_key.is_empty() => {
-                        let mapping = TableMapping::new(t, rec.mapping.destination.clone());
+                        let mut mapping = TableMapping::new(t, rec.mapping.destination.clone());
+                        mapping.partition_key = rec.mapping.partition_key.clone().filter(|k| mapping.source.column(k).is_some());
                         let (_, version) = copy_start(&mut src).await?;
                         let resync = resync_table_name(&rec.mapping.destination);
                         retry(ctx, "creating the resync table", || async {

@@ -13,8 +13,8 @@ use sluice_core::spec::TableSpec;
 
 /// Expands `schema.table` / `schema.*` patterns into (table, destination name) pairs.
 /// A named table that does not exist is an error naming it.
-pub async fn expand(conn: &mut Conn, tables: &[TableSpec]) -> Result<Vec<(TableId, String)>, SourceError> {
-    let mut out: Vec<(TableId, String)> = Vec::new();
+pub async fn expand(conn: &mut Conn, tables: &[TableSpec]) -> Result<Vec<(TableId, String, Option<String>)>, SourceError> {
+    let mut out: Vec<(TableId, String, Option<String>)> = Vec::new();
     for t in tables {
         let p = t.pattern().map_err(SourceError::Config)?;
         let names: Vec<String> = match &p.table {
@@ -47,10 +47,10 @@ pub async fn expand(conn: &mut Conn, tables: &[TableSpec]) -> Result<Vec<(TableI
         for name in names {
             let id = TableId::new(&p.schema, &name);
             let dest = t.destination.clone().unwrap_or_else(|| name.clone());
-            if out.iter().any(|(i, d)| i == &id || d == &dest) {
+            if out.iter().any(|(i, d, _)| i == &id || d == &dest) {
                 return Err(SourceError::Config(format!("table {id} (destination {dest:?}) is listed twice")));
             }
-            out.push((id, dest));
+            out.push((id, dest, t.partition_key.clone()));
         }
     }
     Ok(out)
@@ -161,4 +161,27 @@ mod tests {
         assert!(choose_key(&cols, &u(&[("n", Some("n")), ("f", None)])).is_empty());
         assert!(choose_key(&cols, &[]).is_empty());
     }
+}
+
+/// A snapshot partition key must be a NOT NULL integer column that leads an
+/// index: ranges of it are read through that index, and every row falls in one.
+pub async fn check_partition_key(conn: &mut Conn, table: &SourceTable, name: &str) -> Result<(), SourceError> {
+    let refuse = |why: &str| SourceError::Config(format!("partition_key {name:?} of {}: {why}", table.id));
+    let col = table.column(name).ok_or_else(|| refuse("no such column"))?;
+    if !matches!(col.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint") {
+        return Err(refuse(&format!("must be an integer column, not {}", col.column_type)));
+    }
+    if col.nullable {
+        return Err(refuse("must be NOT NULL (rows with NULL would fall in no partition)"));
+    }
+    let indexed: Option<String> = conn
+        .exec_first(
+            "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ? AND SEQ_IN_INDEX = 1 LIMIT 1",
+            (&table.id.schema, &table.id.table, name),
+        )
+        .await?;
+    if indexed.is_none() {
+        return Err(refuse("is not the first column of any index; reading ranges of it would scan the whole table for every chunk"));
+    }
+    Ok(())
 }

@@ -47,7 +47,21 @@ pub struct TableReader {
 
 impl TableReader {
     pub fn new(table: SourceTable) -> Result<Self, SourceError> {
-        let key_idx = table.primary_key_indices();
+        Self::with_partition_key(table, None)
+    }
+
+    /// A reader whose partitions are ranges of `partition_key` (validated at
+    /// Setup: an indexed NOT NULL integer column); chunks are then paged in
+    /// `(partition_key, key...)` order, which the index serves.
+    pub fn with_partition_key(table: SourceTable, partition_key: Option<&str>) -> Result<Self, SourceError> {
+        let mut key_idx = table.primary_key_indices();
+        if let Some(pk) = partition_key {
+            let i = table.columns.iter().position(|c| c.name == pk).ok_or_else(|| {
+                SourceError::Config(format!("partition_key {pk:?} is not a column of {}", table.id))
+            })?;
+            key_idx.retain(|k| *k != i);
+            key_idx.insert(0, i);
+        }
         if key_idx.is_empty() {
             return Err(SourceError::Config(format!(
                 "table {} has no primary key and no unique key on NOT NULL columns; add one (ALTER TABLE ... ADD PRIMARY KEY) or leave the table out of the pipe",

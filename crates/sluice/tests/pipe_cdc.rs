@@ -241,3 +241,42 @@ async fn mysql_partitioned_snapshot_resumes_unfinished_partitions() {
 async fn mariadb_partitioned_snapshot_resumes_unfinished_partitions() {
     partitioned_snapshot_resumes_unfinished_partitions(Flavor::MariaDb).await;
 }
+
+/// A user-chosen partition key (an indexed NOT NULL integer column other than
+/// the primary key) splits the snapshot; unusable choices are refused at Setup.
+#[tokio::test(flavor = "multi_thread")]
+async fn partition_key_column_splits_the_snapshot_and_bad_choices_are_refused() {
+    let flavor = Flavor::MariaDb;
+    let db = unique("pkey");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    c.query_drop(format!(
+        "CREATE TABLE {db}.t (id VARCHAR(20) PRIMARY KEY, k INT NOT NULL, n INT NULL, plain INT NOT NULL, v TEXT, KEY (k), KEY (n))"
+    ))
+    .await
+    .unwrap();
+    let values: Vec<String> = (0..6000).map(|i| format!("('id-{i:05}', {}, {i}, {i}, 'v{i}')", (i * 7919) % 6000)).collect();
+    c.query_drop(format!("INSERT INTO {db}.t VALUES {}", values.join(","))).await.unwrap();
+    c.query_drop(format!("ANALYZE TABLE {db}.t")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (col, why) in [("plain", "not the first column of any index"), ("n", "must be NOT NULL"), ("v", "must be an integer"), ("nope", "no such column")] {
+        let spec = spec(&format!("{db}_{col}"), flavor, serde_json::json!([{"source": format!("{db}.t"), "partition_key": col}]), &format!("{ch_db}_{col}"), "snapshot_only");
+        let mut run = SluiceRun::start(&dir.path().join(col), &spec);
+        assert!(!run.wait_exit(Duration::from_secs(60)), "partition_key {col} was accepted");
+        assert!(run.log().contains(why), "refusal of {col} does not say {why:?}:\n{}", run.log());
+    }
+    let mut spec = spec(&db, flavor, serde_json::json!([{"source": format!("{db}.t"), "partition_key": "k"}]), &ch_db, "snapshot_and_cdc");
+    spec["settings"]["rows_per_partition"] = 1000.into();
+    spec["settings"]["snapshot_rows_per_chunk"] = 300.into();
+    let run = SluiceRun::start(&dir.path().join("ok"), &spec);
+    c.query_drop(format!("UPDATE {db}.t SET v = 'changed' WHERE k < 100")).await.unwrap();
+    eventually(CONVERGE, || async {
+        let src = src_rows(&mut mysql(flavor).await, &format!("SELECT id, k, n, plain, v FROM {db}.t ORDER BY id")).await;
+        let dst = ch_rows(&format!("SELECT id, k, n, plain, v FROM {ch_db}.t FINAL WHERE _peerdb_is_deleted = 0 ORDER BY id")).await?;
+        diff(&src, &dst)
+    })
+    .await;
+    let log = run.log();
+    assert!(log.contains("6 partition(s)"), "expected 6 partitions of k:\n{log}");
+}
