@@ -383,5 +383,5 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pipes/{name}/events", get(pipe_events))
         .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new().route("/healthz", get(healthz)).merge(protected).with_state(state)
+    Router::new().route("/healthz", get(healthz)).merge(crate::ui::routes()).merge(protected).with_state(state)
 }
