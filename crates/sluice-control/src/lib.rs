@@ -5,3 +5,4 @@ pub mod api;
 pub mod client;
 pub mod manager;
 pub mod server;
+pub mod ui;
