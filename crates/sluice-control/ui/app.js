@@ -389,10 +389,14 @@
               ["destination.url, .user (default), .password, .database", "ClickHouse HTTP(S) endpoint and the database to create tables in"],
               ["tables[].source", "schema.table, or schema.* for every base table of a schema"],
               ["tables[].destination", "destination table name (default: the source table's name)"],
+              ["tables[].partition_key", "indexed NOT NULL integer column splitting the snapshot (default: the first key column)"],
               ["mode", "snapshot_and_cdc (default), snapshot_only, cdc_only"],
               ["settings.sync_interval_ms (1000)", "longest time a CDC batch collects changes"],
               ["settings.pull_batch_size (100000)", "most changes a CDC batch collects"],
-              ["settings.snapshot_rows_per_chunk (50000)", "rows per snapshot query and insert"],
+              ["settings.snapshot_rows_per_chunk (25000)", "rows per snapshot query and insert"],
+              ["settings.rows_per_partition (100000)", "rows per snapshot partition"],
+              ["settings.parallel_partitions (4)", "partitions of a table read at once"],
+              ["settings.parallel_tables (1)", "tables copied at once"],
             ].map(([f, d]) => h("tr", null, h("td", null, h("code", null, f)), h("td", null, d)))
           )
         )

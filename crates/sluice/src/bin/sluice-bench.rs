@@ -90,7 +90,9 @@ async fn ensure_table(c: &mut Conn, rows: u64) -> Result<()> {
          i TEXT, j TINYINT NOT NULL) CHARACTER SET utf8mb4"
     ))
     .await?;
+    // MySQL and MariaDB name the recursion limit differently; each ignores the other's.
     c.query_drop("SET SESSION cte_max_recursion_depth = 100000").await.ok();
+    c.query_drop("SET SESSION max_recursive_iterations = 100000").await.ok();
     c.query_drop(format!("DROP TABLE IF EXISTS {DB}.seq")).await?;
     c.query_drop(format!("CREATE TABLE {DB}.seq (n INT PRIMARY KEY)")).await?;
     c.query_drop(format!("INSERT INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s")).await?;
@@ -132,6 +134,8 @@ struct Measured {
     rows: u64,
     secs: f64,
     rss_mb: Option<f64>,
+    /// CPU seconds used during the run by Sluice, the source server and ClickHouse.
+    cpu: Vec<(&'static str, f64)>,
 }
 
 impl Measured {
@@ -171,7 +175,7 @@ async fn source_only(url: &str, m: &TableMapping, parallel: usize, rows_per_part
     while let Some(r) = tasks.join_next().await {
         r??;
     }
-    Ok(Measured { rows: total.load(Ordering::Relaxed), secs: started.elapsed().as_secs_f64(), rss_mb: None })
+    Ok(Measured { rows: total.load(Ordering::Relaxed), secs: started.elapsed().as_secs_f64(), rss_mb: None, cpu: Vec::new() })
 }
 
 /// The destination alone: one chunk of the table's rows, encoded once, inserted
@@ -208,7 +212,24 @@ async fn sink_only(url: &str, ch: &str, m: &TableMapping, rows: u64, parallel: u
     }
     let secs = started.elapsed().as_secs_f64();
     sink.execute("DROP DATABASE IF EXISTS sluice_bench_sink").await?;
-    Ok((Measured { rows: rows.div_ceil(n) * n, secs, rss_mb: None }, bytes_per_row))
+    Ok((Measured { rows: rows.div_ceil(n) * n, secs, rss_mb: None, cpu: Vec::new() }, bytes_per_row))
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The test bed's server processes whose CPU a load run accounts for.
+fn server_pids(source: &str) -> Vec<(&'static str, u32)> {
+    let pid = |path: &str| std::fs::read_to_string(path).ok().and_then(|p| p.trim().parse().ok());
+    let dir = std::env::var("SLUICE_TESTBED_DIR").unwrap_or_else(|_| "/var/lib/sluice-testbed".into());
+    let cache = std::env::var("SLUICE_TESTBED_CACHE").unwrap_or_else(|_| "/var/cache/sluice-testbed".into());
+    let src = if source.starts_with("MySQL") { pid(&format!("{cache}/mysql-chroot/var/lib/sluice-mysql.pid")) } else { pid(&format!("{dir}/mariadb.pid")) };
+    [("source server", src), ("ClickHouse server", pid(&format!("{dir}/clickhouse.pid")))].into_iter().filter_map(|(n, p)| p.map(|p| (n, p))).collect()
 }
 
 /// Peak resident set (VmHWM) of a process, in MB.
@@ -223,6 +244,7 @@ struct Run {
     child: std::process::Child,
     dir: tempfile::TempDir,
     rss: f64,
+    cpu: f64,
 }
 
 impl Run {
@@ -241,7 +263,7 @@ impl Run {
             .stderr(log)
             .spawn()
             .context("starting sluice (build it with --release next to sluice-bench)")?;
-        Ok(Run { child, dir, rss: 0.0 })
+        Ok(Run { child, dir, rss: 0.0, cpu: 0.0 })
     }
 
     fn log(&self) -> String {
@@ -251,6 +273,9 @@ impl Run {
     fn sample(&mut self) {
         if let Some(r) = peak_rss_mb(self.child.id()) {
             self.rss = self.rss.max(r);
+        }
+        if let Some(c) = cpu_secs(self.child.id()) {
+            self.cpu = self.cpu.max(c);
         }
     }
 
@@ -300,16 +325,22 @@ async fn sluice_load(server: &Server, ch: &str, rows: u64, settings: serde_json:
     let ch_db = "sluice_bench_load";
     let sink = ch_sink(ch, ch_db);
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
+    let servers = server_pids(server.name);
+    let before: Vec<f64> = servers.iter().map(|(_, p)| cpu_secs(*p).unwrap_or(0.0)).collect();
     let mut run = Run::start(&spec("bench_load", &server.url, ch, ch_db, "t", "snapshot_only", settings))?;
     let started = Instant::now();
     run.wait().await?;
     let secs = started.elapsed().as_secs_f64();
+    let mut cpu = vec![("Sluice", run.cpu)];
+    for ((name, pid), b) in servers.iter().zip(before) {
+        cpu.push((name, cpu_secs(*pid).unwrap_or(b) - b));
+    }
     let got: u64 = ch_value(&sink, &format!("SELECT count() FROM {ch_db}.t")).await?.parse()?;
     if got != rows {
         bail!("the load copied {got} rows, expected {rows}");
     }
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
-    Ok(Measured { rows, secs, rss_mb: Some(run.rss) })
+    Ok(Measured { rows, secs, rss_mb: Some(run.rss), cpu })
 }
 
 struct CdcResult {
@@ -396,6 +427,8 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
     // One 1,000,000-row transaction (INSERT ... SELECT): memory must not grow with it.
     let first = next.fetch_add(1_000_000, Ordering::Relaxed);
     c.query_drop(format!("CREATE TABLE IF NOT EXISTS {DB}.seq (n INT PRIMARY KEY)")).await?;
+    c.query_drop("SET SESSION cte_max_recursion_depth = 100000").await.ok();
+    c.query_drop("SET SESSION max_recursive_iterations = 100000").await.ok();
     c.query_drop(format!("INSERT IGNORE INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s"))
         .await?;
     let started = Instant::now();
@@ -434,7 +467,7 @@ async fn main() -> Result<()> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("sluice-bench: {} rows, {cores} cores\n", args.rows);
     if !args.skip_snapshot {
-        println!("| source | run | rows/s | MB/s (RowBinary) | vs. ceiling | peak RSS |\n|---|---|---|---|---|---|");
+        println!("| source | run | rows/s | MB/s (RowBinary) | vs. ceiling | vs. shared ceiling | peak RSS | CPU s: Sluice / source / ClickHouse (wall s) |\n|---|---|---|---|---|---|---|---|");
         for s in &servers {
             eprintln!("{}: preparing {DB}.t", s.name);
             let mut c = connect(&s.url).await?;
@@ -445,24 +478,33 @@ async fn main() -> Result<()> {
             let (dst, bpr) = sink_only(&s.url, &ch, &m, args.rows, 4, 50_000).await?;
             eprintln!("  destination only: {:.0} rows/s", dst.rate());
             let ceiling = src.rate().min(dst.rate());
+            // Both stages on the same cores: a row costs the source's time plus the destination's.
+            let shared = 1.0 / (1.0 / src.rate() + 1.0 / dst.rate());
             let mb = |r: f64| r * bpr / 1e6;
-            println!("| {} | ceiling: source only (4 readers) | {:.0} | {:.1} | | |", s.name, src.rate(), mb(src.rate()));
-            println!("| {} | ceiling: destination only (4 writers) | {:.0} | {:.1} | | |", s.name, dst.rate(), mb(dst.rate()));
+            println!("| {} | ceiling: source only (4 readers) | {:.0} | {:.1} | | | | |", s.name, src.rate(), mb(src.rate()));
+            println!("| {} | ceiling: destination only (4 writers) | {:.0} | {:.1} | | | | |", s.name, dst.rate(), mb(dst.rate()));
+            println!("| {} | shared ceiling: 1 / (1/source + 1/destination) | {:.0} | {:.1} | | | | |", s.name, shared, mb(shared));
             let runs = [
-                ("Sluice, defaults (4 partitions × 50,000-row chunks)", json!({})),
+                ("Sluice, defaults (4 partitions × 25,000-row chunks)", json!({})),
+                ("Sluice, 4 partitions × 50,000-row chunks", json!({"parallel_partitions": 4, "snapshot_rows_per_chunk": 50000})),
                 ("Sluice, 2 partitions × 20,000-row chunks", json!({"parallel_partitions": 2, "snapshot_rows_per_chunk": 20000})),
+                ("Sluice, 2 partitions × 50,000-row chunks", json!({"parallel_partitions": 2, "snapshot_rows_per_chunk": 50000})),
                 ("Sluice, 8 partitions × 20,000-row chunks", json!({"parallel_partitions": 8, "snapshot_rows_per_chunk": 20000})),
             ];
             for (label, settings) in runs {
                 let r = sluice_load(s, &ch, args.rows, settings).await?;
                 eprintln!("  {label}: {:.0} rows/s, {:.0} MB peak", r.rate(), r.rss_mb.unwrap_or(0.0));
+                let cpu: Vec<String> = r.cpu.iter().map(|(_, c)| format!("{c:.1}")).collect();
                 println!(
-                    "| {} | {label} | {:.0} | {:.1} | {:.0}% | {:.0} MB |",
+                    "| {} | {label} | {:.0} | {:.1} | {:.0}% | {:.0}% | {:.0} MB | {} ({:.1}) |",
                     s.name,
                     r.rate(),
                     mb(r.rate()),
                     100.0 * r.rate() / ceiling,
-                    r.rss_mb.unwrap_or(0.0)
+                    100.0 * r.rate() / shared,
+                    r.rss_mb.unwrap_or(0.0),
+                    cpu.join(" / "),
+                    r.secs
                 );
             }
         }
