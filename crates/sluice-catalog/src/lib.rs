@@ -497,7 +497,10 @@ impl Catalog {
     pub async fn record_partitions(&self, name: &str, destination: &str, ranges: &[(Option<serde_json::Value>, Option<serde_json::Value>)]) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(name).bind(destination).execute(&mut *tx).await?;
-        sqlx::query("UPDATE pipe_tables SET copy_started_at = ?, rows_copied = 0 WHERE pipe = ? AND destination = ?")
+        sqlx::query(
+            "UPDATE pipe_tables SET copy_started_at = ?, rows_copied = 0, state = CASE WHEN state = 'Setup' THEN 'Snapshot' ELSE state END \
+             WHERE pipe = ? AND destination = ?",
+        )
             .bind(now())
             .bind(name)
             .bind(destination)

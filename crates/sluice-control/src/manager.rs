@@ -287,17 +287,19 @@ impl Manager {
         for (i, t) in add.iter().enumerate() {
             t.pattern().map_err(|e| ManagerError::Invalid(format!("tables[{i}].source: {e}")))?;
         }
-        let rec = self.begin_modify(name, &format!("adding {}", add.iter().map(|t| t.source.as_str()).collect::<Vec<_>>().join(", "))).await?;
+        // Set the tables up while the pipe keeps running; CDC stops only to pick them up.
+        // (The copy position is read now: CDC restarts from its checkpoint, before or after
+        // it, and the copy is read after that restart, so either way it converges.)
+        let current = self.catalog.pipe(name).await?.ok_or_else(|| ManagerError::NotFound(name.into()))?;
+        if targets(current.state, PipeAction::ModifyTables).is_empty() {
+            return Err(Self::refuse(current.state, PipeAction::ModifyTables));
+        }
         let existing: Vec<_> = self.catalog.tables(name).await?.into_iter().map(|t| t.mapping).collect();
-        let sink = ClickHouseSink::new(&rec.spec.destination);
-        let prepared = sluice_engine::modify::prepare_added_tables(&rec.spec, &existing, &add, &sink).await;
-        let added = match prepared {
-            Ok(a) => a,
-            Err(e) => {
-                self.end_modify(&rec, false, "table addition refused").await?;
-                return Err(ManagerError::Invalid(format!("cannot add the tables: {e}")));
-            }
-        };
+        let sink = ClickHouseSink::new(&current.spec.destination);
+        let added = sluice_engine::modify::prepare_added_tables(&current.spec, &existing, &add, &sink)
+            .await
+            .map_err(|e| ManagerError::Invalid(format!("cannot add the tables: {e}")))?;
+        let rec = self.begin_modify(name, &format!("adding {}", add.iter().map(|t| t.source.as_str()).collect::<Vec<_>>().join(", "))).await?;
         let copy = rec.spec.mode.snapshots();
         let state = if copy { TableState::Adding } else { TableState::Running };
         self.catalog.add_tables(name, &added.mappings, state, added.snapshot_version).await?;
@@ -328,15 +330,27 @@ impl Manager {
         let source = format!("{}.{}", t.mapping.source.id.schema, t.mapping.source.id.table);
         spec.tables.retain(|s| s.source != source);
         self.catalog.update_spec(&spec).await?;
-        if drop {
-            let sink = ClickHouseSink::new(&spec.destination);
-            for d in [dest.clone(), resync_table_name(&dest)] {
-                sink.drop_table(&d).await.map_err(|e| ManagerError::Internal(format!("dropping {d}: {e}")))?;
+        // A resync copy in progress is Sluice's scratch table: it goes either way.
+        let sink = ClickHouseSink::new(&spec.destination);
+        let scratch = resync_table_name(&dest);
+        let mut drop_error = None;
+        for d in if drop { vec![dest.clone(), scratch] } else { vec![scratch] } {
+            if let Err(e) = sink.drop_table(&d).await {
+                drop_error.get_or_insert(format!("table {source} was removed from the pipe, but dropping {d} failed: {e}"));
             }
         }
-        self.catalog.note(name, &format!("table {source} → {dest} removed{}", if drop { " and its destination table dropped" } else { "" })).await?;
+        let what = match (&drop_error, drop) {
+            (Some(e), _) => e.clone(),
+            (None, true) => format!("table {source} → {dest} removed and its destination table dropped"),
+            (None, false) => format!("table {source} → {dest} removed"),
+        };
+        self.catalog.note(name, &what).await?;
         let adding = self.catalog.tables(name).await?.iter().any(|t| t.state == TableState::Adding);
-        self.end_modify(&PipeRecordParts { spec, state: rec.state }, adding, "table removed").await
+        let state = self.end_modify(&PipeRecordParts { spec, state: rec.state }, adding, "table removed").await?;
+        match drop_error {
+            Some(e) => Err(ManagerError::Internal(e)),
+            None => Ok(state),
+        }
     }
 
     /// Stops the engine and moves the pipe to `Modifying`.

@@ -51,9 +51,11 @@ pub struct AddedTables {
 }
 
 /// Setup for tables added to a live pipe. Refuses a table (or destination name)
-/// the pipe already has. The copy position is read after the destination tables
-/// exist, so CDC (restarted from its checkpoint, which is earlier) covers every
-/// change after it.
+/// the pipe already has. The copy's version is `v(P) − 1` for the position `P`
+/// read here; the caller then restarts CDC (from its checkpoint, before or after
+/// `P`) with the tables tracked, and only then are they copied. A change before
+/// that restart is in what the copy reads; a change after it is applied by CDC
+/// with a version above `v(P)`.
 pub async fn prepare_added_tables(
     spec: &PipeSpec,
     existing: &[TableMapping],
