@@ -73,3 +73,91 @@ async fn binlog_purged_while_paused_fails_with_remedy() {
     let err = v["error"].as_str().unwrap_or_default();
     assert!(err.contains(&file) && err.contains("resync"), "error does not name {file} and the remedy: {v}");
 }
+
+/// A TCP forwarder to ClickHouse that the test can cut and restore.
+struct Flaky {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Flaky {
+    async fn start(target: std::net::SocketAddr) -> Flaky {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (u, cs) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                cs.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Flaky { port, up, conns }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// ClickHouse unreachable while a pipe runs: the pipe stays `Running`, shows
+/// the error it is retrying, and converges once ClickHouse is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn clickhouse_outage_is_retried_with_the_error_visible() {
+    let flavor = Flavor::MySql;
+    let db = unique("outage");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    create_schema(&mut c, &db).await;
+    let mut rng: rand::rngs::StdRng = rand::SeedableRng::seed_from_u64(41);
+    load_orders(&mut c, &db, &mut rng, 1, 1000).await;
+    let ch: url::Url = testbed().clickhouse_url.parse().unwrap();
+    let flaky = Flaky::start(format!("127.0.0.1:{}", ch.port().unwrap()).parse().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let mut spec = spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc");
+    spec["destination"]["url"] = format!("http://127.0.0.1:{}", flaky.port).into();
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec)).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", Duration::from_secs(60)).await;
+    eventually(Duration::from_secs(60), || compare(flavor, &db, &ch_db)).await;
+
+    flaky.cut();
+    let mut next_id = 100_000;
+    for _ in 0..50 {
+        random_write(&mut c, &db, &mut rng, &mut next_id, 1000).await;
+    }
+    eventually(Duration::from_secs(60), || async {
+        let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+        let err = v["error"].as_str().unwrap_or_default().to_string();
+        if v["state"] == "Running" && err.contains("ClickHouse") && err.contains("retrying") { Ok(()) } else { Err(format!("{v}")) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(srv.state(&db).await, "Running", "a transient outage changed the state:\n{}", srv.log());
+
+    flaky.restore();
+    eventually(Duration::from_secs(90), || compare(flavor, &db, &ch_db)).await;
+    eventually(Duration::from_secs(30), || async {
+        let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+        if v["error"].is_null() { Ok(()) } else { Err(format!("error not cleared: {v}")) }
+    })
+    .await;
+}
