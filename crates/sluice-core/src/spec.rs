@@ -45,6 +45,41 @@ pub struct SourceSpec {
     /// Replica server id used on the binlog connection; derived from the pipe name when absent.
     #[serde(default)]
     pub server_id: Option<u32>,
+    /// TLS to the source (every connection, the binlog stream included).
+    #[serde(default)]
+    pub tls: TlsSpec,
+}
+
+/// How the connection to the source is encrypted and verified (the modes of MySQL's `--ssl-mode`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Plain TCP.
+    Disabled,
+    /// TLS when the server offers it (certificate not verified), else plain TCP.
+    #[default]
+    Preferred,
+    /// TLS or fail; the certificate is not verified.
+    Required,
+    /// TLS with a certificate signed by `ca_cert`; the host name is not checked.
+    VerifyCa,
+    /// TLS with a certificate signed by `ca_cert` (or a public CA) for `tls_host` (or `host`).
+    VerifyIdentity,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// PEM of the CA that signed the server's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    /// The name the certificate must carry, when it differs from `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_host: Option<String>,
 }
 
 fn default_mysql_port() -> u16 {
@@ -207,6 +242,15 @@ impl PipeSpec {
         }
         if self.source.port == 0 {
             return Err(err("source.port", "must be between 1 and 65535"));
+        }
+        let tls = &self.source.tls;
+        if tls.mode == TlsMode::VerifyCa && tls.ca_cert.is_none() {
+            return Err(err("source.tls.ca_cert", "verify_ca needs the PEM of the CA that signed the server's certificate"));
+        }
+        if let Some(pem) = &tls.ca_cert {
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(err("source.tls.ca_cert", "must be a PEM certificate (-----BEGIN CERTIFICATE-----)"));
+            }
         }
         if self.source.user.is_empty() {
             return Err(err("source.user", "must not be empty"));

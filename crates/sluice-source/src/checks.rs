@@ -62,6 +62,17 @@ pub async fn run(conn: &mut Conn, info: &ServerInfo) -> Result<Vec<Check>, Sourc
             "SET PERSIST binlog_row_value_options = ''; (PARTIAL_JSON updates cannot be applied without the old document)",
         ));
     }
+    let cipher: Option<(String, String)> = conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'").await?;
+    let cipher = cipher.map(|c| c.1).filter(|c| !c.is_empty());
+    out.push(check(
+        "tls",
+        true,
+        match &cipher {
+            Some(c) => format!("connection encrypted ({c})"),
+            None => "connection not encrypted (source.tls.mode)".to_string(),
+        },
+        "",
+    ));
     let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
     let all = grants.join("\n").to_ascii_uppercase();
     let has = |p: &str| all.contains("ALL PRIVILEGES ON *.*") || all.contains(p);

@@ -1,8 +1,8 @@
 //! Connections to the source server and what it is (MySQL or MariaDB, which version).
 
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Opts, OptsBuilder};
-use sluice_core::spec::SourceSpec;
+use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
+use sluice_core::spec::{SourceSpec, TlsMode};
 use sluice_core::BinlogPosition;
 use std::time::Duration;
 
@@ -51,20 +51,61 @@ pub struct ServerInfo {
     pub gtid_mode: bool,
 }
 
-pub fn opts(spec: &SourceSpec) -> Opts {
-    OptsBuilder::default()
+/// Connection options; `tls` false leaves TLS off whatever the spec says
+/// (the plain-TCP fallback of `preferred`).
+pub fn opts(spec: &SourceSpec, tls: bool) -> Opts {
+    let b = OptsBuilder::default()
         .ip_or_hostname(spec.host.clone())
         .tcp_port(spec.port)
         .user(Some(spec.user.clone()))
         .pass(Some(spec.password.0.clone()))
         .prefer_socket(false)
         .conn_ttl(Some(Duration::from_secs(3600)))
-        .tcp_keepalive(Some(Duration::from_secs(30)))
-        .into()
+        .tcp_keepalive(Some(Duration::from_secs(30)));
+    let t = &spec.tls;
+    let ssl = match t.mode {
+        _ if !tls => None,
+        TlsMode::Disabled => None,
+        TlsMode::Preferred | TlsMode::Required => {
+            Some(SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true))
+        }
+        TlsMode::VerifyCa | TlsMode::VerifyIdentity => {
+            let mut o = SslOpts::default();
+            if let Some(pem) = &t.ca_cert {
+                o = o.with_root_certs(vec![pem.as_bytes().to_vec().into()]).with_disable_built_in_roots(true);
+            }
+            if t.mode == TlsMode::VerifyCa {
+                o = o.with_danger_skip_domain_validation(true);
+            } else if let Some(h) = &t.tls_host {
+                o = o.with_danger_tls_hostname_override(Some(h.clone()));
+            }
+            Some(o)
+        }
+    };
+    b.ssl_opts(ssl).into()
 }
 
+/// Connects as the spec says: TLS per `source.tls` (a `preferred` connection
+/// falls back to plain TCP when the server offers no TLS).
 pub async fn connect(spec: &SourceSpec) -> Result<Conn, SourceError> {
-    let mut conn = Conn::new(opts(spec)).await?;
+    let conn = match Conn::new(opts(spec, true)).await {
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)) if spec.tls.mode == TlsMode::Preferred => {
+            Conn::new(opts(spec, false)).await
+        }
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)) => {
+            return Err(SourceError::Config(format!(
+                "source.tls.mode is {:?} but the server at {}:{} does not offer TLS; configure TLS on the server or choose mode preferred/disabled",
+                spec.tls.mode, spec.host, spec.port
+            )))
+        }
+        other => other,
+    };
+    let mut conn = conn.map_err(|e| match e {
+        mysql_async::Error::Io(io) if io.to_string().to_ascii_lowercase().contains("certificate") => SourceError::Config(format!(
+            "TLS to the source failed: {io}; check source.tls.ca_cert (and tls_host for verify_identity)"
+        )),
+        e => SourceError::Mysql(e),
+    })?;
     // Every value Sluice reads as text or DATETIME must be in UTC (TIMESTAMP snapshot = binlog epoch).
     // Text arrives as stored (no charset conversion), as in the binlog; `convert` transcodes both alike.
     conn.query_drop("SET time_zone = '+00:00', SESSION sql_mode = '', character_set_results = NULL").await?;
