@@ -27,7 +27,7 @@ fn check(name: &str, ok: bool, found: impl Into<String>, fix: impl Into<String>)
     Check { name: name.into(), ok, found: found.into(), fix: if ok { String::new() } else { fix.into() } }
 }
 
-/// Runs every server-level check (tables are checked by discovery).
+/// Runs every server-level check (tables are checked by `tables`).
 pub async fn run(conn: &mut Conn, info: &ServerInfo) -> Result<Vec<Check>, SourceError> {
     let mut out = Vec::new();
     let log_bin = var(conn, "log_bin").await?.unwrap_or_default();
@@ -60,6 +60,39 @@ pub async fn run(conn: &mut Conn, info: &ServerInfo) -> Result<Vec<Check>, Sourc
             opts.is_empty(),
             format!("binlog_row_value_options={opts}"),
             "SET PERSIST binlog_row_value_options = ''; (PARTIAL_JSON updates cannot be applied without the old document)",
+        ));
+    }
+    // Retention: the binlog must outlive an initial load and a pause (24 h at least).
+    let secs: u64 = var(conn, "binlog_expire_logs_seconds").await?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    let days: f64 = var(conn, "expire_logs_days").await?.and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let retention = if secs > 0 { Some(secs as f64) } else if days > 0.0 { Some(days * 86400.0) } else { None };
+    out.push(check(
+        "binlog_retention",
+        retention.is_none_or(|r| r >= 86400.0),
+        match retention {
+            Some(r) => format!("binlogs kept {:.1} h", r / 3600.0),
+            None => "binlogs never expire".to_string(),
+        },
+        "SET PERSIST binlog_expire_logs_seconds = 604800; (MariaDB: SET GLOBAL binlog_expire_logs_seconds = 604800 and add it to my.cnf); \
+         a purged binlog forces a resync",
+    ));
+    // A source that is itself a replica must write what it replicates to its own binlog.
+    let replica_status = match info.flavor {
+        Flavor::MySql => "SHOW REPLICA STATUS",
+        Flavor::MariaDb => "SHOW SLAVE STATUS",
+    };
+    let is_replica = conn.query_first::<mysql_async::Row, _>(replica_status).await.ok().flatten().is_some();
+    if is_replica {
+        let (name, v) = match info.flavor {
+            Flavor::MySql => ("log_replica_updates", var(conn, "log_replica_updates").await?),
+            Flavor::MariaDb => ("log_slave_updates", var(conn, "log_slave_updates").await?),
+        };
+        let v = v.unwrap_or_default();
+        out.push(check(
+            name,
+            v.eq_ignore_ascii_case("ON") || v == "1",
+            format!("the source is a replica; {name}={v}"),
+            format!("start the server with --{} (it is not dynamic); without it, changes it replicates never reach its binlog", name.replace('_', "-")),
         ));
     }
     let cipher: Option<(String, String)> = conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'").await?;
@@ -100,4 +133,40 @@ pub async fn require(conn: &mut Conn, info: &ServerInfo) -> Result<Vec<Check>, S
     } else {
         Err(SourceError::Config(format!("source is not ready for CDC: {}", failed.join("; "))))
     }
+}
+
+/// Checks that every table the spec names exists and has a usable key (and a
+/// usable `partition_key` where one is given).
+pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result<Vec<Check>, SourceError> {
+    let expanded = match crate::discovery::expand(conn, specs).await {
+        Ok(e) => e,
+        Err(SourceError::Config(msg)) => {
+            return Ok(vec![check("tables", false, msg, "fix the table list, or create the table, or GRANT SELECT on it")])
+        }
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for (id, _dest, partition_key) in expanded {
+        let name = format!("table {id}");
+        let t = match crate::discovery::describe(conn, &id).await {
+            Ok(t) => t,
+            Err(SourceError::Config(msg)) => {
+                out.push(check(&name, false, msg, "GRANT SELECT on the table to the pipe's user"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if t.primary_key.is_empty() {
+            out.push(check(&name, false, "no primary key and no unique key on NOT NULL columns", format!("ALTER TABLE {id} ADD PRIMARY KEY (...); or leave the table out")));
+            continue;
+        }
+        if let Some(pk) = partition_key {
+            if let Err(SourceError::Config(msg)) = crate::discovery::check_partition_key(conn, &t, &pk).await {
+                out.push(check(&name, false, msg, format!("CREATE INDEX ... ON {id} ({pk}); or choose another partition_key")));
+                continue;
+            }
+        }
+        out.push(check(&name, true, format!("key ({})", t.primary_key.join(", ")), ""));
+    }
+    Ok(out)
 }

@@ -54,6 +54,9 @@ enum Command {
         /// Pipe spec (JSON).
         #[arg(long, short = 'f')]
         config: PathBuf,
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -128,15 +131,20 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             client.run(command, json).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Check { config } => {
+        Command::Check { config, json } => {
             let spec = read_spec(&config)?;
             let mut conn = sluice_source::conn::connect(&spec.source).await?;
             let info = sluice_source::conn::server_info(&mut conn).await?;
-            let checks = sluice_source::checks::run(&mut conn, &info).await?;
-            let mut ok = true;
-            for c in &checks {
-                ok &= c.ok;
-                println!("{} {:<26} {}{}", if c.ok { "PASS" } else { "FAIL" }, c.name, c.found, if c.ok { String::new() } else { format!("\n     fix: {}", c.fix) });
+            let mut checks = sluice_source::checks::run(&mut conn, &info).await?;
+            checks.extend(sluice_source::checks::tables(&mut conn, &spec.tables).await?);
+            let ok = checks.iter().all(|c| c.ok);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "source": info.version, "checks": checks}))?);
+            } else {
+                println!("source {}", info.version);
+                for c in &checks {
+                    println!("{} {:<26} {}{}", if c.ok { "PASS" } else { "FAIL" }, c.name, c.found, if c.ok { String::new() } else { format!("\n     fix: {}", c.fix) });
+                }
             }
             Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
         }

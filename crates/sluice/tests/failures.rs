@@ -161,3 +161,48 @@ async fn clickhouse_outage_is_retried_with_the_error_visible() {
     })
     .await;
 }
+
+/// `sluice check --json` on a ready source passes every check, tables included;
+/// a table without a usable key and a short binlog retention each fail with
+/// their fix, and the exit status says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_every_check_with_its_fix() {
+    let url = testbed_url("SLUICE_TEST_MARIADB_SCRATCH_URL");
+    let db = unique("check");
+    let mut c = mysql_url(&url).await;
+    create_schema(&mut c, &db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |spec: serde_json::Value| {
+        let path = dir.path().join(format!("{}.json", rand::random::<u32>()));
+        std::fs::write(&path, spec.to_string()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["check", "--json", "--config"]).arg(&path).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        (out.status.success(), v)
+    };
+    let failing = |v: &serde_json::Value| -> Vec<String> {
+        v["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).map(|c| c["name"].as_str().unwrap().to_string()).collect()
+    };
+    let spec_all = spec_for_url(&db, &url, json!([{"source": format!("{db}.*")}]), "unused", "snapshot_and_cdc");
+    let (ok, v) = run(spec_all.clone());
+    assert!(ok && v["ok"] == true, "{v}");
+    let names: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for want in ["log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata", "binlog_retention", "grants", "tls"] {
+        assert!(names.contains(&want), "no {want} check: {v}");
+    }
+    assert!(names.iter().any(|n| n.starts_with("table ") && n.contains("orders")), "{v}");
+
+    c.query_drop(format!("CREATE TABLE {db}.nokey (a INT, b INT)")).await.unwrap();
+    let (ok, v) = run(spec_all);
+    assert!(!ok && failing(&v).iter().any(|n| n.contains("nokey")), "{v}");
+    let fix = v["checks"].as_array().unwrap().iter().find(|c| c["name"].as_str().unwrap().contains("nokey")).unwrap()["fix"].clone();
+    assert!(fix.as_str().unwrap().contains("ADD PRIMARY KEY"), "{fix}");
+
+    // Retention below 24 h (set and reset on the scratch server only).
+    let spec_orders = spec_for_url(&db, &url, json!([{"source": format!("{db}.orders")}]), "unused", "snapshot_and_cdc");
+    c.query_drop("SET GLOBAL binlog_expire_logs_seconds = 3600").await.unwrap();
+    let (ok, v) = run(spec_orders.clone());
+    c.query_drop("SET GLOBAL binlog_expire_logs_seconds = 0").await.unwrap();
+    assert!(!ok && failing(&v) == ["binlog_retention"], "{v}");
+    let (ok, v) = run(spec_orders);
+    assert!(ok, "{v}");
+}
