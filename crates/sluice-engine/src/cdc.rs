@@ -148,8 +148,10 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
         .collect();
     let mut c = conn::connect(&spec.source).await?;
     let info = conn::server_info(&mut c).await?;
+    let replica_name = format!("sluice:{}", ctx.name());
     let mut reader =
-        BinlogReader::start(c, info.flavor, spec.server_id(), &start, tables.iter().map(|t| t.mapping.clone()).collect()).await?;
+        BinlogReader::start(c, info.flavor, spec.server_id(), &replica_name, &start, tables.iter().map(|t| t.mapping.clone()).collect())
+            .await?;
     info!(pipe = ctx.name(), "CDC reading the binlog from {}", start.position);
     ctx.catalog.set_error(ctx.name(), None).await?;
 

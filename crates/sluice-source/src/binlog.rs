@@ -85,13 +85,18 @@ const MARIADB_FL_STANDALONE: u8 = 1;
 impl BinlogReader {
     /// Opens a replication stream at `from`. `tables` are the tracked tables;
     /// changes to any other table are skipped.
+    /// `replica_name` is what the source shows for this replica (`SHOW REPLICAS`
+    /// Host column), so that `check_server_id` can tell this pipe's own stale
+    /// registration from another replica's.
     pub async fn start(
         mut conn: Conn,
         flavor: Flavor,
         server_id: u32,
+        replica_name: &str,
         from: &Checkpoint,
         tables: Vec<TableMapping>,
     ) -> Result<Self, SourceError> {
+        check_server_id(&mut conn, flavor, server_id, replica_name).await?;
         // MySQL 8.4+ reads @source_*, older servers and MariaDB @master_*; setting both is harmless.
         conn.query_drop(
             "SET @master_binlog_checksum = 'CRC32', @source_binlog_checksum = 'CRC32', \
@@ -103,6 +108,7 @@ impl BinlogReader {
             conn.query_drop("SET @mariadb_slave_capability = 4").await?;
         }
         let request = BinlogStreamRequest::new(server_id)
+            .with_hostname(replica_name.as_bytes())
             .with_filename(from.position.file.as_bytes())
             .with_pos(from.position.pos);
         let stream = conn.get_binlog_stream(request).await.map_err(|e| purged_or(e, from))?;
@@ -531,6 +537,38 @@ mod tests {
         assert_eq!(rotate_file_name(b"mariadb-bin.000002\x8f\x66\xa0\x11"), "mariadb-bin.000002");
         assert_eq!(rotate_file_name(b"binlog.000123"), "binlog.000123");
     }
+}
+
+/// Refuses to connect when another replica with `server_id` is registered on
+/// the source: two replicas with one server id disconnect each other in a
+/// loop (error 1236). A registration under this pipe's own `replica_name` is
+/// its previous connection (e.g. before a crash), which the source replaces.
+pub async fn check_server_id(conn: &mut Conn, flavor: Flavor, server_id: u32, replica_name: &str) -> Result<(), SourceError> {
+    let stmt = match flavor {
+        Flavor::MySql => "SHOW REPLICAS",
+        Flavor::MariaDb => "SHOW SLAVE HOSTS",
+    };
+    let rows: Vec<mysql_async::Row> = match conn.query(stmt).await {
+        Ok(r) => r,
+        // MariaDB 10.5+ shows replicas only to REPLICATION MASTER ADMIN, which a pipe
+        // does not need otherwise: without it the check cannot be made.
+        Err(mysql_async::Error::Server(e)) if e.code == 1227 => {
+            tracing::debug!("cannot list the source's replicas ({}); server_id not checked", e.message);
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for row in rows {
+        let id: Option<u32> = row.get::<Option<u32>, _>(0).flatten();
+        let host: String = row.get::<Option<String>, _>(1).flatten().unwrap_or_default();
+        if id == Some(server_id) && host != replica_name {
+            return Err(SourceError::ServerIdInUse(format!(
+                "server_id {server_id} is already used by another replica of the source (host {host:?}); two replicas with one \
+                 server_id disconnect each other in a loop: stop that replica, or create the pipe with another source.server_id"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Error 1236 means the requested binlog file/position is gone (purged) or invalid.

@@ -20,6 +20,9 @@ pub enum SourceError {
     /// The binlog position to resume from no longer exists on the source.
     #[error("{0}")]
     BinlogPurged(String),
+    /// Another replica uses this pipe's server id (retried: it may go away).
+    #[error("{0}")]
+    ServerIdInUse(String),
 }
 
 impl SourceError {
@@ -31,7 +34,7 @@ impl SourceError {
                 // 1053 shutdown in progress, 1927 connection killed, 3024 query timeout.
                 matches!(e.code, 1040 | 1053 | 1205 | 1213 | 1927 | 2013 | 3024)
             }
-            SourceError::Mysql(_) => true,
+            SourceError::Mysql(_) | SourceError::ServerIdInUse(_) => true,
             _ => false,
         }
     }

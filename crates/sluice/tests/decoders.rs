@@ -107,7 +107,7 @@ impl Bench {
             let mapping = TableMapping::new(source.clone(), "t".into());
             let bin = sluice_source::conn::connect(&spec.source).await.unwrap();
             let reader =
-                BinlogReader::start(bin, info.flavor, spec.server_id(), &Checkpoint { position, gtid_set }, vec![mapping]).await.unwrap();
+                BinlogReader::start(bin, info.flavor, spec.server_id(), "sluice-test:decoders", &Checkpoint { position, gtid_set }, vec![mapping]).await.unwrap();
             (w, c, reader, TableReader::new(source).unwrap())
         });
         Bench { rt, writer, snap, reader, table, db, next_id: 1 }

@@ -206,3 +206,41 @@ async fn check_reports_every_check_with_its_fix() {
     let (ok, v) = run(spec_orders);
     assert!(ok, "{v}");
 }
+
+/// A second pipe with the server_id of a running one is held back with a
+/// clear error instead of disconnecting the first one in a loop.
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_server_id_is_reported_not_fought_over() {
+    let flavor = Flavor::MySql;
+    let db = unique("sid");
+    let mut c = mysql(flavor).await;
+    create_schema(&mut c, &db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let first = spec(&db, flavor, json!([{"source": format!("{db}.orders")}]), &format!("{db}_ch"), "snapshot_and_cdc");
+    let mut second = spec(&format!("{db}_2"), flavor, json!([{"source": format!("{db}.items")}]), &format!("{db}_ch2"), "snapshot_and_cdc");
+    second["source"]["server_id"] = first["source"]["server_id"].clone();
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(first)).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", Duration::from_secs(60)).await;
+    // The first pipe's binlog connection is registered once it reads.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(second)).await;
+    assert_eq!(code, 201, "{v}");
+    let name2 = format!("{db}_2");
+    eventually(Duration::from_secs(60), || async {
+        let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{name2}"), None).await;
+        let err = v["error"].as_str().unwrap_or_default();
+        if err.contains("already used by another replica") { Ok(()) } else { Err(format!("{v}")) }
+    })
+    .await;
+    // The first pipe keeps applying changes.
+    let mut rng: rand::rngs::StdRng = rand::SeedableRng::seed_from_u64(61);
+    c.query_drop(format!("INSERT INTO {db}.orders VALUES {}", order_values(&mut rng, 4242))).await.unwrap();
+    eventually(Duration::from_secs(60), || async {
+        let r = ch_rows(&format!("SELECT count() FROM {db}_ch.orders FINAL WHERE id = 4242")).await?;
+        if r[0][0] == "1" { Ok(()) } else { Err("the first pipe stopped applying changes".into()) }
+    })
+    .await;
+    assert!(!srv.log().contains("Failed"), "{}", srv.log());
+}
