@@ -1,5 +1,5 @@
-//! TLS to the source: the test bed's MySQL 9 runs with the certificates it
-//! generated at initialisation (its CA is `SLUICE_TEST_MYSQL_CA`).
+//! TLS to the source: the test bed's MySQL 9 runs with a certificate for
+//! 127.0.0.1 signed by a CA the test bed generated (`SLUICE_TEST_MYSQL_CA`).
 
 mod common;
 use common::workload::*;
@@ -16,7 +16,7 @@ fn check(spec: &serde_json::Value, dir: &std::path::Path) -> (bool, String) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn tls_modes_encrypt_and_refuse_clearly() {
+async fn tls_modes_verify_the_server_and_refuse_clearly() {
     let flavor = Flavor::MySql;
     let db = unique("tls");
     let ch_db = format!("{db}_ch");
@@ -26,7 +26,8 @@ async fn tls_modes_encrypt_and_refuse_clearly() {
     load_orders(&mut c, &db, &mut rng, 1, 500).await;
     let ca_path = testbed_url("SLUICE_TEST_MYSQL_CA");
     let ca = std::fs::read_to_string(&ca_path).unwrap();
-    let not_the_ca = std::fs::read_to_string(std::path::Path::new(&ca_path).with_file_name("server-cert.pem")).unwrap();
+    // The server's own certificate is not the CA that signed it.
+    let not_the_ca = std::fs::read_to_string(std::path::Path::new(&ca_path).with_file_name("server.pem")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let base = spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_only");
 
@@ -43,14 +44,23 @@ async fn tls_modes_encrypt_and_refuse_clearly() {
     assert!(run.wait_exit(Duration::from_secs(60)), "{}", run.log());
     compare(flavor, &db, &ch_db).await.unwrap();
 
-    // verify_ca with the right CA cannot pass against this server yet: MySQL's
-    // generated certificate has no subjectAltName, and mysql_async 0.37 only skips the
-    // name check for rustls's old error text (README Limitations). It fails on the
-    // name, not on the CA:
-    let mut right_ca = base.clone();
-    right_ca["source"]["tls"] = json!({"mode": "verify_ca", "ca_cert": ca});
-    let (ok, out) = check(&right_ca, dir.path());
-    assert!(!ok && out.contains("not valid for name"), "{out}");
+    // verify_ca and verify_identity with the right CA: checks pass over TLS and the pipe copies the data.
+    for mode in ["verify_ca", "verify_identity"] {
+        let mut good = base.clone();
+        good["name"] = format!("{db}_{mode}").into();
+        good["destination"]["database"] = format!("{ch_db}_{mode}").into();
+        good["source"]["tls"] = json!({"mode": mode, "ca_cert": ca});
+        let (ok, out) = check(&good, dir.path());
+        assert!(ok && out.contains("connection encrypted"), "{mode}: {out}");
+        let mut run = SluiceRun::start(&dir.path().join(mode), &good);
+        assert!(run.wait_exit(Duration::from_secs(60)), "{}", run.log());
+        compare(flavor, &db, &format!("{ch_db}_{mode}")).await.unwrap();
+    }
+    // verify_identity for a name the certificate does not carry fails.
+    let mut wrong_name = base.clone();
+    wrong_name["source"]["tls"] = json!({"mode": "verify_identity", "ca_cert": ca, "tls_host": "db.example.com"});
+    let (ok, out) = check(&wrong_name, dir.path());
+    assert!(!ok && out.contains("TLS to the source failed"), "{out}");
 
     // A certificate that did not sign the server's: refused, saying what to check.
     let mut bad = base.clone();
