@@ -48,6 +48,23 @@ pub struct SourceColumn {
 }
 
 impl SourceColumn {
+    /// A column with the given type text and no precision, charset or extra
+    /// (fill those in as `information_schema` would report them).
+    pub fn new(name: &str, data_type: &str, column_type: &str, nullable: bool) -> Self {
+        SourceColumn {
+            name: name.into(),
+            ordinal: 0,
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            nullable,
+            numeric_precision: None,
+            numeric_scale: None,
+            datetime_precision: None,
+            charset: None,
+            extra: String::new(),
+        }
+    }
+
     pub fn unsigned(&self) -> bool {
         self.column_type.contains("unsigned")
     }

@@ -206,16 +206,11 @@ mod tests {
 
     fn col(data_type: &str, column_type: &str, nullable: bool) -> SourceColumn {
         SourceColumn {
-            name: "c".into(),
             ordinal: 1,
-            data_type: data_type.into(),
-            column_type: column_type.into(),
-            nullable,
             numeric_precision: Some(65),
             numeric_scale: Some(30),
             datetime_precision: Some(6),
-            charset: None,
-            extra: String::new(),
+            ..SourceColumn::new("c", data_type, column_type, nullable)
         }
     }
 

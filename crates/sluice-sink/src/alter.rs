@@ -182,16 +182,10 @@ mod tests {
 
     fn col(name: &str, dt: &str, ct: &str, nullable: bool) -> SourceColumn {
         SourceColumn {
-            name: name.into(),
-            ordinal: 0,
-            data_type: dt.into(),
-            column_type: ct.into(),
-            nullable,
             numeric_precision: if dt == "decimal" { Some(10) } else { None },
             numeric_scale: if dt == "decimal" { Some(2) } else { None },
             datetime_precision: if dt == "datetime" { Some(3) } else { None },
-            charset: None,
-            extra: String::new(),
+            ..SourceColumn::new(name, dt, ct, nullable)
         }
     }
 

@@ -447,16 +447,11 @@ mod tests {
 
     fn col(dt: &str, ct: &str) -> SourceColumn {
         SourceColumn {
-            name: "c".into(),
             ordinal: 1,
-            data_type: dt.into(),
-            column_type: ct.into(),
-            nullable: true,
             numeric_precision: Some(10),
             numeric_scale: Some(2),
             datetime_precision: Some(3),
-            charset: None,
-            extra: String::new(),
+            ..SourceColumn::new("c", dt, ct, true)
         }
     }
 

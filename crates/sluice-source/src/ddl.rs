@@ -1007,18 +1007,7 @@ fn unsupported(dt: &DataType) -> String {
 
 /// Builds the recorded column for a definition, as `information_schema` reports it.
 fn build(def: &ColumnDef, table_charset: Option<&str>) -> Result<Built, String> {
-    let mut col = SourceColumn {
-        name: def.name.value.clone(),
-        ordinal: 0,
-        data_type: String::new(),
-        column_type: String::new(),
-        nullable: true,
-        numeric_precision: None,
-        numeric_scale: None,
-        datetime_precision: None,
-        charset: None,
-        extra: String::new(),
-    };
+    let mut col = SourceColumn::new(&def.name.value, "", "", true);
     let mut b = Built {
         col: col.clone(),
         primary_key: false,
@@ -1377,18 +1366,7 @@ mod tests {
     use sluice_core::types::{ChType, TableMapping};
 
     fn col(name: &str, dt: &str, ct: &str, nullable: bool) -> SourceColumn {
-        let mut c = SourceColumn {
-            name: name.into(),
-            ordinal: 0,
-            data_type: dt.into(),
-            column_type: ct.into(),
-            nullable,
-            numeric_precision: None,
-            numeric_scale: None,
-            datetime_precision: None,
-            charset: None,
-            extra: String::new(),
-        };
+        let mut c = SourceColumn::new(name, dt, ct, nullable);
         match dt {
             "int" => (c.numeric_precision, c.numeric_scale) = (Some(10), Some(0)),
             "smallint" => (c.numeric_precision, c.numeric_scale) = (Some(5), Some(0)),

@@ -135,18 +135,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, nullable: bool) -> SourceColumn {
-        SourceColumn {
-            name: name.into(),
-            ordinal: 1,
-            data_type: "int".into(),
-            column_type: "int".into(),
-            nullable,
-            numeric_precision: None,
-            numeric_scale: None,
-            datetime_precision: None,
-            charset: None,
-            extra: String::new(),
-        }
+        SourceColumn { ordinal: 1, ..SourceColumn::new(name, "int", "int", nullable) }
     }
 
     #[test]
