@@ -312,13 +312,14 @@ impl BinlogReader {
         let count = tme.columns_count() as usize;
         let positions: Vec<Option<usize>> = if names.len() == count {
             names.iter().map(|n| mapping.columns.iter().position(|c| &c.name == n)).collect()
-        } else if count == mapping.columns.len() {
-            (0..count).map(Some).collect()
+        } else if count == mapping.source.columns.len() {
+            // No names: binlog columns are the recorded source columns, in order.
+            (0..count).map(|i| mapping.columns.iter().position(|c| c.source_index == i)).collect()
         } else {
             return Err(SourceError::Decode(format!(
                 "table {id} has {count} columns in the binlog but {} were recorded, and the binlog carries no column names \
                  (set binlog_row_metadata=FULL); resync the table",
-                mapping.columns.len()
+                mapping.source.columns.len()
             )));
         };
         for (j, c) in mapping.columns.iter().enumerate() {
