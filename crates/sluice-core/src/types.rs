@@ -327,6 +327,21 @@ impl TableMapping {
         self.options.sorting_key.as_deref().unwrap_or(&self.source.primary_key)
     }
 
+    /// Positions in `columns` of the key and the sorting key: an update that
+    /// changes any of them lands elsewhere in the destination's order, so it is
+    /// written as a delete of the old row and an insert of the new one.
+    pub fn identity_positions(&self) -> Vec<usize> {
+        let mut out = self.key_positions();
+        for k in self.sorting_key() {
+            if let Some(p) = self.columns.iter().position(|c| &c.name == k) {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
     /// Positions in `columns` of the primary key, in key order.
     pub fn key_positions(&self) -> Vec<usize> {
         self.source

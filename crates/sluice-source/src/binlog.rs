@@ -357,7 +357,7 @@ impl BinlogReader {
         let Some(Some(mapped)) = self.maps.get(&rows.table_id()) else { return Ok(None) };
         let mapping = &self.tables[mapped.table];
         let kinds = &mapped.kinds;
-        let key = mapping.key_positions();
+        let key = mapping.identity_positions();
         let ncols = mapping.columns.len();
         let to_cells = |mut row: mysql_common::binlog::row::BinlogRow| -> Result<Vec<Cell>, SourceError> {
             let mut cells = vec![Cell::Null; ncols];

@@ -267,6 +267,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_mapped_columns_are_selected() {
+        use sluice_core::schema::{SourceColumn, TableId};
+        use sluice_core::types::TableOptions;
+        let col = |name: &str| SourceColumn {
+            name: name.into(),
+            ordinal: 1,
+            data_type: "int".into(),
+            column_type: "int".into(),
+            nullable: false,
+            numeric_precision: None,
+            numeric_scale: None,
+            datetime_precision: None,
+            charset: None,
+            extra: String::new(),
+        };
+        let t = SourceTable { id: TableId::new("s", "t"), columns: vec![col("a"), col("secret"), col("id")], primary_key: vec!["id".into()] };
+        let m = TableMapping::with_options(t, "t".into(), TableOptions { exclude_columns: vec!["secret".into()], ..Default::default() });
+        let r = TableReader::new(&m).unwrap();
+        assert_eq!(r.select_sql(), "SELECT `a`, `id` FROM `s`.`t`");
+        assert_eq!(r.key_idx, [1]);
+        assert_eq!(r.order, "`id`");
+    }
+
+    #[test]
     fn resume_keys_round_trip() {
         let vals = vec![
             Value::Int(-5),
