@@ -228,17 +228,18 @@ impl TableOptions {
         o
     }
 
-    /// Checks the options against a source table (entry `i` of the spec's
-    /// `tables`). `named`: the entry names this table (not `schema.*`), so
-    /// excluded columns must exist in it.
-    pub fn check(&self, table: &SourceTable, partition_key: Option<&str>, named: bool, i: usize) -> Result<(), String> {
+    /// Excluded names the table has no column for (yet).
+    pub fn unknown_excluded(&self, table: &SourceTable) -> Vec<String> {
+        self.exclude_columns.iter().filter(|c| table.column(c).is_none()).cloned().collect()
+    }
+
+    /// Checks the options against a source table (entry `i` of the spec's `tables`).
+    pub fn check(&self, table: &SourceTable, partition_key: Option<&str>, i: usize) -> Result<(), String> {
         let id = &table.id;
         let keys = table.primary_key.join(", ");
         for c in &self.exclude_columns {
             if table.column(c).is_none() {
-                if named {
-                    return Err(format!("tables[{i}].exclude_columns: {id} has no column {c:?}"));
-                }
+                // Accepted (a column added later under that name stays out); Setup logs it.
                 continue;
             }
             if table.primary_key.contains(c) {

@@ -28,6 +28,14 @@ pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<
             .into());
         }
         discovery::check_table_spec(src, &table, spec, &e).await?;
+        let unknown = spec.options().unknown_excluded(&table);
+        if !unknown.is_empty() && e.named {
+            tracing::warn!(
+                "tables[{}].exclude_columns: {id} has no column {} (yet); it is excluded if it is added later",
+                e.index,
+                unknown.join(", ")
+            );
+        }
         let mut m = TableMapping::with_options(table, dest, spec.options());
         m.partition_key = partition_key;
         mappings.push(m);

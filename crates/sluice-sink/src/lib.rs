@@ -255,8 +255,17 @@ pub fn engine_sql(mapping: &TableMapping) -> String {
         s.push_str(&format!(" PARTITION BY {p}"));
     }
     s.push_str(&format!(" ORDER BY ({})", key.join(", ")));
+    let mut settings = Vec::new();
     if o.hard_deletes && o.engine == TableEngine::Replacing {
-        s.push_str(" SETTINGS allow_experimental_replacing_merge_with_cleanup = 1");
+        settings.push("allow_experimental_replacing_merge_with_cleanup = 1");
+    }
+    if o.partition_by.is_some() {
+        // DATE/DATETIME columns are Nullable (lossy dates → NULL): let the
+        // partition expression use them (NULL rows get a partition of their own).
+        settings.push("allow_nullable_key = 1");
+    }
+    if !settings.is_empty() {
+        s.push_str(&format!(" SETTINGS {}", settings.join(", ")));
     }
     s
 }
@@ -307,12 +316,12 @@ mod tests {
         let m = TableMapping::with_options(t.clone(), "t".into(), o.clone());
         assert_eq!(
             engine_sql(&m),
-            "ReplacingMergeTree(`_peerdb_version`, `_peerdb_is_deleted`) PARTITION BY a % 4 ORDER BY (`a`, `id`) SETTINGS allow_experimental_replacing_merge_with_cleanup = 1"
+            "ReplacingMergeTree(`_peerdb_version`, `_peerdb_is_deleted`) PARTITION BY a % 4 ORDER BY (`a`, `id`) SETTINGS allow_experimental_replacing_merge_with_cleanup = 1, allow_nullable_key = 1"
         );
         o.hard_deletes = false;
         o.engine = TableEngine::MergeTree;
         let m = TableMapping::with_options(t.clone(), "t".into(), o.clone());
-        assert_eq!(engine_sql(&m), "MergeTree PARTITION BY a % 4 ORDER BY (`a`, `id`, `_peerdb_version`)");
+        assert_eq!(engine_sql(&m), "MergeTree PARTITION BY a % 4 ORDER BY (`a`, `id`, `_peerdb_version`) SETTINGS allow_nullable_key = 1");
         o.engine = TableEngine::Null;
         assert_eq!(engine_sql(&TableMapping::with_options(t, "t".into(), o)), "Null");
     }

@@ -162,7 +162,7 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
             continue;
         }
         let spec = &specs[e.index];
-        if let Err(err) = spec.options().check(&t, spec.partition_key.as_deref(), e.named, e.index) {
+        if let Err(err) = spec.options().check(&t, spec.partition_key.as_deref(), e.index) {
             out.push(check(&name, false, err, "fix the table's options in the spec"));
             continue;
         }

@@ -68,7 +68,7 @@ pub struct Expanded {
 
 /// Checks a table's options and `partition_key` against its definition.
 pub async fn check_table_spec(conn: &mut Conn, table: &SourceTable, spec: &TableSpec, e: &Expanded) -> Result<(), SourceError> {
-    spec.options().check(table, spec.partition_key.as_deref(), e.named, e.index).map_err(SourceError::Config)?;
+    spec.options().check(table, spec.partition_key.as_deref(), e.index).map_err(SourceError::Config)?;
     if let Some(pk) = &spec.partition_key {
         check_partition_key(conn, table, pk).await?;
     }
