@@ -247,13 +247,16 @@ async fn resync_keeps_the_options() {
     srv.wait_state(&db, "Running", T).await;
     let before = table_ddl(&ch_db, "t").await;
     assert_eq!(before[1..], ["k, id", "k % 2"], "{before:?}");
+    let uuid = format!("SELECT toString(uuid) FROM system.tables WHERE database = '{ch_db}' AND name = 't'");
+    let uuid_before = ch_rows(&uuid).await.unwrap();
     let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resync"), None).await;
-    assert_eq!(code, 202, "{v}");
+    assert_eq!((code, v["state"].as_str()), (202, Some("Resync")), "{v}");
     srv.wait_state(&db, "Running", T).await;
     exec(flavor, &db, "INSERT INTO t VALUES (3, 7, 9)").await;
     expect_rows(&format!("SELECT id, k FROM {ch_db}.t FINAL WHERE _peerdb_is_deleted = 0 ORDER BY id"), &["1,5", "2,6", "3,7"]).await;
     let after = table_ddl(&ch_db, "t").await;
     assert_eq!(after[1..], before[1..], "{after:?}");
+    assert_ne!(ch_rows(&uuid).await.unwrap(), uuid_before, "the table was not replaced by the resync");
     assert!(!ch_columns(&ch_db, "t").await.iter().any(|c| c.starts_with("secret")));
 }
 
