@@ -3,6 +3,7 @@
 //! Field names are part of the product contract. Unknown fields are rejected
 //! so that typos fail loudly; `validate` names the offending field.
 
+use crate::types::{TableEngine, TableOptions};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -104,7 +105,7 @@ fn default_ch_user() -> String {
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableSpec {
     /// `schema.table`, or `schema.*` for every base table of a schema.
@@ -116,6 +117,82 @@ pub struct TableSpec {
     /// first primary-key column): an indexed, NOT NULL integer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_key: Option<String>,
+    /// Source columns never read (snapshot) nor written (CDC), absent from the destination.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_columns: Vec<String>,
+    /// The destination's ORDER BY columns (default: the source key); must contain every key column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorting_key: Option<Vec<String>>,
+    /// `replacing` (default), `merge_tree` (append-only change log) or `null`.
+    #[serde(default, skip_serializing_if = "TableEngine::is_default")]
+    pub engine: TableEngine,
+    /// A ClickHouse PARTITION BY expression, passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<String>,
+    /// `replacing` only: create the table so that `OPTIMIZE TABLE ... FINAL CLEANUP` removes deleted rows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hard_deletes: bool,
+}
+
+impl TableSpec {
+    /// The options recorded with each of this entry's tables.
+    pub fn options(&self) -> TableOptions {
+        TableOptions {
+            exclude_columns: self.exclude_columns.clone(),
+            sorting_key: self.sorting_key.clone(),
+            engine: self.engine,
+            partition_by: self.partition_by.clone(),
+            hard_deletes: self.hard_deletes,
+        }
+    }
+
+    /// Checks the options that can be checked without the source (`i`: the entry's index).
+    pub fn validate_options(&self, i: usize) -> Result<(), SpecError> {
+        let f = |name: &str| format!("tables[{i}].{name}");
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.exclude_columns {
+            if c.is_empty() {
+                return Err(err(f("exclude_columns"), "column names must not be empty"));
+            }
+            if !seen.insert(c) {
+                return Err(err(f("exclude_columns"), format!("{c:?} is listed twice")));
+            }
+        }
+        if let Some(pk) = &self.partition_key {
+            if self.exclude_columns.contains(pk) {
+                return Err(err(f("exclude_columns"), format!("{pk:?} is the partition_key; it cannot be excluded")));
+            }
+        }
+        if let Some(key) = &self.sorting_key {
+            if self.engine == TableEngine::Null {
+                return Err(err(f("sorting_key"), "a Null engine table has no sorting key; leave sorting_key out"));
+            }
+            if key.is_empty() {
+                return Err(err(f("sorting_key"), "must list at least one column (leave it out for the source key)"));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for c in key {
+                if !seen.insert(c) {
+                    return Err(err(f("sorting_key"), format!("{c:?} is listed twice")));
+                }
+                if self.exclude_columns.contains(c) {
+                    return Err(err(f("sorting_key"), format!("{c:?} is in exclude_columns")));
+                }
+            }
+        }
+        if let Some(p) = &self.partition_by {
+            if self.engine == TableEngine::Null {
+                return Err(err(f("partition_by"), "a Null engine table has no partitions; leave partition_by out"));
+            }
+            if p.trim().is_empty() {
+                return Err(err(f("partition_by"), "must be a non-empty ClickHouse expression"));
+            }
+        }
+        if self.hard_deletes && self.engine != TableEngine::Replacing {
+            return Err(err(f("hard_deletes"), "only applies to engine replacing (merge_tree keeps every change, null stores nothing)"));
+        }
+        Ok(())
+    }
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -271,6 +348,7 @@ impl PipeSpec {
         let mut destinations = std::collections::HashSet::new();
         for (i, t) in self.tables.iter().enumerate() {
             let pattern = t.pattern().map_err(|m| err(format!("tables[{i}].source"), m))?;
+            t.validate_options(i)?;
             if let Some(d) = &t.destination {
                 if pattern.table.is_none() {
                     return Err(err(format!("tables[{i}].destination"), "cannot be set for a schema.* pattern"));
@@ -350,6 +428,15 @@ mod tests {
             (r#"{"source": "shop.orders"}"#, r#"{"source": "orders"}"#, "tables[0].source"),
             (r#""mode": "snapshot_and_cdc""#, r#""mode": "sometimes""#, "(json)"),
             (r#""port": 3306"#, r#""port": 3306, "pasword": "x""#, "(json)"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "exclude_columns": ["a", "a"]}"#, "tables[0].exclude_columns"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "partition_key": "a", "exclude_columns": ["a"]}"#, "tables[0].exclude_columns"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "sorting_key": []}"#, "tables[0].sorting_key"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "sorting_key": ["a"], "exclude_columns": ["a"]}"#, "tables[0].sorting_key"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "sorting_key": ["a"], "engine": "null"}"#, "tables[0].sorting_key"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "partition_by": "a", "engine": "null"}"#, "tables[0].partition_by"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "partition_by": " "}"#, "tables[0].partition_by"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "hard_deletes": true, "engine": "merge_tree"}"#, "tables[0].hard_deletes"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "engine": "aggregating"}"#, "(json)"),
         ];
         for (from, to, field) in cases {
             let text = EXAMPLE.replace(from, to);
@@ -360,7 +447,7 @@ mod tests {
 
     #[test]
     fn quoted_names_and_derived_server_id() {
-        let t = TableSpec { source: "`my.db`.`we``ird`".into(), destination: None, partition_key: None };
+        let t = TableSpec { source: "`my.db`.`we``ird`".into(), ..Default::default() };
         assert_eq!(t.pattern().unwrap(), SourcePattern { schema: "my.db".into(), table: Some("we`ird".into()) });
         let mut spec = PipeSpec::from_json(EXAMPLE).unwrap();
         spec.source.server_id = None;

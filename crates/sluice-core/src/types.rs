@@ -4,7 +4,7 @@
 //! README's mapping table is generated from `MAPPING_RULES` and a test checks
 //! that they agree, so the documentation cannot drift from the code.
 
-use crate::schema::{SourceColumn, SourceTable};
+use crate::schema::{AlterOp, SourceColumn, SourceTable};
 use serde::{Deserialize, Serialize};
 
 /// A ClickHouse column type Sluice writes.
@@ -158,6 +158,126 @@ pub struct TableMapping {
     /// The snapshot's partition column when it is not the first key column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_key: Option<String>,
+    /// The table's options from the spec (columns left out, engine, keys).
+    #[serde(default, skip_serializing_if = "TableOptions::is_default")]
+    pub options: TableOptions,
+}
+
+/// The destination table's engine.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableEngine {
+    /// `ReplacingMergeTree(_peerdb_version, _peerdb_is_deleted)`: `FINAL` shows the current rows.
+    #[default]
+    Replacing,
+    /// `MergeTree` ordered by (sorting key, `_peerdb_version`): every change is kept as a row.
+    MergeTree,
+    /// `Null`: nothing is stored; materialized views on the table see every insert.
+    Null,
+}
+
+impl TableEngine {
+    pub fn is_default(&self) -> bool {
+        *self == TableEngine::Replacing
+    }
+}
+
+/// Per-table options of the pipe spec, kept with the mapping so that resyncs
+/// and schema changes rebuild the table the same way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableOptions {
+    /// Source columns never read nor written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_columns: Vec<String>,
+    /// ClickHouse ORDER BY columns (default: the source key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorting_key: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "TableEngine::is_default")]
+    pub engine: TableEngine,
+    /// ClickHouse PARTITION BY expression, passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<String>,
+    /// ReplacingMergeTree with `allow_experimental_replacing_merge_with_cleanup = 1`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hard_deletes: bool,
+}
+
+impl TableOptions {
+    pub fn is_default(&self) -> bool {
+        *self == TableOptions::default()
+    }
+
+    pub fn excludes(&self, column: &str) -> bool {
+        self.exclude_columns.iter().any(|c| c == column)
+    }
+
+    /// The options after `ops` changed the table: an excluded column stays
+    /// excluded under its new name when it is renamed.
+    pub fn after_alter(&self, ops: &[AlterOp]) -> TableOptions {
+        let mut o = self.clone();
+        for op in ops {
+            if let AlterOp::RenameColumn { from, to } | AlterOp::ModifyColumn { old_name: from, new_name: to } = op {
+                for c in o.exclude_columns.iter_mut() {
+                    if c == from {
+                        *c = to.clone();
+                    }
+                }
+            }
+        }
+        o
+    }
+
+    /// Excluded names the table has no column for (yet).
+    pub fn unknown_excluded(&self, table: &SourceTable) -> Vec<String> {
+        self.exclude_columns.iter().filter(|c| table.column(c).is_none()).cloned().collect()
+    }
+
+    /// Checks the options against a source table (entry `i` of the spec's `tables`).
+    pub fn check(&self, table: &SourceTable, partition_key: Option<&str>, i: usize) -> Result<(), String> {
+        let id = &table.id;
+        let keys = table.primary_key.join(", ");
+        for c in &self.exclude_columns {
+            if table.column(c).is_none() {
+                // Accepted (a column added later under that name stays out); Setup logs it.
+                continue;
+            }
+            if table.primary_key.contains(c) {
+                return Err(format!(
+                    "tables[{i}].exclude_columns: {c:?} is part of the key ({keys}) of {id}, which identifies rows for updates and deletes; it cannot be excluded"
+                ));
+            }
+            if partition_key == Some(c.as_str()) {
+                return Err(format!("tables[{i}].exclude_columns: {c:?} is the partition_key of {id}; it cannot be excluded"));
+            }
+        }
+        if let Some(sk) = &self.sorting_key {
+            for c in sk {
+                let Some(col) = table.column(c) else {
+                    return Err(format!("tables[{i}].sorting_key: {id} has no column {c:?}"));
+                };
+                if self.excludes(c) {
+                    return Err(format!("tables[{i}].sorting_key: {c:?} is in exclude_columns"));
+                }
+                if col.nullable && !table.primary_key.contains(c) {
+                    return Err(format!(
+                        "tables[{i}].sorting_key: {c:?} of {id} is nullable, and a ClickHouse sorting key cannot be Nullable; \
+                         make it NOT NULL on the source or leave it out of sorting_key"
+                    ));
+                }
+            }
+            let missing: Vec<&String> = table.primary_key.iter().filter(|k| !sk.contains(k)).collect();
+            if !missing.is_empty() {
+                let missing: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+                return Err(format!(
+                    "tables[{i}].sorting_key: must contain every column of the key ({keys}) of {id}, so that updates and deletes \
+                     of a row collapse into it; {} missing",
+                    missing.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Metadata columns every destination table carries (names kept from ClickPipes/PeerDB).
@@ -167,17 +287,60 @@ pub const VERSION: &str = "_peerdb_version";
 
 impl TableMapping {
     pub fn new(source: SourceTable, destination: String) -> Self {
+        Self::with_options(source, destination, TableOptions::default())
+    }
+
+    /// The mapping of `source` without its excluded columns; columns of the
+    /// sorting key are, like key columns, never `Nullable`.
+    pub fn with_options(source: SourceTable, destination: String, options: TableOptions) -> Self {
+        let in_key = |name: &String| {
+            source.primary_key.contains(name) || options.sorting_key.as_ref().is_some_and(|k| k.contains(name))
+        };
         let columns = source
             .columns
             .iter()
             .enumerate()
-            .map(|(i, c)| ColumnMapping {
-                source_index: i,
-                name: c.name.clone(),
-                ch_type: map_column(c, source.primary_key.contains(&c.name)),
-            })
+            .filter(|(_, c)| !options.excludes(&c.name))
+            .map(|(i, c)| ColumnMapping { source_index: i, name: c.name.clone(), ch_type: map_column(c, in_key(&c.name)) })
             .collect();
-        Self { source, destination, columns, partition_key: None }
+        Self { source, destination, columns, partition_key: None, options }
+    }
+
+    /// The mapping of a new definition of the same table (resync, schema
+    /// change), with this mapping's options and partition key carried over.
+    /// Fails when a column of the sorting key is gone.
+    pub fn rebuilt(&self, source: SourceTable, options: TableOptions) -> Result<TableMapping, String> {
+        if let Some(sk) = &options.sorting_key {
+            if let Some(c) = sk.iter().find(|c| source.column(c).is_none()) {
+                return Err(format!(
+                    "column {c:?} of the sorting_key of {} is gone from the source table; remove the table from the pipe and add it again with another sorting_key",
+                    source.id
+                ));
+            }
+        }
+        let mut m = TableMapping::with_options(source, self.destination.clone(), options);
+        m.partition_key = self.partition_key.clone().filter(|k| m.source.column(k).is_some());
+        Ok(m)
+    }
+
+    /// The destination's ORDER BY columns: the sorting key, or the source key.
+    pub fn sorting_key(&self) -> &[String] {
+        self.options.sorting_key.as_deref().unwrap_or(&self.source.primary_key)
+    }
+
+    /// Positions in `columns` of the key and the sorting key: an update that
+    /// changes any of them lands elsewhere in the destination's order, so it is
+    /// written as a delete of the old row and an insert of the new one.
+    pub fn identity_positions(&self) -> Vec<usize> {
+        let mut out = self.key_positions();
+        for k in self.sorting_key() {
+            if let Some(p) = self.columns.iter().position(|c| &c.name == k) {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
     }
 
     /// Positions in `columns` of the primary key, in key order.

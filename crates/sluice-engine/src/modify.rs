@@ -16,7 +16,9 @@ use sluice_source::{conn, discovery, SourceError};
 /// needs a key (its primary key, or a unique key on NOT NULL columns).
 pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<TableMapping>, EngineError> {
     let mut mappings = Vec::new();
-    for (id, dest, partition_key) in discovery::expand(src, specs).await? {
+    for e in discovery::expand(src, specs).await? {
+        let (id, dest, spec) = (e.id.clone(), e.destination.clone(), &specs[e.index]);
+        let partition_key = spec.partition_key.clone();
         let table = discovery::describe(src, &id).await?;
         if table.primary_key.is_empty() {
             return Err(SourceError::Config(format!(
@@ -25,10 +27,16 @@ pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<
             ))
             .into());
         }
-        if let Some(pk) = &partition_key {
-            discovery::check_partition_key(src, &table, pk).await?;
+        discovery::check_table_spec(src, &table, spec, &e).await?;
+        let unknown = spec.options().unknown_excluded(&table);
+        if !unknown.is_empty() && e.named {
+            tracing::warn!(
+                "tables[{}].exclude_columns: {id} has no column {} (yet); it is excluded if it is added later",
+                e.index,
+                unknown.join(", ")
+            );
         }
-        let mut m = TableMapping::new(table, dest);
+        let mut m = TableMapping::with_options(table, dest, spec.options());
         m.partition_key = partition_key;
         mappings.push(m);
     }
@@ -108,8 +116,7 @@ pub async fn prepare_resync(spec: &PipeSpec, tables: &[TableMapping], sink: &Cli
         if table.primary_key.is_empty() {
             return Err(EngineError::Spec(format!("source table {id} has no primary key any more; add one or remove the table from the pipe")));
         }
-        let mut m = TableMapping::new(table, t.destination.clone());
-        m.partition_key = t.partition_key.clone().filter(|k| m.source.column(k).is_some());
+        let m = t.rebuilt(table, t.options.clone()).map_err(EngineError::Spec)?;
         mappings.push(m);
     }
     let (start, snapshot_version) = copy_start(&mut src).await?;

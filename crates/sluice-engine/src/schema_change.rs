@@ -65,8 +65,13 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
             Ok(SchemaChange::Altered { table, new, ops }) => {
                 let Some(i) = index(&current, &table) else { continue };
                 let rec = &records[i];
-                let mut new_mapping = TableMapping::new(new, rec.mapping.destination.clone());
-                new_mapping.partition_key = current[i].partition_key.clone().filter(|k| new_mapping.source.column(k).is_some());
+                let new_mapping = match current[i].rebuilt(new, current[i].options.after_alter(&ops)) {
+                    Ok(m) => m,
+                    Err(msg) => {
+                        entry(&mut out, rec).state = Some((TableState::Error, Some(msg)));
+                        continue;
+                    }
+                };
                 for target in write_targets(rec) {
                     for sql in alter_statements(&ctx.sink.qualified(&target), &current[i], &new_mapping, &ops) {
                         info!(pipe = ctx.name(), "{sql}");
@@ -91,8 +96,13 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
                 let described = discovery::describe(&mut src, &table).await;
                 match described {
                     Ok(t) if !t.primary_key.is_empty() => {
-                        let mut mapping = TableMapping::new(t, rec.mapping.destination.clone());
-                        mapping.partition_key = rec.mapping.partition_key.clone().filter(|k| mapping.source.column(k).is_some());
+                        let mapping = match rec.mapping.rebuilt(t, rec.mapping.options.clone()) {
+                            Ok(m) => m,
+                            Err(msg) => {
+                                e.state = Some((TableState::Error, Some(msg)));
+                                continue;
+                            }
+                        };
                         let (_, version) = copy_start(&mut src).await?;
                         let resync = resync_table_name(&rec.mapping.destination);
                         retry(ctx, "creating the resync table", || async {

@@ -53,7 +53,7 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
 /// Returns the rows copied in total.
 pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, version: i64) -> Result<u64, EngineError> {
     let dest = table.mapping.destination.clone();
-    let reader = Arc::new(TableReader::with_partition_key(table.mapping.source.clone(), table.mapping.partition_key.as_deref())?);
+    let reader = Arc::new(TableReader::new(&table.mapping)?);
     let settings = ctx.current_settings();
     let mut parts = ctx.catalog.partitions(ctx.name(), &dest).await?;
     if parts.is_empty() {

@@ -11,7 +11,7 @@ pub mod alter;
 pub mod rowbinary;
 
 use sluice_core::spec::DestinationSpec;
-use sluice_core::types::{TableMapping, IS_DELETED, SYNCED_AT, VERSION};
+use sluice_core::types::{TableEngine, TableMapping, IS_DELETED, SYNCED_AT, VERSION};
 use sluice_core::{ChangeOp, RowChange};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -133,15 +133,7 @@ impl ClickHouseSink {
         cols.push(format!("{} DateTime64(9) DEFAULT now64(9)", quote(SYNCED_AT)));
         cols.push(format!("{} UInt8 DEFAULT 0", quote(IS_DELETED)));
         cols.push(format!("{} Int64 DEFAULT 0", quote(VERSION)));
-        let key: Vec<String> = mapping.source.primary_key.iter().map(|k| quote(k)).collect();
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = ReplacingMergeTree({}, {}) ORDER BY ({})",
-            self.qualified(name),
-            cols.join(", "),
-            quote(VERSION),
-            quote(IS_DELETED),
-            key.join(", ")
-        )
+        format!("CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = {}", self.qualified(name), cols.join(", "), engine_sql(mapping))
     }
 
     /// Creates the destination table if it does not exist yet.
@@ -246,6 +238,38 @@ impl ClickHouseSink {
     }
 }
 
+/// The `ENGINE = ...` clause's text (engine, PARTITION BY, ORDER BY, SETTINGS) for a mapping.
+pub fn engine_sql(mapping: &TableMapping) -> String {
+    let o = &mapping.options;
+    let mut key: Vec<String> = mapping.sorting_key().iter().map(|k| quote(k)).collect();
+    let engine = match o.engine {
+        TableEngine::Null => return "Null".into(),
+        TableEngine::Replacing => format!("ReplacingMergeTree({}, {})", quote(VERSION), quote(IS_DELETED)),
+        TableEngine::MergeTree => {
+            key.push(quote(VERSION));
+            "MergeTree".into()
+        }
+    };
+    let mut s = engine;
+    if let Some(p) = &o.partition_by {
+        s.push_str(&format!(" PARTITION BY {p}"));
+    }
+    s.push_str(&format!(" ORDER BY ({})", key.join(", ")));
+    let mut settings = Vec::new();
+    if o.hard_deletes && o.engine == TableEngine::Replacing {
+        settings.push("allow_experimental_replacing_merge_with_cleanup = 1");
+    }
+    if o.partition_by.is_some() {
+        // DATE/DATETIME columns are Nullable (lossy dates → NULL): let the
+        // partition expression use them (NULL rows get a partition of their own).
+        settings.push("allow_nullable_key = 1");
+    }
+    if !settings.is_empty() {
+        s.push_str(&format!(" SETTINGS {}", settings.join(", ")));
+    }
+    s
+}
+
 /// Escapes a string for a single-quoted ClickHouse literal.
 pub fn escape_literal(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "\\'")
@@ -260,5 +284,45 @@ mod tests {
         assert_eq!(exception_code("bad response: Code: 60. DB::Exception: Table x doesn't exist"), Some(60));
         assert_eq!(exception_code("network error"), None);
         assert_eq!(quote("a`b"), "`a\\`b`");
+    }
+
+    #[test]
+    fn engines() {
+        use sluice_core::schema::{SourceColumn, SourceTable, TableId};
+        let col = |name: &str, nullable: bool| SourceColumn {
+            name: name.into(),
+            ordinal: 1,
+            data_type: "int".into(),
+            column_type: "int".into(),
+            nullable,
+            numeric_precision: None,
+            numeric_scale: None,
+            datetime_precision: None,
+            charset: None,
+            extra: String::new(),
+        };
+        let t = SourceTable {
+            id: TableId::new("s", "t"),
+            columns: vec![col("id", false), col("a", false), col("secret", true)],
+            primary_key: vec!["id".into()],
+        };
+        let mut o = sluice_core::types::TableOptions { exclude_columns: vec!["secret".into()], ..Default::default() };
+        let m = TableMapping::with_options(t.clone(), "t".into(), o.clone());
+        assert_eq!(m.columns.iter().map(|c| c.source_index).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(engine_sql(&m), "ReplacingMergeTree(`_peerdb_version`, `_peerdb_is_deleted`) ORDER BY (`id`)");
+        o.sorting_key = Some(vec!["a".into(), "id".into()]);
+        o.partition_by = Some("a % 4".into());
+        o.hard_deletes = true;
+        let m = TableMapping::with_options(t.clone(), "t".into(), o.clone());
+        assert_eq!(
+            engine_sql(&m),
+            "ReplacingMergeTree(`_peerdb_version`, `_peerdb_is_deleted`) PARTITION BY a % 4 ORDER BY (`a`, `id`) SETTINGS allow_experimental_replacing_merge_with_cleanup = 1, allow_nullable_key = 1"
+        );
+        o.hard_deletes = false;
+        o.engine = TableEngine::MergeTree;
+        let m = TableMapping::with_options(t.clone(), "t".into(), o.clone());
+        assert_eq!(engine_sql(&m), "MergeTree PARTITION BY a % 4 ORDER BY (`a`, `id`, `_peerdb_version`) SETTINGS allow_nullable_key = 1");
+        o.engine = TableEngine::Null;
+        assert_eq!(engine_sql(&TableMapping::with_options(t, "t".into(), o)), "Null");
     }
 }

@@ -318,13 +318,14 @@ impl BinlogReader {
         let count = tme.columns_count() as usize;
         let positions: Vec<Option<usize>> = if names.len() == count {
             names.iter().map(|n| mapping.columns.iter().position(|c| &c.name == n)).collect()
-        } else if count == mapping.columns.len() {
-            (0..count).map(Some).collect()
+        } else if count == mapping.source.columns.len() {
+            // No names: binlog columns are the recorded source columns, in order.
+            (0..count).map(|i| mapping.columns.iter().position(|c| c.source_index == i)).collect()
         } else {
             return Err(SourceError::Decode(format!(
                 "table {id} has {count} columns in the binlog but {} were recorded, and the binlog carries no column names \
                  (set binlog_row_metadata=FULL); resync the table",
-                mapping.columns.len()
+                mapping.source.columns.len()
             )));
         };
         for (j, c) in mapping.columns.iter().enumerate() {
@@ -362,7 +363,7 @@ impl BinlogReader {
         let Some(Some(mapped)) = self.maps.get(&rows.table_id()) else { return Ok(None) };
         let mapping = &self.tables[mapped.table];
         let kinds = &mapped.kinds;
-        let key = mapping.key_positions();
+        let key = mapping.identity_positions();
         let ncols = mapping.columns.len();
         let to_cells = |mut row: mysql_common::binlog::row::BinlogRow| -> Result<Vec<Cell>, SourceError> {
             let mut cells = vec![Cell::Null; ncols];

@@ -146,7 +146,8 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
-    for (id, _dest, partition_key) in expanded {
+    for e in expanded {
+        let id = e.id.clone();
         let name = format!("table {id}");
         let t = match crate::discovery::describe(conn, &id).await {
             Ok(t) => t,
@@ -160,8 +161,13 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
             out.push(check(&name, false, "no primary key and no unique key on NOT NULL columns", format!("ALTER TABLE {id} ADD PRIMARY KEY (...); or leave the table out")));
             continue;
         }
-        if let Some(pk) = partition_key {
-            if let Err(SourceError::Config(msg)) = crate::discovery::check_partition_key(conn, &t, &pk).await {
+        let spec = &specs[e.index];
+        if let Err(err) = spec.options().check(&t, spec.partition_key.as_deref(), e.index) {
+            out.push(check(&name, false, err, "fix the table's options in the spec"));
+            continue;
+        }
+        if let Some(pk) = &spec.partition_key {
+            if let Err(SourceError::Config(msg)) = crate::discovery::check_partition_key(conn, &t, pk).await {
                 out.push(check(&name, false, msg, format!("CREATE INDEX ... ON {id} ({pk}); or choose another partition_key")));
                 continue;
             }

@@ -13,9 +13,9 @@ use sluice_core::spec::TableSpec;
 
 /// Expands `schema.table` / `schema.*` patterns into (table, destination name) pairs.
 /// A named table that does not exist is an error naming it.
-pub async fn expand(conn: &mut Conn, tables: &[TableSpec]) -> Result<Vec<(TableId, String, Option<String>)>, SourceError> {
-    let mut out: Vec<(TableId, String, Option<String>)> = Vec::new();
-    for t in tables {
+pub async fn expand(conn: &mut Conn, tables: &[TableSpec]) -> Result<Vec<Expanded>, SourceError> {
+    let mut out: Vec<Expanded> = Vec::new();
+    for (index, t) in tables.iter().enumerate() {
         let p = t.pattern().map_err(SourceError::Config)?;
         let names: Vec<String> = match &p.table {
             Some(name) => {
@@ -47,13 +47,32 @@ pub async fn expand(conn: &mut Conn, tables: &[TableSpec]) -> Result<Vec<(TableI
         for name in names {
             let id = TableId::new(&p.schema, &name);
             let dest = t.destination.clone().unwrap_or_else(|| name.clone());
-            if out.iter().any(|(i, d, _)| i == &id || d == &dest) {
+            if out.iter().any(|e| e.id == id || e.destination == dest) {
                 return Err(SourceError::Config(format!("table {id} (destination {dest:?}) is listed twice")));
             }
-            out.push((id, dest, t.partition_key.clone()));
+            out.push(Expanded { id, destination: dest, index, named: p.table.is_some() });
         }
     }
     Ok(out)
+}
+
+/// One table of the spec's list: its id, destination name, and the entry (index into `tables`) it came from.
+#[derive(Debug, Clone)]
+pub struct Expanded {
+    pub id: TableId,
+    pub destination: String,
+    pub index: usize,
+    /// The entry names the table (`schema.table`, not `schema.*`).
+    pub named: bool,
+}
+
+/// Checks a table's options and `partition_key` against its definition.
+pub async fn check_table_spec(conn: &mut Conn, table: &SourceTable, spec: &TableSpec, e: &Expanded) -> Result<(), SourceError> {
+    spec.options().check(table, spec.partition_key.as_deref(), e.index).map_err(SourceError::Config)?;
+    if let Some(pk) = &spec.partition_key {
+        check_partition_key(conn, table, pk).await?;
+    }
+    Ok(())
 }
 
 type ColumnRow = (String, u32, String, String, String, Option<u64>, Option<u64>, Option<u64>, Option<String>, String);

@@ -15,7 +15,8 @@ use crate::convert::{from_snapshot, ColKind};
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Value};
 use serde_json::json;
-use sluice_core::schema::{quote_mysql, SourceTable};
+use sluice_core::schema::{quote_mysql, SourceColumn, SourceTable};
+use sluice_core::types::TableMapping;
 use sluice_core::Cell;
 
 /// A range of the first primary-key column, `[lo, hi)`; `None` is unbounded.
@@ -36,9 +37,16 @@ pub struct Chunk {
     pub last_key: Option<serde_json::Value>,
 }
 
+/// Reads one table's mapped columns: cells come out per column of the
+/// mapping (`mapping.columns`), excluded columns are never selected.
 pub struct TableReader {
     table: SourceTable,
+    /// The selected source columns (the mapping's, in mapping order).
+    cols: Vec<SourceColumn>,
     kinds: Vec<ColKind>,
+    /// How many of `cols` are the mapping's (the rest are only paged on).
+    mapped: usize,
+    /// Positions in `cols` of the paging key.
     key_idx: Vec<usize>,
     select: String,
     order: String,
@@ -46,19 +54,24 @@ pub struct TableReader {
 }
 
 impl TableReader {
-    pub fn new(table: SourceTable) -> Result<Self, SourceError> {
-        Self::with_partition_key(table, None)
-    }
-
-    /// A reader whose partitions are ranges of `partition_key` (validated at
-    /// Setup: an indexed NOT NULL integer column); chunks are then paged in
-    /// `(partition_key, key...)` order, which the index serves.
-    pub fn with_partition_key(table: SourceTable, partition_key: Option<&str>) -> Result<Self, SourceError> {
-        let mut key_idx = table.primary_key_indices();
-        if let Some(pk) = partition_key {
-            let i = table.columns.iter().position(|c| c.name == pk).ok_or_else(|| {
-                SourceError::Config(format!("partition_key {pk:?} is not a column of {}", table.id))
-            })?;
+    /// A reader of `mapping`'s columns. With a `partition_key` (validated at
+    /// Setup: an indexed NOT NULL integer column) partitions are ranges of it
+    /// and chunks are paged in `(partition_key, key...)` order, which the index serves.
+    pub fn new(mapping: &TableMapping) -> Result<Self, SourceError> {
+        let table = mapping.source.clone();
+        let mut cols: Vec<SourceColumn> = mapping.columns.iter().map(|c| table.columns[c.source_index].clone()).collect();
+        let mut position = |name: &str| -> Result<usize, SourceError> {
+            if let Some(i) = cols.iter().position(|c| c.name == name) {
+                return Ok(i);
+            }
+            // A paging column that is not mapped is still selected (after the mapped ones) to page on.
+            let c = table.column(name).ok_or_else(|| SourceError::Config(format!("{name:?} is not a column of {}", table.id)))?;
+            cols.push(c.clone());
+            Ok(cols.len() - 1)
+        };
+        let mut key_idx = table.primary_key.iter().map(|k| position(k)).collect::<Result<Vec<_>, _>>()?;
+        if let Some(pk) = mapping.partition_key.as_deref() {
+            let i = position(pk).map_err(|_| SourceError::Config(format!("partition_key {pk:?} is not a column of {}", table.id)))?;
             key_idx.retain(|k| *k != i);
             key_idx.insert(0, i);
         }
@@ -68,17 +81,24 @@ impl TableReader {
                 table.id
             )));
         }
-        let kinds = table.columns.iter().map(ColKind::of).collect();
-        let cols: Vec<String> = table.columns.iter().map(|c| quote_mysql(&c.name)).collect();
-        let keys: Vec<String> = key_idx.iter().map(|i| quote_mysql(&table.columns[*i].name)).collect();
+        let kinds = cols.iter().map(ColKind::of).collect();
+        let select: Vec<String> = cols.iter().map(|c| quote_mysql(&c.name)).collect();
+        let keys: Vec<String> = key_idx.iter().map(|i| quote_mysql(&cols[*i].name)).collect();
         Ok(Self {
-            select: format!("SELECT {} FROM {}", cols.join(", "), table.id),
+            select: format!("SELECT {} FROM {}", select.join(", "), table.id),
             order: keys.join(", "),
             key_tuple: format!("({})", keys.join(", ")),
             kinds,
             key_idx,
+            mapped: mapping.columns.len(),
+            cols,
             table,
         })
+    }
+
+    /// The SELECT list and table the reader queries (without filter and order).
+    pub fn select_sql(&self) -> &str {
+        &self.select
     }
 
     pub fn table(&self) -> &SourceTable {
@@ -90,7 +110,7 @@ impl TableReader {
     /// ones unbounded), or returns `None` when the first key column is not an
     /// integer (the table is then read by one reader).
     pub async fn plan_partitions(&self, conn: &mut Conn, estimated_rows: u64, rows_per_partition: u64) -> Result<Option<Vec<Partition>>, SourceError> {
-        let first = &self.table.columns[self.key_idx[0]];
+        let first = &self.cols[self.key_idx[0]];
         if !matches!(self.kinds[self.key_idx[0]], ColKind::Int { .. }) {
             return Ok(None);
         }
@@ -133,7 +153,7 @@ impl TableReader {
         after: Option<&serde_json::Value>,
         limit: u64,
     ) -> Result<Chunk, SourceError> {
-        let first = quote_mysql(&self.table.columns[self.key_idx[0]].name);
+        let first = quote_mysql(&self.cols[self.key_idx[0]].name);
         let mut conds = Vec::new();
         let mut params = Vec::new();
         if let Some(lo) = &part.lo {
@@ -162,7 +182,8 @@ impl TableReader {
             }
             let cells = values
                 .into_iter()
-                .zip(self.table.columns.iter().zip(&self.kinds))
+                .take(self.mapped)
+                .zip(self.cols.iter().zip(&self.kinds))
                 .map(|(v, (col, kind))| from_snapshot(col, kind, v))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| SourceError::Decode(format!("table {}: {e}", self.table.id)))?;
@@ -244,6 +265,30 @@ fn key_from_json(key: &serde_json::Value) -> Result<Vec<Value>, SourceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_mapped_columns_are_selected() {
+        use sluice_core::schema::{SourceColumn, TableId};
+        use sluice_core::types::TableOptions;
+        let col = |name: &str| SourceColumn {
+            name: name.into(),
+            ordinal: 1,
+            data_type: "int".into(),
+            column_type: "int".into(),
+            nullable: false,
+            numeric_precision: None,
+            numeric_scale: None,
+            datetime_precision: None,
+            charset: None,
+            extra: String::new(),
+        };
+        let t = SourceTable { id: TableId::new("s", "t"), columns: vec![col("a"), col("secret"), col("id")], primary_key: vec!["id".into()] };
+        let m = TableMapping::with_options(t, "t".into(), TableOptions { exclude_columns: vec!["secret".into()], ..Default::default() });
+        let r = TableReader::new(&m).unwrap();
+        assert_eq!(r.select_sql(), "SELECT `a`, `id` FROM `s`.`t`");
+        assert_eq!(r.key_idx, [1]);
+        assert_eq!(r.order, "`id`");
+    }
 
     #[test]
     fn resume_keys_round_trip() {

@@ -106,9 +106,10 @@ impl Bench {
             let (position, gtid_set) = sluice_source::conn::current_position(&mut c, &info).await.unwrap();
             let mapping = TableMapping::new(source.clone(), "t".into());
             let bin = sluice_source::conn::connect(&spec.source).await.unwrap();
+            let table = TableReader::new(&mapping).unwrap();
             let reader =
                 BinlogReader::start(bin, info.flavor, spec.server_id(), "sluice-test:decoders", &Checkpoint { position, gtid_set }, vec![mapping]).await.unwrap();
-            (w, c, reader, TableReader::new(source).unwrap())
+            (w, c, reader, table)
         });
         Bench { rt, writer, snap, reader, table, db, next_id: 1 }
     }

@@ -146,7 +146,7 @@ impl Measured {
 
 /// The source alone: every partition read and decoded, `parallel` at a time, rows discarded.
 async fn source_only(url: &str, m: &TableMapping, parallel: usize, rows_per_partition: u64, limit: u64) -> Result<Measured> {
-    let reader = Arc::new(TableReader::new(m.source.clone())?);
+    let reader = Arc::new(TableReader::new(m)?);
     let mut c = connect(url).await?;
     let est = reader.estimated_rows(&mut c).await?;
     let parts = reader.plan_partitions(&mut c, est, rows_per_partition).await?.unwrap_or(vec![Partition::WHOLE]);
@@ -181,7 +181,7 @@ async fn source_only(url: &str, m: &TableMapping, parallel: usize, rows_per_part
 /// The destination alone: one chunk of the table's rows, encoded once, inserted
 /// `parallel` at a time until `rows` rows were sent.
 async fn sink_only(url: &str, ch: &str, m: &TableMapping, rows: u64, parallel: usize, limit: u64) -> Result<(Measured, f64)> {
-    let reader = TableReader::new(m.source.clone())?;
+    let reader = TableReader::new(m)?;
     let mut c = connect(url).await?;
     let chunk = reader.read_chunk(&mut c, None, limit).await?;
     let n = chunk.rows.len() as u64;
