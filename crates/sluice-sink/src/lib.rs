@@ -289,18 +289,7 @@ mod tests {
     #[test]
     fn engines() {
         use sluice_core::schema::{SourceColumn, SourceTable, TableId};
-        let col = |name: &str, nullable: bool| SourceColumn {
-            name: name.into(),
-            ordinal: 1,
-            data_type: "int".into(),
-            column_type: "int".into(),
-            nullable,
-            numeric_precision: None,
-            numeric_scale: None,
-            datetime_precision: None,
-            charset: None,
-            extra: String::new(),
-        };
+        let col = |name: &str, nullable: bool| SourceColumn { ordinal: 1, ..SourceColumn::new(name, "int", "int", nullable) };
         let t = SourceTable {
             id: TableId::new("s", "t"),
             columns: vec![col("id", false), col("a", false), col("secret", true)],
