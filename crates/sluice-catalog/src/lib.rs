@@ -54,7 +54,6 @@ pub struct TableRecord {
     /// When the table's current copy started (RFC 3339).
     pub copy_started_at: Option<String>,
     pub snapshot_done: bool,
-    pub last_key: Option<serde_json::Value>,
     pub rows_copied: u64,
     pub rows_estimated: u64,
     pub error: Option<String>,
@@ -302,7 +301,7 @@ impl Catalog {
 
     pub async fn tables(&self, name: &str) -> Result<Vec<TableRecord>> {
         let rows = sqlx::query(
-            "SELECT mapping_json, state, snapshot_done, last_key_json, rows_copied, rows_estimated, error, snapshot_version, copy_started_at \
+            "SELECT mapping_json, state, snapshot_done, rows_copied, rows_estimated, error, snapshot_version, copy_started_at \
              FROM pipe_tables WHERE pipe = ? ORDER BY source_schema, source_table",
         )
         .bind(name)
@@ -313,41 +312,37 @@ impl Catalog {
                 Ok(TableRecord {
                     mapping: serde_json::from_str(r.get::<&str, _>(0)).map_err(corrupt)?,
                     state: TableState::from_str(r.get::<&str, _>(1)).map_err(corrupt)?,
-                    snapshot_version: r.get(7),
-                    copy_started_at: r.get(8),
+                    snapshot_version: r.get(6),
+                    copy_started_at: r.get(7),
                     snapshot_done: r.get::<i64, _>(2) != 0,
-                    last_key: r.get::<Option<&str>, _>(3).map(serde_json::from_str).transpose().map_err(corrupt)?,
-                    rows_copied: r.get::<i64, _>(4) as u64,
-                    rows_estimated: r.get::<i64, _>(5) as u64,
-                    error: r.get(6),
+                    rows_copied: r.get::<i64, _>(3) as u64,
+                    rows_estimated: r.get::<i64, _>(4) as u64,
+                    error: r.get(5),
                 })
             })
             .collect()
     }
 
-    /// Records snapshot progress of one table after ClickHouse acknowledged the rows.
-    pub async fn record_snapshot_progress(
-        &self,
-        name: &str,
-        destination: &str,
-        last_key: Option<&serde_json::Value>,
-        rows_copied: u64,
-        done: bool,
-    ) -> Result<()> {
+    /// Marks a table's copy complete (every partition acknowledged) and returns
+    /// the rows it copied.
+    pub async fn mark_copied(&self, name: &str, destination: &str) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
-            "UPDATE pipe_tables SET last_key_json = COALESCE(?, last_key_json), rows_copied = ?, snapshot_done = ?, \
-             state = CASE WHEN state IN ('Setup', 'Snapshot') THEN (CASE WHEN ? THEN 'Snapshotted' ELSE 'Snapshot' END) ELSE state END \
+            "UPDATE pipe_tables SET snapshot_done = 1, \
+             state = CASE WHEN state IN ('Setup', 'Snapshot') THEN 'Snapshotted' ELSE state END \
              WHERE pipe = ? AND destination = ?",
         )
-        .bind(last_key.map(|k| k.to_string()))
-        .bind(rows_copied as i64)
-        .bind(done as i64)
-        .bind(done)
         .bind(name)
         .bind(destination)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        let rows: i64 = sqlx::query_scalar("SELECT rows_copied FROM pipe_tables WHERE pipe = ? AND destination = ?")
+            .bind(name)
+            .bind(destination)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows as u64)
     }
 
     pub async fn set_table_state(&self, name: &str, destination: &str, state: TableState, error: Option<&str>) -> Result<()> {
@@ -400,7 +395,7 @@ impl Catalog {
         let mut tx = self.write_tx().await?;
         for t in tables {
             sqlx::query(
-                "UPDATE pipe_tables SET state = ?, snapshot_version = ?, snapshot_done = 0, last_key_json = NULL, rows_copied = 0, \
+                "UPDATE pipe_tables SET state = ?, snapshot_version = ?, snapshot_done = 0, rows_copied = 0, \
                  rows_estimated = 0, error = NULL, mapping_json = ? WHERE pipe = ? AND destination = ?",
             )
             .bind(TableState::Resync.as_str())
@@ -446,7 +441,7 @@ impl Catalog {
             }
             if let Some(v) = c.recopy_version {
                 sqlx::query(
-                    "UPDATE pipe_tables SET snapshot_version = ?, snapshot_done = 0, last_key_json = NULL, rows_copied = 0, rows_estimated = 0 \
+                    "UPDATE pipe_tables SET snapshot_version = ?, snapshot_done = 0, rows_copied = 0, rows_estimated = 0 \
                      WHERE pipe = ? AND destination = ?",
                 )
                 .bind(v)
@@ -678,7 +673,8 @@ mod tests {
         let mapping = TableMapping::new(table, "t".into());
         let start = Checkpoint { position: BinlogPosition::new("binlog.000003", 157), gtid_set: None };
         cat.record_setup("p", &[mapping.clone()], &start, 41).await.unwrap();
-        cat.record_snapshot_progress("p", "t", Some(&serde_json::json!([{"i": 9}])), 10, false).await.unwrap();
+        cat.record_partitions("p", "t", &[(None, None)]).await.unwrap();
+        cat.record_partition_progress("p", "t", 0, Some(&serde_json::json!([{"i": 9}])), 10, false).await.unwrap();
         let later = Checkpoint { position: BinlogPosition::new("binlog.000004", 4), gtid_set: Some("x".into()) };
         cat.save_checkpoint("p", &later).await.unwrap();
         drop(cat);
@@ -688,6 +684,8 @@ mod tests {
         assert_eq!(p.state, PipeState::Setup);
         let t = &cat.tables("p").await.unwrap()[0];
         assert_eq!((t.rows_copied, t.snapshot_done, &t.mapping), (10, false, &mapping));
+        let parts = cat.partitions("p", "t").await.unwrap();
+        assert_eq!((parts.len(), &parts[0].last_key, parts[0].done), (1, &Some(serde_json::json!([{"i": 9}])), false));
         let cp = cat.checkpoint("p").await.unwrap().unwrap();
         assert_eq!((cp.checkpoint, cp.snapshot_version), (later, 41));
         let ev = cat.events("p").await.unwrap();

@@ -219,9 +219,7 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
                     ctx.status.lag_ms.store(0, Ordering::Relaxed);
                     metrics::gauge!("sluice_replication_lag_seconds", "pipe" => ctx.name().to_string()).set(0.0);
                 }
-                let read = reader.bytes_read();
-                metrics::counter!("sluice_binlog_bytes_total", "pipe" => ctx.name().to_string()).increment(read - bytes_counted);
-                bytes_counted = read;
+                count_binlog_bytes(ctx, &reader, &mut bytes_counted);
                 batch.opened = Instant::now();
             }
             Ok(Err(_)) => {
@@ -248,9 +246,7 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
                     if batch.count >= max_rows || batch.opened.elapsed() >= interval {
                         flush(ctx, &tables, &mut batch, &mut saved).await?;
                         batch.opened = Instant::now();
-                        let read = reader.bytes_read();
-                        metrics::counter!("sluice_binlog_bytes_total", "pipe" => ctx.name().to_string()).increment(read - bytes_counted);
-                        bytes_counted = read;
+                        count_binlog_bytes(ctx, &reader, &mut bytes_counted);
                     }
                 }
                 Some(BinlogEvent::Ddl { schema, query, checkpoint }) => {
@@ -264,6 +260,13 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
             },
         }
     }
+}
+
+/// Adds the binlog bytes received since the last call to the pipe's counter.
+fn count_binlog_bytes(ctx: &PipeContext, reader: &BinlogReader, counted: &mut u64) {
+    let read = reader.bytes_read();
+    metrics::counter!("sluice_binlog_bytes_total", "pipe" => ctx.name().to_string()).increment(read - *counted);
+    *counted = read;
 }
 
 async fn write_rows(ctx: &PipeContext, tables: &[Applied], batch: &mut Batch) -> Result<(), EngineError> {

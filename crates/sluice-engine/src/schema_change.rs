@@ -89,8 +89,8 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
             Ok(SchemaChange::Replaced { table, by }) => {
                 // The destination follows the name: look the table up by the names the
                 // statement started from (gh-ost renames the old table away first).
-                let originals: Vec<TableMapping> = records.iter().map(|r| r.mapping.clone()).collect();
-                let Some(i) = index(&originals, &table).or_else(|| index(&current, &table)) else { continue };
+                let original = records.iter().position(|r| r.mapping.source.id == table);
+                let Some(i) = original.or_else(|| index(&current, &table)) else { continue };
                 let rec = &records[i];
                 let e = entry(&mut out, rec);
                 let described = discovery::describe(&mut src, &table).await;

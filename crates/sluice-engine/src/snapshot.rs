@@ -100,8 +100,7 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
             Some(Err(e)) => return Err(EngineError::Spec(format!("a snapshot partition task of {dest} ended abnormally: {e}"))),
         }
     }
-    let copied = ctx.catalog.tables(ctx.name()).await?.into_iter().find(|t| t.mapping.destination == dest).map(|t| t.rows_copied).unwrap_or(0);
-    ctx.catalog.record_snapshot_progress(ctx.name(), &dest, None, copied, true).await?;
+    let copied = ctx.catalog.mark_copied(ctx.name(), &dest).await?;
     info!(pipe = ctx.name(), "copy of {} → {target} done: {copied} rows in {:.1}s", reader.table().id, started.elapsed().as_secs_f64());
     Ok(copied)
 }
