@@ -109,6 +109,17 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+impl CatalogError {
+    /// SQLite was busy (another writer held the lock longer than the busy timeout):
+    /// nothing was written, and the same write can be tried again.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            CatalogError::Db(sqlx::Error::Database(e)) => matches!(e.code().as_deref(), Some("5" | "6" | "517")),
+            _ => false,
+        }
+    }
+}
+
 fn corrupt(e: impl std::fmt::Display) -> CatalogError {
     CatalogError::Corrupt(e.to_string())
 }
@@ -123,7 +134,7 @@ impl Catalog {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
+            .busy_timeout(std::time::Duration::from_secs(30));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let secrets = SecretBox::load(data_dir).map_err(CatalogError::Corrupt)?;

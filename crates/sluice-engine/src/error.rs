@@ -23,6 +23,7 @@ impl EngineError {
         match self {
             EngineError::Source(e) => e.is_transient(),
             EngineError::Sink(e) => e.is_transient(),
+            EngineError::Catalog(e) => e.is_busy(),
             _ => false,
         }
     }
