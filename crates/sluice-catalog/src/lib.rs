@@ -306,8 +306,31 @@ impl Catalog {
             .await?;
         }
         Self::put_checkpoint(&mut tx, name, start, Some(snapshot_version)).await?;
+        sqlx::query("UPDATE checkpoints SET next_version = ? WHERE pipe = ?").bind(snapshot_version + 1).bind(name).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Where the pipe's version clock stands: every version handed out so far
+    /// is below it (`None`: a pipe from before the clock, or no checkpoint yet).
+    pub async fn next_version(&self, name: &str) -> Result<Option<i64>> {
+        let v: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?").bind(name).fetch_optional(&self.pool).await?;
+        Ok(v.flatten())
+    }
+
+    /// Reserves `n` versions: returns the first, `max(clock, floor)`, and moves
+    /// the clock `n` past it, durably, before any of them is used. A restart
+    /// therefore never hands out a version at or below one already written.
+    pub async fn reserve_versions(&self, name: &str, n: i64, floor: i64) -> Result<i64> {
+        let mut tx = self.write_tx().await?;
+        let stored: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?").bind(name).fetch_optional(&mut *tx).await?;
+        let Some(stored) = stored else { return Err(CatalogError::NoSuchPipe(name.to_string())) };
+        let first = stored.unwrap_or(floor).max(floor);
+        sqlx::query("UPDATE checkpoints SET next_version = ? WHERE pipe = ?").bind(first + n.max(1)).bind(name).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(first)
     }
 
     pub async fn tables(&self, name: &str) -> Result<Vec<TableRecord>> {
@@ -699,6 +722,13 @@ mod tests {
         assert_eq!((parts.len(), &parts[0].last_key, parts[0].done), (1, &Some(serde_json::json!([{"i": 9}])), false));
         let cp = cat.checkpoint("p").await.unwrap().unwrap();
         assert_eq!((cp.checkpoint, cp.snapshot_version), (later, 41));
+        // The version clock survives the reopen and only moves forward.
+        assert_eq!(cat.next_version("p").await.unwrap(), Some(42));
+        assert_eq!(cat.reserve_versions("p", 100, 0).await.unwrap(), 42);
+        assert_eq!(cat.reserve_versions("p", 1, 0).await.unwrap(), 142);
+        assert_eq!(cat.reserve_versions("p", 10, 1000).await.unwrap(), 1000, "a floor above the clock wins");
+        assert_eq!(cat.reserve_versions("p", 1, 5).await.unwrap(), 1010, "a floor below the clock is ignored");
+        assert!(matches!(cat.reserve_versions("nope", 1, 0).await, Err(CatalogError::NoSuchPipe(_))));
         let ev = cat.events("p").await.unwrap();
         assert_eq!(ev.iter().map(|e| e.to_state.as_str()).collect::<Vec<_>>(), ["Provisioning", "Setup"]);
         assert_eq!(p.spec.source.password.0, "secret");

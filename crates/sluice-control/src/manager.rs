@@ -253,7 +253,7 @@ impl Manager {
         let mappings: Vec<_> = chosen.iter().map(|t| t.mapping.clone()).collect();
         self.stop(name).await;
         let sink = ClickHouseSink::new(&rec.spec.destination);
-        let prepared = sluice_engine::modify::prepare_resync(&rec.spec, &mappings, &sink).await;
+        let prepared = sluice_engine::modify::prepare_resync(&self.catalog, &rec.spec, &mappings, &sink).await;
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
@@ -296,7 +296,7 @@ impl Manager {
         }
         let existing: Vec<_> = self.catalog.tables(name).await?.into_iter().map(|t| t.mapping).collect();
         let sink = ClickHouseSink::new(&current.spec.destination);
-        let added = sluice_engine::modify::prepare_added_tables(&current.spec, &existing, &add, &sink)
+        let added = sluice_engine::modify::prepare_added_tables(&self.catalog, &current.spec, &existing, &add, &sink)
             .await
             .map_err(|e| ManagerError::Invalid(format!("cannot add the tables: {e}")))?;
         let rec = self.begin_modify(name, &format!("adding {}", add.iter().map(|t| t.source.as_str()).collect::<Vec<_>>().join(", "))).await?;

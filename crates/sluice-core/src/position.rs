@@ -1,14 +1,9 @@
-//! Binlog positions, checkpoints and the `_peerdb_version` derived from them.
+//! Binlog positions and checkpoints.
 //!
-//! A destination row's version is a pure function of where its change sits in
-//! the binlog, never of a clock: `(file sequence << 43) + (event start offset << 11) + i`,
-//! where `i` counts the row changes inside that event. Replaying the same
-//! events after a crash therefore produces the same versions, versions grow
-//! with binlog order (across rotations and restarts), and snapshot rows get
-//! `version(P0) - 1`, below every change read from the snapshot's start
-//! position `P0` onwards. `i` may exceed 11 bits without colliding with the
-//! next event, because an event of `n` bytes holds fewer than `n` rows and the
-//! next event starts at least `n` bytes later (`2n < n << 11`).
+//! `BinlogPosition::version` is the `_peerdb_version` scheme of pipes created
+//! before the version clock (see `sluice-engine`'s `versions`):
+//! `(file sequence << 43) + (event start offset << 11) + i`. It is kept only
+//! to seed such a pipe's clock above every version it wrote.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -111,7 +106,6 @@ mod tests {
         assert!(a.version(5000).unwrap() < b.version(0).unwrap());
         let c = BinlogPosition::new("binlog.000002", 200);
         assert!(b.version(2 * 196 - 1).unwrap() < c.version(0).unwrap());
-        assert!(b.snapshot_version().unwrap() < b.version(0).unwrap());
         assert!(a < b && b < c);
     }
 

@@ -49,6 +49,30 @@ pub struct SourceSpec {
     /// TLS to the source (every connection, the binlog stream included).
     #[serde(default)]
     pub tls: TlsSpec,
+    /// How CDC positions its binlog stream on the source.
+    #[serde(default)]
+    pub replication_mechanism: ReplicationMechanism,
+    /// A source table (`schema.table`) Sluice writes a row to every
+    /// `settings.heartbeat_interval_ms`, so that the checkpoint (and the lag)
+    /// keeps moving while the tracked tables are quiet. Created if missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_table: Option<String>,
+}
+
+/// How the binlog stream is positioned when CDC (re)starts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicationMechanism {
+    /// GTIDs when the source writes them (MariaDB always; MySQL with `gtid_mode=ON`) and
+    /// the checkpoint has a GTID set, else file/position.
+    #[default]
+    Auto,
+    /// Resume from the checkpoint's GTID set: survives a fail-over to another server of
+    /// the replication topology. Refused when the source has GTIDs off.
+    Gtid,
+    /// Resume from the checkpoint's binlog file and offset (valid on that one server only).
+    FilePos,
 }
 
 /// How the connection to the source is encrypted and verified (the modes of MySQL's `--ssl-mode`).
@@ -230,6 +254,8 @@ pub struct SyncSettings {
     pub parallel_partitions: u32,
     /// Tables copied at once during the initial snapshot.
     pub parallel_tables: u32,
+    /// How often the `source.heartbeat_table` row is written (when one is set).
+    pub heartbeat_interval_ms: u64,
 }
 
 impl Default for SyncSettings {
@@ -241,6 +267,7 @@ impl Default for SyncSettings {
             rows_per_partition: 100_000,
             parallel_partitions: 4,
             parallel_tables: 1,
+            heartbeat_interval_ms: 30_000,
         }
     }
 }
@@ -332,6 +359,12 @@ impl PipeSpec {
         if self.source.user.is_empty() {
             return Err(err("source.user", "must not be empty"));
         }
+        if let Some(h) = &self.source.heartbeat_table {
+            match split_qualified(h) {
+                Ok(parts) if parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && p != "*") => {}
+                _ => return Err(err("source.heartbeat_table", format!("{h:?} is not of the form schema.table"))),
+            }
+        }
         if self.source.server_id == Some(0) {
             return Err(err("source.server_id", "must be between 1 and 4294967295 (0 is not a valid replica id)"));
         }
@@ -383,7 +416,19 @@ impl PipeSpec {
         if s.parallel_tables == 0 || s.parallel_tables > 64 {
             return Err(err("settings.parallel_tables", "must be between 1 and 64"));
         }
+        if s.heartbeat_interval_ms < 100 || s.heartbeat_interval_ms > 86_400_000 {
+            return Err(err("settings.heartbeat_interval_ms", "must be between 100 and 86400000"));
+        }
         Ok(())
+    }
+
+    /// `source.heartbeat_table` as (schema, table), when set (validated by `validate`).
+    pub fn heartbeat_table(&self) -> Option<(String, String)> {
+        let parts = split_qualified(self.source.heartbeat_table.as_deref()?).ok()?;
+        match <[String; 2]>::try_from(parts) {
+            Ok([schema, table]) => Some((schema, table)),
+            Err(_) => None,
+        }
     }
 
     /// The replica server id for the binlog connection: the spec's, or one derived from the name.
@@ -437,6 +482,10 @@ mod tests {
             (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "partition_by": " "}"#, "tables[0].partition_by"),
             (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "hard_deletes": true, "engine": "merge_tree"}"#, "tables[0].hard_deletes"),
             (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "engine": "aggregating"}"#, "(json)"),
+            (r#""server_id": 51001"#, r#""server_id": 51001, "heartbeat_table": "nodot""#, "source.heartbeat_table"),
+            (r#""server_id": 51001"#, r#""server_id": 51001, "heartbeat_table": "s.*""#, "source.heartbeat_table"),
+            (r#""server_id": 51001"#, r#""server_id": 51001, "replication_mechanism": "binlog""#, "(json)"),
+            (r#""sync_interval_ms": 1000"#, r#""sync_interval_ms": 1000, "heartbeat_interval_ms": 10"#, "settings.heartbeat_interval_ms"),
         ];
         for (from, to, field) in cases {
             let text = EXAMPLE.replace(from, to);
@@ -453,5 +502,9 @@ mod tests {
         spec.source.server_id = None;
         let id = spec.server_id();
         assert!(id >= 100_000 && id == spec.server_id());
+        assert_eq!(spec.source.replication_mechanism, ReplicationMechanism::Auto);
+        assert_eq!(spec.heartbeat_table(), None);
+        spec.source.heartbeat_table = Some("`ops.db`.beat".into());
+        assert_eq!(spec.heartbeat_table(), Some(("ops.db".into(), "beat".into())));
     }
 }

@@ -5,12 +5,16 @@
 //! only afterwards is the position after its last transaction made durable. A
 //! transaction larger than `LARGE_TXN_FACTOR × pull_batch_size` changes is
 //! written in parts before its commit (memory stays bounded); its checkpoint
-//! still only moves at the commit, and a replay rewrites the same versions.
+//! still only moves at the commit, and a replay writes it again with higher
+//! versions (`versions`).
+//!
+//! The stream resumes from the checkpoint by GTIDs or by file/offset as
+//! `source.replication_mechanism` and the server allow (`binlog::resume_by`).
 //!
 //! Tables added to a live pipe (`Adding`) or resynced (`Resync`) are copied
-//! here too, concurrently with the stream: the copy writes version
-//! `v(P) − 1`, where `P` is the source position read when the copy was set up,
-//! while the stream (which resumes from a checkpoint at or before `P`) applies
+//! here too, concurrently with the stream: the copy writes the version
+//! reserved when it was set up (reading the source position `P`), while the
+//! stream (started afterwards, from a checkpoint at or before `P`) applies
 //! every later change with a higher version, so the hand-off neither loses nor
 //! double-applies a change. A resync copies into `<table>_resync` and the
 //! stream applies that table's changes there too (the current table keeps
@@ -29,7 +33,8 @@ use sluice_catalog::TableRecord;
 use sluice_core::state::resync_table_name;
 use sluice_core::types::TableMapping;
 use sluice_core::{Checkpoint, PipeAction, PipeState, RowChange, TableState};
-use sluice_source::binlog::{BinlogEvent, BinlogReader};
+use crate::versions::VersionClock;
+use sluice_source::binlog::{self, BinlogEvent, BinlogReader, ResumeBy};
 use sluice_source::{conn, SourceError};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -148,11 +153,20 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
         .collect();
     let mut c = conn::connect(&spec.source).await?;
     let info = conn::server_info(&mut c).await?;
+    let by = binlog::resume_by(spec.source.replication_mechanism, &info, &start)?;
+    let mut clock = VersionClock::start(ctx, &mut c).await?;
     let replica_name = format!("sluice:{}", ctx.name());
-    let mut reader =
-        BinlogReader::start(c, info.flavor, spec.server_id(), &replica_name, &start, tables.iter().map(|t| t.mapping.clone()).collect())
-            .await?;
-    info!(pipe = ctx.name(), "CDC reading the binlog from {}", start.position);
+    let tracked = tables.iter().map(|t| t.mapping.clone()).collect();
+    let mut reader = BinlogReader::start(c, info.flavor, spec.server_id(), &replica_name, &start, by, tracked).await?;
+    match by {
+        ResumeBy::FilePos => info!(pipe = ctx.name(), "CDC reading the binlog from {}", start.position),
+        ResumeBy::Gtid => info!(
+            pipe = ctx.name(),
+            "CDC reading the binlog after GTID set {} (checkpoint {})",
+            start.gtid_set.as_deref().unwrap_or(""),
+            start.position
+        ),
+    }
     ctx.catalog.set_error(ctx.name(), None).await?;
 
     // Copies of added and resynced tables, running alongside the stream.
@@ -227,10 +241,11 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
             }
             Ok(Ok(event)) => match event? {
                 None => return Err(SourceError::Mysql(mysql_async::Error::Other("the source closed the binlog stream".into())).into()),
-                Some(BinlogEvent::Rows { table, changes }) => {
+                Some(BinlogEvent::Rows { table, mut changes }) => {
                     if tables[table].state == TableState::Error {
                         continue;
                     }
+                    clock.stamp(ctx, &mut changes).await?;
                     batch.in_txn = true;
                     batch.count += changes.len() as u64;
                     batch.rows[table].extend(changes);

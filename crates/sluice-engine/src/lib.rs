@@ -4,14 +4,15 @@
 //! snapshot-only pipes), resuming from the catalog after any restart:
 //! - `setup`: validates the source, records table schemas, creates the
 //!   destination tables and records the binlog position `P0` CDC starts from.
-//! - `snapshot`: copies each table in keyset chunks with version `v(P0) - 1`,
-//!   recording the last acknowledged key so a restart resumes mid-table.
+//! - `snapshot`: copies each table in keyset chunks with the snapshot version
+//!   reserved at Setup, recording the last acknowledged key so a restart
+//!   resumes mid-table.
 //! - `cdc`: follows the binlog from the checkpoint, batches whole
 //!   transactions, writes them, then makes the checkpoint durable.
 //!
 //! Delivery is at-least-once with idempotent effects: a checkpoint only moves
 //! after ClickHouse acknowledged everything before it, and replayed changes
-//! carry the same position-derived versions.
+//! carry higher versions than their first write (see `versions`).
 
 mod cdc;
 mod error;
@@ -20,6 +21,7 @@ mod retry;
 mod schema_change;
 mod setup;
 mod snapshot;
+pub mod versions;
 
 pub use error::EngineError;
 

@@ -7,6 +7,7 @@
 use crate::EngineError;
 use mysql_async::Conn;
 use sluice_core::state::resync_table_name;
+use sluice_catalog::Catalog;
 use sluice_core::types::TableMapping;
 use sluice_core::{Checkpoint, PipeSpec, TableSpec};
 use sluice_sink::ClickHouseSink;
@@ -43,11 +44,13 @@ pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<
     Ok(mappings)
 }
 
-/// The source's current position, and the version a copy consistent from it writes (`v(P) − 1`).
-pub async fn copy_start(src: &mut Conn) -> Result<(Checkpoint, i64), EngineError> {
+/// The source's current position, and the version a copy consistent from it
+/// writes, reserved from the pipe's clock: below every version of a stream
+/// started after this call.
+pub async fn copy_start(catalog: &Catalog, pipe: &str, src: &mut Conn) -> Result<(Checkpoint, i64), EngineError> {
     let info = conn::server_info(src).await?;
     let (position, gtid_set) = conn::current_position(src, &info).await?;
-    let version = position.snapshot_version().map_err(|e| EngineError::Spec(e.to_string()))?;
+    let version = crate::versions::reserve(catalog, pipe, src, 1).await?;
     Ok((Checkpoint { position, gtid_set }, version))
 }
 
@@ -59,12 +62,12 @@ pub struct AddedTables {
 }
 
 /// Setup for tables added to a live pipe. Refuses a table (or destination name)
-/// the pipe already has. The copy's version is `v(P) − 1` for the position `P`
-/// read here; the caller then restarts CDC (from its checkpoint, before or after
-/// `P`) with the tables tracked, and only then are they copied. A change before
-/// that restart is in what the copy reads; a change after it is applied by CDC
-/// with a version above `v(P)`.
+/// the pipe already has. The copy's version is reserved here; the caller then
+/// restarts CDC (from its checkpoint) with the tables tracked, and only then
+/// are they copied. A change before that restart is in what the copy reads; a
+/// change after it is applied by CDC with a higher version.
 pub async fn prepare_added_tables(
+    catalog: &Catalog,
     spec: &PipeSpec,
     existing: &[TableMapping],
     add: &[TableSpec],
@@ -84,7 +87,7 @@ pub async fn prepare_added_tables(
     for m in &mappings {
         sink.create_table(m).await?;
     }
-    let (_, snapshot_version) = copy_start(&mut src).await?;
+    let (_, snapshot_version) = copy_start(catalog, &spec.name, &mut src).await?;
     let _ = src.disconnect().await;
     Ok(AddedTables { mappings, snapshot_version })
 }
@@ -105,7 +108,7 @@ pub struct Resync {
 /// Reads each table's definition again from the source (a resync is also the
 /// way out of a schema change that could not be followed), creates a fresh
 /// `<table>_resync` for it, and reads the copies' start position.
-pub async fn prepare_resync(spec: &PipeSpec, tables: &[TableMapping], sink: &ClickHouseSink) -> Result<Resync, EngineError> {
+pub async fn prepare_resync(catalog: &Catalog, spec: &PipeSpec, tables: &[TableMapping], sink: &ClickHouseSink) -> Result<Resync, EngineError> {
     let mut src = conn::connect(&spec.source).await?;
     let mut mappings = Vec::with_capacity(tables.len());
     for t in tables {
@@ -119,7 +122,7 @@ pub async fn prepare_resync(spec: &PipeSpec, tables: &[TableMapping], sink: &Cli
         let m = t.rebuilt(table, t.options.clone()).map_err(EngineError::Spec)?;
         mappings.push(m);
     }
-    let (start, snapshot_version) = copy_start(&mut src).await?;
+    let (start, snapshot_version) = copy_start(catalog, &spec.name, &mut src).await?;
     let _ = src.disconnect().await;
     sink.ensure_database().await?;
     for m in &mappings {

@@ -103,7 +103,7 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
                                 continue;
                             }
                         };
-                        let (_, version) = copy_start(&mut src).await?;
+                        let (_, version) = copy_start(&ctx.catalog, ctx.name(), &mut src).await?;
                         let resync = resync_table_name(&rec.mapping.destination);
                         retry(ctx, "creating the resync table", || async {
                             Ok(ctx.sink.create_resync_table(&mapping, &resync, &resync_marker(version)).await?)

@@ -26,7 +26,7 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     // P0: every change after this position is replayed by CDC, so a snapshot
     // read after this point converges whatever it saw.
     let (position, gtid_set) = conn::current_position(&mut src, &info).await?;
-    let snapshot_version = position.snapshot_version().map_err(|e| EngineError::Spec(e.to_string()))?;
+    let snapshot_version = crate::versions::floor();
     let start = Checkpoint { position, gtid_set };
     ctx.catalog.record_setup(ctx.name(), &mappings, &start, snapshot_version).await?;
     info!(pipe = ctx.name(), "CDC will start at {} (gtid {})", start.position, start.gtid_set.as_deref().unwrap_or("-"));

@@ -1,9 +1,16 @@
 //! The binlog reader: a replication connection turned into row changes and commits.
 //!
-//! Uses `mysql_async`'s binlog stream (COM_BINLOG_DUMP from a file/position) and
+//! Uses `mysql_async`'s binlog stream and
 //! `mysql_common`'s event and value decoders. MariaDB's own events (GTID,
 //! GTID list, annotate rows, binlog checkpoint) are not decoded by
 //! `mysql_common`, so the MariaDB GTID event's fixed 13-byte body is parsed here.
+//!
+//! Positioning (`ResumeBy`): from a file/offset (COM_BINLOG_DUMP), or from
+//! the checkpoint's GTIDs — MySQL's COM_BINLOG_DUMP_GTID with the executed set
+//! (tagged GTIDs included), MariaDB's COM_BINLOG_DUMP after
+//! `SET @slave_connect_state` — which works on any server of the replication
+//! topology. Either way the server first sends a rotate event naming the file
+//! it starts in, and checkpoints carry both the file/offset and the GTIDs.
 //!
 //! TIME(n) columns: `mysql_common` 0.37 mis-decodes negative TIME(1)/TIME(2)
 //! values with a fraction (an unsigned underflow: a panic in debug builds, a
@@ -17,7 +24,7 @@
 //! transaction of its own. Only the position after a commit is ever offered as
 //! a checkpoint, so a resume never starts in the middle of a transaction.
 
-use crate::conn::{Flavor, SourceError};
+use crate::conn::{Flavor, ServerInfo, SourceError};
 use crate::convert::{from_binlog, ColKind};
 use crate::gtid::{GtidSet, MariaGtidPos};
 use futures_util::StreamExt;
@@ -25,6 +32,7 @@ use mysql_async::prelude::*;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use mysql_common::binlog::events::{EventData, OptionalMetadataField, RowsEventData, TableMapEvent};
 use sluice_core::schema::TableId;
+use sluice_core::spec::ReplicationMechanism;
 use sluice_core::types::TableMapping;
 use sluice_core::{BinlogPosition, Cell, ChangeOp, Checkpoint, RowChange};
 use std::collections::HashMap;
@@ -73,18 +81,54 @@ pub struct BinlogReader {
     pending_gtid: Option<(String, u64, u32, u32)>,
     /// A commit held back while its DDL statement is handed on first.
     pending_commit: Option<BinlogEvent>,
-    /// Where this stream started (named in purge errors).
+    /// Where this stream started, and how (named in purge errors).
     started_at: Checkpoint,
+    resumed_by: ResumeBy,
     /// Bytes of binlog events received so far.
     bytes_read: u64,
+}
+
+/// How a binlog stream is positioned on the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeBy {
+    /// The checkpoint's binlog file and offset.
+    FilePos,
+    /// The checkpoint's GTID set (MySQL) or GTID position (MariaDB).
+    Gtid,
+}
+
+/// Chooses how to resume from `from` on this server for the pipe's
+/// `mechanism`. `auto` takes GTIDs when the server writes them and the
+/// checkpoint has some (a checkpoint taken before any GTID existed, or with
+/// GTIDs off, can only be resumed by file/offset); `gtid` refuses a server or
+/// checkpoint without them, naming the fix.
+pub fn resume_by(mechanism: ReplicationMechanism, info: &ServerInfo, from: &Checkpoint) -> Result<ResumeBy, SourceError> {
+    let has_gtids = from.gtid_set.as_deref().is_some_and(|g| !g.trim().is_empty());
+    match mechanism {
+        ReplicationMechanism::FilePos => Ok(ResumeBy::FilePos),
+        ReplicationMechanism::Auto => Ok(if info.gtid_mode && has_gtids { ResumeBy::Gtid } else { ResumeBy::FilePos }),
+        ReplicationMechanism::Gtid if !info.gtid_mode => Err(SourceError::Config(
+            "source.replication_mechanism is gtid but the source has gtid_mode OFF: turn GTIDs on (SET PERSIST \
+             enforce_gtid_consistency = ON; then SET PERSIST gtid_mode = OFF_PERMISSIVE, ON_PERMISSIVE, ON in turn) \
+             or use replication_mechanism auto or file_pos"
+                .into(),
+        )),
+        ReplicationMechanism::Gtid if from.gtid_set.is_none() => Err(SourceError::Config(format!(
+            "source.replication_mechanism is gtid but the checkpoint ({}) was taken without GTIDs (they were off on the \
+             source then); use replication_mechanism file_pos, or resync the pipe",
+            from.position
+        ))),
+        // A MariaDB server that never wrote a GTID: the position is the only reference there is.
+        ReplicationMechanism::Gtid => Ok(if has_gtids || info.flavor == Flavor::MySql { ResumeBy::Gtid } else { ResumeBy::FilePos }),
+    }
 }
 
 const MARIADB_GTID_EVENT: u8 = 0xa2;
 const MARIADB_FL_STANDALONE: u8 = 1;
 
 impl BinlogReader {
-    /// Opens a replication stream at `from`. `tables` are the tracked tables;
-    /// changes to any other table are skipped.
+    /// Opens a replication stream at `from`, positioned `by` its file/offset or
+    /// its GTIDs. `tables` are the tracked tables; changes to any other table are skipped.
     /// `replica_name` is what the source shows for this replica (`SHOW REPLICAS`
     /// Host column), so that `check_server_id` can tell this pipe's own stale
     /// registration from another replica's.
@@ -94,6 +138,7 @@ impl BinlogReader {
         server_id: u32,
         replica_name: &str,
         from: &Checkpoint,
+        by: ResumeBy,
         tables: Vec<TableMapping>,
     ) -> Result<Self, SourceError> {
         check_server_id(&mut conn, flavor, server_id, replica_name).await?;
@@ -107,11 +152,27 @@ impl BinlogReader {
             // Without capability 4 MariaDB replaces its GTID events by dummy queries.
             conn.query_drop("SET @mariadb_slave_capability = 4").await?;
         }
-        let request = BinlogStreamRequest::new(server_id)
-            .with_hostname(replica_name.as_bytes())
-            .with_filename(from.position.file.as_bytes())
-            .with_pos(from.position.pos);
-        let stream = conn.get_binlog_stream(request).await.map_err(|e| purged_or(e, from))?;
+        let gtid_text = from.gtid_set.clone().unwrap_or_default();
+        let mut request = BinlogStreamRequest::new(server_id).with_hostname(replica_name.as_bytes());
+        match (by, flavor) {
+            (ResumeBy::FilePos, _) => request = request.with_filename(from.position.file.as_bytes()).with_pos(from.position.pos),
+            (ResumeBy::Gtid, Flavor::MySql) => {
+                let sids = GtidSet::parse(&gtid_text).and_then(|s| s.sids()).map_err(SourceError::Decode)?;
+                request = request.with_gtid().with_gtid_set(sids).with_pos(4);
+            }
+            (ResumeBy::Gtid, Flavor::MariaDb) => {
+                MariaGtidPos::parse(&gtid_text).map_err(SourceError::Decode)?;
+                // Non-strict: a GTID missing from this server's binlog (filtered, or a
+                // lost transaction) is an error the server reports, not a silent skip.
+                conn.exec_drop(
+                    "SET @slave_connect_state = ?, @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0",
+                    (gtid_text.as_str(),),
+                )
+                .await?;
+                request = request.with_pos(4);
+            }
+        }
+        let stream = conn.get_binlog_stream(request).await.map_err(|e| purged_or(e, from, by))?;
         let gtids = match (flavor, &from.gtid_set) {
             (Flavor::MySql, Some(s)) => Gtids::MySql(GtidSet::parse(s).map_err(SourceError::Decode)?),
             (Flavor::MariaDb, Some(s)) => Gtids::MariaDb(MariaGtidPos::parse(s).map_err(SourceError::Decode)?),
@@ -123,7 +184,8 @@ impl BinlogReader {
         Ok(Self {
             stream,
 
-            file: from.position.file.clone(),
+            // Positioned by GTIDs, the file is known from the server's first (rotate) event.
+            file: if by == ResumeBy::FilePos { from.position.file.clone() } else { String::new() },
             tables,
             kinds,
             by_id,
@@ -133,6 +195,7 @@ impl BinlogReader {
             pending_gtid: None,
             pending_commit: None,
             started_at: from.clone(),
+            resumed_by: by,
             bytes_read: 0,
         })
     }
@@ -204,7 +267,7 @@ impl BinlogReader {
         }
         loop {
             let Some(event) = self.stream.next().await else { return Ok(None) };
-            let event = event.map_err(|e| purged_or(e, &self.started_at))?;
+            let event = event.map_err(|e| purged_or(e, &self.started_at, self.resumed_by))?;
             let header = event.header();
             self.bytes_read += header.event_size() as u64;
             let log_pos = header.log_pos();
@@ -381,9 +444,9 @@ impl BinlogReader {
             RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_) | RowsEventData::PartialUpdateRowsEvent(_)
         );
         let mut changes = Vec::new();
+        // Versions are stamped by the engine's version clock.
         let mut push = |op, cells| -> Result<(), SourceError> {
-            let version = base.version(changes.len() as u64).map_err(|e| SourceError::Decode(e.to_string()))?;
-            changes.push(RowChange { op, version, cells });
+            changes.push(RowChange { op, version: 0, cells });
             Ok(())
         };
         for row in rows.rows(&mapped.tme) {
@@ -572,13 +635,22 @@ pub async fn check_server_id(conn: &mut Conn, flavor: Flavor, server_id: u32, re
     Ok(())
 }
 
-/// Error 1236 means the requested binlog file/position is gone (purged) or invalid.
-fn purged_or(e: mysql_async::Error, from: &Checkpoint) -> SourceError {
+/// Error 1236 means the requested binlog file/position (or the binlogs holding
+/// the transactions after the GTIDs) is gone (purged) or invalid.
+fn purged_or(e: mysql_async::Error, from: &Checkpoint, by: ResumeBy) -> SourceError {
     match &e {
-        mysql_async::Error::Server(s) if s.code == 1236 => SourceError::BinlogPurged(format!(
-            "binlog file {} (position {}) is no longer available on the source: {}; resync the pipe",
-            from.position.file, from.position.pos, s.message
-        )),
+        mysql_async::Error::Server(s) if s.code == 1236 => SourceError::BinlogPurged(match by {
+            ResumeBy::FilePos => format!(
+                "binlog file {} (position {}) is no longer available on the source: {}; resync the pipe",
+                from.position.file, from.position.pos, s.message
+            ),
+            ResumeBy::Gtid => format!(
+                "the source cannot stream the transactions after GTID set {} (checkpoint {}): {}; resync the pipe",
+                from.gtid_set.as_deref().unwrap_or(""),
+                from.position,
+                s.message
+            ),
+        }),
         _ => SourceError::Mysql(e),
     }
 }

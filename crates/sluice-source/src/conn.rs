@@ -149,7 +149,9 @@ pub async fn current_position(conn: &mut Conn, info: &ServerInfo) -> Result<(Bin
     let gtid = match info.flavor {
         Flavor::MySql if info.gtid_mode => row.get::<Option<String>, _>(4).flatten().map(|s| s.replace('\n', "")),
         Flavor::MySql => None,
-        Flavor::MariaDb => conn.query_first::<String, _>("SELECT @@GLOBAL.gtid_binlog_pos").await?,
+        // The GTID position exactly at (file, pos), not @@gtid_binlog_pos, which a commit
+        // between the two statements would move past the position.
+        Flavor::MariaDb => conn.exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos)).await?.flatten(),
     };
     Ok((BinlogPosition::new(file, pos), gtid))
 }

@@ -35,6 +35,35 @@ impl GtidSet {
         Ok(set)
     }
 
+    /// The set as `COM_BINLOG_DUMP_GTID` carries it: one SID block per
+    /// `uuid[:tag]`, intervals half-open.
+    pub fn sids(&self) -> Result<Vec<mysql_common::packets::Sid<'static>>, String> {
+        use mysql_common::packets::{GnoInterval, Sid, Tag};
+        self.sets
+            .iter()
+            .map(|(key, intervals)| {
+                let (uuid, tag) = match key.split_once(':') {
+                    Some((u, t)) => (u, Some(t)),
+                    None => (key.as_str(), None),
+                };
+                let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+                let mut bytes = [0u8; 16];
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| format!("bad GTID uuid {uuid:?}"))?;
+                }
+                let mut sid = Sid::new(bytes).with_intervals(intervals.iter().map(|(a, b)| GnoInterval::new(*a, b + 1)).collect());
+                if let Some(t) = tag {
+                    sid = sid.with_tag(Tag::new(t.to_string()).map_err(|e| format!("bad GTID tag {t:?}: {e}"))?);
+                }
+                Ok(sid)
+            })
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
     pub fn add(&mut self, key: &str, gno: u64) {
         self.add_range(key, gno, gno);
     }
@@ -92,6 +121,10 @@ impl MariaGtidPos {
         Ok(pos)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.domains.is_empty()
+    }
+
     pub fn set(&mut self, domain: u32, server: u32, seq: u64) {
         self.domains.insert(domain, (server, seq));
     }
@@ -117,6 +150,11 @@ mod tests {
         assert_eq!(s.to_string(), format!("{u}:1-7,{u}:tag1:3-4"));
         assert!(GtidSet::parse("nope:1").is_err());
         assert_eq!(GtidSet::parse("").unwrap().to_string(), "");
+        let sids = s.sids().unwrap();
+        assert_eq!(sids.len(), 2);
+        assert_eq!(sids[0].uuid()[..3], [0x3e, 0x11, 0xfa]);
+        assert_eq!((sids[0].intervals()[0].start(), sids[0].intervals()[0].end()), (1, 8), "intervals are half-open on the wire");
+        assert_eq!(sids[1].tag().map(|t| t.as_str()), Some("tag1"));
     }
 
     #[test]

@@ -107,8 +107,11 @@ impl Bench {
             let mapping = TableMapping::new(source.clone(), "t".into());
             let bin = sluice_source::conn::connect(&spec.source).await.unwrap();
             let table = TableReader::new(&mapping).unwrap();
-            let reader =
-                BinlogReader::start(bin, info.flavor, spec.server_id(), "sluice-test:decoders", &Checkpoint { position, gtid_set }, vec![mapping]).await.unwrap();
+            let from = Checkpoint { position, gtid_set };
+            // Positioned by GTIDs (both test-bed servers have them), as CDC does by default.
+            let by = sluice_source::binlog::resume_by(Default::default(), &info, &from).unwrap();
+            assert_eq!(by, sluice_source::binlog::ResumeBy::Gtid);
+            let reader = BinlogReader::start(bin, info.flavor, spec.server_id(), "sluice-test:decoders", &from, by, vec![mapping]).await.unwrap();
             (w, c, reader, table)
         });
         Bench { rt, writer, snap, reader, table, db, next_id: 1 }
