@@ -1,6 +1,7 @@
 //! The REST API (`/v1/pipes...`), its OpenAPI document and bearer-token auth.
 
-use crate::manager::{Manager, ManagerError, SettingsPatch};
+use crate::manager::{Manager, ManagerError, SettingsPatch, SourcePatch};
+use sluice_core::spec::{ReplicationMechanism, TlsMode};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -77,6 +78,24 @@ pub struct SourceView {
     pub port: u16,
     pub user: String,
     pub server_id: u32,
+    pub tls_mode: TlsMode,
+    pub replication_mechanism: ReplicationMechanism,
+    pub heartbeat_table: Option<String>,
+}
+
+impl SourceView {
+    fn of(spec: &PipeSpec) -> Self {
+        let s = &spec.source;
+        Self {
+            host: s.host.clone(),
+            port: s.port,
+            user: s.user.clone(),
+            server_id: spec.server_id(),
+            tls_mode: s.tls.mode,
+            replication_mechanism: s.replication_mechanism,
+            heartbeat_table: s.heartbeat_table.clone(),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -163,7 +182,7 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
         state: rec.state,
         mode: s.mode,
         error: rec.error,
-        source: SourceView { host: s.source.host.clone(), port: s.source.port, user: s.source.user.clone(), server_id: s.server_id() },
+        source: SourceView::of(s),
         destination: DestinationView { url: s.destination.url.clone(), user: s.destination.user.clone(), database: s.destination.database.clone() },
         tables: table_views,
         checkpoint: cp.map(|c| CheckpointView {
@@ -243,6 +262,22 @@ async fn patch_settings(State(st): State<AppState>, Path(name): Path<String>, bo
     };
     match st.manager.update_settings(&name, patch).await {
         Ok(s) => Json(s).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Change how a paused (or failed) pipe reaches its source — e.g. move it to
+/// another server after a fail-over; CDC resumes from the checkpoint there
+/// (by GTIDs). Fields left out keep their value.
+#[utoipa::path(patch, path = "/v1/pipes/{name}/source", tag = "pipes", params(("name" = String, Path)), request_body = SourcePatch,
+    responses((status = 200, body = SourceView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+async fn patch_source(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
+    let patch: SourcePatch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return bad_request(format!("invalid source change: {e}")),
+    };
+    match st.manager.update_source(&name, patch).await {
+        Ok(spec) => Json(SourceView::of(&spec)).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -364,8 +399,8 @@ async fn healthz() -> &'static str {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
-    paths(create_pipe, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, metrics_text, healthz, openapi_json),
-    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, SettingsPatch, SyncSettings, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec)),
+    paths(create_pipe, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, metrics_text, healthz, openapi_json),
+    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, SettingsPatch, SourcePatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -415,6 +450,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pipes/{name}/pause", post(pause_pipe))
         .route("/v1/pipes/{name}/resume", post(resume_pipe))
         .route("/v1/pipes/{name}/settings", patch(patch_settings))
+        .route("/v1/pipes/{name}/source", patch(patch_source))
         .route("/v1/pipes/{name}/resync", post(resync_pipe))
         .route("/v1/pipes/{name}/tables", post(add_tables))
         .route("/v1/pipes/{name}/tables/{table}", axum::routing::delete(remove_table))

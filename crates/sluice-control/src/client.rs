@@ -37,6 +37,27 @@ pub enum PipeCommand {
         #[arg(long)]
         snapshot_rows_per_chunk: Option<u64>,
     },
+    /// Change how a paused pipe reaches its source (e.g. another server after a fail-over).
+    SetSource {
+        name: String,
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        user: Option<String>,
+        /// Name of an environment variable holding the new password.
+        #[arg(long)]
+        password_env: Option<String>,
+        #[arg(long)]
+        server_id: Option<u32>,
+        /// auto, gtid or file_pos.
+        #[arg(long)]
+        replication_mechanism: Option<String>,
+        /// `schema.table` to write heartbeats to ("" to stop).
+        #[arg(long)]
+        heartbeat_table: Option<String>,
+    },
     /// List a pipe's state transitions and table/schema changes.
     Events { name: String },
     /// Copy tables again into `<table>_resync` and swap them in (all tables unless --table).
@@ -151,6 +172,31 @@ impl Client {
                     bail!("nothing to change: give --sync-interval-ms, --pull-batch-size or --snapshot-rows-per-chunk");
                 }
                 self.call(Method::PATCH, &format!("/v1/pipes/{name}/settings"), Some(Value::Object(body))).await?
+            }
+            PipeCommand::SetSource { name, host, port, user, password_env, server_id, replication_mechanism, heartbeat_table } => {
+                let mut body = serde_json::Map::new();
+                let password = match password_env {
+                    Some(var) => Some(std::env::var(&var).with_context(|| format!("environment variable {var} is not set"))?),
+                    None => None,
+                };
+                let fields: [(&str, Option<Value>); 7] = [
+                    ("host", host.map(Value::from)),
+                    ("port", port.map(Value::from)),
+                    ("user", user.map(Value::from)),
+                    ("password", password.map(Value::from)),
+                    ("server_id", server_id.map(Value::from)),
+                    ("replication_mechanism", replication_mechanism.map(Value::from)),
+                    ("heartbeat_table", heartbeat_table.map(Value::from)),
+                ];
+                for (k, v) in fields {
+                    if let Some(v) = v {
+                        body.insert(k.into(), v);
+                    }
+                }
+                if body.is_empty() {
+                    bail!("nothing to change: give at least one of --host, --port, --user, --password-env, --server-id, --replication-mechanism, --heartbeat-table");
+                }
+                self.call(Method::PATCH, &format!("/v1/pipes/{name}/source"), Some(Value::Object(body))).await?
             }
             PipeCommand::Events { name } => self.call(Method::GET, &format!("/v1/pipes/{name}/events"), None).await?,
             PipeCommand::Resync { name, tables } => {

@@ -214,6 +214,9 @@ impl Manager {
         if let Some(v) = patch.parallel_tables {
             rec.spec.settings.parallel_tables = v;
         }
+        if let Some(v) = patch.heartbeat_interval_ms {
+            rec.spec.settings.heartbeat_interval_ms = v;
+        }
         rec.spec.validate().map_err(|e| ManagerError::Invalid(e.to_string()))?;
         self.catalog.update_spec(&rec.spec).await?;
         if let Some(live) = self.live.lock().unwrap().get(name) {
@@ -221,6 +224,57 @@ impl Manager {
         }
         info!(pipe = name, "settings changed: {:?}", rec.spec.settings);
         Ok(rec.spec.settings)
+    }
+
+    /// Changes how the source is reached, on a `Paused` (or `Failed`) pipe: on
+    /// resume, CDC continues from its checkpoint on the server the new settings
+    /// name. Moving to another server of the replication topology (a fail-over)
+    /// needs GTIDs (`replication_mechanism` auto or gtid): a file/offset means
+    /// nothing on another server.
+    pub async fn update_source(&self, name: &str, patch: SourcePatch) -> Result<PipeSpec, ManagerError> {
+        let mut rec = self.catalog.pipe(name).await?.ok_or_else(|| ManagerError::NotFound(name.into()))?;
+        if !matches!(rec.state, PipeState::Paused | PipeState::Failed) {
+            return Err(ManagerError::Conflict {
+                message: format!("the source of a pipe that is {} cannot change; pause it first", rec.state),
+                state: rec.state,
+            });
+        }
+        let before = format!("{}:{}", rec.spec.source.host, rec.spec.source.port);
+        let src = &mut rec.spec.source;
+        if let Some(v) = patch.host {
+            src.host = v;
+        }
+        if let Some(v) = patch.port {
+            src.port = v;
+        }
+        if let Some(v) = patch.user {
+            src.user = v;
+        }
+        if let Some(v) = patch.password {
+            src.password = sluice_core::spec::Secret(v);
+        }
+        if let Some(v) = patch.server_id {
+            src.server_id = Some(v);
+        }
+        if let Some(v) = patch.tls {
+            src.tls = v;
+        }
+        if let Some(v) = patch.replication_mechanism {
+            src.replication_mechanism = v;
+        }
+        if let Some(v) = patch.heartbeat_table {
+            src.heartbeat_table = (!v.is_empty()).then_some(v);
+        }
+        rec.spec.validate().map_err(|e| ManagerError::Invalid(e.to_string()))?;
+        self.catalog.update_spec(&rec.spec).await?;
+        let src = &rec.spec.source;
+        let msg = format!(
+            "source changed: {before} → {}:{} (user {}, replication_mechanism {:?}); CDC resumes from the checkpoint there",
+            src.host, src.port, src.user, src.replication_mechanism
+        );
+        self.catalog.note(name, &msg).await?;
+        info!(pipe = name, "{msg}");
+        Ok(rec.spec)
     }
 
     /// Re-copies tables (all when `only` is empty) into `<table>_resync` and swaps
@@ -439,4 +493,21 @@ pub struct SettingsPatch {
     pub rows_per_partition: Option<u64>,
     pub parallel_partitions: Option<u32>,
     pub parallel_tables: Option<u32>,
+    pub heartbeat_interval_ms: Option<u64>,
+}
+
+/// A partial change of how the source is reached (`PATCH /v1/pipes/{name}/source`),
+/// e.g. after a fail-over: the pipe resumes from its checkpoint on the new server.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourcePatch {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub server_id: Option<u32>,
+    pub tls: Option<sluice_core::spec::TlsSpec>,
+    pub replication_mechanism: Option<sluice_core::spec::ReplicationMechanism>,
+    /// `schema.table`, or an empty string to stop writing heartbeats.
+    pub heartbeat_table: Option<String>,
 }
