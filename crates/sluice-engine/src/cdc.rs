@@ -158,6 +158,7 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
     let replica_name = format!("sluice:{}", ctx.name());
     let tracked = tables.iter().map(|t| t.mapping.clone()).collect();
     let mut reader = BinlogReader::start(c, info.flavor, spec.server_id(), &replica_name, &start, by, tracked).await?;
+    let _heartbeat = crate::heartbeat::start(ctx);
     match by {
         ResumeBy::FilePos => info!(pipe = ctx.name(), "CDC reading the binlog from {}", start.position),
         ResumeBy::Gtid => info!(
@@ -271,7 +272,14 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
                         return Ok(Ended::TablesChanged);
                     }
                 }
-                Some(BinlogEvent::Heartbeat) => {}
+                Some(BinlogEvent::Heartbeat { checkpoint: Some(cp) }) => {
+                    // Idle source: nothing held, so the server's position is a safe checkpoint.
+                    let newest = batch.commit.as_ref().unwrap_or(&saved);
+                    if !batch.in_txn && batch.count == 0 && cp.position > newest.position {
+                        batch.commit = Some(cp);
+                    }
+                }
+                Some(BinlogEvent::Heartbeat { checkpoint: None }) => {}
             },
         }
     }

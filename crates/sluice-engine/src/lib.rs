@@ -16,6 +16,7 @@
 
 mod cdc;
 mod error;
+mod heartbeat;
 pub mod modify;
 mod retry;
 mod schema_change;
@@ -125,12 +126,16 @@ pub async fn register(catalog: &Catalog, spec: &PipeSpec) -> Result<(), EngineEr
         Some(rec) => {
             let mut stored = rec.spec.clone();
             stored.settings = spec.settings.clone();
-            stored.source.password = spec.source.password.clone();
+            if stored.source != spec.source {
+                // Another server (a fail-over), other credentials or TLS: CDC resumes from the checkpoint there.
+                info!(pipe = spec.name.as_str(), "source settings changed: now {}:{}", spec.source.host, spec.source.port);
+                stored.source = spec.source.clone();
+            }
             stored.destination.password = spec.destination.password.clone();
             if &stored != spec {
                 return Err(EngineError::Spec(format!(
-                    "pipe {:?} already exists in this data dir with a different source, destination, tables or mode; \
-                     use another --data-dir or pipe name (only settings and passwords may change on restart)",
+                    "pipe {:?} already exists in this data dir with a different destination, tables or mode; \
+                     use another --data-dir or pipe name (only source, settings and passwords may change on restart)",
                     spec.name
                 )));
             }

@@ -48,8 +48,11 @@ pub enum BinlogEvent {
     /// A statement (DDL) on a schema that holds tracked tables (`schema`: the
     /// statement's default database). A `Commit` at `checkpoint` follows it.
     Ddl { schema: String, query: String, checkpoint: Checkpoint },
-    /// The server is idle (heartbeat).
-    Heartbeat,
+    /// The server is idle (heartbeat). With no transaction open, `checkpoint`
+    /// is where the server's binlog stands (the file the heartbeat names, at
+    /// its offset): a quiet pipe can move its checkpoint there, e.g. into a
+    /// new binlog file after the server restarted, before the old one is purged.
+    Heartbeat { checkpoint: Option<Checkpoint> },
 }
 
 /// How a table-map id maps onto a tracked table's columns.
@@ -343,7 +346,13 @@ impl BinlogReader {
                         return Ok(Some(out));
                     }
                 }
-                EventData::HeartbeatEvent => return Ok(Some(BinlogEvent::Heartbeat)),
+                EventData::HeartbeatEvent => {
+                    // The body names the file the server is reading (possibly followed by a checksum).
+                    let named = rotate_file_name(event.data());
+                    let checkpoint = (!self.in_txn && self.pending_gtid.is_none() && !self.file.is_empty() && named == self.file && log_pos > 4)
+                        .then(|| Checkpoint { position: BinlogPosition::new(self.file.clone(), log_pos as u64), gtid_set: self.gtid_text() });
+                    return Ok(Some(BinlogEvent::Heartbeat { checkpoint }));
+                }
                 _ => {}
             }
         }

@@ -209,3 +209,124 @@ async fn mysql_file_pos_mechanism_resumes_by_position() {
 async fn mariadb_file_pos_mechanism_resumes_by_position() {
     file_pos_resume(Flavor::MariaDb).await;
 }
+
+/// `source.heartbeat_table`: while the tracked table is quiet, Sluice upserts
+/// its row in the heartbeat table every `heartbeat_interval_ms`, the
+/// checkpoint keeps up with the source's position, the heartbeat table is not
+/// replicated, and lag stays low. A heartbeat table that cannot be written
+/// (no such schema) is a warning with the fix, not a pipe failure.
+async fn heartbeat_table(flavor: Flavor) {
+    let (url, _) = fo_urls(flavor);
+    let db = unique(&format!("hb_{}", flavor.tag()));
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql_url(&url).await;
+    c.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT)")).await.unwrap();
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 1), (2, 2)")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let mut spec = spec_for_url(&db, &url, json!([{"source": format!("{db}.t")}]), &ch_db, "snapshot_and_cdc");
+    spec["source"]["heartbeat_table"] = format!("{db}.beat").into();
+    spec["settings"]["heartbeat_interval_ms"] = 300.into();
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec.clone())).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", T).await;
+    let beat_sql = format!("SELECT CAST(beat_at AS CHAR(26)) FROM `{db}`.beat WHERE pipe = '{db}'");
+    eventually(T, || async {
+        let r = mysql_url(&url).await.query_first::<String, _>(&beat_sql).await.map_err(|e| e.to_string())?;
+        r.map(|_| ()).ok_or_else(|| "no heartbeat row yet".to_string())
+    })
+    .await;
+    let first: String = mysql_url(&url).await.query_first(&beat_sql).await.unwrap().unwrap();
+    eventually(T, || async {
+        let now = mysql_url(&url).await.query_first::<String, _>(&beat_sql).await.map_err(|e| e.to_string())?.unwrap_or_default();
+        if now > first { Ok(()) } else { Err(format!("heartbeat still at {now}")) }
+    })
+    .await;
+    // The checkpoint reaches the source's current position (past the latest heartbeats).
+    let info_sql = if flavor == Flavor::MySql { "SHOW BINARY LOG STATUS" } else { "SHOW MASTER STATUS" };
+    let row: mysql_async::Row = mysql_url(&url).await.query_first(info_sql).await.unwrap().unwrap();
+    let (file, pos): (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
+    eventually(T, || async {
+        let (_, view) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+        let cp = &view["checkpoint"];
+        let (f, p) = (cp["binlog_file"].as_str().unwrap_or_default().to_string(), cp["binlog_pos"].as_u64().unwrap_or(0));
+        if f > file || (f == file && p >= pos) { Ok(()) } else { Err(format!("checkpoint {f}:{p} behind the source's {file}:{pos}")) }
+    })
+    .await;
+    let (_, view) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+    let lag = view["lag_seconds"].as_f64().expect("lag is known");
+    assert!(lag < 5.0, "lag {lag}");
+    assert_eq!(view["source"]["heartbeat_table"], format!("{db}.beat"));
+    let tables = ch_rows(&format!("SELECT name FROM system.tables WHERE database = '{ch_db}' ORDER BY name")).await.unwrap();
+    assert_eq!(tables, vec![vec!["t".to_string()]], "the heartbeat table is not replicated");
+
+    // A heartbeat table the pipe cannot write: a warning naming the fix; data still flows.
+    let bad = format!("{db}_b");
+    let mut spec = spec_for_url(&bad, &url, json!([{"source": format!("{db}.t")}]), &format!("{bad}_ch"), "snapshot_and_cdc");
+    spec["source"]["heartbeat_table"] = format!("nosuchschema_{bad}.beat").into();
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec)).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&bad, "Running", T).await;
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (3, 3)")).await.unwrap();
+    eventually(T, || async {
+        let n = ch_rows(&format!("SELECT count() FROM {bad}_ch.t FINAL")).await?;
+        if n[0][0] == "3" { Ok(()) } else { Err(format!("{n:?} rows")) }
+    })
+    .await;
+    let log = srv.log();
+    assert!(log.contains("cannot write the heartbeat") && log.contains("GRANT CREATE, INSERT, UPDATE"), "no heartbeat warning:\n{log}");
+    assert_eq!(srv.state(&bad).await, "Running");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_heartbeat_table_keeps_a_quiet_pipe_moving() {
+    heartbeat_table(Flavor::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_heartbeat_table_keeps_a_quiet_pipe_moving() {
+    heartbeat_table(Flavor::MariaDb).await;
+}
+
+/// On an idle server the binlog stream's heartbeat events (every 5 s) carry
+/// the server's position, which the reader offers as a checkpoint.
+async fn heartbeat_event_checkpoint(url: &str) {
+    use sluice_source::binlog::{BinlogEvent, BinlogReader, ResumeBy};
+    let u = url::Url::parse(url).unwrap();
+    let spec: sluice_core::PipeSpec =
+        sluice_core::PipeSpec::from_json(&spec_for_url("hbevent", url, json!([{"source": "x.y"}]), "unused", "cdc_only").to_string()).unwrap();
+    let mut c = sluice_source::conn::connect(&spec.source).await.unwrap();
+    let info = sluice_source::conn::server_info(&mut c).await.unwrap();
+    for attempt in 0..4 {
+        let (position, gtid_set) = sluice_source::conn::current_position(&mut c, &info).await.unwrap();
+        let from = sluice_core::Checkpoint { position: position.clone(), gtid_set };
+        let bin = sluice_source::conn::connect(&spec.source).await.unwrap();
+        let mut reader = BinlogReader::start(bin, info.flavor, spec.server_id(), "sluice-test:hb", &from, ResumeBy::FilePos, vec![]).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Ok(Some(BinlogEvent::Heartbeat { checkpoint }))) = tokio::time::timeout(Duration::from_secs(15), reader.next()).await {
+                let cp = checkpoint.expect("an idle stream's heartbeat offers a checkpoint");
+                let (now, _) = sluice_source::conn::current_position(&mut c, &info).await.unwrap();
+                if cp.position == now {
+                    return;
+                }
+                // Someone wrote meanwhile; the heartbeat may not be the newest position: try again.
+                assert!(cp.position >= position, "heartbeat position {} before the start {position}", cp.position);
+                break;
+            }
+        }
+        eprintln!("attempt {attempt} on {}: no quiet heartbeat", u.port().unwrap());
+    }
+    panic!("no heartbeat with the server's position on {url}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_heartbeat_events_carry_a_checkpoint() {
+    heartbeat_event_checkpoint(&testbed_url("SLUICE_TEST_MARIADB_FO_REPLICA_URL")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_heartbeat_events_carry_a_checkpoint() {
+    heartbeat_event_checkpoint(&testbed_url("SLUICE_TEST_MYSQL_FO_REPLICA_URL")).await;
+}
