@@ -12,7 +12,7 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     let mut src = retry(ctx, "connecting to the source", || async { Ok(conn::connect(&spec.source).await?) }).await?;
     let info = conn::server_info(&mut src).await?;
     info!(pipe = ctx.name(), "source is {} (GTID {})", info.version, if info.gtid_mode { "on" } else { "off" });
-    checks::require(&mut src, &info).await?;
+    checks::require(&mut src, &info, spec.source.replication_mechanism).await?;
 
     let mappings = crate::modify::describe_tables(&mut src, &spec.tables).await?;
 

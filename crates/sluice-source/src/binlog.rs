@@ -602,7 +602,27 @@ fn format_uuid(b: &[u8; 16]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rotate_file_name;
+    use super::*;
+
+    #[test]
+    fn resume_by_follows_mechanism_server_and_checkpoint() {
+        use ReplicationMechanism::*;
+        let server = |flavor, gtid_mode| ServerInfo { flavor, version: String::new(), gtid_mode };
+        let cp = |g: Option<&str>| Checkpoint { position: BinlogPosition::new("binlog.000001", 4), gtid_set: g.map(String::from) };
+        let (my_on, my_off, maria) = (server(Flavor::MySql, true), server(Flavor::MySql, false), server(Flavor::MariaDb, true));
+        let with = cp(Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"));
+        assert_eq!(resume_by(Auto, &my_on, &with).unwrap(), ResumeBy::Gtid);
+        assert_eq!(resume_by(Auto, &my_on, &cp(None)).unwrap(), ResumeBy::FilePos, "a checkpoint without GTIDs");
+        assert_eq!(resume_by(Auto, &my_off, &with).unwrap(), ResumeBy::FilePos);
+        assert_eq!(resume_by(FilePos, &my_on, &with).unwrap(), ResumeBy::FilePos);
+        assert_eq!(resume_by(Gtid, &my_on, &with).unwrap(), ResumeBy::Gtid);
+        let off = resume_by(Gtid, &my_off, &with).unwrap_err().to_string();
+        assert!(off.contains("gtid_mode OFF") && off.contains("SET PERSIST"), "{off}");
+        let none = resume_by(Gtid, &my_on, &cp(None)).unwrap_err().to_string();
+        assert!(none.contains("taken without GTIDs"), "{none}");
+        assert_eq!(resume_by(Auto, &maria, &cp(Some("0-1-5"))).unwrap(), ResumeBy::Gtid);
+        assert_eq!(resume_by(Gtid, &maria, &cp(Some(""))).unwrap(), ResumeBy::FilePos, "a MariaDB server that never wrote a GTID");
+    }
 
     #[test]
     fn rotate_names_lose_a_stray_checksum() {

@@ -7,6 +7,7 @@ use crate::conn::{Flavor, ServerInfo, SourceError};
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use serde::Serialize;
+use sluice_core::spec::ReplicationMechanism;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -27,9 +28,30 @@ fn check(name: &str, ok: bool, found: impl Into<String>, fix: impl Into<String>)
     Check { name: name.into(), ok, found: found.into(), fix: if ok { String::new() } else { fix.into() } }
 }
 
+/// How CDC will position itself with `mechanism` on this server; refused when
+/// `gtid` is asked of a server with GTIDs off.
+pub fn replication(info: &ServerInfo, mechanism: ReplicationMechanism) -> Check {
+    let gtid = if info.gtid_mode { "GTIDs on" } else { "GTIDs off" };
+    let fix = "turn GTIDs on (SET PERSIST enforce_gtid_consistency = ON; then SET PERSIST gtid_mode = OFF_PERMISSIVE, \
+               ON_PERMISSIVE, ON in turn) or use replication_mechanism auto or file_pos";
+    match mechanism {
+        ReplicationMechanism::Gtid => check("replication_mechanism", info.gtid_mode, format!("gtid requested, {gtid}"), fix),
+        ReplicationMechanism::FilePos => {
+            check("replication_mechanism", true, format!("file_pos ({gtid}); a move to another server needs a resync"), "")
+        }
+        ReplicationMechanism::Auto if info.gtid_mode => check("replication_mechanism", true, "auto: resumes by GTIDs", ""),
+        ReplicationMechanism::Auto => check(
+            "replication_mechanism",
+            true,
+            "auto: resumes by file/position (GTIDs off; a move to another server needs a resync)",
+            "",
+        ),
+    }
+}
+
 /// Runs every server-level check (tables are checked by `tables`).
-pub async fn run(conn: &mut Conn, info: &ServerInfo) -> Result<Vec<Check>, SourceError> {
-    let mut out = Vec::new();
+pub async fn run(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMechanism) -> Result<Vec<Check>, SourceError> {
+    let mut out = vec![replication(info, mechanism)];
     let log_bin = var(conn, "log_bin").await?.unwrap_or_default();
     out.push(check(
         "log_bin",
@@ -121,8 +143,8 @@ pub async fn run(conn: &mut Conn, info: &ServerInfo) -> Result<Vec<Check>, Sourc
 }
 
 /// Fails with every failing check's message, or returns the checks when all pass.
-pub async fn require(conn: &mut Conn, info: &ServerInfo) -> Result<Vec<Check>, SourceError> {
-    let checks = run(conn, info).await?;
+pub async fn require(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMechanism) -> Result<Vec<Check>, SourceError> {
+    let checks = run(conn, info, mechanism).await?;
     let failed: Vec<String> = checks
         .iter()
         .filter(|c| !c.ok)

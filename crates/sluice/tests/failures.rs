@@ -186,9 +186,10 @@ async fn check_reports_every_check_with_its_fix() {
     let (ok, v) = run(spec_all.clone());
     assert!(ok && v["ok"] == true, "{v}");
     let names: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    for want in ["log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata", "binlog_retention", "grants", "tls"] {
+    for want in ["replication_mechanism", "log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata", "binlog_retention", "grants", "tls"] {
         assert!(names.contains(&want), "no {want} check: {v}");
     }
+    assert!(v["checks"][0]["found"].as_str().unwrap().contains("resumes by GTIDs"), "{v}");
     assert!(names.iter().any(|n| n.starts_with("table ") && n.contains("orders")), "{v}");
 
     c.query_drop(format!("CREATE TABLE {db}.nokey (a INT, b INT)")).await.unwrap();
