@@ -2,9 +2,11 @@
 //!
 //! Tables are `ReplacingMergeTree(_peerdb_version, _peerdb_is_deleted)` ordered
 //! by the source primary key, so that `FINAL` keeps the newest version of each
-//! row and hides deleted ones. Writes are idempotent: the same changes written
-//! twice (a retried batch, a replay after a crash) carry the same versions and
-//! leave `FINAL` unchanged, which is what makes at-least-once delivery safe.
+//! row and hides deleted ones. Writes are idempotent in effect: a retried
+//! insert carries the same versions, and a replay after a crash writes the
+//! changes again with higher versions together with every later change of the
+//! same rows, so `FINAL` ends the same — which is what makes at-least-once
+//! delivery safe.
 //! Inserts use RowBinary, compressed with LZ4 by the `clickhouse` crate.
 
 pub mod alter;
