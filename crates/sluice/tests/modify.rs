@@ -31,10 +31,6 @@ fn writer(url: String, db: String, seed: u64, max_id: u64, stop: Arc<AtomicBool>
     })
 }
 
-async fn max_version(table: &str) -> i64 {
-    ch_rows(&format!("SELECT max(_peerdb_version) FROM {table}")).await.unwrap()[0][0].parse().unwrap()
-}
-
 async fn events(srv: &SluiceServer, name: &str) -> Vec<String> {
     let (_, ev) = srv.call(Method::GET, &format!("/v1/pipes/{name}/events"), None).await;
     ev.as_array().unwrap().iter().map(|e| format!("{} {}", e["to_state"].as_str().unwrap(), e["reason"].as_str().unwrap())).collect()

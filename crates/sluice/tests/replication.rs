@@ -37,10 +37,6 @@ async fn replica_caught_up(primary: &str, replica: &str, db: &str) {
     .await;
 }
 
-async fn max_version(table: &str) -> i64 {
-    ch_rows(&format!("SELECT max(_peerdb_version) FROM {table}")).await.unwrap()[0][0].parse().unwrap()
-}
-
 /// A pipe on the primary is paused, moved to the replica with
 /// `PATCH /v1/pipes/{name}/source`, and resumed: CDC continues from its
 /// checkpoint's GTIDs on a server whose binlog files and offsets differ (the

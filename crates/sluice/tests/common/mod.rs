@@ -275,6 +275,11 @@ where
     }
 }
 
+/// The highest `_peerdb_version` in a destination table.
+pub async fn max_version(table: &str) -> i64 {
+    ch_rows(&format!("SELECT max(_peerdb_version) FROM {table}")).await.unwrap()[0][0].parse().unwrap()
+}
+
 /// Compares two row sets, describing the first difference.
 pub fn diff(src: &[Vec<String>], dst: &[Vec<String>]) -> Result<(), String> {
     if src == dst {
