@@ -273,9 +273,12 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
                     }
                 }
                 Some(BinlogEvent::Heartbeat { checkpoint: Some(cp) }) => {
-                    // Idle source: nothing held, so the server's position is a safe checkpoint.
-                    let newest = batch.commit.as_ref().unwrap_or(&saved);
-                    if !batch.in_txn && batch.count == 0 && cp.position > newest.position {
+                    // Idle source: nothing held, so the server's position is a safe checkpoint. The
+                    // stream only moves forward: another file is a later one (file numbers are not
+                    // compared: after a fail-over they are the new server's).
+                    let newest = &batch.commit.as_ref().unwrap_or(&saved).position;
+                    let ahead = cp.position.file != newest.file || cp.position.pos > newest.pos;
+                    if !batch.in_txn && batch.count == 0 && ahead {
                         batch.commit = Some(cp);
                     }
                 }
