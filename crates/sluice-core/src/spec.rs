@@ -114,7 +114,8 @@ pub struct TableSpec {
     #[serde(default)]
     pub destination: Option<String>,
     /// Column whose ranges split the snapshot into partitions (default: the
-    /// first primary-key column): an indexed, NOT NULL integer column.
+    /// first primary-key column): an indexed, NOT NULL integer,
+    /// date/datetime/timestamp or CHAR/VARCHAR/BINARY/VARBINARY column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_key: Option<String>,
     /// Source columns never read (snapshot) nor written (CDC), absent from the destination.
