@@ -318,7 +318,11 @@ async fn partition_key_columns(flavor: Flavor) {
     c.query_drop(format!("CREATE TABLE {db}.e (at DATETIME(3) NOT NULL, id INT NOT NULL, note VARCHAR(20), PRIMARY KEY (at, id))")).await.unwrap();
     let values: Vec<String> = (0..3000).map(|i| format!("('2023-05-01 00:00:00' + INTERVAL {} MICROSECOND, {i}, 'e{i}')", i as u64 * 60_001_000)).collect();
     c.query_drop(format!("INSERT INTO {db}.e VALUES {}", values.join(","))).await.unwrap();
-    c.query_drop(format!("ANALYZE TABLE {db}.t, {db}.e")).await.unwrap();
+    // Keyed by a latin1 string with non-ASCII values: paging and partition bounds compare in its collation.
+    c.query_drop(format!("CREATE TABLE {db}.g (id VARCHAR(20) CHARACTER SET latin1 PRIMARY KEY, val INT NOT NULL)")).await.unwrap();
+    let values: Vec<String> = (0..1500).map(|i| format!("('{}-{i:04}', {i})", spelling(LATIN1_WORDS[i % 4], i % 3))).collect();
+    c.query_drop(format!("INSERT INTO {db}.g VALUES {}", values.join(","))).await.unwrap();
+    c.query_drop(format!("ANALYZE TABLE {db}.t, {db}.e, {db}.g")).await.unwrap();
     // Equal-width splits give ceil(estimate / rows_per_partition) ranges; read the estimate Sluice reads.
     let estimate = |table: &'static str| {
         let db = db.clone();
@@ -331,8 +335,8 @@ async fn partition_key_columns(flavor: Flavor) {
             n.unwrap().div_ceil(1000)
         }
     };
-    let (est_t, est_e) = (estimate("t").await, estimate("e").await);
-    assert!(est_t > 1 && est_e > 1, "estimates {est_t}, {est_e}: nothing to split");
+    let (est_t, est_e, est_g) = (estimate("t").await, estimate("e").await, estimate("g").await);
+    assert!(est_t > 1 && est_e > 1 && est_g > 1, "estimates {est_t}, {est_e}, {est_g}: nothing to split");
 
     let dir = tempfile::tempdir().unwrap();
     for (col, why) in [
@@ -366,8 +370,9 @@ async fn partition_key_columns(flavor: Flavor) {
         eprintln!("{flavor:?}: partition_key {col}: {want} partitions, copy equal to the source");
     }
 
-    // snapshot_and_cdc keyed by the integer k, with e (primary key led by a DATETIME(3), no partition_key).
-    let tables = serde_json::json!([{"source": format!("{db}.t"), "partition_key": "k"}, {"source": format!("{db}.e")}]);
+    // snapshot_and_cdc keyed by the integer k, with e (primary key led by a DATETIME(3)) and g (latin1
+    // VARCHAR primary key), split without a partition_key.
+    let tables = serde_json::json!([{"source": format!("{db}.t"), "partition_key": "k"}, {"source": format!("{db}.e")}, {"source": format!("{db}.g")}]);
     let mut spec = spec(&db, flavor, tables, &ch_db, "snapshot_and_cdc");
     spec["settings"]["rows_per_partition"] = 1000.into();
     spec["settings"]["snapshot_rows_per_chunk"] = 300.into();
@@ -375,17 +380,21 @@ async fn partition_key_columns(flavor: Flavor) {
     c.query_drop(format!("UPDATE {db}.t SET v = 'changed' WHERE k < 100")).await.unwrap();
     let converged = || async {
         same_rows(flavor, &db, &ch_db, "t", all, "id").await?;
-        same_rows(flavor, &db, &ch_db, "e", "at, id, note", "at, id").await
+        same_rows(flavor, &db, &ch_db, "e", "at, id, note", "at, id").await?;
+        same_rows(flavor, &db, &ch_db, "g", "id, val", "val").await
     };
     eventually(CONVERGE, converged).await;
     // Rows outside the planned ranges (below the first bound, above the last) arrive by CDC.
     c.query_drop(format!("INSERT INTO {db}.e VALUES ('2019-01-01 00:00:00.001', 1, 'before'), ('2030-01-01', 2, 'after')")).await.unwrap();
     c.query_drop(format!("UPDATE {db}.t SET s = 'ÉTÉ-99999', l = 'ÆRØ-99999' WHERE id = 'id-00000'")).await.unwrap();
+    c.query_drop(format!("UPDATE {db}.g SET val = -val WHERE id LIKE 'ÆRØ%'")).await.unwrap();
     eventually(CONVERGE, converged).await;
     let log = run.log();
     assert_eq!(partitions_logged(&log, &db, "t"), Some(est_t), "partitions of k:\n{log}");
     assert_eq!(partitions_logged(&log, &db, "e"), Some(est_e), "partitions of e (DATETIME primary key):\n{log}");
-    eprintln!("{flavor:?}: partition_key k: {est_t} partitions; e by its DATETIME key: {est_e} partitions");
+    // 1500 distinct values, a bound every 1000 rows: one bound.
+    assert_eq!(partitions_logged(&log, &db, "g"), Some(2), "partitions of g (latin1 VARCHAR primary key):\n{log}");
+    eprintln!("{flavor:?}: partition_key k: {est_t} partitions; e by its DATETIME key: {est_e} partitions; g by its latin1 key: 2");
 }
 
 #[tokio::test(flavor = "multi_thread")]
