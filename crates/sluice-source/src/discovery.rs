@@ -149,28 +149,6 @@ fn choose_key(columns: &[SourceColumn], unique: &[(String, Option<String>)]) -> 
         .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn col(name: &str, nullable: bool) -> SourceColumn {
-        SourceColumn { ordinal: 1, ..SourceColumn::new(name, "int", "int", nullable) }
-    }
-
-    #[test]
-    fn key_is_primary_else_smallest_not_null_unique() {
-        let cols = [col("a", false), col("b", false), col("n", true)];
-        let u = |rows: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
-            rows.iter().map(|(i, c)| (i.to_string(), c.map(String::from))).collect()
-        };
-        assert_eq!(choose_key(&cols, &u(&[("PRIMARY", Some("b")), ("PRIMARY", Some("a"))])), ["b", "a"]);
-        assert_eq!(choose_key(&cols, &u(&[("ab", Some("a")), ("ab", Some("b")), ("bb", Some("b"))])), ["b"]);
-        assert_eq!(choose_key(&cols, &u(&[("n", Some("n")), ("ab", Some("a")), ("ab", Some("b"))])), ["a", "b"]);
-        assert!(choose_key(&cols, &u(&[("n", Some("n")), ("f", None)])).is_empty());
-        assert!(choose_key(&cols, &[]).is_empty());
-    }
-}
-
 /// A snapshot partition key must be a NOT NULL integer, DATE/DATETIME/TIMESTAMP
 /// or string (CHAR/VARCHAR/BINARY/VARBINARY) column that leads an index on its
 /// whole value: ranges of it are read through that index, and every row falls
@@ -226,4 +204,26 @@ pub async fn leads_whole_value_index(conn: &mut Conn, table: &SourceTable, name:
         )
         .await?;
     Ok(indexed.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, nullable: bool) -> SourceColumn {
+        SourceColumn { ordinal: 1, ..SourceColumn::new(name, "int", "int", nullable) }
+    }
+
+    #[test]
+    fn key_is_primary_else_smallest_not_null_unique() {
+        let cols = [col("a", false), col("b", false), col("n", true)];
+        let u = |rows: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+            rows.iter().map(|(i, c)| (i.to_string(), c.map(String::from))).collect()
+        };
+        assert_eq!(choose_key(&cols, &u(&[("PRIMARY", Some("b")), ("PRIMARY", Some("a"))])), ["b", "a"]);
+        assert_eq!(choose_key(&cols, &u(&[("ab", Some("a")), ("ab", Some("b")), ("bb", Some("b"))])), ["b"]);
+        assert_eq!(choose_key(&cols, &u(&[("n", Some("n")), ("ab", Some("a")), ("ab", Some("b"))])), ["a", "b"]);
+        assert!(choose_key(&cols, &u(&[("n", Some("n")), ("f", None)])).is_empty());
+        assert!(choose_key(&cols, &[]).is_empty());
+    }
 }

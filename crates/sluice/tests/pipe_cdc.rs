@@ -370,6 +370,31 @@ async fn partition_key_columns(flavor: Flavor) {
         eprintln!("{flavor:?}: partition_key {col}: {want} partitions, copy equal to the source");
     }
 
+    // Zero dates (lax sql_mode) do not count as MIN: the ranges span the real dates, none is empty,
+    // and the zero-date rows (NULL in ClickHouse) are copied in the first, open-ended range.
+    c.query_drop("SET SESSION sql_mode = ''").await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.z (id INT PRIMARY KEY, at DATETIME NOT NULL, ts TIMESTAMP NOT NULL DEFAULT '2000-01-01', KEY (at), KEY (ts))")).await.unwrap();
+    let values: Vec<String> = (0..900).map(|i| format!("({i}, '2024-01-01' + INTERVAL {i} HOUR, '2024-01-01' + INTERVAL {i} HOUR)")).collect();
+    c.query_drop(format!("INSERT INTO {db}.z VALUES (-1, '0000-00-00', '0000-00-00'), (-2, '0000-00-00', '0000-00-00'), {}", values.join(","))).await.unwrap();
+    c.query_drop(format!("ANALYZE TABLE {db}.z")).await.unwrap();
+    for col in ["at", "ts"] {
+        let ch = format!("{ch_db}_z{col}");
+        let mut spec = spec(&format!("{db}_z{col}"), flavor, serde_json::json!([{"source": format!("{db}.z"), "partition_key": col}]), &ch, "snapshot_only");
+        spec["settings"]["rows_per_partition"] = 100.into();
+        spec["settings"]["snapshot_rows_per_chunk"] = 50.into();
+        let mut run = SluiceRun::start(&dir.path().join(format!("z_{col}")), &spec);
+        assert!(run.wait_exit(Duration::from_secs(120)), "snapshot keyed by {col} failed:\n{}", run.log());
+        let log = run.log();
+        let parts = partitions_logged(&log, &db, "z").unwrap_or(0);
+        assert!(parts >= 5, "z by {col}: {parts} partitions:\n{log}");
+        let sizes: Vec<u64> = log.split("done (").skip(1).filter_map(|r| r.split(' ').next()?.parse().ok()).collect();
+        assert_eq!(sizes.len() as u64, parts, "{log}");
+        assert!(sizes.iter().all(|n| *n > 0), "z by {col}: an empty partition (ranges stretched to the zero date?): {sizes:?}");
+        assert_eq!(sizes.iter().sum::<u64>(), 902, "{sizes:?}");
+        let got = ch_rows(&format!("SELECT count(), countIf(isNull({col})), uniqExact(id) FROM {ch}.z FINAL")).await.unwrap();
+        assert_eq!(got, [["902", "2", "902"]], "z by {col}");
+    }
+
     // snapshot_and_cdc keyed by the integer k, with e (primary key led by a DATETIME(3)) and g (latin1
     // VARCHAR primary key), split without a partition_key.
     let tables = serde_json::json!([{"source": format!("{db}.t"), "partition_key": "k"}, {"source": format!("{db}.e")}, {"source": format!("{db}.g")}]);
