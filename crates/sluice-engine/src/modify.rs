@@ -81,12 +81,33 @@ pub async fn prepare_added_tables(
         }
     }
     sink.ensure_database().await?;
-    for m in &mappings {
-        sink.create_table(m).await?;
-    }
-    let (_, snapshot_version) = copy_start(&mut src).await?;
+    // Nothing is recorded unless every table is set up; destination tables this
+    // call created are dropped again on failure, so that adding the tables again
+    // (with other options) does not find one created with the old options.
+    let mut created = Vec::new();
+    let setup = async {
+        for m in &mappings {
+            let existed = sink.table_exists(&m.destination).await?;
+            sink.create_table(m).await?;
+            if !existed {
+                created.push(m.destination.clone());
+            }
+        }
+        copy_start(&mut src).await
+    };
+    let result = setup.await;
     let _ = src.disconnect().await;
-    Ok(AddedTables { mappings, snapshot_version })
+    match result {
+        Ok((_, snapshot_version)) => Ok(AddedTables { mappings, snapshot_version }),
+        Err(e) => {
+            for d in &created {
+                if let Err(drop) = sink.drop_table(d).await {
+                    tracing::warn!("adding tables failed ({e}); dropping the destination table {d} it created failed too: {drop}");
+                }
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The comment that marks a resync copy (see `ClickHouseSink::swap_in`).

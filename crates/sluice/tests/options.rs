@@ -356,9 +356,12 @@ async fn tables_added_with_options(flavor: Flavor) {
         (json!({"source": o, "exclude_columns": ["secret", "secret"]}), "tables[0].exclude_columns: \"secret\" is listed twice"),
         (json!({"source": o, "destination": "o_resync"}), "tables[0].destination: must be non-empty and must not end in _resync"),
         (json!({"source": o, "partition_by": "nosuchfunction(id)"}), "Unknown function nosuchfunction"),
+        // A valid table with an invalid one: neither is added, and o's destination is not left behind.
+        (json!([{"source": o, "sorting_key": ["cust", "id"]}, {"source": format!("{db}.ev"), "partition_by": "nosuchfunction(id)"}]), "Unknown function nosuchfunction"),
     ];
     for (entry, want) in refusals {
-        let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": [entry]}))).await;
+        let tables = if entry.is_array() { entry.clone() } else { json!([entry]) };
+        let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": tables}))).await;
         assert_eq!(code, 422, "{entry} was not refused: {v}");
         let msg = v["error"].as_str().unwrap_or_default();
         assert!(msg.contains(want), "{entry}: the error lacks {want:?}: {v}");
@@ -367,6 +370,7 @@ async fn tables_added_with_options(flavor: Flavor) {
     let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
     assert_eq!(v["tables"].as_array().map(Vec::len), Some(1), "a refused table was added: {v}");
     assert!(table_ddl(&ch_db, "o").await.is_empty(), "a refused table was created");
+    assert!(table_ddl(&ch_db, "ev").await.is_empty(), "a refused table was created");
 
     // Two tables with options, one request.
     let entries = json!([
