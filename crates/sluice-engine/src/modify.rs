@@ -81,31 +81,40 @@ pub async fn prepare_added_tables(
         }
     }
     sink.ensure_database().await?;
-    // Nothing is recorded unless every table is set up; destination tables this
-    // call created are dropped again on failure, so that adding the tables again
-    // (with other options) does not find one created with the old options.
+    // Destination tables are created all or none (see `create_new_table`).
     let mut created = Vec::new();
-    let setup = async {
-        for m in &mappings {
-            let existed = sink.table_exists(&m.destination).await?;
-            sink.create_table(m).await?;
+    for m in &mappings {
+        create_new_table(sink, m, &mut created).await?;
+    }
+    let (_, snapshot_version) = copy_start(&mut src).await?;
+    let _ = src.disconnect().await;
+    Ok(AddedTables { mappings, snapshot_version })
+}
+
+/// Creates `m`'s destination table, noting it in `created` when it did not
+/// exist. When ClickHouse refuses it (e.g. an invalid `partition_by`), drops
+/// the tables `created` lists before returning the error, so that adding the
+/// tables again (with other options) does not find one created with the old
+/// options (`CREATE TABLE IF NOT EXISTS` would keep it).
+async fn create_new_table(sink: &ClickHouseSink, m: &TableMapping, created: &mut Vec<String>) -> Result<(), EngineError> {
+    let result = match sink.table_exists(&m.destination).await {
+        Ok(existed) => sink.create_table(m).await.map(|()| existed),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(existed) => {
             if !existed {
                 created.push(m.destination.clone());
             }
+            Ok(())
         }
-        copy_start(&mut src).await
-    };
-    let result = setup.await;
-    let _ = src.disconnect().await;
-    match result {
-        Ok((_, snapshot_version)) => Ok(AddedTables { mappings, snapshot_version }),
         Err(e) => {
-            for d in &created {
+            for d in created.iter() {
                 if let Err(drop) = sink.drop_table(d).await {
-                    tracing::warn!("adding tables failed ({e}); dropping the destination table {d} it created failed too: {drop}");
+                    tracing::warn!("creating {} failed ({e}); dropping {d}, created for the same request, failed too: {drop}", m.destination);
                 }
             }
-            Err(e)
+            Err(e.into())
         }
     }
 }
