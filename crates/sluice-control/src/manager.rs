@@ -338,8 +338,9 @@ impl Manager {
         if add.is_empty() {
             return Err(ManagerError::Invalid("tables: give at least one table".into()));
         }
+        // The checks a pipe's spec gets at creation (options, destination name), by the request's index.
         for (i, t) in add.iter().enumerate() {
-            t.pattern().map_err(|e| ManagerError::Invalid(format!("tables[{i}].source: {e}")))?;
+            t.validate(i).map_err(|e| ManagerError::Invalid(format!("cannot add the tables: {}: {}", e.field, e.message)))?;
         }
         // Set the tables up while the pipe keeps running; CDC stops only to pick them up.
         // (The copy position is read now: CDC restarts from its checkpoint, before or after

@@ -389,7 +389,7 @@
               ["destination.url, .user (default), .password, .database", "ClickHouse HTTP(S) endpoint and the database to create tables in"],
               ["tables[].source", "schema.table, or schema.* for every base table of a schema"],
               ["tables[].destination", "destination table name (default: the source table's name)"],
-              ["tables[].partition_key", "indexed NOT NULL integer column splitting the snapshot (default: the first key column)"],
+              ["tables[].partition_key", "indexed NOT NULL integer, date/datetime/timestamp or char/varchar/binary/varbinary column splitting the snapshot (default: the first key column)"],
               ["mode", "snapshot_and_cdc (default), snapshot_only, cdc_only"],
               ["settings.sync_interval_ms (1000)", "longest time a CDC batch collects changes"],
               ["settings.pull_batch_size (100000)", "most changes a CDC batch collects"],

@@ -138,7 +138,8 @@ pub struct TableSpec {
     #[serde(default)]
     pub destination: Option<String>,
     /// Column whose ranges split the snapshot into partitions (default: the
-    /// first primary-key column): an indexed, NOT NULL integer column.
+    /// first primary-key column): an indexed, NOT NULL integer,
+    /// date/datetime/timestamp or CHAR/VARCHAR/BINARY/VARBINARY column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_key: Option<String>,
     /// Source columns never read (snapshot) nor written (CDC), absent from the destination.
@@ -168,6 +169,22 @@ impl TableSpec {
             partition_by: self.partition_by.clone(),
             hard_deletes: self.hard_deletes,
         }
+    }
+
+    /// Checks what can be checked of this entry without the source (`i`: its
+    /// index in `tables`): the source pattern, the destination name, the options.
+    /// A pipe's spec checks every entry so; tables added to a live pipe too.
+    pub fn validate(&self, i: usize) -> Result<(), SpecError> {
+        let pattern = self.pattern().map_err(|m| err(format!("tables[{i}].source"), m))?;
+        if let Some(d) = &self.destination {
+            if pattern.table.is_none() {
+                return Err(err(format!("tables[{i}].destination"), "cannot be set for a schema.* pattern"));
+            }
+            if d.is_empty() || d.ends_with("_resync") {
+                return Err(err(format!("tables[{i}].destination"), "must be non-empty and must not end in _resync"));
+            }
+        }
+        self.validate_options(i)
     }
 
     /// Checks the options that can be checked without the source (`i`: the entry's index).
@@ -380,16 +397,8 @@ impl PipeSpec {
         }
         let mut destinations = std::collections::HashSet::new();
         for (i, t) in self.tables.iter().enumerate() {
+            t.validate(i)?;
             let pattern = t.pattern().map_err(|m| err(format!("tables[{i}].source"), m))?;
-            t.validate_options(i)?;
-            if let Some(d) = &t.destination {
-                if pattern.table.is_none() {
-                    return Err(err(format!("tables[{i}].destination"), "cannot be set for a schema.* pattern"));
-                }
-                if d.is_empty() || d.ends_with("_resync") {
-                    return Err(err(format!("tables[{i}].destination"), "must be non-empty and must not end in _resync"));
-                }
-            }
             if let Some(table) = &pattern.table {
                 let dest = t.destination.clone().unwrap_or_else(|| table.clone());
                 if !destinations.insert(dest.clone()) {

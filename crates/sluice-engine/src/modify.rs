@@ -84,12 +84,42 @@ pub async fn prepare_added_tables(
         }
     }
     sink.ensure_database().await?;
+    // Destination tables are created all or none (see `create_new_table`).
+    let mut created = Vec::new();
     for m in &mappings {
-        sink.create_table(m).await?;
+        create_new_table(sink, m, &mut created).await?;
     }
     let (_, snapshot_version) = copy_start(catalog, &spec.name, &mut src).await?;
     let _ = src.disconnect().await;
     Ok(AddedTables { mappings, snapshot_version })
+}
+
+/// Creates `m`'s destination table, noting it in `created` when it did not
+/// exist. When ClickHouse refuses it (e.g. an invalid `partition_by`), drops
+/// the tables `created` lists before returning the error, so that adding the
+/// tables again (with other options) does not find one created with the old
+/// options (`CREATE TABLE IF NOT EXISTS` would keep it).
+async fn create_new_table(sink: &ClickHouseSink, m: &TableMapping, created: &mut Vec<String>) -> Result<(), EngineError> {
+    let result = match sink.table_exists(&m.destination).await {
+        Ok(existed) => sink.create_table(m).await.map(|()| existed),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(existed) => {
+            if !existed {
+                created.push(m.destination.clone());
+            }
+            Ok(())
+        }
+        Err(e) => {
+            for d in created.iter() {
+                if let Err(drop) = sink.drop_table(d).await {
+                    tracing::warn!("creating {} failed ({e}); dropping {d}, created for the same request, failed too: {drop}", m.destination);
+                }
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// The comment that marks a resync copy (see `ClickHouseSink::swap_in`).

@@ -68,7 +68,7 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
         let (est, plan) = plan;
         ctx.catalog.set_rows_estimated(ctx.name(), &dest, est).await?;
         let ranges = plan.unwrap_or_else(|| {
-            info!(pipe = ctx.name(), "{}: the first primary-key column is not an integer; copied by one reader", reader.table().id);
+            info!(pipe = ctx.name(), "{}: the first paging column is not an integer, date/datetime/timestamp or whole-value-indexed string column; copied by one reader", reader.table().id);
             vec![Partition::WHOLE]
         });
         let ranges: Vec<_> = ranges.into_iter().map(|p| (p.lo, p.hi)).collect();

@@ -149,6 +149,63 @@ fn choose_key(columns: &[SourceColumn], unique: &[(String, Option<String>)]) -> 
         .unwrap_or_default()
 }
 
+/// A snapshot partition key must be a NOT NULL integer, DATE/DATETIME/TIMESTAMP
+/// or string (CHAR/VARCHAR/BINARY/VARBINARY) column that leads an index on its
+/// whole value: ranges of it are read through that index, and every row falls
+/// in one (see `TableReader::plan_partitions` for how each kind is split).
+pub async fn check_partition_key(conn: &mut Conn, table: &SourceTable, name: &str) -> Result<(), SourceError> {
+    let refuse = |why: &str| SourceError::Config(format!("partition_key {name:?} of {}: {why}", table.id));
+    let col = table.column(name).ok_or_else(|| refuse("no such column"))?;
+    let ty = col.data_type.as_str();
+    let integer = matches!(ty, "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint");
+    let temporal = matches!(ty, "date" | "datetime" | "timestamp");
+    let string = crate::snapshot::STRING_KEY_TYPES.contains(&ty);
+    if ty.ends_with("text") || ty.ends_with("blob") {
+        return Err(refuse(&format!(
+            "{} columns can only be indexed by a prefix, which cannot order ranges of the whole value; \
+             use an integer, date/datetime/timestamp or CHAR/VARCHAR/BINARY/VARBINARY column",
+            col.column_type
+        )));
+    }
+    if !(integer || temporal || string) {
+        return Err(refuse(&format!(
+            "must be an integer, date/datetime/timestamp or string (CHAR/VARCHAR/BINARY/VARBINARY) column, not {}",
+            col.column_type
+        )));
+    }
+    if col.nullable {
+        return Err(refuse("must be NOT NULL (rows with NULL would fall in no partition)"));
+    }
+    if leads_whole_value_index(conn, table, name).await? {
+        return Ok(());
+    }
+    let prefix: Option<String> = conn
+        .exec_first(
+            "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ? AND SEQ_IN_INDEX = 1 LIMIT 1",
+            (&table.id.schema, &table.id.table, name),
+        )
+        .await?;
+    Err(match prefix {
+        Some(index) => refuse(&format!(
+            "is indexed only by a prefix of its value (index {index}), which cannot order ranges of the whole value; add an index on the whole column"
+        )),
+        None => refuse("is not the first column of any index; reading ranges of it would scan the whole table for every chunk"),
+    })
+}
+
+/// Whether column `name` is the first column of an index on its whole value
+/// (not a prefix `KEY (c(10))`), which serves ranges and order of the column.
+pub async fn leads_whole_value_index(conn: &mut Conn, table: &SourceTable, name: &str) -> Result<bool, SourceError> {
+    let indexed: Option<String> = conn
+        .exec_first(
+            "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ? \
+             AND SEQ_IN_INDEX = 1 AND SUB_PART IS NULL LIMIT 1",
+            (&table.id.schema, &table.id.table, name),
+        )
+        .await?;
+    Ok(indexed.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,27 +226,4 @@ mod tests {
         assert!(choose_key(&cols, &u(&[("n", Some("n")), ("f", None)])).is_empty());
         assert!(choose_key(&cols, &[]).is_empty());
     }
-}
-
-/// A snapshot partition key must be a NOT NULL integer column that leads an
-/// index: ranges of it are read through that index, and every row falls in one.
-pub async fn check_partition_key(conn: &mut Conn, table: &SourceTable, name: &str) -> Result<(), SourceError> {
-    let refuse = |why: &str| SourceError::Config(format!("partition_key {name:?} of {}: {why}", table.id));
-    let col = table.column(name).ok_or_else(|| refuse("no such column"))?;
-    if !matches!(col.data_type.as_str(), "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint") {
-        return Err(refuse(&format!("must be an integer column, not {}", col.column_type)));
-    }
-    if col.nullable {
-        return Err(refuse("must be NOT NULL (rows with NULL would fall in no partition)"));
-    }
-    let indexed: Option<String> = conn
-        .exec_first(
-            "SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ? AND SEQ_IN_INDEX = 1 LIMIT 1",
-            (&table.id.schema, &table.id.table, name),
-        )
-        .await?;
-    if indexed.is_none() {
-        return Err(refuse("is not the first column of any index; reading ranges of it would scan the whole table for every chunk"));
-    }
-    Ok(())
 }

@@ -1,7 +1,8 @@
 //! Snapshot reads: a table copied in keyset-paged chunks, in key order (the
 //! primary key, or the NOT NULL unique key discovery chose instead),
-//! optionally split into partitions (ranges of the first key column when it
-//! is an integer) that separate connections read in parallel.
+//! optionally split into partitions (ranges of the first paging column when it
+//! is an integer, date/time or string column) that separate connections read
+//! in parallel.
 //!
 //! Each chunk is one `SELECT ... WHERE (pk) > (last) ORDER BY pk LIMIT n` over
 //! the binary protocol, so memory is bounded by the chunk size whatever the
@@ -19,7 +20,9 @@ use sluice_core::schema::{quote_mysql, SourceColumn, SourceTable};
 use sluice_core::types::TableMapping;
 use sluice_core::Cell;
 
-/// A range of the first primary-key column, `[lo, hi)`; `None` is unbounded.
+/// A range of the first paging column, `[lo, hi)` in the column's order (its
+/// collation for strings); `None` is unbounded. Bounds are encoded as resume
+/// keys are (see `key_to_json`), so they persist in the catalog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Partition {
     pub lo: Option<serde_json::Value>,
@@ -55,7 +58,7 @@ pub struct TableReader {
 
 impl TableReader {
     /// A reader of `mapping`'s columns. With a `partition_key` (validated at
-    /// Setup: an indexed NOT NULL integer column) partitions are ranges of it
+    /// Setup: an indexed NOT NULL integer, date/time or string column) partitions are ranges of it
     /// and chunks are paged in `(partition_key, key...)` order, which the index serves.
     pub fn new(mapping: &TableMapping) -> Result<Self, SourceError> {
         let table = mapping.source.clone();
@@ -105,13 +108,21 @@ impl TableReader {
         &self.table
     }
 
-    /// Splits the table into partitions of about `rows_per_partition` rows
-    /// (equal-width ranges between the first key column's MIN and MAX, the outer
-    /// ones unbounded), or returns `None` when the first key column is not an
-    /// integer (the table is then read by one reader).
+    /// Splits the table into partitions of about `rows_per_partition` rows, or
+    /// returns `None` when the first paging column cannot be split (the table
+    /// is then read by one reader). The outer partitions are unbounded.
+    /// - integers: equal-width ranges between MIN and MAX;
+    /// - DATE/DATETIME/TIMESTAMP: equal-width ranges of time between MIN and
+    ///   MAX (whole days for DATE, the column's fractional precision otherwise),
+    ///   read and bound as the same temporal values in the session's UTC;
+    /// - CHAR/VARCHAR/BINARY/VARBINARY led by a whole-value index: the bounds
+    ///   are values sampled from the index every `rows_per_partition` rows in
+    ///   the column's collation order, each strictly above the previous one, so
+    ///   values equal under the collation fall in one partition.
     pub async fn plan_partitions(&self, conn: &mut Conn, estimated_rows: u64, rows_per_partition: u64) -> Result<Option<Vec<Partition>>, SourceError> {
         let first = &self.cols[self.key_idx[0]];
-        if !matches!(self.kinds[self.key_idx[0]], ColKind::Int { .. }) {
+        let Some(split) = Split::of(first, &self.kinds[self.key_idx[0]]) else { return Ok(None) };
+        if split == Split::Str && !crate::discovery::leads_whole_value_index(conn, &self.table, &first.name).await? {
             return Ok(None);
         }
         let n = estimated_rows.div_ceil(rows_per_partition.max(1)).max(1);
@@ -119,25 +130,86 @@ impl TableReader {
             return Ok(Some(vec![Partition::WHOLE]));
         }
         let col = quote_mysql(&first.name);
-        let row: Option<(Option<i128>, Option<i128>)> = conn
-            .query_first(format!("SELECT CAST(MIN({col}) AS CHAR), CAST(MAX({col}) AS CHAR) FROM {}", self.table.id))
-            .await?
-            .map(|(a, b): (Option<String>, Option<String>)| (a.and_then(|v| v.parse().ok()), b.and_then(|v| v.parse().ok())));
-        let Some((Some(min), Some(max))) = row else { return Ok(Some(vec![Partition::WHOLE])) };
-        let width = ((max - min + 1) / n as i128).max(1);
-        let bound = |v: i128| if first.unsigned() { json!({"u": v as u64}) } else { json!({"i": v as i64}) };
-        let mut parts = Vec::new();
-        let mut lo: Option<i128> = None;
-        for i in 1..n as i128 {
-            let hi = min + width * i;
-            if hi > max {
-                break;
+        let bounds: Vec<serde_json::Value> = match split {
+            Split::Int => {
+                let row: Option<(Option<i128>, Option<i128>)> = conn
+                    .query_first(format!("SELECT CAST(MIN({col}) AS CHAR), CAST(MAX({col}) AS CHAR) FROM {}", self.table.id))
+                    .await?
+                    .map(|(a, b): (Option<String>, Option<String>)| (a.and_then(|v| v.parse().ok()), b.and_then(|v| v.parse().ok())));
+                let Some((Some(min), Some(max))) = row else { return Ok(Some(vec![Partition::WHOLE])) };
+                let unsigned = first.unsigned();
+                equal_width(min, max, n, 1)
+                    .into_iter()
+                    .map(|v| if unsigned { json!({"u": v as u64}) } else { json!({"i": v as i64}) })
+                    .collect()
             }
-            parts.push(Partition { lo: lo.map(bound), hi: Some(bound(hi)) });
+            Split::Time { unit_us } => {
+                let Some((min, max)) = self.time_range(conn, &col).await? else { return Ok(Some(vec![Partition::WHOLE])) };
+                equal_width(min, max, n, unit_us).into_iter().map(|us| bound_json(&micros_to_value(us))).collect()
+            }
+            Split::Str => self.sampled_bounds(conn, &col, rows_per_partition.max(1)).await?,
+        };
+        let mut parts = Vec::with_capacity(bounds.len() + 1);
+        let mut lo = None;
+        for hi in bounds {
+            parts.push(Partition { lo: lo.take(), hi: Some(hi.clone()) });
             lo = Some(hi);
         }
-        parts.push(Partition { lo: lo.map(bound), hi: None });
+        parts.push(Partition { lo, hi: None });
         Ok(Some(parts))
+    }
+
+    /// MIN and MAX of a temporal first paging column in microseconds since
+    /// 1970 (binary protocol, session time zone UTC); a zero date (possible
+    /// with a lax `sql_mode`) is skipped for MIN, as it would stretch the
+    /// ranges over two thousand empty years. `None` for an empty table.
+    async fn time_range(&self, conn: &mut Conn, col: &str) -> Result<Option<(i128, i128)>, SourceError> {
+        let row: Option<(Value, Value)> = conn.exec_first(format!("SELECT MIN({col}), MAX({col}) FROM {}", self.table.id), ()).await?;
+        let Some((mut min, max)) = row else { return Ok(None) };
+        if is_zero_date(&min) {
+            let zero = Value::Date(0, 0, 0, 0, 0, 0, 0);
+            let v: Option<Value> = conn.exec_first(format!("SELECT MIN({col}) FROM {} WHERE {col} > ?", self.table.id), (zero,)).await?;
+            min = v.unwrap_or(Value::NULL);
+        }
+        Ok(match (value_to_micros(&min), value_to_micros(&max)) {
+            (Some(a), Some(b)) => Some((a, b)),
+            _ => None,
+        })
+    }
+
+    /// Partition bounds of a string column: a value every `step` rows of the
+    /// index, each strictly greater (in the column's collation) than the one
+    /// before. Each query starts from the previous bound, so the index is read
+    /// once in total, by the server, and only the bounds cross the network.
+    async fn sampled_bounds(&self, conn: &mut Conn, col: &str, step: u64) -> Result<Vec<serde_json::Value>, SourceError> {
+        let t = &self.table.id;
+        let mut bounds = Vec::new();
+        let mut prev: Option<Value> = None;
+        loop {
+            let next: Option<Value> = match prev {
+                None => conn.exec_first(format!("SELECT {col} FROM {t} ORDER BY {col} LIMIT 1 OFFSET {step}"), ()).await?,
+                Some(p) => {
+                    let sql = format!("SELECT {col} FROM {t} WHERE {col} > ? ORDER BY {col} LIMIT 1 OFFSET {}", step - 1);
+                    conn.exec_first(sql, (self.bind(0, p),)).await?
+                }
+            };
+            let Some(v) = next.filter(|v| *v != Value::NULL) else { break };
+            bounds.push(bound_json(&v));
+            prev = Some(v);
+        }
+        Ok(bounds)
+    }
+
+    /// A key value of paging column `pos` as a statement parameter. Strings
+    /// are read as stored (no conversion by the server); one in a non-UTF-8
+    /// character set is sent as UTF-8, which the server converts back into the
+    /// column's character set and compares in the column's collation (a
+    /// parameter yields to the column), as it does for UTF-8 columns.
+    fn bind(&self, pos: usize, v: Value) -> Value {
+        match (&self.kinds[self.key_idx[pos]], v) {
+            (ColKind::Bytes { enc: Some(enc), .. }, Value::Bytes(b)) => Value::Bytes(enc.decode_without_bom_handling(&b).0.into_owned().into_bytes()),
+            (_, v) => v,
+        }
     }
 
     /// Reads up to `limit` rows of the whole table after `after` (a key from a previous chunk).
@@ -158,16 +230,16 @@ impl TableReader {
         let mut params = Vec::new();
         if let Some(lo) = &part.lo {
             conds.push(format!("{first} >= ?"));
-            params.extend(key_from_json(&json!([lo]))?);
+            params.extend(key_from_json(&json!([lo]))?.into_iter().map(|v| self.bind(0, v)));
         }
         if let Some(hi) = &part.hi {
             conds.push(format!("{first} < ?"));
-            params.extend(key_from_json(&json!([hi]))?);
+            params.extend(key_from_json(&json!([hi]))?.into_iter().map(|v| self.bind(0, v)));
         }
         if let Some(key) = after {
             let k = key_from_json(key)?;
             conds.push(format!("{} > ({})", self.key_tuple, vec!["?"; k.len()].join(", ")));
-            params.extend(k);
+            params.extend(k.into_iter().enumerate().map(|(i, v)| self.bind(i, v)));
         }
         let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
         let sql = format!("{}{filter} ORDER BY {} LIMIT {limit}", self.select, self.order);
@@ -202,6 +274,95 @@ impl TableReader {
             .await?;
         Ok(n.flatten().unwrap_or(0))
     }
+}
+
+/// How the first paging column is split into partitions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Split {
+    Int,
+    /// Equal-width ranges of time, bounds multiples of `unit_us` from MIN.
+    Time { unit_us: i128 },
+    /// Bounds sampled from the index (collation order).
+    Str,
+}
+
+impl Split {
+    fn of(col: &SourceColumn, kind: &ColKind) -> Option<Split> {
+        let fsp = col.datetime_precision.unwrap_or(0).min(6);
+        Some(match kind {
+            ColKind::Int { .. } => Split::Int,
+            ColKind::Date => Split::Time { unit_us: 86_400 * 1_000_000 },
+            ColKind::DateTime | ColKind::Timestamp => Split::Time { unit_us: 10i128.pow(6 - fsp) },
+            ColKind::Bytes { .. } if STRING_KEY_TYPES.contains(&col.data_type.as_str()) => Split::Str,
+            _ => return None,
+        })
+    }
+}
+
+/// String types whose values an index can hold whole (TEXT/BLOB only by a prefix).
+pub const STRING_KEY_TYPES: [&str; 4] = ["char", "varchar", "binary", "varbinary"];
+
+/// Bounds splitting `[min, max]` into at most `n` ranges of equal width, the
+/// width a multiple of `unit` (at least one unit); every bound is in `(min, max]`.
+fn equal_width(min: i128, max: i128, n: u64, unit: i128) -> Vec<i128> {
+    let unit = unit.max(1);
+    if max < min {
+        return Vec::new();
+    }
+    let width = ((max - min + 1) / n.max(1) as i128 / unit * unit).max(unit);
+    (1..n as i128).map(|i| min + width * i).take_while(|hi| *hi <= max).collect()
+}
+
+/// One value as a partition bound (the element of a one-column key).
+fn bound_json(v: &Value) -> serde_json::Value {
+    match key_to_json(std::iter::once(v)) {
+        serde_json::Value::Array(mut a) if a.len() == 1 => a.remove(0),
+        other => other,
+    }
+}
+
+fn is_zero_date(v: &Value) -> bool {
+    matches!(v, Value::Date(0, 0, 0, ..))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day number since 1970-01-01 (inverse of `days_from_civil`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+/// Microseconds since 1970 of a DATE/DATETIME/TIMESTAMP value; a zero month
+/// or day (lax `sql_mode`) counts as 1, as it only places a bound.
+fn value_to_micros(v: &Value) -> Option<i128> {
+    let Value::Date(y, mo, d, h, mi, s, us) = *v else { return None };
+    let days = days_from_civil(y as i64, mo.clamp(1, 12) as i64, d.max(1) as i64) as i128;
+    Some(((days * 24 + h as i128) * 60 + mi as i128) * 60_000_000 + s as i128 * 1_000_000 + us as i128)
+}
+
+fn micros_to_value(t: i128) -> Value {
+    let day_us = 86_400 * 1_000_000i128;
+    let (days, rest) = (t.div_euclid(day_us), t.rem_euclid(day_us));
+    let (y, m, d) = civil_from_days(days as i64);
+    let secs = rest / 1_000_000;
+    Value::Date(y as u16, m as u8, d as u8, (secs / 3600) as u8, (secs / 60 % 60) as u8, (secs % 60) as u8, (rest % 1_000_000) as u32)
 }
 
 fn key_to_json<'a>(values: impl Iterator<Item = &'a Value>) -> serde_json::Value {
@@ -303,5 +464,88 @@ mod tests {
         let j = key_to_json(vals.iter());
         assert_eq!(key_from_json(&j).unwrap(), vals);
         assert!(key_from_json(&json!([{"x": 1}])).is_err());
+    }
+
+    #[test]
+    fn equal_width_bounds_are_inside_the_range_and_aligned() {
+        // Integers: 6 ranges of 1000 over 0..=5999.
+        assert_eq!(equal_width(0, 5999, 6, 1), [1000, 2000, 3000, 4000, 5000]);
+        // Fewer distinct values than partitions: one bound per value, none above MAX.
+        assert_eq!(equal_width(10, 12, 8, 1), [11, 12]);
+        assert!(equal_width(7, 7, 4, 1).is_empty());
+        assert!(equal_width(9, 3, 4, 1).is_empty());
+        // Units: widths are whole units from MIN (a DATE splits on midnights); n ranges need n - 1 bounds.
+        let day = 86_400_000_000i128;
+        let b = equal_width(0, 10 * day - 1, 5, day);
+        assert_eq!(b, [2 * day, 4 * day, 6 * day, 8 * day]);
+        assert!(equal_width(5, 5 + 3 * day, 10, day).iter().all(|v| (v - 5) % day == 0 && *v <= 5 + 3 * day));
+        // Extreme values do not overflow.
+        assert_eq!(equal_width(i64::MIN as i128, i64::MAX as i128, 2, 1), [0]);
+        assert_eq!(equal_width(0, u64::MAX as i128, 2, 1), [1i128 << 63]);
+    }
+
+    #[test]
+    fn temporal_values_convert_to_micros_and_back() {
+        for v in [
+            Value::Date(1970, 1, 1, 0, 0, 0, 0),
+            Value::Date(2024, 2, 29, 23, 59, 59, 999_999),
+            Value::Date(1000, 1, 1, 0, 0, 0, 0),
+            Value::Date(9999, 12, 31, 23, 59, 59, 0),
+            Value::Date(1969, 12, 31, 12, 0, 0, 5),
+            Value::Date(2038, 1, 19, 3, 14, 7, 0),
+        ] {
+            assert_eq!(micros_to_value(value_to_micros(&v).unwrap()), v);
+        }
+        assert_eq!(value_to_micros(&Value::Date(1970, 1, 2, 0, 0, 1, 2)), Some(86_400_000_000 + 1_000_002));
+        assert_eq!(value_to_micros(&Value::Date(1969, 12, 31, 0, 0, 0, 0)), Some(-86_400_000_000));
+        // A zero month/day only places a bound: it counts as the 1st.
+        assert_eq!(value_to_micros(&Value::Date(2024, 0, 0, 0, 0, 0, 0)), value_to_micros(&Value::Date(2024, 1, 1, 0, 0, 0, 0)));
+        assert!(is_zero_date(&Value::Date(0, 0, 0, 0, 0, 0, 0)));
+        assert_eq!(value_to_micros(&Value::NULL), None);
+        // DATETIME(3) bounds: multiples of a millisecond from MIN, converted to valid values.
+        let (lo, hi) = (value_to_micros(&Value::Date(2024, 1, 1, 0, 0, 0, 123_000)).unwrap(), value_to_micros(&Value::Date(2024, 1, 2, 0, 0, 0, 0)).unwrap());
+        for b in equal_width(lo, hi, 7, 1000) {
+            let Value::Date(y, m, d, _, _, _, us) = micros_to_value(b) else { panic!() };
+            assert_eq!((y, m, us % 1000), (2024, 1, 0));
+            assert!(d == 1 || d == 2);
+        }
+    }
+
+    #[test]
+    fn split_follows_the_column_type() {
+        let c = |dt: &str, ct: &str, fsp: Option<u32>| SourceColumn { datetime_precision: fsp, ..SourceColumn::new("c", dt, ct, false) };
+        let split = |col: SourceColumn| Split::of(&col, &ColKind::of(&col));
+        assert_eq!(split(c("bigint", "bigint unsigned", None)), Some(Split::Int));
+        assert_eq!(split(c("date", "date", None)), Some(Split::Time { unit_us: 86_400_000_000 }));
+        assert_eq!(split(c("datetime", "datetime", Some(0))), Some(Split::Time { unit_us: 1_000_000 }));
+        assert_eq!(split(c("timestamp", "timestamp(6)", Some(6))), Some(Split::Time { unit_us: 1 }));
+        assert_eq!(split(c("varchar", "varchar(20)", None)), Some(Split::Str));
+        assert_eq!(split(c("binary", "binary(16)", None)), Some(Split::Str));
+        for (dt, ct) in [("text", "text"), ("blob", "blob"), ("json", "json"), ("double", "double"), ("decimal", "decimal(10,2)"), ("enum", "enum('a','b')")] {
+            assert_eq!(split(c(dt, ct, None)), None, "{dt}");
+        }
+    }
+
+    #[test]
+    fn partition_bounds_round_trip_through_catalog_json() {
+        let b = bound_json(&Value::Date(2024, 5, 6, 7, 8, 9, 10));
+        assert_eq!(b, json!({"dt": [2024, 5, 6, 7, 8, 9, 10]}));
+        let text = b.to_string();
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(key_from_json(&json!([back])).unwrap(), [Value::Date(2024, 5, 6, 7, 8, 9, 10)]);
+        let s = bound_json(&Value::Bytes("Ærø-ß".as_bytes().to_vec()));
+        assert_eq!(key_from_json(&json!([s])).unwrap(), [Value::Bytes("Ærø-ß".as_bytes().to_vec())]);
+    }
+
+    #[test]
+    fn string_keys_in_other_charsets_are_bound_as_utf8() {
+        use sluice_core::schema::TableId;
+        let mut latin1 = SourceColumn::new("k", "varchar", "varchar(10)", false);
+        latin1.charset = Some("latin1".into());
+        let t = SourceTable { id: TableId::new("s", "t"), columns: vec![latin1, SourceColumn::new("b", "varbinary", "varbinary(4)", false)], primary_key: vec!["k".into(), "b".into()] };
+        let r = TableReader::new(&TableMapping::with_options(t, "t".into(), Default::default())).unwrap();
+        assert_eq!(r.bind(0, Value::Bytes(vec![0xe9])), Value::Bytes("é".as_bytes().to_vec()));
+        assert_eq!(r.bind(1, Value::Bytes(vec![0xe9])), Value::Bytes(vec![0xe9]));
+        assert_eq!(r.bind(0, Value::Int(1)), Value::Int(1));
     }
 }

@@ -316,3 +316,134 @@ async fn refusals_name_the_field() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success() && text.contains("tables[0].sorting_key"), "{text}");
 }
+
+/// Tables added to a running pipe through the API carry their options: the
+/// destination DDL (sorting key, PARTITION BY, engine, no excluded columns),
+/// the copy (keyed by a DATE partition_key) and the CDC changes after it, also
+/// after a restart. Invalid options are refused with the field and the reason,
+/// nothing is added, and the pipe keeps running.
+async fn tables_added_with_options(flavor: Flavor) {
+    let (db, ch_db) = setup(flavor, "optadd", "(id INT PRIMARY KEY, a INT)", "(1, 10)").await;
+    exec(
+        flavor,
+        &db,
+        "CREATE TABLE o (id INT PRIMARY KEY, cust INT NOT NULL, created DATE NOT NULL, secret VARCHAR(20), note VARCHAR(20), KEY (created))",
+    )
+    .await;
+    let rows: Vec<String> = (1..=3000).map(|i| format!("({i}, {}, '2024-01-01' + INTERVAL {} DAY, 's{i}', 'n{i}')", i % 7, i % 90)).collect();
+    exec(flavor, &db, &format!("INSERT INTO o VALUES {}", rows.join(","))).await;
+    exec(flavor, &db, "CREATE TABLE ev (id INT PRIMARY KEY, kind VARCHAR(10), secret VARCHAR(20))").await;
+    exec(flavor, &db, "INSERT INTO ev VALUES (1, 'a', 'x'), (2, 'b', 'y')").await;
+    exec(flavor, &db, "ANALYZE TABLE o").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = SluiceServer::start(dir.path()).await;
+    let mut spec = spec(&db, flavor, json!([{"source": format!("{db}.t")}]), &ch_db, "snapshot_and_cdc");
+    spec["settings"]["rows_per_partition"] = 1000.into();
+    spec["settings"]["snapshot_rows_per_chunk"] = 400.into();
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec)).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", T).await;
+    let add = format!("/v1/pipes/{db}/tables");
+    let o = format!("{db}.o");
+
+    // Refusals: the request's field and the reason; the pipe is untouched and keeps running.
+    let refusals = [
+        (json!({"source": o, "exclude_columns": ["id"]}), "tables[0].exclude_columns: \"id\" is part of the key (id)"),
+        (json!({"source": o, "partition_key": "note"}), "partition_key \"note\""),
+        (json!({"source": o, "sorting_key": ["cust"]}), "tables[0].sorting_key: must contain every column of the key (id)"),
+        (json!({"source": o, "sorting_key": ["id"], "engine": "null"}), "tables[0].sorting_key: a Null engine table has no sorting key"),
+        (json!({"source": o, "hard_deletes": true, "engine": "merge_tree"}), "tables[0].hard_deletes: only applies to engine replacing"),
+        (json!({"source": o, "exclude_columns": ["secret", "secret"]}), "tables[0].exclude_columns: \"secret\" is listed twice"),
+        (json!({"source": o, "destination": "o_resync"}), "tables[0].destination: must be non-empty and must not end in _resync"),
+        (json!({"source": o, "partition_by": "nosuchfunction(id)"}), "Unknown function nosuchfunction"),
+        // A valid table with an invalid one: neither is added, and o's destination is not left behind.
+        (json!([{"source": o, "sorting_key": ["cust", "id"]}, {"source": format!("{db}.ev"), "partition_by": "nosuchfunction(id)"}]), "Unknown function nosuchfunction"),
+    ];
+    for (entry, want) in refusals {
+        let tables = if entry.is_array() { entry.clone() } else { json!([entry]) };
+        let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": tables}))).await;
+        assert_eq!(code, 422, "{entry} was not refused: {v}");
+        let msg = v["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(want), "{entry}: the error lacks {want:?}: {v}");
+        assert_eq!(srv.state(&db).await, "Running", "after refusing {entry}");
+    }
+    let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+    assert_eq!(v["tables"].as_array().map(Vec::len), Some(1), "a refused table was added: {v}");
+    assert!(table_ddl(&ch_db, "o").await.is_empty(), "a refused table was created");
+    assert!(table_ddl(&ch_db, "ev").await.is_empty(), "a refused table was created");
+
+    // Two tables with options, one request.
+    let entries = json!([
+        {"source": o, "exclude_columns": ["secret"], "sorting_key": ["cust", "id"], "partition_by": "toYYYYMM(created)", "partition_key": "created"},
+        {"source": format!("{db}.ev"), "destination": "events", "engine": "merge_tree", "exclude_columns": ["secret"]},
+    ]);
+    let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": entries}))).await;
+    assert_eq!((code, v["state"].as_str()), (202, Some("Snapshot")), "{v}");
+    srv.wait_state(&db, "Running", T).await;
+
+    let ddl = table_ddl(&ch_db, "o").await;
+    assert!(ddl[0].starts_with("ReplacingMergeTree(_peerdb_version, _peerdb_is_deleted)"), "{ddl:?}");
+    assert_eq!(ddl[1..], ["cust, id", "toYYYYMM(created)"], "{ddl:?}");
+    let cols = ch_columns(&ch_db, "o").await;
+    assert_eq!(cols[..4], ["id Int32", "cust Int32", "created Nullable(Date32)", "note Nullable(String)"], "{cols:?}");
+    assert!(!cols.iter().any(|c| c.starts_with("secret")), "{cols:?}");
+    let ddl = table_ddl(&ch_db, "events").await;
+    assert!(ddl[0].starts_with("MergeTree ORDER BY (id, _peerdb_version)"), "{ddl:?}");
+    let cols = ch_columns(&ch_db, "events").await;
+    assert_eq!(cols[..2], ["id Int32", "kind Nullable(String)"], "{cols:?}");
+    assert!(!cols.iter().any(|c| c.starts_with("secret")), "{cols:?}");
+    // The added table is split by its DATE partition_key into ceil(estimate / 1000) ranges.
+    let est: Option<u64> = mysql(flavor)
+        .await
+        .exec_first("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'o'", (&db,))
+        .await
+        .unwrap();
+    let parts = est.unwrap_or(0).div_ceil(1000);
+    assert!(parts > 1, "estimate {est:?}: nothing to split");
+    let log = srv.log();
+    assert!(log.contains(&format!("copying `{db}`.`o` → o: {parts} partition(s)")), "o was not split by created into {parts}:\n{log}");
+
+    // The copy equals the source (without the excluded column), then CDC changes follow.
+    let mut c = mysql(flavor).await;
+    let src_o = format!("SELECT id, cust, created, note FROM `{db}`.o ORDER BY id");
+    let dst_o = format!("SELECT id, cust, created, note FROM {ch_db}.o FINAL WHERE _peerdb_is_deleted = 0 ORDER BY id");
+    let converged = || async {
+        let src = src_rows(&mut mysql(flavor).await, &src_o).await;
+        diff(&src, &ch_rows(&dst_o).await?)
+    };
+    eventually(T, converged).await;
+    let copied = src_rows(&mut c, &format!("SELECT count(*) FROM `{db}`.o")).await;
+    assert_eq!(copied, [["3000"]]);
+    exec(flavor, &db, "INSERT INTO o VALUES (5001, 3, '2025-06-01', 'hidden', 'new')").await;
+    exec(flavor, &db, "UPDATE o SET cust = 100, note = 'moved' WHERE id = 7").await;
+    exec(flavor, &db, "UPDATE o SET secret = 'only the secret' WHERE id = 8").await;
+    exec(flavor, &db, "DELETE FROM o WHERE id IN (9, 10)").await;
+    exec(flavor, &db, "INSERT INTO ev VALUES (3, 'c', 'z')").await;
+    exec(flavor, &db, "UPDATE ev SET kind = 'a2', secret = 'w' WHERE id = 1").await;
+    eventually(T, converged).await;
+    let log_rows = format!("SELECT id, kind, _peerdb_is_deleted FROM {ch_db}.events ORDER BY _peerdb_version, id");
+    expect_rows(&log_rows, &["1,a,0", "2,b,0", "3,c,0", "1,a2,0"]).await;
+    // Updates that moved a row in the sort order left no stale version behind.
+    expect_rows(&format!("SELECT count() FROM {ch_db}.o FINAL WHERE id = 7"), &["1"]).await;
+
+    // After a restart the recorded options still apply to the added tables.
+    srv.kill9();
+    srv.restart().await;
+    srv.wait_state(&db, "Running", T).await;
+    exec(flavor, &db, "UPDATE o SET note = 'after restart', secret = 'still hidden' WHERE id = 11").await;
+    exec(flavor, &db, "DELETE FROM ev WHERE id = 2").await;
+    eventually(T, converged).await;
+    expect_rows(&log_rows, &["1,a,0", "2,b,0", "3,c,0", "1,a2,0", "2,b,1"]).await;
+    assert!(!ch_columns(&ch_db, "o").await.iter().any(|c| c.starts_with("secret")));
+    assert_eq!(srv.state(&db).await, "Running");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_tables_added_with_options() {
+    tables_added_with_options(Flavor::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_tables_added_with_options() {
+    tables_added_with_options(Flavor::MariaDb).await;
+}
