@@ -155,38 +155,38 @@ impl BinlogReader {
             // Without capability 4 MariaDB replaces its GTID events by dummy queries.
             conn.query_drop("SET @mariadb_slave_capability = 4").await?;
         }
-        let gtid_text = from.gtid_set.clone().unwrap_or_default();
-        let mut request = BinlogStreamRequest::new(server_id).with_hostname(replica_name.as_bytes());
-        match (by, flavor) {
-            (ResumeBy::FilePos, _) => request = request.with_filename(from.position.file.as_bytes()).with_pos(from.position.pos),
-            (ResumeBy::Gtid, Flavor::MySql) => {
-                let sids = GtidSet::parse(&gtid_text).and_then(|s| s.sids()).map_err(SourceError::Decode)?;
-                request = request.with_gtid().with_gtid_set(sids).with_pos(4);
-            }
-            (ResumeBy::Gtid, Flavor::MariaDb) => {
-                MariaGtidPos::parse(&gtid_text).map_err(SourceError::Decode)?;
-                // Non-strict: a GTID missing from this server's binlog (filtered, or a
-                // lost transaction) is an error the server reports, not a silent skip.
-                conn.exec_drop(
-                    "SET @slave_connect_state = ?, @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0",
-                    (gtid_text.as_str(),),
-                )
-                .await?;
-                request = request.with_pos(4);
-            }
-        }
-        let stream = conn.get_binlog_stream(request).await.map_err(|e| purged_or(e, from, by))?;
+        // The checkpoint's GTIDs, parsed once: the stream is positioned from them, and they are advanced per commit.
         let gtids = match (flavor, &from.gtid_set) {
             (Flavor::MySql, Some(s)) => Gtids::MySql(GtidSet::parse(s).map_err(SourceError::Decode)?),
             (Flavor::MariaDb, Some(s)) => Gtids::MariaDb(MariaGtidPos::parse(s).map_err(SourceError::Decode)?),
             (Flavor::MariaDb, None) => Gtids::MariaDb(MariaGtidPos::default()),
             _ => Gtids::None,
         };
+        let mut request = BinlogStreamRequest::new(server_id).with_hostname(replica_name.as_bytes());
+        match (by, &gtids) {
+            (ResumeBy::FilePos, _) => request = request.with_filename(from.position.file.as_bytes()).with_pos(from.position.pos),
+            (ResumeBy::Gtid, Gtids::MySql(set)) => {
+                request = request.with_gtid().with_gtid_set(set.sids().map_err(SourceError::Decode)?).with_pos(4);
+            }
+            (ResumeBy::Gtid, Gtids::MariaDb(pos)) => {
+                // Non-strict: a GTID missing from this server's binlog (filtered, or a
+                // lost transaction) is an error the server reports, not a silent skip.
+                conn.exec_drop(
+                    "SET @slave_connect_state = ?, @slave_gtid_strict_mode = 0, @slave_gtid_ignore_duplicates = 0",
+                    (pos.to_string(),),
+                )
+                .await?;
+                request = request.with_pos(4);
+            }
+            (ResumeBy::Gtid, Gtids::None) => {
+                return Err(SourceError::Config(format!("cannot resume by GTIDs: the checkpoint ({}) has none", from.position)))
+            }
+        }
+        let stream = conn.get_binlog_stream(request).await.map_err(|e| purged_or(e, from, by))?;
         let kinds = tables.iter().map(|t| t.source.columns.iter().map(ColKind::of).collect()).collect();
         let by_id = tables.iter().enumerate().map(|(i, t)| (t.source.id.clone(), i)).collect();
         Ok(Self {
             stream,
-
             // Positioned by GTIDs, the file is known from the server's first (rotate) event.
             file: if by == ResumeBy::FilePos { from.position.file.clone() } else { String::new() },
             tables,
