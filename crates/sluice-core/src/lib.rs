@@ -8,6 +8,7 @@
 pub mod change;
 pub mod position;
 pub mod schema;
+pub mod severity;
 pub mod spec;
 pub mod state;
 pub mod types;
@@ -15,6 +16,7 @@ pub mod value;
 
 pub use change::{ChangeOp, RowChange};
 pub use position::{BinlogPosition, Checkpoint};
+pub use severity::Severity;
 pub use schema::{SourceColumn, SourceTable, TableId};
 pub use spec::{PipeMode, PipeSpec, SpecError, SyncSettings, TableSpec};
 pub use state::{PipeAction, PipeState, TableState};
