@@ -57,6 +57,15 @@ pub struct SourceSpec {
     /// keeps moving while the tracked tables are quiet. Created if missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_table: Option<String>,
+    /// Longest wait for the source to answer one request (connecting, a query,
+    /// a snapshot chunk, opening the binlog stream); a source that does not
+    /// answer in time is a transient error, retried on a new connection.
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+}
+
+fn default_query_timeout_ms() -> u64 {
+    60_000
 }
 
 /// How the binlog stream is positioned when CDC (re)starts.
@@ -381,6 +390,9 @@ impl PipeSpec {
                 Ok(parts) if parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && p != "*") => {}
                 _ => return Err(err("source.heartbeat_table", format!("{h:?} is not of the form schema.table"))),
             }
+        }
+        if self.source.query_timeout_ms < 1000 || self.source.query_timeout_ms > 86_400_000 {
+            return Err(err("source.query_timeout_ms", "must be between 1000 and 86400000"));
         }
         if self.source.server_id == Some(0) {
             return Err(err("source.server_id", "must be between 1 and 4294967295 (0 is not a valid replica id)"));

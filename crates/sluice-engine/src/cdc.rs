@@ -1,12 +1,26 @@
 //! CDC: follow the binlog from the checkpoint and apply changes in batches.
 //!
-//! A batch collects whole transactions until `sync_interval_ms` has passed or
-//! `pull_batch_size` changes are held; it is then written table by table and
-//! only afterwards is the position after its last transaction made durable. A
+//! **Whole transactions.** The rows of the transaction being read are held
+//! apart (`OpenTxn`) until its commit arrives; only then do they join the
+//! batch of committed transactions (`Pending`). A batch is written when
+//! `sync_interval_ms` has passed or `pull_batch_size` changes are held, on a
+//! pause, and before a DDL statement — always committed transactions only, so
+//! a reader of `FINAL` never sees part of a transaction. The one exception: a
 //! transaction larger than `LARGE_TXN_FACTOR × pull_batch_size` changes is
-//! written in parts before its commit (memory stays bounded); its checkpoint
-//! still only moves at the commit, and a replay writes it again with higher
-//! versions (`versions`).
+//! written in parts before its commit (memory stays bounded); this is said in
+//! the pipe's history and counted in `sluice_large_transactions_split_total`.
+//! The checkpoint still only moves at its commit, and a replay writes it again
+//! with higher versions (`versions`).
+//!
+//! **Checkpoints.** The position after the last written transaction is made
+//! durable only after ClickHouse acknowledged every change before it.
+//!
+//! **Stalls.** The server sends a heartbeat event after `SERVER_HEARTBEAT` of
+//! silence (`BinlogReader::start` sets the period). The time of the last event
+//! of any kind is tracked apart from batching; after `STALL_AFTER` without
+//! one the connection is taken for dead (a hung server, or a network path that
+//! holds bytes without a reset) and the stream reconnects from the checkpoint.
+//! Meanwhile lag keeps growing (`LiveStatus::lag_seconds`).
 //!
 //! The stream resumes from the checkpoint by GTIDs or by file/offset as
 //! `source.replication_mechanism` and the server allow (`binlog::resume_by`).
@@ -22,43 +36,84 @@
 //! in hand is flushed and the two tables are exchanged atomically between
 //! batches. DDL statements are followed by `schema_change`, after which the
 //! stream restarts from the checkpoint just after the statement.
+//!
+//! **Errors.** A transient error reconnects from the checkpoint with backoff;
+//! a table-level one (a row that cannot be decoded or written) puts that
+//! table in `Error` with the reason while the others keep flowing; a fatal
+//! one ends the stream (the pipe fails).
 
-use crate::retry::retry;
 use crate::modify::resync_marker;
+use crate::retry::{retry, Backoff};
 use crate::schema_change;
 use crate::snapshot::copy_table;
-use crate::{EngineError, PipeContext};
+use crate::versions::VersionClock;
+use crate::{failpoint, EngineError, PipeContext};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use sluice_catalog::TableRecord;
 use sluice_core::state::resync_table_name;
 use sluice_core::types::TableMapping;
-use sluice_core::{Checkpoint, PipeAction, PipeState, RowChange, TableState};
-use crate::versions::VersionClock;
+use sluice_core::{BinlogPosition, Checkpoint, PipeAction, PipeState, RowChange, Severity, TableState};
 use sluice_source::binlog::{self, BinlogEvent, BinlogReader, ResumeBy};
 use sluice_source::{conn, SourceError};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
+/// A transaction holding more than this many times `pull_batch_size` changes is written in parts.
 const LARGE_TXN_FACTOR: u64 = 4;
-/// No event (not even a heartbeat, sent every 5 s when idle) for this long means the connection is dead.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The heartbeat period the binlog stream asks the server for (`BinlogReader::start`).
+pub const SERVER_HEARTBEAT: Duration = binlog::HEARTBEAT_PERIOD;
+/// No event at all (row, commit or heartbeat) for this long: the connection is stalled.
+pub const STALL_AFTER: Duration = Duration::from_secs(SERVER_HEARTBEAT.as_secs() * 2);
+/// How often the apply loop looks at the clock (stall detection, the lag gauge).
+const TICK: Duration = Duration::from_millis(250);
 
-struct Batch {
+/// Committed transactions not yet written to ClickHouse.
+struct Pending {
     rows: Vec<Vec<RowChange>>,
     count: u64,
-    /// Position after the last complete transaction in the batch.
+    /// Position after the last transaction held (or an idle server's position).
     commit: Option<Checkpoint>,
-    /// Source commit time (epoch seconds) of that transaction.
-    commit_ts: u32,
-    /// Rows of an uncommitted transaction are held.
-    in_txn: bool,
+    /// Source commit time (epoch seconds) of the oldest transaction held.
+    oldest_ts: Option<u32>,
     opened: Instant,
 }
 
-impl Batch {
+impl Pending {
     fn new(tables: usize) -> Self {
-        Self { rows: vec![Vec::new(); tables], count: 0, commit: None, commit_ts: 0, in_txn: false, opened: Instant::now() }
+        Self { rows: vec![Vec::new(); tables], count: 0, commit: None, oldest_ts: None, opened: Instant::now() }
+    }
+}
+
+/// The transaction being read: its rows wait for its commit.
+struct OpenTxn {
+    rows: Vec<Vec<RowChange>>,
+    count: u64,
+    /// Parts of it were written before its commit (it outgrew the memory budget).
+    split: bool,
+}
+
+impl OpenTxn {
+    fn new(tables: usize) -> Self {
+        Self { rows: vec![Vec::new(); tables], count: 0, split: false }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0 && !self.split
+    }
+
+    /// Moves the committed transaction's rows into `pending`.
+    fn commit_into(&mut self, pending: &mut Pending) {
+        for (held, rows) in pending.rows.iter_mut().zip(self.rows.iter_mut()) {
+            if held.is_empty() {
+                std::mem::swap(held, rows);
+            } else {
+                held.append(rows);
+            }
+        }
+        pending.count += self.count;
+        self.count = 0;
+        self.split = false;
     }
 }
 
@@ -67,25 +122,44 @@ enum Ended {
     Cancelled,
     /// The tracked tables changed (a DDL): read them again and go on.
     TablesChanged,
+    /// The checkpoint reached the position the caller asked to stop at.
+    Reached,
 }
 
-/// Runs CDC until cancelled (`Ok`) or a permanent error.
+/// Runs CDC until cancelled (`Ok`) or a fatal error.
 pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
-    let mut delay = Duration::from_millis(250);
+    follow(ctx, None).await
+}
+
+/// Runs CDC until the checkpoint has reached `target` (a snapshot-only pipe
+/// catching up to the position read when its copy ended). Returns `Ok` when it
+/// has, or when cancelled (the caller checks `ctx.cancel`).
+pub async fn catch_up(ctx: &PipeContext, target: &BinlogPosition) -> Result<(), EngineError> {
+    follow(ctx, Some(target)).await
+}
+
+async fn follow(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Result<(), EngineError> {
+    let mut backoff = Backoff::new();
     loop {
-        match stream_once(ctx).await {
-            Ok(Ended::Cancelled) => return Ok(()),
-            Ok(Ended::TablesChanged) => delay = Duration::from_millis(250),
-            Err(e) if e.is_transient() => {
+        let started = Instant::now();
+        match stream_once(ctx, until).await {
+            Ok(Ended::Cancelled) | Ok(Ended::Reached) => return Ok(()),
+            Ok(Ended::TablesChanged) => backoff.reset(),
+            Err(e) if e.severity() == Severity::Transient => {
+                // A stream that ran a while before breaking starts over with a short delay.
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay();
                 let msg = format!("binlog stream interrupted: {e}; resuming from the last checkpoint in {:.1}s", delay.as_secs_f64());
                 metrics::counter!("sluice_errors_total", "pipe" => ctx.name().to_string(), "kind" => "binlog_stream").increment(1);
                 warn!(pipe = ctx.name(), "{msg}");
-                ctx.catalog.set_error(ctx.name(), Some(&msg)).await?;
+                ctx.status.retrying(ctx.name(), true);
+                crate::retry::show_error(ctx, &msg).await;
                 tokio::select! {
                     _ = ctx.cancel.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e),
         }
@@ -106,6 +180,7 @@ async fn swap_in(ctx: &PipeContext, rec: &TableRecord) -> Result<(), EngineError
     let marker = resync_marker(rec.snapshot_version.unwrap_or_default());
     ctx.catalog.set_table_state(ctx.name(), dest, TableState::Swapping, None).await?;
     retry(ctx, "swapping in the resynced table", || async { Ok(ctx.sink.swap_in(dest, &resync_table_name(dest), &marker).await?) }).await?;
+    failpoint!("resync-after-exchange-before-catalog");
     ctx.catalog.set_table_state(ctx.name(), dest, TableState::Running, None).await?;
     ctx.catalog.note(ctx.name(), &format!("table {dest} resynced: the new copy was swapped in with EXCHANGE TABLES")).await?;
     info!(pipe = ctx.name(), "table {dest} resynced: new copy swapped in");
@@ -121,13 +196,31 @@ async fn finish_if_done(ctx: &PipeContext) -> Result<(), EngineError> {
     }
     let state = ctx.catalog.pipe(ctx.name()).await?.map(|p| p.state);
     match state {
-        Some(PipeState::Snapshot) => ctx.transition(PipeAction::SnapshotDone, PipeState::Running, "added tables copied; CDC applies them").await,
+        Some(PipeState::Snapshot) if ctx.spec.mode.streams() => {
+            ctx.transition(PipeAction::SnapshotDone, PipeState::Running, "added tables copied; CDC applies them").await
+        }
         Some(PipeState::Resync) => ctx.transition(PipeAction::Finished, PipeState::Running, "resync complete").await,
         _ => Ok(()),
     }
 }
 
-async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
+/// Tables of the initial snapshot are applied by CDC from here on: `Snapshotted` → `Running`.
+pub async fn promote_snapshotted(ctx: &PipeContext) -> Result<(), EngineError> {
+    for rec in ctx.catalog.tables(ctx.name()).await? {
+        if rec.state == TableState::Snapshotted {
+            ctx.catalog.set_table_state(ctx.name(), &rec.mapping.destination, TableState::Running, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the stream has reached `target` at checkpoint `at` (positions of
+/// one server: the stream started on it from a checkpoint before `target`).
+fn reached(at: &Checkpoint, target: Option<&BinlogPosition>) -> bool {
+    target.is_some_and(|t| at.position >= *t)
+}
+
+async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Result<Ended, EngineError> {
     let spec = &ctx.spec;
     // A resync whose copy finished before a restart: swap it in before streaming.
     for rec in ctx.catalog.tables(ctx.name()).await? {
@@ -136,12 +229,19 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
         }
     }
     finish_if_done(ctx).await?;
+    if ctx.spec.mode.streams() && ctx.catalog.pipe(ctx.name()).await?.is_some_and(|p| p.state == PipeState::Running) {
+        // A pipe whose initial snapshot finished before tables were promoted (older catalogs, a crash).
+        promote_snapshotted(ctx).await?;
+    }
     let stored = ctx
         .catalog
         .checkpoint(ctx.name())
         .await?
         .ok_or_else(|| EngineError::Spec("CDC without a recorded start position".into()))?;
     let start = stored.checkpoint;
+    if reached(&start, until) {
+        return Ok(Ended::Reached);
+    }
     let records: Vec<TableRecord> = ctx.catalog.tables(ctx.name()).await?.into_iter().filter(|t| t.state != TableState::Error).collect();
     let mut tables: Vec<Applied> = records
         .iter()
@@ -157,7 +257,7 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
     let mut clock = VersionClock::start(ctx, &mut c).await?;
     let replica_name = format!("sluice:{}", ctx.name());
     let tracked = tables.iter().map(|t| t.mapping.clone()).collect();
-    let mut reader = BinlogReader::start(c, info.flavor, spec.server_id(), &replica_name, &start, by, tracked).await?;
+    let mut reader = conn::bounded(&spec.source, "opening the binlog stream", BinlogReader::start(c, info.flavor, spec.server_id(), &replica_name, &start, by, tracked)).await?;
     let _heartbeat = crate::heartbeat::start(ctx);
     match by {
         ResumeBy::FilePos => info!(pipe = ctx.name(), "CDC reading the binlog from {}", start.position),
@@ -168,7 +268,9 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
             start.position
         ),
     }
-    ctx.catalog.set_error(ctx.name(), None).await?;
+    ctx.status.heard();
+    ctx.status.retrying(ctx.name(), false);
+    crate::retry::show_error(ctx, "").await;
 
     // Copies of added and resynced tables, running alongside the stream.
     let mut copies = FuturesUnordered::new();
@@ -180,24 +282,34 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
         }
     }
 
-    let mut batch = Batch::new(tables.len());
+    let mut pending = Pending::new(tables.len());
+    let mut open = OpenTxn::new(tables.len());
     let mut saved = start.clone();
     let mut bytes_counted = 0u64;
+    let mut last_heard = Instant::now();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let flush_timer = tokio::time::sleep(Duration::from_millis(ctx.current_settings().sync_interval_ms));
+    tokio::pin!(flush_timer);
     loop {
         // Settings may change while the pipe runs; they apply from the next batch on.
         let settings = ctx.current_settings();
         let interval = Duration::from_millis(settings.sync_interval_ms);
         let max_rows = settings.pull_batch_size;
-        let deadline = batch.opened + interval;
-        let next = tokio::select! {
+        let flush_at = tokio::time::Instant::from_std(pending.opened + interval);
+        if flush_timer.deadline() != flush_at {
+            flush_timer.as_mut().reset(flush_at);
+        }
+        let event = tokio::select! {
             _ = ctx.cancel.cancelled() => {
-                flush(ctx, &tables, &mut batch, &mut saved).await?;
+                // Committed transactions only: an open one is read again after the checkpoint.
+                flush(ctx, &mut tables, &mut pending, &mut saved).await?;
                 return Ok(Ended::Cancelled);
             }
             Some((i, copied)) = copies.next(), if !copies.is_empty() => {
                 // Everything the stream holds goes out first, so that a swapped-in copy
                 // has every change up to here.
-                flush(ctx, &tables, &mut batch, &mut saved).await?;
+                flush(ctx, &mut tables, &mut pending, &mut saved).await?;
                 let rec = &records[i];
                 let dest = &rec.mapping.destination;
                 match copied {
@@ -214,78 +326,131 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
                     Err(e) if e.is_cancelled() || ctx.cancel.is_cancelled() => return Ok(Ended::Cancelled),
                     Err(e) => {
                         let msg = format!("copying {} failed: {e}; resync the table", rec.mapping.source.id);
-                        error!(pipe = ctx.name(), "{msg}");
-                        ctx.catalog.set_table_state(ctx.name(), dest, TableState::Error, Some(&msg)).await?;
-                        ctx.catalog.note(ctx.name(), &msg).await?;
-                        tables[i].state = TableState::Error;
+                        table_error(ctx, &mut tables[i], &msg).await?;
                     }
                 }
                 finish_if_done(ctx).await?;
                 continue;
             }
-            r = tokio::time::timeout_at(deadline.into(), tokio::time::timeout(READ_TIMEOUT, reader.next())) => r,
-        };
-        match next {
-            // Interval elapsed with no event: write what is complete.
-            Err(_) => {
-                let idle = batch.count == 0;
-                flush(ctx, &tables, &mut batch, &mut saved).await?;
-                if idle && !batch.in_txn {
-                    ctx.status.lag_ms.store(0, Ordering::Relaxed);
-                    metrics::gauge!("sluice_replication_lag_seconds", "pipe" => ctx.name().to_string()).set(0.0);
-                }
+            _ = &mut flush_timer => {
+                // The interval elapsed: write the committed transactions held.
+                flush(ctx, &mut tables, &mut pending, &mut saved).await?;
+                pending.opened = Instant::now();
                 count_binlog_bytes(ctx, &reader, &mut bytes_counted);
-                batch.opened = Instant::now();
+                ctx.status.publish_lag(ctx.name());
+                if reached(&saved, until) {
+                    return Ok(Ended::Reached);
+                }
+                continue;
             }
-            Ok(Err(_)) => {
-                return Err(SourceError::Mysql(mysql_async::Error::Other("no binlog event or heartbeat for 30 s".into())).into())
+            _ = tick.tick() => {
+                if last_heard.elapsed() >= STALL_AFTER {
+                    return Err(SourceError::Stalled(format!(
+                        "no binlog event or heartbeat for {} s (the server sends a heartbeat every {} s when idle): \
+                         the connection is stalled",
+                        last_heard.elapsed().as_secs(),
+                        SERVER_HEARTBEAT.as_secs()
+                    ))
+                    .into());
+                }
+                ctx.status.publish_lag(ctx.name());
+                continue;
             }
-            Ok(Ok(event)) => match event? {
-                None => return Err(SourceError::Mysql(mysql_async::Error::Other("the source closed the binlog stream".into())).into()),
-                Some(BinlogEvent::Rows { table, mut changes }) => {
-                    if tables[table].state == TableState::Error {
-                        continue;
+            event = reader.next() => event,
+        };
+        last_heard = Instant::now();
+        ctx.status.heard();
+        match event {
+            Err(e) if e.severity() == Severity::Table => {
+                // Only possible for a table the reader names; otherwise the stream cannot go on.
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+            Ok(None) => return Err(SourceError::Stalled("the source closed the binlog stream".into()).into()),
+            Ok(Some(BinlogEvent::Rows { table, mut changes })) => {
+                if tables[table].state == TableState::Error {
+                    continue;
+                }
+                clock.stamp(ctx, &mut changes).await?;
+                open.count += changes.len() as u64;
+                open.rows[table].extend(changes);
+                if open.count >= max_rows * LARGE_TXN_FACTOR {
+                    // Larger than the memory budget: the committed transactions go out
+                    // first (with their checkpoint), then this part, with the checkpoint
+                    // still before the transaction.
+                    flush(ctx, &mut tables, &mut pending, &mut saved).await?;
+                    if !open.split {
+                        let msg = format!(
+                            "a transaction of more than {} changes is written in parts before its commit \
+                             (readers may see part of it until its commit is applied)",
+                            max_rows * LARGE_TXN_FACTOR
+                        );
+                        warn!(pipe = ctx.name(), "{msg}");
+                        ctx.catalog.note(ctx.name(), &msg).await?;
+                        metrics::counter!("sluice_large_transactions_split_total", "pipe" => ctx.name().to_string()).increment(1);
                     }
-                    clock.stamp(ctx, &mut changes).await?;
-                    batch.in_txn = true;
-                    batch.count += changes.len() as u64;
-                    batch.rows[table].extend(changes);
-                    if batch.count >= max_rows * LARGE_TXN_FACTOR {
-                        // A very large transaction: write what we hold, keep the checkpoint where it is.
-                        write_rows(ctx, &tables, &mut batch).await?;
+                    open.split = true;
+                    let n = open.count;
+                    write_rows(ctx, &mut tables, &mut open.rows).await?;
+                    open.count = 0;
+                    ctx.status.changes_applied.fetch_add(n, Ordering::Relaxed);
+                    failpoint!("cdc-mid-large-transaction");
+                }
+            }
+            Ok(Some(BinlogEvent::Commit { checkpoint, timestamp })) => {
+                open.commit_into(&mut pending);
+                pending.commit = Some(checkpoint);
+                if pending.count > 0 {
+                    pending.oldest_ts.get_or_insert(timestamp);
+                    ctx.status.pending_since(pending.oldest_ts);
+                }
+                if pending.count >= max_rows || pending.opened.elapsed() >= interval {
+                    flush(ctx, &mut tables, &mut pending, &mut saved).await?;
+                    pending.opened = Instant::now();
+                    count_binlog_bytes(ctx, &reader, &mut bytes_counted);
+                    if reached(&saved, until) {
+                        return Ok(Ended::Reached);
                     }
                 }
-                Some(BinlogEvent::Commit { checkpoint, timestamp }) => {
-                    batch.in_txn = false;
-                    batch.commit = Some(checkpoint);
-                    batch.commit_ts = timestamp;
-                    if batch.count >= max_rows || batch.opened.elapsed() >= interval {
-                        flush(ctx, &tables, &mut batch, &mut saved).await?;
-                        batch.opened = Instant::now();
-                        count_binlog_bytes(ctx, &reader, &mut bytes_counted);
-                    }
+            }
+            Ok(Some(BinlogEvent::Ddl { schema, query, checkpoint })) => {
+                // Everything before the statement is written with the old definitions.
+                flush(ctx, &mut tables, &mut pending, &mut saved).await?;
+                if schema_change::follow(ctx, &schema, &query, &checkpoint).await? {
+                    return Ok(Ended::TablesChanged);
                 }
-                Some(BinlogEvent::Ddl { schema, query, checkpoint }) => {
-                    // Everything before the statement is written with the old definitions.
-                    flush(ctx, &tables, &mut batch, &mut saved).await?;
-                    if schema_change::follow(ctx, &schema, &query, &checkpoint).await? {
-                        return Ok(Ended::TablesChanged);
-                    }
+            }
+            Ok(Some(BinlogEvent::TableError { table, message })) => {
+                // The reader skips this table's rows from here on; drop what is held of it.
+                open.count -= open.rows[table].len() as u64;
+                open.rows[table].clear();
+                table_error(ctx, &mut tables[table], &message).await?;
+            }
+            Ok(Some(BinlogEvent::Heartbeat { checkpoint: Some(cp) })) => {
+                // Idle source: nothing held, so the server's position is a safe checkpoint. The
+                // stream only moves forward: another file is a later one (file numbers are not
+                // compared: after a fail-over they are the new server's).
+                let newest = &pending.commit.as_ref().unwrap_or(&saved).position;
+                let ahead = cp.position.file != newest.file || cp.position.pos > newest.pos;
+                if open.is_empty() && pending.count == 0 && ahead {
+                    pending.commit = Some(cp);
                 }
-                Some(BinlogEvent::Heartbeat { checkpoint: Some(cp) }) => {
-                    // Idle source: nothing held, so the server's position is a safe checkpoint. The
-                    // stream only moves forward: another file is a later one (file numbers are not
-                    // compared: after a fail-over they are the new server's).
-                    let newest = &batch.commit.as_ref().unwrap_or(&saved).position;
-                    let ahead = cp.position.file != newest.file || cp.position.pos > newest.pos;
-                    if !batch.in_txn && batch.count == 0 && ahead {
-                        batch.commit = Some(cp);
-                    }
-                }
-                Some(BinlogEvent::Heartbeat { checkpoint: None }) => {}
-            },
+            }
+            Ok(Some(BinlogEvent::Heartbeat { checkpoint: None })) => {}
         }
     }
+}
+
+/// Puts a table in `Error` with `msg` (history and log); the other tables go on.
+async fn table_error(ctx: &PipeContext, table: &mut Applied, msg: &str) -> Result<(), EngineError> {
+    error!(pipe = ctx.name(), "table {}: {msg}", table.mapping.destination);
+    metrics::counter!("sluice_errors_total", "pipe" => ctx.name().to_string(), "kind" => "table").increment(1);
+    let dest = table.mapping.destination.clone();
+    retry(ctx, "recording a table error", || async { Ok(ctx.catalog.set_table_state(ctx.name(), &dest, TableState::Error, Some(msg)).await?) })
+        .await?;
+    retry(ctx, "recording a table error", || async { Ok(ctx.catalog.note(ctx.name(), &format!("table {dest} stopped: {msg}")).await?) }).await?;
+    table.state = TableState::Error;
+    Ok(())
 }
 
 /// Adds the binlog bytes received since the last call to the pipe's counter.
@@ -295,49 +460,60 @@ fn count_binlog_bytes(ctx: &PipeContext, reader: &BinlogReader, counted: &mut u6
     *counted = read;
 }
 
-async fn write_rows(ctx: &PipeContext, tables: &[Applied], batch: &mut Batch) -> Result<(), EngineError> {
-    for (i, rows) in batch.rows.iter_mut().enumerate() {
-        if rows.is_empty() {
+/// Writes the rows held per table (emptying `rows`). A table whose write fails
+/// with a table-level error goes to `Error` and its rows are dropped; the other
+/// tables are written.
+async fn write_rows(ctx: &PipeContext, tables: &mut [Applied], rows: &mut [Vec<RowChange>]) -> Result<(), EngineError> {
+    for (i, held) in rows.iter_mut().enumerate() {
+        if held.is_empty() {
             continue;
         }
         let t = &tables[i];
-        let changes: &[RowChange] = rows;
-        retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write_into(&t.mapping, &t.target, changes).await?) }).await?;
-        metrics::counter!("sluice_cdc_changes_total", "pipe" => ctx.name().to_string(), "table" => t.mapping.destination.clone())
-            .increment(changes.len() as u64);
-        rows.clear();
+        if t.state == TableState::Error {
+            held.clear();
+            continue;
+        }
+        let changes: &[RowChange] = held;
+        let written = retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write_into(&t.mapping, &t.target, changes).await?) }).await;
+        match written {
+            Ok(_) => {
+                metrics::counter!("sluice_cdc_changes_total", "pipe" => ctx.name().to_string(), "table" => t.mapping.destination.clone())
+                    .increment(changes.len() as u64);
+            }
+            Err(e) if e.severity() == Severity::Table => {
+                let msg = format!("writing changes to ClickHouse failed: {e}; resync the table");
+                table_error(ctx, &mut tables[i], &msg).await?;
+            }
+            Err(e) => return Err(e),
+        }
+        held.clear();
     }
-    batch.count = 0;
     Ok(())
 }
 
-/// Writes every held change, then makes the last commit position durable.
-async fn flush(ctx: &PipeContext, tables: &[Applied], batch: &mut Batch, saved: &mut Checkpoint) -> Result<(), EngineError> {
-    let Some(commit) = batch.commit.take() else { return Ok(()) };
-    let n = batch.count;
+/// Writes every committed change held, then makes the last commit position durable.
+async fn flush(ctx: &PipeContext, tables: &mut [Applied], pending: &mut Pending, saved: &mut Checkpoint) -> Result<(), EngineError> {
+    let Some(commit) = pending.commit.take() else { return Ok(()) };
+    let n = pending.count;
     let started = Instant::now();
-    write_rows(ctx, tables, batch).await?;
+    write_rows(ctx, tables, &mut pending.rows).await?;
+    pending.count = 0;
+    pending.oldest_ts = None;
     if n > 0 {
         let pipe = ctx.name().to_string();
         metrics::histogram!("sluice_cdc_batch_rows", "pipe" => pipe.clone()).record(n as f64);
         metrics::histogram!("sluice_cdc_batch_duration_seconds", "pipe" => pipe).record(started.elapsed().as_secs_f64());
-    }
-    if n > 0 {
         ctx.status.changes_applied.fetch_add(n, Ordering::Relaxed);
         ctx.status.batches.fetch_add(1, Ordering::Relaxed);
     }
-    if batch.commit_ts > 0 {
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        let lag_ms = (now_ms - batch.commit_ts as i64 * 1000).max(0);
-        ctx.status.lag_ms.store(lag_ms, Ordering::Relaxed);
-        metrics::gauge!("sluice_replication_lag_seconds", "pipe" => ctx.name().to_string()).set(lag_ms as f64 / 1000.0);
-    }
+    failpoint!("cdc-after-write-before-checkpoint");
     if &commit != saved {
-        ctx.catalog.save_checkpoint(ctx.name(), &commit).await?;
+        retry(ctx, "saving the checkpoint", || async { Ok(ctx.catalog.save_checkpoint(ctx.name(), &commit).await?) }).await?;
         if n > 0 {
             tracing::debug!(pipe = ctx.name(), "applied {n} changes; checkpoint {}", commit.position);
         }
         *saved = commit;
     }
+    ctx.status.pending_since(None);
     Ok(())
 }

@@ -1,6 +1,8 @@
-//! Engine errors: what went wrong, and whether waiting and retrying can help.
+//! Engine errors: what went wrong, and how far it reaches (`Severity`):
+//! retry it, stop one table, or fail the pipe.
 
 use sluice_catalog::CatalogError;
+use sluice_core::Severity;
 use sluice_sink::SinkError;
 use sluice_source::SourceError;
 
@@ -19,13 +21,20 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    pub fn is_transient(&self) -> bool {
+    /// How far the error reaches; decided by the layer that raised it.
+    pub fn severity(&self) -> Severity {
         match self {
-            EngineError::Source(e) => e.is_transient(),
-            EngineError::Sink(e) => e.is_transient(),
-            EngineError::Catalog(e) => e.is_busy(),
-            _ => false,
+            EngineError::Source(e) => e.severity(),
+            EngineError::Sink(e) if e.is_transient() => Severity::Transient,
+            EngineError::Sink(SinkError::Encode { .. }) => Severity::Table,
+            EngineError::Sink(_) => Severity::Fatal,
+            EngineError::Catalog(e) if e.is_busy() => Severity::Transient,
+            EngineError::Catalog(_) | EngineError::Spec(_) | EngineError::Cancelled => Severity::Fatal,
         }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.severity() == Severity::Transient
     }
 
     pub fn is_cancelled(&self) -> bool {

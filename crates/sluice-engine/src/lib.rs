@@ -16,6 +16,7 @@
 
 mod cdc;
 mod error;
+pub mod failpoints;
 mod heartbeat;
 pub mod modify;
 mod retry;
@@ -35,28 +36,97 @@ use sluice_sink::ClickHouseSink;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-/// What a running pipe reports about itself, read by the API without touching the catalog.
+/// What a running pipe reports about itself, read by the API without touching
+/// the catalog. It outlives one engine task (a server keeps it per pipe), so
+/// lag keeps growing while the pipe is paused or its stream is stalled.
 #[derive(Debug, Default)]
 pub struct LiveStatus {
-    /// Milliseconds between the newest applied source commit and its write to ClickHouse;
-    /// 0 when caught up; -1 before CDC has run.
-    pub lag_ms: AtomicI64,
+    /// Epoch ms of the last event of any kind the binlog stream received; -1 before CDC ran.
+    last_heard_ms: AtomicI64,
+    /// Epoch ms of the source commit of the oldest change read but not yet written; 0 when none.
+    pending_since_ms: AtomicI64,
+    /// Epoch ms since when the pipe has been retrying a transient failure; 0 when it is not.
+    retrying_since_ms: AtomicI64,
     /// Row changes written by CDC since the process started.
     pub changes_applied: AtomicU64,
     /// Batches written by CDC since the process started.
     pub batches: AtomicU64,
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// How long a retried failure lasts before it is reported as a warning (and in `sluice_pipe_retrying`).
+pub const RETRY_WARNING_AFTER: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 impl LiveStatus {
     pub fn new() -> Arc<Self> {
         let s = Self::default();
-        s.lag_ms.store(-1, Ordering::Relaxed);
+        s.last_heard_ms.store(-1, Ordering::Relaxed);
         Arc::new(s)
     }
 
+    /// Replication lag: the age of the oldest source change not yet written to
+    /// ClickHouse. 0 only when nothing is pending and the stream is live; when
+    /// nothing has been heard from the source for longer than its heartbeat
+    /// period (a stalled stream, a paused or stopped pipe), at least the time
+    /// since it was last heard. `None` before CDC has run.
     pub fn lag_seconds(&self) -> Option<f64> {
-        let ms = self.lag_ms.load(Ordering::Relaxed);
-        (ms >= 0).then(|| ms as f64 / 1000.0)
+        let heard = self.last_heard_ms.load(Ordering::Relaxed);
+        if heard < 0 {
+            return None;
+        }
+        let now = now_ms();
+        let pending = self.pending_since_ms.load(Ordering::Relaxed);
+        let mut lag = if pending > 0 { now - pending } else { 0 };
+        let silent = now - heard;
+        if silent > cdc::SERVER_HEARTBEAT.as_millis() as i64 + 1000 {
+            lag = lag.max(silent);
+        }
+        Some(lag.max(0) as f64 / 1000.0)
+    }
+
+    /// The stream received an event (a change, a commit, a heartbeat).
+    pub(crate) fn heard(&self) {
+        self.last_heard_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// The oldest change held but not yet written was committed at `ts` (epoch seconds); `None`: nothing held.
+    pub(crate) fn pending_since(&self, ts: Option<u32>) {
+        let ms = ts.map(|t| t as i64 * 1000).unwrap_or(0);
+        self.pending_since_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether the pipe is retrying a transient failure (the first call with `true` starts the clock).
+    pub(crate) fn retrying(&self, pipe: &str, yes: bool) {
+        if yes {
+            let _ = self.retrying_since_ms.compare_exchange(0, now_ms(), Ordering::Relaxed, Ordering::Relaxed);
+        } else {
+            self.retrying_since_ms.store(0, Ordering::Relaxed);
+            metrics::gauge!("sluice_pipe_retrying_seconds", "pipe" => pipe.to_string()).set(0.0);
+        }
+    }
+
+    /// For how long the pipe has been retrying a transient failure, if it is.
+    pub fn retrying_for(&self) -> Option<std::time::Duration> {
+        let since = self.retrying_since_ms.load(Ordering::Relaxed);
+        (since > 0).then(|| std::time::Duration::from_millis((now_ms() - since).max(0) as u64))
+    }
+
+    /// A warning when a failure has been retried for longer than `RETRY_WARNING_AFTER`.
+    pub fn warning(&self) -> Option<String> {
+        let d = self.retrying_for()?;
+        (d >= RETRY_WARNING_AFTER).then(|| format!("retrying a failure for {} min; see the error", d.as_secs() / 60))
+    }
+
+    /// Sets the lag and retry gauges from the current state.
+    pub(crate) fn publish_lag(&self, pipe: &str) {
+        if let Some(lag) = self.lag_seconds() {
+            metrics::gauge!("sluice_replication_lag_seconds", "pipe" => pipe.to_string()).set(lag);
+        }
+        let retrying = self.retrying_for().map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        metrics::gauge!("sluice_pipe_retrying_seconds", "pipe" => pipe.to_string()).set(retrying);
     }
 }
 

@@ -20,7 +20,7 @@ pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<
     for e in discovery::expand(src, specs).await? {
         let (id, dest, spec) = (e.id.clone(), e.destination.clone(), &specs[e.index]);
         let partition_key = spec.partition_key.clone();
-        let table = discovery::describe(src, &id).await?;
+        let table = discovery::describe(src, &id).await.map_err(|e| e.in_table(&id))?;
         if table.primary_key.is_empty() {
             return Err(SourceError::Config(format!(
                 "table {id} has no primary key and no unique key on NOT NULL columns: ReplacingMergeTree needs a key \
@@ -28,7 +28,7 @@ pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<
             ))
             .into());
         }
-        discovery::check_table_spec(src, &table, spec, &e).await?;
+        discovery::check_table_spec(src, &table, spec, &e).await.map_err(|err| err.in_table(&id))?;
         let unknown = spec.options().unknown_excluded(&table);
         if !unknown.is_empty() && e.named {
             tracing::warn!(

@@ -13,11 +13,11 @@
 //! Memory is bounded by `parallel_partitions × snapshot_rows_per_chunk` rows.
 
 use crate::retry::retry;
-use crate::{EngineError, PipeContext};
+use crate::{failpoint, EngineError, PipeContext};
 use futures_util::stream::{self, TryStreamExt};
 use sluice_catalog::{PartitionRecord, TableRecord};
 use sluice_core::types::TableMapping;
-use sluice_core::{ChangeOp, PipeAction, PipeState, RowChange, TableState};
+use sluice_core::{ChangeOp, PipeAction, PipeState, RowChange, Severity, TableState};
 use sluice_source::conn;
 use sluice_source::snapshot::{Partition, TableReader};
 use std::sync::Arc;
@@ -38,14 +38,41 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     let parallel = ctx.current_settings().parallel_tables.max(1) as usize;
     stream::iter(todo.iter().map(Ok))
         .try_for_each_concurrent(parallel, |table| async move {
-            copy_table(ctx, table, &table.mapping.destination, stored.snapshot_version).await.map(|_| ())
+            match copy_table(ctx, table, &table.mapping.destination, stored.snapshot_version).await {
+                // One table's rows cannot be read or written: that table stops, the others are copied.
+                Err(e) if e.severity() == Severity::Table => {
+                    let dest = &table.mapping.destination;
+                    let msg = format!("copying {} failed: {e}; resync the table", table.mapping.source.id);
+                    tracing::error!(pipe = ctx.name(), "table {dest}: {msg}");
+                    ctx.catalog.set_table_state(ctx.name(), dest, TableState::Error, Some(&msg)).await?;
+                    ctx.catalog.note(ctx.name(), &format!("table {dest} stopped: {msg}")).await?;
+                    Ok(())
+                }
+                other => other.map(|_| ()),
+            }
         })
         .await?;
     if spec.mode.streams() {
-        ctx.transition(PipeAction::SnapshotDone, PipeState::Running, "snapshot complete; CDC starts from the snapshot's start position").await
-    } else {
-        ctx.transition(PipeAction::SnapshotDone, PipeState::Completed, "snapshot_only pipe: snapshot complete").await
+        crate::cdc::promote_snapshotted(ctx).await?;
+        return ctx.transition(PipeAction::SnapshotDone, PipeState::Running, "snapshot complete; CDC starts from the snapshot's start position").await;
     }
+    // Chunks were read at different moments: the copy equals the source as of
+    // one position only once the changes made while it ran are applied. Catch
+    // up from the start position to where the source stands now.
+    let target = retry(ctx, "reading the source's binlog position", || async {
+        let mut c = conn::connect(&spec.source).await?;
+        let info = conn::server_info(&mut c).await?;
+        let (position, _) = conn::bounded(&spec.source, "reading the binlog position", conn::current_position(&mut c, &info)).await?;
+        let _ = c.disconnect().await;
+        Ok(position)
+    })
+    .await?;
+    info!(pipe = ctx.name(), "snapshot_only pipe: copy done; applying the changes made during the copy, up to {target}");
+    crate::cdc::catch_up(ctx, &target).await?;
+    if ctx.cancel.is_cancelled() {
+        return Err(EngineError::Cancelled);
+    }
+    ctx.transition(PipeAction::SnapshotDone, PipeState::Completed, &format!("snapshot_only pipe: snapshot complete, consistent as of {target}")).await
 }
 
 /// Copies one source table into ClickHouse table `target` with `version`,
@@ -59,8 +86,8 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
     if parts.is_empty() {
         let plan = retry(ctx, "planning snapshot partitions", || async {
             let mut c = conn::connect(&ctx.spec.source).await?;
-            let est = reader.estimated_rows(&mut c).await?;
-            let plan = reader.plan_partitions(&mut c, est, settings.rows_per_partition).await?;
+            let est = conn::bounded(&ctx.spec.source, "the row estimate", reader.estimated_rows(&mut c)).await?;
+            let plan = conn::bounded(&ctx.spec.source, "planning partitions", reader.plan_partitions(&mut c, est, settings.rows_per_partition)).await?;
             let _ = c.disconnect().await;
             Ok((est, plan))
         })
@@ -136,7 +163,8 @@ impl PartitionJob {
                     if c.is_none() {
                         *c = Some(conn::connect(&ctx.spec.source).await?);
                     }
-                    let read = reader.read_partition_chunk(c.as_mut().expect("connected above"), range, key.as_ref(), chunk_rows).await;
+                    let conn = c.as_mut().expect("connected above");
+                    let read = conn::bounded(&ctx.spec.source, "a snapshot chunk query", reader.read_partition_chunk(conn, range, key.as_ref(), chunk_rows)).await;
                     if read.is_err() {
                         *c = None;
                     }
@@ -154,6 +182,7 @@ impl PartitionJob {
             if chunk.last_key.is_some() {
                 last_key = chunk.last_key;
             }
+            failpoint!("snapshot-after-chunk-before-progress");
             ctx.catalog.record_partition_progress(ctx.name(), dest, part.idx, last_key.as_ref(), copied, done).await?;
             if done {
                 info!(pipe = ctx.name(), "partition {}/{} of {dest} done ({copied} rows)", part.idx + 1, self.total);

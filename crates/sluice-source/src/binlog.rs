@@ -53,7 +53,14 @@ pub enum BinlogEvent {
     /// its offset): a quiet pipe can move its checkpoint there, e.g. into a
     /// new binlog file after the server restarted, before the old one is purged.
     Heartbeat { checkpoint: Option<Checkpoint> },
+    /// A row or table map of tracked table `table` cannot be decoded; the
+    /// message names the table, column and position and says what to do.
+    /// The reader skips that table's rows from here on; other tables go on.
+    TableError { table: usize, message: String },
 }
+
+/// How often an idle server sends a heartbeat event on the stream.
+pub const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How a table-map id maps onto a tracked table's columns.
 struct MappedTable {
@@ -146,10 +153,11 @@ impl BinlogReader {
     ) -> Result<Self, SourceError> {
         check_server_id(&mut conn, flavor, server_id, replica_name).await?;
         // MySQL 8.4+ reads @source_*, older servers and MariaDB @master_*; setting both is harmless.
-        conn.query_drop(
+        let period_ns = HEARTBEAT_PERIOD.as_nanos();
+        conn.query_drop(format!(
             "SET @master_binlog_checksum = 'CRC32', @source_binlog_checksum = 'CRC32', \
-             @master_heartbeat_period = 5000000000, @source_heartbeat_period = 5000000000",
-        )
+             @master_heartbeat_period = {period_ns}, @source_heartbeat_period = {period_ns}"
+        ))
         .await?;
         if flavor == Flavor::MariaDb {
             // Without capability 4 MariaDB replaces its GTID events by dummy queries.

@@ -3,7 +3,7 @@
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
 use sluice_core::spec::{SourceSpec, TlsMode};
-use sluice_core::BinlogPosition;
+use sluice_core::{BinlogPosition, Severity};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,20 +23,73 @@ pub enum SourceError {
     /// Another replica uses this pipe's server id (retried: it may go away).
     #[error("{0}")]
     ServerIdInUse(String),
+    /// The source did not answer within `source.query_timeout_ms`.
+    #[error("the source did not answer {what} within {secs} s (source.query_timeout_ms); retrying on a new connection")]
+    Timeout { what: String, secs: u64 },
+    /// The binlog stream went silent or was closed by the server.
+    #[error("{0}; reconnecting")]
+    Stalled(String),
+    /// An error while working on one source table, named.
+    #[error("table {table}: {source}")]
+    InTable { table: String, source: Box<SourceError> },
 }
 
 impl SourceError {
-    /// Whether retrying the same operation later may succeed.
-    pub fn is_transient(&self) -> bool {
+    /// How far the error reaches. Server errors are classified by code:
+    /// connection-level and load conditions are transient (too many
+    /// connections 1040, shutdown 1053, lock wait 1205, deadlock 1213,
+    /// net read/write errors 1158–1161, interrupted 1317, connection killed
+    /// 1927, lost connection 2013, query timeout 3024, server busy 1203/1226
+    /// (user resource limits), out of memory 1037/1038/1041); everything else
+    /// the server says (access denied, unknown table, a purged binlog, a
+    /// replication protocol error) needs a user's action: fatal. Errors below
+    /// the protocol (I/O, a dropped TLS session, a driver error on a broken
+    /// packet) are transient. A value that cannot be decoded concerns one table.
+    pub fn severity(&self) -> Severity {
         match self {
             SourceError::Mysql(mysql_async::Error::Server(e)) => {
-                // 1040 too many connections, 1205 lock wait, 1213 deadlock, 2013 lost connection,
-                // 1053 shutdown in progress, 1927 connection killed, 3024 query timeout.
-                matches!(e.code, 1040 | 1053 | 1205 | 1213 | 1927 | 2013 | 3024)
+                if matches!(e.code, 1037 | 1038 | 1040 | 1041 | 1053 | 1158..=1161 | 1203 | 1205 | 1213 | 1226 | 1317 | 1927 | 2013 | 3024) {
+                    Severity::Transient
+                } else {
+                    Severity::Fatal
+                }
             }
-            SourceError::Mysql(_) | SourceError::ServerIdInUse(_) => true,
-            _ => false,
+            SourceError::Mysql(mysql_async::Error::Url(_)) => Severity::Fatal,
+            SourceError::Mysql(_) | SourceError::ServerIdInUse(_) | SourceError::Timeout { .. } | SourceError::Stalled(_) => {
+                Severity::Transient
+            }
+            SourceError::Decode(_) => Severity::Table,
+            SourceError::Config(_) | SourceError::BinlogPurged(_) => Severity::Fatal,
+            SourceError::InTable { source, .. } => source.severity(),
         }
+    }
+
+    /// This error, naming the table it concerns (unless it already does).
+    pub fn in_table(self, table: impl std::fmt::Display) -> Self {
+        match self {
+            e @ SourceError::InTable { .. } => e,
+            e => SourceError::InTable { table: table.to_string(), source: Box::new(e) },
+        }
+    }
+
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        self.severity() == Severity::Transient
+    }
+}
+
+/// Runs one request to the source, bounded by `source.query_timeout_ms`: a
+/// source that does not answer (a hung server, a network path that holds the
+/// bytes) becomes a transient `Timeout` instead of a silent stall. The
+/// request's connection is dropped with the future, never reused half-read.
+pub async fn bounded<T, F>(spec: &SourceSpec, what: &str, fut: F) -> Result<T, SourceError>
+where
+    F: std::future::Future<Output = Result<T, SourceError>>,
+{
+    let limit = Duration::from_millis(spec.query_timeout_ms);
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(SourceError::Timeout { what: what.to_string(), secs: limit.as_secs() }),
     }
 }
 
@@ -91,6 +144,10 @@ pub fn opts(spec: &SourceSpec, tls: bool) -> Opts {
 /// Connects as the spec says: TLS per `source.tls` (a `preferred` connection
 /// falls back to plain TCP when the server offers no TLS).
 pub async fn connect(spec: &SourceSpec) -> Result<Conn, SourceError> {
+    bounded(spec, "connecting", connect_unbounded(spec)).await
+}
+
+async fn connect_unbounded(spec: &SourceSpec) -> Result<Conn, SourceError> {
     let conn = match Conn::new(opts(spec, true)).await {
         Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)) if spec.tls.mode == TlsMode::Preferred => {
             Conn::new(opts(spec, false)).await

@@ -68,6 +68,8 @@ fn read_spec(path: &PathBuf) -> Result<PipeSpec> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Test builds only: crash points named in FAILPOINTS (see sluice-engine's failpoints).
+    let _failpoints = sluice_engine::failpoints::setup();
     // Progress bars for `sluice run` on a terminal; logs are printed above them.
     let bars = (matches!(cli.command, Command::Run { .. }) && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(indicatif::MultiProgress::new);

@@ -176,6 +176,8 @@ pub struct SluiceRun {
     pub child: Option<Child>,
     pub dir: PathBuf,
     pub spec_path: PathBuf,
+    /// Extra environment of the next (re)start, e.g. `FAILPOINTS`.
+    pub env: Vec<(String, String)>,
 }
 
 impl SluiceRun {
@@ -187,7 +189,18 @@ impl SluiceRun {
         std::fs::create_dir_all(dir).unwrap();
         let spec_path = dir.join("pipe.json");
         std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).unwrap()).unwrap();
-        let mut run = SluiceRun { child: None, dir: dir.to_path_buf(), spec_path };
+        let mut run = SluiceRun { child: None, dir: dir.to_path_buf(), spec_path, env: Vec::new() };
+        run.restart();
+        run
+    }
+
+    /// `start` with extra environment variables (kept for restarts until `env` is cleared).
+    pub fn start_with_env(dir: &Path, spec: &serde_json::Value, env: &[(&str, &str)]) -> SluiceRun {
+        std::fs::create_dir_all(dir).unwrap();
+        let spec_path = dir.join("pipe.json");
+        std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).unwrap()).unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut run = SluiceRun { child: None, dir: dir.to_path_buf(), spec_path, env };
         run.restart();
         run
     }
@@ -200,6 +213,7 @@ impl SluiceRun {
             .arg("--data-dir")
             .arg(self.dir.join("data"))
             .env("RUST_LOG", "info,sqlx=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -298,6 +312,8 @@ pub fn diff(src: &[Vec<String>], dst: &[Vec<String>]) -> Result<(), String> {
 
 /// A `sluice server` child process on a free port, with its own data dir and token.
 pub struct SluiceServer {
+    /// Extra environment of the next (re)start, e.g. `FAILPOINTS`.
+    pub env: Vec<(String, String)>,
     pub child: Option<Child>,
     pub dir: PathBuf,
     pub port: u16,
@@ -311,6 +327,7 @@ impl SluiceServer {
         std::fs::create_dir_all(dir).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut s = SluiceServer {
+            env: Vec::new(),
             child: None,
             dir: dir.to_path_buf(),
             port,
@@ -321,6 +338,20 @@ impl SluiceServer {
         s
     }
 
+    /// Waits for the process to exit by itself (a failpoint crash); returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        let child = self.child.as_mut().expect("not running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status.code();
+            }
+            assert!(start.elapsed() < timeout, "sluice server did not exit within {timeout:?}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub async fn restart(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("server.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -328,6 +359,7 @@ impl SluiceServer {
             .arg(self.dir.join("data"))
             .env("SLUICE_API_TOKEN", &self.token)
             .env("RUST_LOG", "info,sqlx=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
