@@ -42,6 +42,7 @@
 //! table in `Error` with the reason while the others keep flowing; a fatal
 //! one ends the stream (the pipe fails).
 
+use crate::batch::Batch;
 use crate::modify::resync_marker;
 use crate::retry::{retry, Backoff};
 use crate::schema_change;
@@ -67,55 +68,6 @@ pub const SERVER_HEARTBEAT: Duration = binlog::HEARTBEAT_PERIOD;
 pub const STALL_AFTER: Duration = Duration::from_secs(SERVER_HEARTBEAT.as_secs() * 2);
 /// How often the apply loop looks at the clock (stall detection, the lag gauge).
 const TICK: Duration = Duration::from_millis(250);
-
-/// Committed transactions not yet written to ClickHouse.
-struct Pending {
-    rows: Vec<Vec<RowChange>>,
-    count: u64,
-    /// Position after the last transaction held (or an idle server's position).
-    commit: Option<Checkpoint>,
-    /// Source commit time (epoch seconds) of the oldest transaction held.
-    oldest_ts: Option<u32>,
-    opened: Instant,
-}
-
-impl Pending {
-    fn new(tables: usize) -> Self {
-        Self { rows: vec![Vec::new(); tables], count: 0, commit: None, oldest_ts: None, opened: Instant::now() }
-    }
-}
-
-/// The transaction being read: its rows wait for its commit.
-struct OpenTxn {
-    rows: Vec<Vec<RowChange>>,
-    count: u64,
-    /// Parts of it were written before its commit (it outgrew the memory budget).
-    split: bool,
-}
-
-impl OpenTxn {
-    fn new(tables: usize) -> Self {
-        Self { rows: vec![Vec::new(); tables], count: 0, split: false }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.count == 0 && !self.split
-    }
-
-    /// Moves the committed transaction's rows into `pending`.
-    fn commit_into(&mut self, pending: &mut Pending) {
-        for (held, rows) in pending.rows.iter_mut().zip(self.rows.iter_mut()) {
-            if held.is_empty() {
-                std::mem::swap(held, rows);
-            } else {
-                held.append(rows);
-            }
-        }
-        pending.count += self.count;
-        self.count = 0;
-        self.split = false;
-    }
-}
 
 /// Why a stream ended without an error.
 enum Ended {
@@ -282,8 +234,7 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
         }
     }
 
-    let mut pending = Pending::new(tables.len());
-    let mut open = OpenTxn::new(tables.len());
+    let mut batch = Batch::new(tables.len());
     let mut saved = start.clone();
     let mut bytes_counted = 0u64;
     let mut last_heard = Instant::now();
@@ -296,20 +247,20 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
         let settings = ctx.current_settings();
         let interval = Duration::from_millis(settings.sync_interval_ms);
         let max_rows = settings.pull_batch_size;
-        let flush_at = tokio::time::Instant::from_std(pending.opened + interval);
+        let flush_at = tokio::time::Instant::from_std(batch.opened + interval);
         if flush_timer.deadline() != flush_at {
             flush_timer.as_mut().reset(flush_at);
         }
         let event = tokio::select! {
             _ = ctx.cancel.cancelled() => {
                 // Committed transactions only: an open one is read again after the checkpoint.
-                flush(ctx, &mut tables, &mut pending, &mut saved).await?;
+                flush(ctx, &mut tables, &mut batch, &mut saved).await?;
                 return Ok(Ended::Cancelled);
             }
             Some((i, copied)) = copies.next(), if !copies.is_empty() => {
                 // Everything the stream holds goes out first, so that a swapped-in copy
                 // has every change up to here.
-                flush(ctx, &mut tables, &mut pending, &mut saved).await?;
+                flush(ctx, &mut tables, &mut batch, &mut saved).await?;
                 let rec = &records[i];
                 let dest = &rec.mapping.destination;
                 match copied {
@@ -334,8 +285,8 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
             }
             _ = &mut flush_timer => {
                 // The interval elapsed: write the committed transactions held.
-                flush(ctx, &mut tables, &mut pending, &mut saved).await?;
-                pending.opened = Instant::now();
+                flush(ctx, &mut tables, &mut batch, &mut saved).await?;
+                batch.opened = Instant::now();
                 count_binlog_bytes(ctx, &reader, &mut bytes_counted);
                 ctx.status.publish_lag(ctx.name());
                 if reached(&saved, until) {
@@ -372,14 +323,13 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
                     continue;
                 }
                 clock.stamp(ctx, &mut changes).await?;
-                open.count += changes.len() as u64;
-                open.rows[table].extend(changes);
-                if open.count >= max_rows * LARGE_TXN_FACTOR {
+                if batch.add_rows(table, changes, max_rows * LARGE_TXN_FACTOR) {
                     // Larger than the memory budget: the committed transactions go out
                     // first (with their checkpoint), then this part, with the checkpoint
                     // still before the transaction.
-                    flush(ctx, &mut tables, &mut pending, &mut saved).await?;
-                    if !open.split {
+                    flush(ctx, &mut tables, &mut batch, &mut saved).await?;
+                    let (mut part, n, first) = batch.take_open_part();
+                    if first {
                         let msg = format!(
                             "a transaction of more than {} changes is written in parts before its commit \
                              (readers may see part of it until its commit is applied)",
@@ -389,24 +339,17 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
                         ctx.catalog.note(ctx.name(), &msg).await?;
                         metrics::counter!("sluice_large_transactions_split_total", "pipe" => ctx.name().to_string()).increment(1);
                     }
-                    open.split = true;
-                    let n = open.count;
-                    write_rows(ctx, &mut tables, &mut open.rows).await?;
-                    open.count = 0;
+                    write_rows(ctx, &mut tables, &mut part).await?;
                     ctx.status.changes_applied.fetch_add(n, Ordering::Relaxed);
                     failpoint!("cdc-mid-large-transaction");
                 }
             }
             Ok(Some(BinlogEvent::Commit { checkpoint, timestamp })) => {
-                open.commit_into(&mut pending);
-                pending.commit = Some(checkpoint);
-                if pending.count > 0 {
-                    pending.oldest_ts.get_or_insert(timestamp);
-                    ctx.status.pending_since(pending.oldest_ts);
-                }
-                if pending.count >= max_rows || pending.opened.elapsed() >= interval {
-                    flush(ctx, &mut tables, &mut pending, &mut saved).await?;
-                    pending.opened = Instant::now();
+                batch.commit(checkpoint, timestamp);
+                ctx.status.pending_since(batch.oldest_ts());
+                if batch.flush_due(max_rows, interval) {
+                    flush(ctx, &mut tables, &mut batch, &mut saved).await?;
+                    batch.opened = Instant::now();
                     count_binlog_bytes(ctx, &reader, &mut bytes_counted);
                     if reached(&saved, until) {
                         return Ok(Ended::Reached);
@@ -415,27 +358,17 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
             }
             Ok(Some(BinlogEvent::Ddl { schema, query, checkpoint })) => {
                 // Everything before the statement is written with the old definitions.
-                flush(ctx, &mut tables, &mut pending, &mut saved).await?;
+                flush(ctx, &mut tables, &mut batch, &mut saved).await?;
                 if schema_change::follow(ctx, &schema, &query, &checkpoint).await? {
                     return Ok(Ended::TablesChanged);
                 }
             }
             Ok(Some(BinlogEvent::TableError { table, message })) => {
                 // The reader skips this table's rows from here on; drop what is held of it.
-                open.count -= open.rows[table].len() as u64;
-                open.rows[table].clear();
+                batch.drop_table(table);
                 table_error(ctx, &mut tables[table], &message).await?;
             }
-            Ok(Some(BinlogEvent::Heartbeat { checkpoint: Some(cp) })) => {
-                // Idle source: nothing held, so the server's position is a safe checkpoint. The
-                // stream only moves forward: another file is a later one (file numbers are not
-                // compared: after a fail-over they are the new server's).
-                let newest = &pending.commit.as_ref().unwrap_or(&saved).position;
-                let ahead = cp.position.file != newest.file || cp.position.pos > newest.pos;
-                if open.is_empty() && pending.count == 0 && ahead {
-                    pending.commit = Some(cp);
-                }
-            }
+            Ok(Some(BinlogEvent::Heartbeat { checkpoint: Some(cp) })) => batch.idle_position(cp, &saved),
             Ok(Some(BinlogEvent::Heartbeat { checkpoint: None })) => {}
         }
     }
@@ -492,13 +425,11 @@ async fn write_rows(ctx: &PipeContext, tables: &mut [Applied], rows: &mut [Vec<R
 }
 
 /// Writes every committed change held, then makes the last commit position durable.
-async fn flush(ctx: &PipeContext, tables: &mut [Applied], pending: &mut Pending, saved: &mut Checkpoint) -> Result<(), EngineError> {
-    let Some(commit) = pending.commit.take() else { return Ok(()) };
-    let n = pending.count;
+async fn flush(ctx: &PipeContext, tables: &mut [Applied], batch: &mut Batch, saved: &mut Checkpoint) -> Result<(), EngineError> {
+    let Some(mut committed) = batch.take_committed() else { return Ok(()) };
+    let n = committed.count;
     let started = Instant::now();
-    write_rows(ctx, tables, &mut pending.rows).await?;
-    pending.count = 0;
-    pending.oldest_ts = None;
+    write_rows(ctx, tables, &mut committed.rows).await?;
     if n > 0 {
         let pipe = ctx.name().to_string();
         metrics::histogram!("sluice_cdc_batch_rows", "pipe" => pipe.clone()).record(n as f64);
@@ -507,6 +438,7 @@ async fn flush(ctx: &PipeContext, tables: &mut [Applied], pending: &mut Pending,
         ctx.status.batches.fetch_add(1, Ordering::Relaxed);
     }
     failpoint!("cdc-after-write-before-checkpoint");
+    let commit = committed.checkpoint;
     if &commit != saved {
         retry(ctx, "saving the checkpoint", || async { Ok(ctx.catalog.save_checkpoint(ctx.name(), &commit).await?) }).await?;
         if n > 0 {

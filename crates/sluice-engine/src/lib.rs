@@ -14,6 +14,7 @@
 //! after ClickHouse acknowledged everything before it, and replayed changes
 //! carry higher versions than their first write (see `versions`).
 
+mod batch;
 mod cdc;
 mod error;
 pub mod failpoints;

@@ -102,7 +102,7 @@ async fn whole_transactions(flavor: Flavor) {
             srv.wait_state(&db, "Paused", CONVERGE).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
             let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
-            assert_eq!(code, 202, "{v}");
+            assert!(code < 300, "{code} {v}");
             srv.wait_state(&db, "Running", CONVERGE).await;
         }
     }

@@ -1,0 +1,249 @@
+//! The CDC batch: committed transactions waiting to be written, and the
+//! transaction being read, held apart until its commit. Pure bookkeeping, no
+//! I/O, so that the apply loop's rules are unit-tested on synthetic event
+//! sequences:
+//!
+//! - rows of the transaction being read are never handed out for writing
+//!   until its commit arrives (`take_committed`), except as an explicit
+//!   `take_open_part` when it outgrew the memory budget;
+//! - the checkpoint handed out with committed rows is the position after the
+//!   last committed transaction; an idle server's position (a heartbeat) is
+//!   taken only when nothing at all is held;
+//! - a table put in `Error` loses what is held of it, the others keep theirs.
+
+use sluice_core::{Checkpoint, RowChange};
+use std::time::{Duration, Instant};
+
+/// Committed transactions taken out for writing.
+#[derive(Debug)]
+pub struct Committed {
+    /// Rows per tracked table, in binlog order.
+    pub rows: Vec<Vec<RowChange>>,
+    pub count: u64,
+    /// Durable once every row above is written.
+    pub checkpoint: Checkpoint,
+}
+
+#[derive(Debug)]
+pub struct Batch {
+    committed: Vec<Vec<RowChange>>,
+    committed_count: u64,
+    checkpoint: Option<Checkpoint>,
+    /// Source commit time (epoch seconds) of the oldest committed transaction held.
+    oldest_ts: Option<u32>,
+    /// When the batch was last written (the sync interval counts from here).
+    pub opened: Instant,
+    open: Vec<Vec<RowChange>>,
+    open_count: u64,
+    /// Parts of the open transaction were already taken out (it outgrew the budget).
+    open_split: bool,
+}
+
+impl Batch {
+    pub fn new(tables: usize) -> Self {
+        Self {
+            committed: vec![Vec::new(); tables],
+            committed_count: 0,
+            checkpoint: None,
+            oldest_ts: None,
+            opened: Instant::now(),
+            open: vec![Vec::new(); tables],
+            open_count: 0,
+            open_split: false,
+        }
+    }
+
+    /// Row changes of the transaction being read, for tracked table `table`.
+    /// Returns whether the open transaction now holds `limit` changes or more
+    /// (the caller then writes the committed ones and `take_open_part`).
+    pub fn add_rows(&mut self, table: usize, changes: Vec<RowChange>, limit: u64) -> bool {
+        self.open_count += changes.len() as u64;
+        if self.open[table].is_empty() {
+            self.open[table] = changes;
+        } else {
+            self.open[table].extend(changes);
+        }
+        self.open_count >= limit
+    }
+
+    /// The transaction being read committed; the stream may resume at `checkpoint` once it is written.
+    pub fn commit(&mut self, checkpoint: Checkpoint, timestamp: u32) {
+        for (held, rows) in self.committed.iter_mut().zip(self.open.iter_mut()) {
+            if held.is_empty() {
+                std::mem::swap(held, rows);
+            } else {
+                held.append(rows);
+            }
+        }
+        if self.open_count > 0 || self.open_split {
+            self.oldest_ts.get_or_insert(timestamp);
+        }
+        self.committed_count += self.open_count;
+        self.open_count = 0;
+        self.open_split = false;
+        self.checkpoint = Some(checkpoint);
+    }
+
+    /// An idle server's position (`saved`: the durable checkpoint). Taken as
+    /// the next checkpoint only when nothing is held and it is ahead (another
+    /// file is a later one: file numbers are not compared, after a fail-over
+    /// they are the new server's).
+    pub fn idle_position(&mut self, at: Checkpoint, saved: &Checkpoint) {
+        let newest = &self.checkpoint.as_ref().unwrap_or(saved).position;
+        let ahead = at.position.file != newest.file || at.position.pos > newest.pos;
+        if self.is_idle() && ahead {
+            self.checkpoint = Some(at);
+        }
+    }
+
+    /// Nothing held, committed or open.
+    pub fn is_idle(&self) -> bool {
+        self.committed_count == 0 && self.open_count == 0 && !self.open_split
+    }
+
+    /// Drops what is held of `table` (it went to `Error`).
+    pub fn drop_table(&mut self, table: usize) {
+        self.open_count -= self.open[table].len() as u64;
+        self.committed_count -= self.committed[table].len() as u64;
+        self.open[table].clear();
+        self.committed[table].clear();
+    }
+
+    /// Committed changes held.
+    #[cfg(test)]
+    pub fn committed_count(&self) -> u64 {
+        self.committed_count
+    }
+
+    /// Commit time of the oldest committed change held (for lag).
+    pub fn oldest_ts(&self) -> Option<u32> {
+        self.oldest_ts
+    }
+
+    /// Whether the committed part should be written now.
+    pub fn flush_due(&self, max_rows: u64, interval: Duration) -> bool {
+        self.committed_count >= max_rows || self.opened.elapsed() >= interval
+    }
+
+    /// Takes the committed transactions (with the checkpoint after them), if
+    /// there is a checkpoint to move to.
+    pub fn take_committed(&mut self) -> Option<Committed> {
+        let checkpoint = self.checkpoint.take()?;
+        let fresh = vec![Vec::new(); self.committed.len()];
+        let rows = std::mem::replace(&mut self.committed, fresh);
+        let count = std::mem::take(&mut self.committed_count);
+        self.oldest_ts = None;
+        Some(Committed { rows, count, checkpoint })
+    }
+
+    /// Takes the open transaction's rows read so far (it outgrew the memory
+    /// budget). Returns them, their count, and whether this is its first part.
+    pub fn take_open_part(&mut self) -> (Vec<Vec<RowChange>>, u64, bool) {
+        let fresh = vec![Vec::new(); self.open.len()];
+        let rows = std::mem::replace(&mut self.open, fresh);
+        let first = !self.open_split;
+        self.open_split = true;
+        (rows, std::mem::take(&mut self.open_count), first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::{BinlogPosition, Cell, ChangeOp};
+
+    fn cp(pos: u64) -> Checkpoint {
+        Checkpoint { position: BinlogPosition::new("binlog.000001", pos), gtid_set: None }
+    }
+
+    fn rows(n: i64) -> Vec<RowChange> {
+        (0..n).map(|i| RowChange { op: ChangeOp::Upsert, version: i, cells: vec![Cell::Int(i)] }).collect()
+    }
+
+    #[test]
+    fn an_open_transaction_is_never_handed_out_before_its_commit() {
+        let mut b = Batch::new(2);
+        b.add_rows(0, rows(1), 100);
+        b.commit(cp(100), 10);
+        // A debit is read, its credit not yet: only the first transaction is written.
+        b.add_rows(0, rows(1), 100);
+        let c = b.take_committed().unwrap();
+        assert_eq!((c.count, c.checkpoint.position.pos, c.rows[0].len()), (1, 100, 1));
+        assert!(b.take_committed().is_none(), "no commit, nothing to write");
+        b.add_rows(1, rows(1), 100);
+        b.commit(cp(200), 11);
+        let c = b.take_committed().unwrap();
+        assert_eq!((c.count, c.rows[0].len(), c.rows[1].len(), c.checkpoint.position.pos), (2, 1, 1, 200));
+    }
+
+    #[test]
+    fn a_transaction_over_the_budget_is_taken_in_parts_and_its_checkpoint_waits_for_the_commit() {
+        let mut b = Batch::new(1);
+        b.add_rows(0, rows(2), 10);
+        b.commit(cp(50), 1);
+        assert!(!b.add_rows(0, rows(6), 10));
+        assert!(b.add_rows(0, rows(6), 10), "12 changes reach the budget of 10");
+        // The committed part goes first, with its checkpoint.
+        let c = b.take_committed().unwrap();
+        assert_eq!((c.count, c.checkpoint.position.pos), (2, 50));
+        let (part, n, first) = b.take_open_part();
+        assert_eq!((part[0].len(), n, first), (12, 12, true));
+        assert!(b.take_committed().is_none(), "the checkpoint does not move mid-transaction");
+        assert!(!b.is_idle());
+        b.add_rows(0, rows(3), 10);
+        let (_, _, first) = b.take_open_part();
+        assert!(!first);
+        b.commit(cp(900), 2);
+        let c = b.take_committed().unwrap();
+        assert_eq!((c.count, c.checkpoint.position.pos), (0, 900));
+        assert!(b.is_idle());
+    }
+
+    #[test]
+    fn an_idle_position_is_taken_only_when_nothing_is_held() {
+        let saved = cp(100);
+        let mut b = Batch::new(1);
+        b.idle_position(cp(90), &saved);
+        assert!(b.take_committed().is_none(), "behind the checkpoint");
+        b.add_rows(0, rows(1), 10);
+        b.idle_position(cp(300), &saved);
+        assert!(b.take_committed().is_none(), "a transaction is open");
+        b.commit(cp(200), 1);
+        b.idle_position(cp(300), &saved);
+        assert_eq!(b.take_committed().unwrap().checkpoint.position.pos, 200, "committed rows are held");
+        b.idle_position(cp(300), &cp(200));
+        assert_eq!(b.take_committed().unwrap().checkpoint.position.pos, 300);
+        let other = Checkpoint { position: BinlogPosition::new("other.000001", 4), gtid_set: None };
+        b.idle_position(other, &cp(300));
+        assert_eq!(b.take_committed().unwrap().checkpoint.position.file, "other.000001", "another file is ahead");
+    }
+
+    #[test]
+    fn a_table_in_error_loses_what_is_held_of_it_only() {
+        let mut b = Batch::new(2);
+        b.add_rows(0, rows(2), 100);
+        b.add_rows(1, rows(3), 100);
+        b.commit(cp(10), 1);
+        b.add_rows(0, rows(4), 100);
+        b.add_rows(1, rows(5), 100);
+        b.drop_table(1);
+        assert_eq!(b.committed_count(), 2);
+        b.commit(cp(20), 2);
+        let c = b.take_committed().unwrap();
+        assert_eq!((c.rows[0].len(), c.rows[1].len(), c.count), (6, 0, 6));
+    }
+
+    #[test]
+    fn the_oldest_commit_time_is_kept_until_written() {
+        let mut b = Batch::new(1);
+        b.add_rows(0, rows(1), 10);
+        b.commit(cp(10), 100);
+        b.add_rows(0, rows(1), 10);
+        b.commit(cp(20), 105);
+        assert_eq!(b.oldest_ts(), Some(100));
+        b.take_committed();
+        assert_eq!(b.oldest_ts(), None);
+        b.commit(cp(30), 110);
+        assert_eq!(b.oldest_ts(), None, "an empty transaction holds nothing");
+    }
+}
