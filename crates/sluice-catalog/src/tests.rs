@@ -62,7 +62,7 @@ async fn pipe_lifecycle_and_checkpoints_persist() {
         position: BinlogPosition::new("binlog.000003", 157),
         gtid_set: None,
     };
-    cat.record_setup("p", &[mapping.clone()], &start, 41)
+    cat.record_setup("p", std::slice::from_ref(&mapping), &start, 41)
         .await
         .unwrap();
     cat.record_partitions("p", "t", &[(None, None)])
@@ -245,7 +245,12 @@ async fn checkpoints_only_move_forward() {
         recopy_version: None,
     };
     let e = cat
-        .record_schema_change("p", &[change.clone()], &cp("binlog.000004", 2), "ddl")
+        .record_schema_change(
+            "p",
+            std::slice::from_ref(&change),
+            &cp("binlog.000004", 2),
+            "ddl",
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, CatalogError::CheckpointBackwards { .. }), "{e}");
