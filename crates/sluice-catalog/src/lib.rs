@@ -4,35 +4,50 @@
 //! progress, the CDC checkpoint, and the history of state transitions.
 //! Writes that must agree (a state and its history row, a table's progress)
 //! happen in one transaction. Migrations are versioned (`migrations/`).
+//!
+//! Guarantees the store enforces itself, whatever its callers do:
+//! - the checkpoint only moves forward in the binlog (`save_checkpoint`,
+//!   `record_schema_change`); a resync's restart and an explicit
+//!   `allow_checkpoint_rebase` (fail-over to another server) are the only ways
+//!   to move it elsewhere, and the rebase is written to the pipe's history;
+//! - pipe states follow `sluice_core::state::transition`, table states
+//!   `TableState::next_states`;
+//! - catalog operations never wait on each other for long: each runs to the
+//!   end on a task of its own (a caller that stops polling its future — one
+//!   branch of a `select!`, a future in a `FuturesUnordered` — cannot hold
+//!   SQLite's write lock while another caller waits for it), and writes go
+//!   through a single connection, so they queue in order in the process
+//!   instead of contending for the file lock. Every write transaction is
+//!   `BEGIN IMMEDIATE` and touches nothing but the catalog.
 
+mod error;
 pub mod secrets;
+
+pub use error::CatalogError;
 
 use chrono::Utc;
 use secrets::SecretBox;
+use sluice_core::state::table_transition;
 use sluice_core::types::TableMapping;
 use sluice_core::{BinlogPosition, Checkpoint, PipeAction, PipeSpec, PipeState, TableState};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("catalog database error: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("catalog migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("catalog holds unreadable data: {0}")]
-    Corrupt(String),
-    #[error("pipe {0:?} does not exist")]
-    NoSuchPipe(String),
-    #[error(transparent)]
-    Illegal(#[from] sluice_core::state::IllegalTransition),
-    #[error("cannot create the data directory {0}: {1}")]
-    DataDir(String, std::io::Error),
-}
+use std::time::Duration;
 
 type Result<T> = std::result::Result<T, CatalogError>;
+
+/// How long a write waits for SQLite's file lock. Writes of this process
+/// never contend for it (one writer connection); only another process can
+/// hold it.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an operation waits for a connection of its pool (writes queue
+/// for the single writer connection; each holds it for milliseconds).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections for reads (WAL readers never wait for the writer).
+const READ_CONNECTIONS: u32 = 4;
 
 /// A pipe as stored.
 #[derive(Debug, Clone)]
@@ -99,9 +114,13 @@ pub struct StoredCheckpoint {
     pub snapshot_version: i64,
 }
 
+/// The catalog. Cheap to clone (the clones share the connections).
 #[derive(Clone)]
 pub struct Catalog {
-    pool: SqlitePool,
+    /// Reads only.
+    reads: SqlitePool,
+    /// Every write: one connection, so writes are serialised in the process.
+    writes: SqlitePool,
     secrets: SecretBox,
 }
 
@@ -109,44 +128,100 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-impl CatalogError {
-    /// SQLite was busy (another writer held the lock longer than the busy timeout):
-    /// nothing was written, and the same write can be tried again.
-    pub fn is_busy(&self) -> bool {
-        match self {
-            CatalogError::Db(sqlx::Error::Database(e)) => matches!(e.code().as_deref(), Some("5" | "6" | "517")),
-            _ => false,
-        }
-    }
-}
-
 fn corrupt(e: impl std::fmt::Display) -> CatalogError {
     CatalogError::Corrupt(e.to_string())
 }
 
+/// A pool of `n` connections that never hands out a connection left inside a
+/// transaction. SQLite rolls a transaction back by itself on some errors (a
+/// full disk, I/O errors); sqlx's own `ROLLBACK` then fails and its
+/// transaction depth stays at 1, so that connection would refuse every later
+/// `BEGIN` ("attempted to call begin_with at non-zero transaction depth") and
+/// the catalog would stay unwritable after the space was freed. Such a
+/// connection is closed on release instead (a new one is opened when needed).
+fn pool_options(n: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(n)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Connection;
+                // Lets a rollback queued by a dropped transaction run first.
+                conn.ping().await?;
+                Ok(!conn.is_in_transaction())
+            })
+        })
+}
+
+/// Checks one table's move against the transition table.
+fn check_move(name: &str, destination: &str, from: TableState, to: TableState) -> Result<()> {
+    table_transition(destination, Some(from), to).map_err(|source| {
+        CatalogError::IllegalTableTransition {
+            pipe: name.into(),
+            source,
+        }
+    })?;
+    Ok(())
+}
+
+/// How a write may move the stored checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CheckpointMove {
+    /// Only forward (or to the same position), unless a rebase was allowed.
+    Forward,
+    /// Anywhere: a new start (Setup, a whole-pipe resync's restart).
+    Restart,
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
 impl Catalog {
     /// Opens (creating if needed) `catalog.db` in `data_dir` and applies migrations.
     pub async fn open(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| CatalogError::DataDir(data_dir.display().to_string(), e))?;
+        Self::open_with(data_dir, BUSY_TIMEOUT).await
+    }
+
+    async fn open_with(data_dir: &Path, busy_timeout: Duration) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| CatalogError::DataDir(data_dir.display().to_string(), e))?;
         let opts = SqliteConnectOptions::new()
             .filename(data_dir.join("catalog.db"))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+            .busy_timeout(busy_timeout);
+        let writes = pool_options(1).connect_with(opts.clone()).await?;
+        sqlx::migrate!("./migrations").run(&writes).await?;
+        let reads = pool_options(READ_CONNECTIONS).connect_with(opts).await?;
         let secrets = SecretBox::load(data_dir).map_err(CatalogError::Corrupt)?;
-        Ok(Self { pool, secrets })
+        Ok(Self {
+            reads,
+            writes,
+            secrets,
+        })
     }
 
-    /// A write transaction. `BEGIN IMMEDIATE` takes SQLite's write lock up front:
-    /// a deferred transaction that reads and then writes cannot wait for the lock
-    /// (SQLite refuses at once with "database is locked" to avoid a deadlock), which
-    /// two pipes writing their checkpoints at the same time run into.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Runs one catalog operation to its end on a task of its own, whatever
+    /// happens to the caller's future meanwhile (not polled, or dropped): a
+    /// transaction, once begun, always commits or rolls back within its own
+    /// few statements, so no caller can hold the write lock while suspended.
+    async fn detached<T, Fut>(&self, op: impl FnOnce(Catalog) -> Fut) -> Result<T>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        match tokio::spawn(op(self.clone())).await {
+            Ok(r) => r,
+            Err(e) => Err(CatalogError::Task(e.to_string())),
+        }
+    }
+
+    /// A write transaction on the writer connection. `BEGIN IMMEDIATE` takes
+    /// SQLite's write lock up front (a deferred transaction that reads and
+    /// then writes cannot wait for the lock: SQLite refuses at once).
+    async fn write_tx(&self) -> Result<Tx> {
+        Ok(self.writes.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// The spec as stored: passwords sealed.
@@ -159,242 +234,357 @@ impl Catalog {
 
     fn open_spec(&self, stored: &str) -> Result<PipeSpec> {
         let mut s: PipeSpec = serde_json::from_str(stored).map_err(corrupt)?;
-        s.source.password.0 = self.secrets.open(&s.source.password.0).map_err(CatalogError::Corrupt)?;
-        s.destination.password.0 = self.secrets.open(&s.destination.password.0).map_err(CatalogError::Corrupt)?;
+        s.source.password.0 = self
+            .secrets
+            .open(&s.source.password.0)
+            .map_err(CatalogError::Corrupt)?;
+        s.destination.password.0 = self
+            .secrets
+            .open(&s.destination.password.0)
+            .map_err(CatalogError::Corrupt)?;
         Ok(s)
     }
 
     pub async fn pipe(&self, name: &str) -> Result<Option<PipeRecord>> {
-        let row = sqlx::query("SELECT spec_json, state, error, created_at, updated_at FROM pipes WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
+        let name = name.to_owned();
+        self.detached(move |c| async move {
+            let row = sqlx::query(
+                "SELECT spec_json, state, error, created_at, updated_at FROM pipes WHERE name = ?",
+            )
+            .bind(&name)
+            .fetch_optional(&c.reads)
             .await?;
-        row.map(|r| {
-            Ok(PipeRecord {
-                spec: self.open_spec(r.get::<&str, _>(0))?,
-                state: PipeState::from_str(r.get::<&str, _>(1)).map_err(corrupt)?,
-                error: r.get(2),
-                created_at: r.get(3),
-                updated_at: r.get(4),
+            row.map(|r| {
+                Ok(PipeRecord {
+                    spec: c.open_spec(r.get::<&str, _>(0))?,
+                    state: PipeState::from_str(r.get::<&str, _>(1)).map_err(corrupt)?,
+                    error: r.get(2),
+                    created_at: r.get(3),
+                    updated_at: r.get(4),
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
     pub async fn pipe_names(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT name FROM pipes ORDER BY name").fetch_all(&self.pool).await?)
+        self.detached(|c| async move {
+            Ok(sqlx::query_scalar("SELECT name FROM pipes ORDER BY name")
+                .fetch_all(&c.reads)
+                .await?)
+        })
+        .await
     }
 
-    /// Records a new pipe in `Provisioning`.
+    /// Records a new pipe in `Provisioning`. A name already in the catalog is
+    /// `CatalogError::Exists`; any other failure keeps its own error.
     pub async fn create_pipe(&self, spec: &PipeSpec) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        let t = now();
-        sqlx::query("INSERT INTO pipes (name, spec_json, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(&spec.name)
-            .bind(self.seal_spec(spec)?)
-            .bind(PipeState::Provisioning.as_str())
-            .bind(&t)
-            .bind(&t)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) VALUES (?, ?, NULL, ?, ?)")
-            .bind(&spec.name)
-            .bind(&t)
-            .bind(PipeState::Provisioning.as_str())
-            .bind("pipe created")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let spec = spec.clone();
+        self.detached(move |c| async move {
+            let sealed = c.seal_spec(&spec)?;
+            let mut tx = c.write_tx().await?;
+            let t = now();
+            let inserted = sqlx::query("INSERT INTO pipes (name, spec_json, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+                .bind(&spec.name)
+                .bind(sealed)
+                .bind(PipeState::Provisioning.as_str())
+                .bind(&t)
+                .bind(&t)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(CatalogError::Exists(spec.name.clone())),
+                r => r?,
+            };
+            Self::event_in(&mut tx, &spec.name, None, PipeState::Provisioning.as_str(), "pipe created").await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn update_spec(&self, spec: &PipeSpec) -> Result<()> {
-        sqlx::query("UPDATE pipes SET spec_json = ?, updated_at = ? WHERE name = ?")
-            .bind(self.seal_spec(spec)?)
-            .bind(now())
-            .bind(&spec.name)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let spec = spec.clone();
+        self.detached(move |c| async move {
+            sqlx::query("UPDATE pipes SET spec_json = ?, updated_at = ? WHERE name = ?")
+                .bind(c.seal_spec(&spec)?)
+                .bind(now())
+                .bind(&spec.name)
+                .execute(&c.writes)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Applies `action` to the pipe, moving it to `to` if the transition table
     /// allows it (checked and written in one transaction), and records the
     /// transition with its reason. Returns the state it left.
-    pub async fn transition(&self, name: &str, action: PipeAction, to: PipeState, reason: &str, error: Option<&str>) -> Result<PipeState> {
-        let mut tx = self.write_tx().await?;
-        let from: Option<String> = sqlx::query_scalar("SELECT state FROM pipes WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(from) = from else { return Err(CatalogError::NoSuchPipe(name.into())) };
-        let from_state = PipeState::from_str(&from).map_err(corrupt)?;
-        sluice_core::state::transition(from_state, action, to)?;
-        let t = now();
-        sqlx::query("UPDATE pipes SET state = ?, error = ?, updated_at = ? WHERE name = ?")
-            .bind(to.as_str())
-            .bind(error)
-            .bind(&t)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+    pub async fn transition(
+        &self,
+        name: &str,
+        action: PipeAction,
+        to: PipeState,
+        reason: &str,
+        error: Option<&str>,
+    ) -> Result<PipeState> {
+        let (name, reason, error) = (name.to_owned(), reason.to_owned(), error.map(str::to_owned));
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            let from: Option<String> = sqlx::query_scalar("SELECT state FROM pipes WHERE name = ?")
+                .bind(&name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(from) = from else {
+                return Err(CatalogError::NoSuchPipe(name));
+            };
+            let from_state = PipeState::from_str(&from).map_err(corrupt)?;
+            sluice_core::state::transition(from_state, action, to)?;
+            let t = now();
+            sqlx::query("UPDATE pipes SET state = ?, error = ?, updated_at = ? WHERE name = ?")
+                .bind(to.as_str())
+                .bind(&error)
+                .bind(&t)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+            Self::event_in(&mut tx, &name, Some(&from), to.as_str(), &reason).await?;
+            tx.commit().await?;
+            Ok(from_state)
+        })
+        .await
+    }
+
+    /// Inserts a history row inside `tx`.
+    async fn event_in(
+        tx: &mut Tx,
+        name: &str,
+        from: Option<&str>,
+        to: &str,
+        reason: &str,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)")
             .bind(name)
-            .bind(&t)
+            .bind(now())
             .bind(from)
-            .bind(to.as_str())
+            .bind(to)
             .bind(reason)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
-        Ok(from_state)
+        Ok(())
+    }
+
+    /// Inserts a history row that keeps the pipe's state, inside `tx`.
+    async fn note_in(tx: &mut Tx, name: &str, reason: &str) -> Result<()> {
+        sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) SELECT name, ?, state, state, ? FROM pipes WHERE name = ?")
+            .bind(now())
+            .bind(reason)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     /// Records something that happened to the pipe without changing its state
     /// (a schema change followed, a table added or removed), in its event history.
     pub async fn note(&self, name: &str, reason: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) SELECT name, ?, state, state, ? FROM pipes WHERE name = ?",
-        )
-        .bind(now())
-        .bind(reason)
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let (name, reason) = (name.to_owned(), reason.to_owned());
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            Self::note_in(&mut tx, &name, &reason).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Sets or clears the pipe's last error without changing its state.
     pub async fn set_error(&self, name: &str, error: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE pipes SET error = ?, updated_at = ? WHERE name = ?")
-            .bind(error)
-            .bind(now())
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let (name, error) = (name.to_owned(), error.map(str::to_owned));
+        self.detached(move |c| async move {
+            sqlx::query("UPDATE pipes SET error = ?, updated_at = ? WHERE name = ?")
+                .bind(&error)
+                .bind(now())
+                .bind(&name)
+                .execute(&c.writes)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn events(&self, name: &str) -> Result<Vec<PipeEvent>> {
-        let rows = sqlx::query("SELECT id, at, from_state, to_state, reason FROM pipe_events WHERE pipe = ? ORDER BY id")
-            .bind(name)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PipeEvent { id: r.get(0), at: r.get(1), from_state: r.get(2), to_state: r.get(3), reason: r.get(4) })
-            .collect())
+        let name = name.to_owned();
+        self.detached(move |c| async move {
+            let rows = sqlx::query("SELECT id, at, from_state, to_state, reason FROM pipe_events WHERE pipe = ? ORDER BY id")
+                .bind(&name)
+                .fetch_all(&c.reads)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| PipeEvent { id: r.get(0), at: r.get(1), from_state: r.get(2), to_state: r.get(3), reason: r.get(4) })
+                .collect())
+        })
+        .await
     }
 
-    /// Records the result of Setup in one transaction: the tables with their
-    /// schemas, and the checkpoint CDC will start from.
-    pub async fn record_setup(&self, name: &str, tables: &[TableMapping], start: &Checkpoint, snapshot_version: i64) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM pipe_tables WHERE pipe = ?").bind(name).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ?").bind(name).execute(&mut *tx).await?;
-        for t in tables {
-            sqlx::query(
-                "INSERT INTO pipe_tables (pipe, destination, source_schema, source_table, mapping_json, state) VALUES (?, ?, ?, ?, ?, ?)",
+    /// Records the result of Setup in one transaction: the tables (state
+    /// `Setup`) with their schemas, and the checkpoint CDC will start from.
+    /// A new start: replaces any earlier tables, partitions and checkpoint.
+    pub async fn record_setup(
+        &self,
+        name: &str,
+        tables: &[TableMapping],
+        start: &Checkpoint,
+        snapshot_version: i64,
+    ) -> Result<()> {
+        let (name, tables, start) = (name.to_owned(), tables.to_vec(), start.clone());
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            sqlx::query("DELETE FROM pipe_tables WHERE pipe = ?")
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ?")
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+            Self::insert_tables(&mut tx, &name, &tables, TableState::Setup, None).await?;
+            Self::put_checkpoint(
+                &mut tx,
+                &name,
+                &start,
+                Some(snapshot_version),
+                CheckpointMove::Restart,
             )
-            .bind(name)
-            .bind(&t.destination)
-            .bind(&t.source.id.schema)
-            .bind(&t.source.id.table)
-            .bind(serde_json::to_string(t).map_err(corrupt)?)
-            .bind(TableState::Setup.as_str())
-            .execute(&mut *tx)
             .await?;
-        }
-        Self::put_checkpoint(&mut tx, name, start, Some(snapshot_version)).await?;
-        sqlx::query("UPDATE checkpoints SET next_version = ? WHERE pipe = ?").bind(snapshot_version + 1).bind(name).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+            sqlx::query("UPDATE checkpoints SET next_version = ? WHERE pipe = ?")
+                .bind(snapshot_version + 1)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Where the pipe's version clock stands: every version handed out so far
     /// is below it (`None`: a pipe from before the clock, or no checkpoint yet).
     pub async fn next_version(&self, name: &str) -> Result<Option<i64>> {
-        let v: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?").bind(name).fetch_optional(&self.pool).await?;
-        Ok(v.flatten())
+        let name = name.to_owned();
+        self.detached(move |c| async move {
+            let v: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?")
+                    .bind(&name)
+                    .fetch_optional(&c.reads)
+                    .await?;
+            Ok(v.flatten())
+        })
+        .await
     }
 
     /// Reserves `n` versions: returns the first, `max(clock, floor)`, and moves
     /// the clock `n` past it, durably, before any of them is used. A restart
     /// therefore never hands out a version at or below one already written.
     pub async fn reserve_versions(&self, name: &str, n: i64, floor: i64) -> Result<i64> {
-        let mut tx = self.write_tx().await?;
-        let stored: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?").bind(name).fetch_optional(&mut *tx).await?;
-        let Some(stored) = stored else { return Err(CatalogError::NoSuchPipe(name.to_string())) };
-        let first = stored.unwrap_or(floor).max(floor);
-        sqlx::query("UPDATE checkpoints SET next_version = ? WHERE pipe = ?").bind(first + n.max(1)).bind(name).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(first)
+        let name = name.to_owned();
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            let stored: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?")
+                    .bind(&name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(stored) = stored else {
+                return Err(CatalogError::NoSuchPipe(name));
+            };
+            let first = stored.unwrap_or(floor).max(floor);
+            sqlx::query("UPDATE checkpoints SET next_version = ? WHERE pipe = ?")
+                .bind(first + n.max(1))
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(first)
+        })
+        .await
     }
 
     pub async fn tables(&self, name: &str) -> Result<Vec<TableRecord>> {
-        let rows = sqlx::query(
-            "SELECT mapping_json, state, snapshot_done, rows_copied, rows_estimated, error, snapshot_version, copy_started_at \
-             FROM pipe_tables WHERE pipe = ? ORDER BY source_schema, source_table",
-        )
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(TableRecord {
-                    mapping: serde_json::from_str(r.get::<&str, _>(0)).map_err(corrupt)?,
-                    state: TableState::from_str(r.get::<&str, _>(1)).map_err(corrupt)?,
-                    snapshot_version: r.get(6),
-                    copy_started_at: r.get(7),
-                    snapshot_done: r.get::<i64, _>(2) != 0,
-                    rows_copied: r.get::<i64, _>(3) as u64,
-                    rows_estimated: r.get::<i64, _>(4) as u64,
-                    error: r.get(5),
+        let name = name.to_owned();
+        self.detached(move |c| async move {
+            let rows = sqlx::query(
+                "SELECT mapping_json, state, snapshot_done, rows_copied, rows_estimated, error, snapshot_version, copy_started_at \
+                 FROM pipe_tables WHERE pipe = ? ORDER BY source_schema, source_table",
+            )
+            .bind(&name)
+            .fetch_all(&c.reads)
+            .await?;
+            rows.into_iter()
+                .map(|r| {
+                    Ok(TableRecord {
+                        mapping: serde_json::from_str(r.get::<&str, _>(0)).map_err(corrupt)?,
+                        state: TableState::from_str(r.get::<&str, _>(1)).map_err(corrupt)?,
+                        snapshot_version: r.get(6),
+                        copy_started_at: r.get(7),
+                        snapshot_done: r.get::<i64, _>(2) != 0,
+                        rows_copied: r.get::<i64, _>(3) as u64,
+                        rows_estimated: r.get::<i64, _>(4) as u64,
+                        error: r.get(5),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
-    /// Marks a table's copy complete (every partition acknowledged) and returns
-    /// the rows it copied.
-    pub async fn mark_copied(&self, name: &str, destination: &str) -> Result<u64> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE pipe_tables SET snapshot_done = 1, \
-             state = CASE WHEN state IN ('Setup', 'Snapshot') THEN 'Snapshotted' ELSE state END \
-             WHERE pipe = ? AND destination = ?",
-        )
-        .bind(name)
-        .bind(destination)
-        .execute(&mut *tx)
-        .await?;
-        let rows: i64 = sqlx::query_scalar("SELECT rows_copied FROM pipe_tables WHERE pipe = ? AND destination = ?")
-            .bind(name)
-            .bind(destination)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(rows as u64)
+    /// A table's stored state, inside `tx` (`NoSuchTable` when the pipe has no such table).
+    async fn table_state_in(tx: &mut Tx, name: &str, destination: &str) -> Result<TableState> {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM pipe_tables WHERE pipe = ? AND destination = ?")
+                .bind(name)
+                .bind(destination)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some(state) = state else {
+            return Err(CatalogError::NoSuchTable {
+                pipe: name.into(),
+                table: destination.into(),
+            });
+        };
+        TableState::from_str(&state).map_err(corrupt)
     }
 
-    pub async fn set_table_state(&self, name: &str, destination: &str, state: TableState, error: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?")
-            .bind(state.as_str())
-            .bind(error)
-            .bind(name)
-            .bind(destination)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Checks a table's move from its stored state to `to` against the
+    /// transition table, inside `tx`; returns the state it leaves.
+    async fn check_table_move(
+        tx: &mut Tx,
+        name: &str,
+        destination: &str,
+        to: TableState,
+    ) -> Result<TableState> {
+        let from = Self::table_state_in(tx, name, destination).await?;
+        check_move(name, destination, from, to)?;
+        Ok(from)
     }
 
-    /// Adds tables to a live pipe in `state` (`Adding`: to be copied with `snapshot_version`).
-    pub async fn add_tables(&self, name: &str, tables: &[TableMapping], state: TableState, snapshot_version: i64) -> Result<()> {
-        let mut tx = self.write_tx().await?;
+    async fn insert_tables(
+        tx: &mut Tx,
+        name: &str,
+        tables: &[TableMapping],
+        state: TableState,
+        snapshot_version: Option<i64>,
+    ) -> Result<()> {
         for t in tables {
-            sqlx::query(
+            table_transition(&t.destination, None, state).map_err(|source| {
+                CatalogError::IllegalTableTransition {
+                    pipe: name.into(),
+                    source,
+                }
+            })?;
+            let inserted = sqlx::query(
                 "INSERT INTO pipe_tables (pipe, destination, source_schema, source_table, mapping_json, state, snapshot_version) \
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
@@ -405,148 +595,308 @@ impl Catalog {
             .bind(serde_json::to_string(t).map_err(corrupt)?)
             .bind(state.as_str())
             .bind(snapshot_version)
+            .execute(&mut **tx)
+            .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(CatalogError::TableExists {
+                        pipe: name.into(),
+                        table: t.destination.clone(),
+                    })
+                }
+                r => r?,
+            };
+        }
+        Ok(())
+    }
+
+    /// Marks a table's copy complete (every partition acknowledged) and returns
+    /// the rows it copied. A table of the initial snapshot (`Setup`/`Snapshot`)
+    /// becomes `Snapshotted`; an added or resynced one keeps its state.
+    pub async fn mark_copied(&self, name: &str, destination: &str) -> Result<u64> {
+        let (name, destination) = (name.to_owned(), destination.to_owned());
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            let from = Self::table_state_in(&mut tx, &name, &destination).await?;
+            let to = if matches!(from, TableState::Setup | TableState::Snapshot) { TableState::Snapshotted } else { from };
+            check_move(&name, &destination, from, to)?;
+            sqlx::query("UPDATE pipe_tables SET snapshot_done = 1, state = ? WHERE pipe = ? AND destination = ?")
+                .bind(to.as_str())
+                .bind(&name)
+                .bind(&destination)
+                .execute(&mut *tx)
+                .await?;
+            let rows: i64 = sqlx::query_scalar("SELECT rows_copied FROM pipe_tables WHERE pipe = ? AND destination = ?")
+                .bind(&name)
+                .bind(&destination)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(rows as u64)
+        })
+        .await
+    }
+
+    /// Moves a table to `state` (with its error, `None` clears it) if the
+    /// transition table allows it: `IllegalTableTransition` otherwise,
+    /// `NoSuchTable` when the pipe has no such table. Checked and written in
+    /// one transaction.
+    pub async fn set_table_state(
+        &self,
+        name: &str,
+        destination: &str,
+        state: TableState,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let (name, destination, error) = (
+            name.to_owned(),
+            destination.to_owned(),
+            error.map(str::to_owned),
+        );
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            Self::check_table_move(&mut tx, &name, &destination, state).await?;
+            sqlx::query(
+                "UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?",
+            )
+            .bind(state.as_str())
+            .bind(&error)
+            .bind(&name)
+            .bind(&destination)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Adds tables to a live pipe in `state`: `Adding` (to be copied with
+    /// `snapshot_version`) or `Running` (CDC-only pipes); any other state is
+    /// `IllegalTableTransition`, a destination the pipe already has `TableExists`.
+    pub async fn add_tables(
+        &self,
+        name: &str,
+        tables: &[TableMapping],
+        state: TableState,
+        snapshot_version: i64,
+    ) -> Result<()> {
+        let (name, tables) = (name.to_owned(), tables.to_vec());
+        self.detached(move |c| async move {
+            if state == TableState::Setup {
+                // `Setup` is for the pipe's own Setup (`record_setup`) only.
+                let t = tables
+                    .first()
+                    .map(|t| t.destination.clone())
+                    .unwrap_or_default();
+                return Err(CatalogError::IllegalTableTransition {
+                    pipe: name,
+                    source: sluice_core::state::IllegalTableTransition {
+                        table: t,
+                        from: None,
+                        to: state,
+                    },
+                });
+            }
+            let mut tx = c.write_tx().await?;
+            Self::insert_tables(&mut tx, &name, &tables, state, Some(snapshot_version)).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Forgets one table of a pipe (its changes are no longer applied).
     pub async fn remove_table(&self, name: &str, destination: &str) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        for sql in ["DELETE FROM pipe_tables WHERE pipe = ? AND destination = ?", "DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?"] {
-            sqlx::query(sql).bind(name).bind(destination).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let (name, destination) = (name.to_owned(), destination.to_owned());
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            for sql in [
+                "DELETE FROM pipe_tables WHERE pipe = ? AND destination = ?",
+                "DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?",
+            ] {
+                sqlx::query(sql)
+                    .bind(&name)
+                    .bind(&destination)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Starts a resync of `tables` (their definitions as the source has them
-    /// now): each is copied again from scratch (state `Resync`) with `snapshot_version`; with `restart_at`, CDC also starts over
-    /// from that position (a whole-pipe resync). One transaction.
-    pub async fn begin_resync(&self, name: &str, tables: &[TableMapping], snapshot_version: i64, restart_at: Option<&Checkpoint>) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        for t in tables {
-            sqlx::query(
-                "UPDATE pipe_tables SET state = ?, snapshot_version = ?, snapshot_done = 0, rows_copied = 0, \
-                 rows_estimated = 0, error = NULL, mapping_json = ? WHERE pipe = ? AND destination = ?",
-            )
-            .bind(TableState::Resync.as_str())
-            .bind(snapshot_version)
-            .bind(serde_json::to_string(t).map_err(corrupt)?)
-            .bind(name)
-            .bind(&t.destination)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(name).bind(&t.destination).execute(&mut *tx).await?;
-        }
-        if let Some(cp) = restart_at {
-            Self::put_checkpoint(&mut tx, name, cp, None).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    /// now): each is copied again from scratch (state `Resync`, allowed from
+    /// every state) with `snapshot_version`; with `restart_at`, CDC also starts
+    /// over from that position (a whole-pipe resync) — the one caller-visible
+    /// way, besides `allow_checkpoint_rebase`, to move the checkpoint anywhere.
+    /// One transaction.
+    pub async fn begin_resync(
+        &self,
+        name: &str,
+        tables: &[TableMapping],
+        snapshot_version: i64,
+        restart_at: Option<&Checkpoint>,
+    ) -> Result<()> {
+        let (name, tables, restart_at) = (name.to_owned(), tables.to_vec(), restart_at.cloned());
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            for t in &tables {
+                Self::check_table_move(&mut tx, &name, &t.destination, TableState::Resync).await?;
+                sqlx::query(
+                    "UPDATE pipe_tables SET state = ?, snapshot_version = ?, snapshot_done = 0, rows_copied = 0, \
+                     rows_estimated = 0, error = NULL, mapping_json = ? WHERE pipe = ? AND destination = ?",
+                )
+                .bind(TableState::Resync.as_str())
+                .bind(snapshot_version)
+                .bind(serde_json::to_string(t).map_err(corrupt)?)
+                .bind(&name)
+                .bind(&t.destination)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(&name).bind(&t.destination).execute(&mut *tx).await?;
+            }
+            if let Some(cp) = &restart_at {
+                Self::put_checkpoint(&mut tx, &name, cp, None, CheckpointMove::Restart).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Records the effect of a DDL statement from the binlog together with the
     /// checkpoint just after it, in one transaction: after a crash the statement
     /// is either entirely behind the pipe or replayed against the old definitions.
-    pub async fn record_schema_change(&self, name: &str, changes: &[TableChange], after: &Checkpoint, note: &str) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        for c in changes {
-            if let Some(m) = &c.mapping {
-                sqlx::query("UPDATE pipe_tables SET mapping_json = ?, source_schema = ?, source_table = ? WHERE pipe = ? AND destination = ?")
-                    .bind(serde_json::to_string(m).map_err(corrupt)?)
-                    .bind(&m.source.id.schema)
-                    .bind(&m.source.id.table)
-                    .bind(name)
-                    .bind(&c.destination)
+    /// Table states are checked against the transition table and the
+    /// checkpoint only moves forward, as in `set_table_state` and `save_checkpoint`.
+    pub async fn record_schema_change(
+        &self,
+        name: &str,
+        changes: &[TableChange],
+        after: &Checkpoint,
+        note: &str,
+    ) -> Result<()> {
+        let (name, changes, after, note) = (
+            name.to_owned(),
+            changes.to_vec(),
+            after.clone(),
+            note.to_owned(),
+        );
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            for ch in &changes {
+                // Every change concerns a table of the pipe.
+                Self::table_state_in(&mut tx, &name, &ch.destination).await?;
+                if let Some(m) = &ch.mapping {
+                    sqlx::query("UPDATE pipe_tables SET mapping_json = ?, source_schema = ?, source_table = ? WHERE pipe = ? AND destination = ?")
+                        .bind(serde_json::to_string(m).map_err(corrupt)?)
+                        .bind(&m.source.id.schema)
+                        .bind(&m.source.id.table)
+                        .bind(&name)
+                        .bind(&ch.destination)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some((state, error)) = &ch.state {
+                    Self::check_table_move(&mut tx, &name, &ch.destination, *state).await?;
+                    sqlx::query("UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?")
+                        .bind(state.as_str())
+                        .bind(error)
+                        .bind(&name)
+                        .bind(&ch.destination)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(v) = ch.recopy_version {
+                    sqlx::query(
+                        "UPDATE pipe_tables SET snapshot_version = ?, snapshot_done = 0, rows_copied = 0, rows_estimated = 0 \
+                         WHERE pipe = ? AND destination = ?",
+                    )
+                    .bind(v)
+                    .bind(&name)
+                    .bind(&ch.destination)
                     .execute(&mut *tx)
                     .await?;
+                    sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(&name).bind(&ch.destination).execute(&mut *tx).await?;
+                }
             }
-            if let Some((state, error)) = &c.state {
-                sqlx::query("UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?")
-                    .bind(state.as_str())
-                    .bind(error)
-                    .bind(name)
-                    .bind(&c.destination)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some(v) = c.recopy_version {
-                sqlx::query(
-                    "UPDATE pipe_tables SET snapshot_version = ?, snapshot_done = 0, rows_copied = 0, rows_estimated = 0 \
-                     WHERE pipe = ? AND destination = ?",
-                )
-                .bind(v)
-                .bind(name)
-                .bind(&c.destination)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(name).bind(&c.destination).execute(&mut *tx).await?;
-            }
-        }
-        Self::put_checkpoint(&mut tx, name, after, None).await?;
-        sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) SELECT name, ?, state, state, ? FROM pipes WHERE name = ?")
-            .bind(now())
-            .bind(note)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+            Self::put_checkpoint(&mut tx, &name, &after, None, CheckpointMove::Forward).await?;
+            Self::note_in(&mut tx, &name, &note).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The table's snapshot partitions (empty until planned).
     pub async fn partitions(&self, name: &str, destination: &str) -> Result<Vec<PartitionRecord>> {
-        let rows = sqlx::query(
-            "SELECT idx, lo_json, hi_json, last_key_json, rows_copied, done FROM snapshot_partitions \
-             WHERE pipe = ? AND destination = ? ORDER BY idx",
-        )
-        .bind(name)
-        .bind(destination)
-        .fetch_all(&self.pool)
-        .await?;
-        let json = |v: Option<&str>| v.map(serde_json::from_str).transpose().map_err(corrupt);
-        rows.into_iter()
-            .map(|r| {
-                Ok(PartitionRecord {
-                    idx: r.get::<i64, _>(0) as u32,
-                    lo: json(r.get(1))?,
-                    hi: json(r.get(2))?,
-                    last_key: json(r.get(3))?,
-                    rows_copied: r.get::<i64, _>(4) as u64,
-                    done: r.get::<i64, _>(5) != 0,
+        let (name, destination) = (name.to_owned(), destination.to_owned());
+        self.detached(move |c| async move {
+            let rows = sqlx::query(
+                "SELECT idx, lo_json, hi_json, last_key_json, rows_copied, done FROM snapshot_partitions \
+                 WHERE pipe = ? AND destination = ? ORDER BY idx",
+            )
+            .bind(&name)
+            .bind(&destination)
+            .fetch_all(&c.reads)
+            .await?;
+            let json = |v: Option<&str>| v.map(serde_json::from_str).transpose().map_err(corrupt);
+            rows.into_iter()
+                .map(|r| {
+                    Ok(PartitionRecord {
+                        idx: r.get::<i64, _>(0) as u32,
+                        lo: json(r.get(1))?,
+                        hi: json(r.get(2))?,
+                        last_key: json(r.get(3))?,
+                        rows_copied: r.get::<i64, _>(4) as u64,
+                        done: r.get::<i64, _>(5) != 0,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
-    /// Records a table's partition plan (replacing any earlier one).
-    pub async fn record_partitions(&self, name: &str, destination: &str, ranges: &[(Option<serde_json::Value>, Option<serde_json::Value>)]) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(name).bind(destination).execute(&mut *tx).await?;
-        sqlx::query(
-            "UPDATE pipe_tables SET copy_started_at = ?, rows_copied = 0, state = CASE WHEN state = 'Setup' THEN 'Snapshot' ELSE state END \
-             WHERE pipe = ? AND destination = ?",
-        )
-            .bind(now())
-            .bind(name)
-            .bind(destination)
-            .execute(&mut *tx)
-            .await?;
-        for (i, (lo, hi)) in ranges.iter().enumerate() {
-            sqlx::query("INSERT INTO snapshot_partitions (pipe, destination, idx, lo_json, hi_json) VALUES (?, ?, ?, ?, ?)")
-                .bind(name)
-                .bind(destination)
-                .bind(i as i64)
-                .bind(lo.as_ref().map(|v| v.to_string()))
-                .bind(hi.as_ref().map(|v| v.to_string()))
+    /// Records a table's partition plan (replacing any earlier one); a table
+    /// of the initial snapshot goes `Setup → Snapshot`.
+    pub async fn record_partitions(
+        &self,
+        name: &str,
+        destination: &str,
+        ranges: &[(Option<serde_json::Value>, Option<serde_json::Value>)],
+    ) -> Result<()> {
+        let (name, destination, ranges) =
+            (name.to_owned(), destination.to_owned(), ranges.to_vec());
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            let from = Self::table_state_in(&mut tx, &name, &destination).await?;
+            let to = if from == TableState::Setup { TableState::Snapshot } else { from };
+            check_move(&name, &destination, from, to)?;
+            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(&name).bind(&destination).execute(&mut *tx).await?;
+            sqlx::query("UPDATE pipe_tables SET copy_started_at = ?, rows_copied = 0, state = ? WHERE pipe = ? AND destination = ?")
+                .bind(now())
+                .bind(to.as_str())
+                .bind(&name)
+                .bind(&destination)
                 .execute(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            for (i, (lo, hi)) in ranges.iter().enumerate() {
+                sqlx::query("INSERT INTO snapshot_partitions (pipe, destination, idx, lo_json, hi_json) VALUES (?, ?, ?, ?, ?)")
+                    .bind(&name)
+                    .bind(&destination)
+                    .bind(i as i64)
+                    .bind(lo.as_ref().map(|v| v.to_string()))
+                    .bind(hi.as_ref().map(|v| v.to_string()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Records a partition's progress after ClickHouse acknowledged its rows;
@@ -560,85 +910,177 @@ impl Catalog {
         rows_copied: u64,
         done: bool,
     ) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE snapshot_partitions SET last_key_json = COALESCE(?, last_key_json), rows_copied = ?, done = ? \
-             WHERE pipe = ? AND destination = ? AND idx = ?",
-        )
-        .bind(last_key.map(|k| k.to_string()))
-        .bind(rows_copied as i64)
-        .bind(done as i64)
-        .bind(name)
-        .bind(destination)
-        .bind(idx as i64)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE pipe_tables SET rows_copied = (SELECT COALESCE(SUM(rows_copied), 0) FROM snapshot_partitions \
-             WHERE pipe = ? AND destination = ?) WHERE pipe = ? AND destination = ?",
-        )
-        .bind(name)
-        .bind(destination)
-        .bind(name)
-        .bind(destination)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (name, destination, last_key) = (
+            name.to_owned(),
+            destination.to_owned(),
+            last_key.map(|k| k.to_string()),
+        );
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            sqlx::query(
+                "UPDATE snapshot_partitions SET last_key_json = COALESCE(?, last_key_json), rows_copied = ?, done = ? \
+                 WHERE pipe = ? AND destination = ? AND idx = ?",
+            )
+            .bind(&last_key)
+            .bind(rows_copied as i64)
+            .bind(done as i64)
+            .bind(&name)
+            .bind(&destination)
+            .bind(idx as i64)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE pipe_tables SET rows_copied = (SELECT COALESCE(SUM(rows_copied), 0) FROM snapshot_partitions \
+                 WHERE pipe = ? AND destination = ?) WHERE pipe = ? AND destination = ?",
+            )
+            .bind(&name)
+            .bind(&destination)
+            .bind(&name)
+            .bind(&destination)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// (partitions done, partitions planned) of a table.
     pub async fn partition_counts(&self, name: &str, destination: &str) -> Result<(u32, u32)> {
-        let r = sqlx::query("SELECT COALESCE(SUM(done), 0), COUNT(*) FROM snapshot_partitions WHERE pipe = ? AND destination = ?")
-            .bind(name)
-            .bind(destination)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((r.get::<i64, _>(0) as u32, r.get::<i64, _>(1) as u32))
+        let (name, destination) = (name.to_owned(), destination.to_owned());
+        self.detached(move |c| async move {
+            let r = sqlx::query("SELECT COALESCE(SUM(done), 0), COUNT(*) FROM snapshot_partitions WHERE pipe = ? AND destination = ?")
+                .bind(&name)
+                .bind(&destination)
+                .fetch_one(&c.reads)
+                .await?;
+            Ok((r.get::<i64, _>(0) as u32, r.get::<i64, _>(1) as u32))
+        })
+        .await
     }
 
     pub async fn set_rows_estimated(&self, name: &str, destination: &str, rows: u64) -> Result<()> {
-        sqlx::query("UPDATE pipe_tables SET rows_estimated = ? WHERE pipe = ? AND destination = ?")
+        let (name, destination) = (name.to_owned(), destination.to_owned());
+        self.detached(move |c| async move {
+            sqlx::query(
+                "UPDATE pipe_tables SET rows_estimated = ? WHERE pipe = ? AND destination = ?",
+            )
             .bind(rows as i64)
-            .bind(name)
-            .bind(destination)
-            .execute(&self.pool)
+            .bind(&name)
+            .bind(&destination)
+            .execute(&c.writes)
             .await?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     pub async fn checkpoint(&self, name: &str) -> Result<Option<StoredCheckpoint>> {
-        let row = sqlx::query("SELECT binlog_file, binlog_pos, gtid_set, snapshot_version FROM checkpoints WHERE pipe = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| StoredCheckpoint {
-            checkpoint: Checkpoint {
-                position: BinlogPosition::new(r.get::<String, _>(0), r.get::<i64, _>(1) as u64),
-                gtid_set: r.get(2),
-            },
-            snapshot_version: r.get(3),
-        }))
+        let name = name.to_owned();
+        self.detached(move |c| async move {
+            let row = sqlx::query("SELECT binlog_file, binlog_pos, gtid_set, snapshot_version FROM checkpoints WHERE pipe = ?")
+                .bind(&name)
+                .fetch_optional(&c.reads)
+                .await?;
+            Ok(row.map(|r| StoredCheckpoint {
+                checkpoint: Checkpoint { position: BinlogPosition::new(r.get::<String, _>(0), r.get::<i64, _>(1) as u64), gtid_set: r.get(2) },
+                snapshot_version: r.get(3),
+            }))
+        })
+        .await
     }
 
-    /// Makes a CDC checkpoint durable. Call only after ClickHouse acknowledged every change before it.
+    /// Makes a CDC checkpoint durable. Call only after ClickHouse acknowledged
+    /// every change before it.
+    ///
+    /// The checkpoint only moves forward: a position earlier in the same
+    /// binlog (same file name base, lower file sequence or same file and lower
+    /// offset, see `BinlogPosition::progress_cmp`) is refused with
+    /// `CheckpointBackwards` and nothing is written. The same position is
+    /// accepted (its GTID set is updated). After `allow_checkpoint_rebase`,
+    /// this one save may go anywhere; the move is recorded in the history.
     pub async fn save_checkpoint(&self, name: &str, cp: &Checkpoint) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        Self::put_checkpoint(&mut tx, name, cp, None).await?;
-        tx.commit().await?;
-        Ok(())
+        let (name, cp) = (name.to_owned(), cp.clone());
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            Self::put_checkpoint(&mut tx, &name, &cp, None, CheckpointMove::Forward).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
+    /// Lets the NEXT saved checkpoint (`save_checkpoint` or
+    /// `record_schema_change`) be anywhere, once: for a pipe whose source
+    /// moved to another server (fail-over), whose binlog file numbers are
+    /// unrelated to the stored ones. `reason` goes to the pipe's history, now
+    /// and again with the positions when the rebased checkpoint is saved.
+    /// A pipe without a checkpoint yet has nothing to rebase (its first
+    /// checkpoint may be anywhere anyway).
+    pub async fn allow_checkpoint_rebase(&self, name: &str, reason: &str) -> Result<()> {
+        let (name, reason) = (name.to_owned(), reason.to_owned());
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT name FROM pipes WHERE name = ?")
+                    .bind(&name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if exists.is_none() {
+                return Err(CatalogError::NoSuchPipe(name));
+            }
+            sqlx::query("UPDATE checkpoints SET rebase_reason = ? WHERE pipe = ?")
+                .bind(&reason)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+            Self::note_in(
+                &mut tx,
+                &name,
+                &format!("the next checkpoint may move anywhere in the binlog (rebase): {reason}"),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes the checkpoint inside `tx`, enforcing `how` against the stored one.
     async fn put_checkpoint(
-        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        tx: &mut Tx,
         name: &str,
         cp: &Checkpoint,
         snapshot_version: Option<i64>,
+        how: CheckpointMove,
     ) -> Result<()> {
+        let stored = sqlx::query(
+            "SELECT binlog_file, binlog_pos, rebase_reason FROM checkpoints WHERE pipe = ?",
+        )
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let mut rebased = None;
+        if let Some(row) = stored {
+            let at = BinlogPosition::new(row.get::<String, _>(0), row.get::<i64, _>(1) as u64);
+            let rebase: Option<String> = row.get(2);
+            match (how, rebase) {
+                (CheckpointMove::Restart, _) => {}
+                (CheckpointMove::Forward, Some(reason)) => rebased = Some((at, reason)),
+                (CheckpointMove::Forward, None) if cp.position.is_before(&at) => {
+                    return Err(CatalogError::CheckpointBackwards {
+                        pipe: name.into(),
+                        stored: at,
+                        new: cp.position.clone(),
+                    });
+                }
+                (CheckpointMove::Forward, None) => {}
+            }
+        }
         sqlx::query(
             "INSERT INTO checkpoints (pipe, binlog_file, binlog_pos, gtid_set, snapshot_version, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT(pipe) DO UPDATE SET binlog_file = excluded.binlog_file, binlog_pos = excluded.binlog_pos, \
-             gtid_set = excluded.gtid_set, updated_at = excluded.updated_at, \
+             gtid_set = excluded.gtid_set, updated_at = excluded.updated_at, rebase_reason = NULL, \
              snapshot_version = CASE WHEN ? IS NULL THEN checkpoints.snapshot_version ELSE excluded.snapshot_version END",
         )
         .bind(name)
@@ -650,94 +1092,39 @@ impl Catalog {
         .bind(snapshot_version)
         .execute(&mut **tx)
         .await?;
+        if let Some((from, reason)) = rebased {
+            Self::note_in(
+                tx,
+                name,
+                &format!(
+                    "checkpoint rebased from {from} to {} ({reason})",
+                    cp.position
+                ),
+            )
+            .await?;
+        }
         Ok(())
     }
 
     pub async fn delete_pipe(&self, name: &str) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        for sql in [
-            "DELETE FROM pipe_tables WHERE pipe = ?",
-            "DELETE FROM snapshot_partitions WHERE pipe = ?",
-            "DELETE FROM checkpoints WHERE pipe = ?",
-            "DELETE FROM pipe_events WHERE pipe = ?",
-            "DELETE FROM pipes WHERE name = ?",
-        ] {
-            sqlx::query(sql).bind(name).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let name = name.to_owned();
+        self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            for sql in [
+                "DELETE FROM pipe_tables WHERE pipe = ?",
+                "DELETE FROM snapshot_partitions WHERE pipe = ?",
+                "DELETE FROM checkpoints WHERE pipe = ?",
+                "DELETE FROM pipe_events WHERE pipe = ?",
+                "DELETE FROM pipes WHERE name = ?",
+            ] {
+                sqlx::query(sql).bind(&name).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sluice_core::schema::{SourceColumn, SourceTable, TableId};
-
-    fn spec() -> PipeSpec {
-        PipeSpec::from_json(
-            r#"{"name":"p","source":{"host":"h","user":"u","password":"secret"},
-                "destination":{"url":"http://127.0.0.1:1","database":"d"},"tables":[{"source":"s.t"}]}"#,
-        )
-        .unwrap()
-    }
-
-    #[tokio::test]
-    async fn pipe_lifecycle_and_checkpoints_persist() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = Catalog::open(dir.path()).await.unwrap();
-        cat.create_pipe(&spec()).await.unwrap();
-        assert!(cat.create_pipe(&spec()).await.is_err(), "duplicate names are refused");
-        cat.transition("p", PipeAction::Provisioned, PipeState::Setup, "setting up", None).await.unwrap();
-        let illegal = cat.transition("p", PipeAction::Resume, PipeState::Running, "x", None).await.unwrap_err();
-        assert!(matches!(illegal, CatalogError::Illegal(_)), "{illegal}");
-        let col = SourceColumn {
-            name: "id".into(),
-            ordinal: 1,
-            data_type: "int".into(),
-            column_type: "int".into(),
-            nullable: false,
-            numeric_precision: Some(10),
-            numeric_scale: Some(0),
-            datetime_precision: None,
-            charset: None,
-            extra: String::new(),
-        };
-        let table = SourceTable { id: TableId::new("s", "t"), columns: vec![col], primary_key: vec!["id".into()] };
-        let mapping = TableMapping::new(table, "t".into());
-        let start = Checkpoint { position: BinlogPosition::new("binlog.000003", 157), gtid_set: None };
-        cat.record_setup("p", &[mapping.clone()], &start, 41).await.unwrap();
-        cat.record_partitions("p", "t", &[(None, None)]).await.unwrap();
-        cat.record_partition_progress("p", "t", 0, Some(&serde_json::json!([{"i": 9}])), 10, false).await.unwrap();
-        let later = Checkpoint { position: BinlogPosition::new("binlog.000004", 4), gtid_set: Some("x".into()) };
-        cat.save_checkpoint("p", &later).await.unwrap();
-        drop(cat);
-
-        let cat = Catalog::open(dir.path()).await.unwrap();
-        let p = cat.pipe("p").await.unwrap().unwrap();
-        assert_eq!(p.state, PipeState::Setup);
-        let t = &cat.tables("p").await.unwrap()[0];
-        assert_eq!((t.rows_copied, t.snapshot_done, &t.mapping), (10, false, &mapping));
-        let parts = cat.partitions("p", "t").await.unwrap();
-        assert_eq!((parts.len(), &parts[0].last_key, parts[0].done), (1, &Some(serde_json::json!([{"i": 9}])), false));
-        let cp = cat.checkpoint("p").await.unwrap().unwrap();
-        assert_eq!((cp.checkpoint, cp.snapshot_version), (later, 41));
-        // The version clock survives the reopen and only moves forward.
-        assert_eq!(cat.next_version("p").await.unwrap(), Some(42));
-        assert_eq!(cat.reserve_versions("p", 100, 0).await.unwrap(), 42);
-        assert_eq!(cat.reserve_versions("p", 1, 0).await.unwrap(), 142);
-        assert_eq!(cat.reserve_versions("p", 10, 1000).await.unwrap(), 1000, "a floor above the clock wins");
-        assert_eq!(cat.reserve_versions("p", 1, 5).await.unwrap(), 1010, "a floor below the clock is ignored");
-        assert!(matches!(cat.reserve_versions("nope", 1, 0).await, Err(CatalogError::NoSuchPipe(_))));
-        let ev = cat.events("p").await.unwrap();
-        assert_eq!(ev.iter().map(|e| e.to_state.as_str()).collect::<Vec<_>>(), ["Provisioning", "Setup"]);
-        assert_eq!(p.spec.source.password.0, "secret");
-        for f in std::fs::read_dir(dir.path()).unwrap() {
-            let f = f.unwrap();
-            let raw = std::fs::read(f.path()).unwrap();
-            assert!(!raw.windows(6).any(|w| w == b"secret"), "password in clear text in {:?}", f.file_name());
-        }
-        cat.delete_pipe("p").await.unwrap();
-        assert!(cat.pipe("p").await.unwrap().is_none());
-    }
-}
+mod tests;

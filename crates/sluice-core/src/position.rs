@@ -24,7 +24,10 @@ pub struct BinlogPosition {
 
 impl BinlogPosition {
     pub fn new(file: impl Into<String>, pos: u64) -> Self {
-        Self { file: file.into(), pos }
+        Self {
+            file: file.into(),
+            pos,
+        }
     }
 
     /// The numeric suffix of the binlog file name (`binlog.000042` → 42).
@@ -37,6 +40,47 @@ impl BinlogPosition {
             return Err(VersionError::FileSequenceTooLarge(self.file.clone()));
         }
         Ok(seq)
+    }
+
+    /// The file name without its numeric suffix (`binlog.000042` → `binlog`);
+    /// the whole name when it has no `.digits` suffix.
+    pub fn file_base(&self) -> &str {
+        match self.file.rsplit_once('.') {
+            Some((base, digits))
+                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                base
+            }
+            _ => &self.file,
+        }
+    }
+
+    /// Where `self` stands relative to `other` in one server's binlog:
+    /// `Some(Less)` when `self` comes before `other` (a lower file sequence, or
+    /// the same file and a lower offset), `Some(Equal)` for the same position,
+    /// `Some(Greater)` after it. `None` when the two cannot be compared: the
+    /// file name bases differ (`binlog` vs `mysql-bin`, typically another
+    /// server) or a name does not end in a sequence number.
+    ///
+    /// File sequences of two different servers are unrelated even under the
+    /// same base name; only the caller knows whether both come from one server.
+    pub fn progress_cmp(&self, other: &BinlogPosition) -> Option<std::cmp::Ordering> {
+        if self.file_base() != other.file_base() {
+            return None;
+        }
+        // Parsed without the version scheme's limit: ordering needs no encoding.
+        let seq = |p: &BinlogPosition| {
+            p.file
+                .rsplit_once('.')
+                .and_then(|(_, d)| d.parse::<u64>().ok())
+        };
+        Some((seq(self)?, self.pos).cmp(&(seq(other)?, other.pos)))
+    }
+
+    /// Whether moving a checkpoint from `stored` to `self` would move it
+    /// backwards in the same binlog (see [`BinlogPosition::progress_cmp`]).
+    pub fn is_before(&self, stored: &BinlogPosition) -> bool {
+        self.progress_cmp(stored) == Some(std::cmp::Ordering::Less)
     }
 
     /// Version of the `row_index`-th row change of the event starting at this position.
@@ -110,12 +154,59 @@ mod tests {
     }
 
     #[test]
+    fn progress_compares_sequence_then_offset_within_one_base() {
+        use std::cmp::Ordering::*;
+        let p = |f: &str, pos| BinlogPosition::new(f, pos);
+        assert_eq!(
+            p("binlog.000042", 100).progress_cmp(&p("binlog.000042", 100)),
+            Some(Equal)
+        );
+        assert_eq!(
+            p("binlog.000042", 99).progress_cmp(&p("binlog.000042", 100)),
+            Some(Less)
+        );
+        assert_eq!(
+            p("binlog.000043", 4).progress_cmp(&p("binlog.000042", 9_000_000)),
+            Some(Greater)
+        );
+        assert_eq!(
+            p("binlog.000041", 9_000_000).progress_cmp(&p("binlog.000042", 4)),
+            Some(Less)
+        );
+        // Sequences compare as numbers, not strings (a rollover past 999999 adds a digit).
+        assert_eq!(
+            p("binlog.1000000", 4).progress_cmp(&p("binlog.999999", 4)),
+            Some(Greater)
+        );
+        // Another base name or no sequence: not comparable.
+        assert_eq!(
+            p("mysql-bin.000001", 4).progress_cmp(&p("binlog.000042", 4)),
+            None
+        );
+        assert_eq!(p("binlog", 4).progress_cmp(&p("binlog", 8)), None);
+        assert_eq!(p("binlog.", 4).progress_cmp(&p("binlog.", 8)), None);
+        assert_eq!(
+            p("binlog.9999999", 4).progress_cmp(&p("binlog.9999998", 4)),
+            Some(Greater),
+            "beyond the version scheme's limit"
+        );
+        assert_eq!(p("a.b.000002", 4).file_base(), "a.b");
+        assert_eq!(p("nonumber", 4).file_base(), "nonumber");
+        assert!(p("binlog.000042", 99).is_before(&p("binlog.000042", 100)));
+        assert!(!p("binlog.000042", 100).is_before(&p("binlog.000042", 100)));
+        assert!(!p("binlog.000043", 4).is_before(&p("binlog.000042", 100)));
+        assert!(!p("other.000001", 4).is_before(&p("binlog.000042", 100)));
+    }
+
+    #[test]
     fn mariadb_names_and_limits() {
         let p = BinlogPosition::new("mariadb-bin.000123", 77);
         assert_eq!(p.file_sequence().unwrap(), 123);
         assert!(BinlogPosition::new("nonumber", 4).version(0).is_err());
         assert!(BinlogPosition::new("b.9999999", 4).version(0).is_err());
-        let max = BinlogPosition::new("b.1048575", u32::MAX as u64).version(2047).unwrap();
+        let max = BinlogPosition::new("b.1048575", u32::MAX as u64)
+            .version(2047)
+            .unwrap();
         assert!(max > 0);
     }
 }

@@ -123,6 +123,79 @@ impl TableState {
     pub fn copies_alongside_cdc(self) -> bool {
         matches!(self, TableState::Adding | TableState::Resync)
     }
+
+    /// The one table of allowed table-state transitions: the states this one
+    /// may move to, besides staying where it is (always allowed: a state is
+    /// written again with a new error text, or after a restart).
+    ///
+    /// - initial copy: `Setup → Snapshot → Snapshotted → Running` (a copy that
+    ///   needed no partition plan goes `Setup → Snapshotted`); a CDC-only pipe's
+    ///   tables go `Setup → Running` when CDC starts;
+    /// - added tables: `Adding → Running` once copied;
+    /// - resync: `Resync → Swapping → Running`;
+    /// - any state → `Resync` (a user's resync, or a table replaced on the
+    ///   source) and any state → `Error` (a change Sluice cannot follow, a
+    ///   failed copy);
+    /// - recovery from `Error`: `Resync`, or `Adding` (copied again as if added).
+    pub fn next_states(self) -> &'static [TableState] {
+        use TableState as T;
+        match self {
+            T::Setup => &[T::Snapshot, T::Snapshotted, T::Running, T::Resync, T::Error],
+            T::Snapshot => &[T::Snapshotted, T::Resync, T::Error],
+            T::Snapshotted => &[T::Running, T::Resync, T::Error],
+            T::Running => &[T::Resync, T::Error],
+            T::Adding => &[T::Running, T::Resync, T::Error],
+            T::Resync => &[T::Swapping, T::Error],
+            T::Swapping => &[T::Running, T::Resync, T::Error],
+            T::Error => &[T::Resync, T::Adding],
+        }
+    }
+
+    /// Whether a table in this state may be moved to `to` (see [`TableState::next_states`]).
+    pub fn can_become(self, to: TableState) -> bool {
+        self == to || self.next_states().contains(&to)
+    }
+
+    /// The states a table may be recorded in when it joins a pipe: `Setup` at
+    /// the pipe's Setup, `Adding` (to be copied) or `Running` (CDC-only pipes)
+    /// when added to a live pipe.
+    pub fn can_start_as(self) -> bool {
+        matches!(
+            self,
+            TableState::Setup | TableState::Adding | TableState::Running
+        )
+    }
+}
+
+/// A table-state change that the transition table does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("table {table} cannot go from {} to {to}", from.map_or("(new)".to_string(), |f| f.to_string()))]
+pub struct IllegalTableTransition {
+    pub table: String,
+    /// `None`: the table is being recorded for the first time.
+    pub from: Option<TableState>,
+    pub to: TableState,
+}
+
+/// Checks a table-state change against the table (`from: None`: a new table).
+pub fn table_transition(
+    table: &str,
+    from: Option<TableState>,
+    to: TableState,
+) -> Result<TableState, IllegalTableTransition> {
+    let ok = match from {
+        Some(f) => f.can_become(to),
+        None => to.can_start_as(),
+    };
+    if ok {
+        Ok(to)
+    } else {
+        Err(IllegalTableTransition {
+            table: table.to_string(),
+            from,
+            to,
+        })
+    }
 }
 
 impl fmt::Display for TableState {
@@ -134,7 +207,10 @@ impl fmt::Display for TableState {
 impl FromStr for TableState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TableState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown table state {s:?}"))
+        TableState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown table state {s:?}"))
     }
 }
 
@@ -188,7 +264,10 @@ impl PipeAction {
 
     /// Whether a user (API/CLI) may request this action, rather than only the engine.
     pub fn is_user_request(self) -> bool {
-        matches!(self, PipeAction::Pause | PipeAction::Resume | PipeAction::Resync | PipeAction::ModifyTables)
+        matches!(
+            self,
+            PipeAction::Pause | PipeAction::Resume | PipeAction::Resync | PipeAction::ModifyTables
+        )
     }
 }
 
@@ -202,7 +281,11 @@ pub struct IllegalTransition {
 
 /// The one table of allowed transitions. Where an action has two possible
 /// targets, `to` picks one of them and anything else is refused.
-pub fn transition(state: PipeState, action: PipeAction, to: PipeState) -> Result<PipeState, IllegalTransition> {
+pub fn transition(
+    state: PipeState,
+    action: PipeAction,
+    to: PipeState,
+) -> Result<PipeState, IllegalTransition> {
     use PipeAction as A;
     use PipeState as S;
     let allowed: &[S] = match (state, action) {
@@ -216,7 +299,16 @@ pub fn transition(state: PipeState, action: PipeAction, to: PipeState) -> Result
         (S::Running | S::Paused, A::ModifyTables) => &[S::Modifying],
         (S::Resync, A::Finished) => &[S::Running, S::Snapshot],
         (S::Modifying, A::Finished) => &[S::Running, S::Snapshot, S::Paused],
-        (S::Provisioning | S::Setup | S::Snapshot | S::Running | S::Pausing | S::Modifying | S::Resync, A::Fail) => &[S::Failed],
+        (
+            S::Provisioning
+            | S::Setup
+            | S::Snapshot
+            | S::Running
+            | S::Pausing
+            | S::Modifying
+            | S::Resync,
+            A::Fail,
+        ) => &[S::Failed],
         (S::Failed, A::RetrySetup) => &[S::Setup],
         _ => &[],
     };
@@ -229,7 +321,10 @@ pub fn transition(state: PipeState, action: PipeAction, to: PipeState) -> Result
 
 /// The targets an action can have from a state (empty when it is not allowed).
 pub fn targets(state: PipeState, action: PipeAction) -> Vec<PipeState> {
-    PipeState::ALL.into_iter().filter(|to| transition(state, action, *to).is_ok()).collect()
+    PipeState::ALL
+        .into_iter()
+        .filter(|to| transition(state, action, *to).is_ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -266,7 +361,11 @@ mod tests {
             (S::Paused, A::Resume, &[S::Snapshot, S::Running]),
             (S::Paused, A::Resync, &[S::Resync]),
             (S::Paused, A::ModifyTables, &[S::Modifying]),
-            (S::Modifying, A::Finished, &[S::Snapshot, S::Running, S::Paused]),
+            (
+                S::Modifying,
+                A::Finished,
+                &[S::Snapshot, S::Running, S::Paused],
+            ),
             (S::Modifying, A::Fail, &[S::Failed]),
             (S::Resync, A::Finished, &[S::Snapshot, S::Running]),
             (S::Resync, A::Fail, &[S::Failed]),
@@ -284,7 +383,11 @@ mod tests {
                 assert_eq!(targets(state, action), want, "{state} + {action:?}");
                 for to in PipeState::ALL {
                     let r = transition(state, action, to);
-                    assert_eq!(r.is_ok(), want.contains(&to), "{state} + {action:?} -> {to}");
+                    assert_eq!(
+                        r.is_ok(),
+                        want.contains(&to),
+                        "{state} + {action:?} -> {to}"
+                    );
                     if let Err(e) = r {
                         assert_eq!(e, IllegalTransition { state, action });
                     }
@@ -294,6 +397,76 @@ mod tests {
         }
         assert_eq!(checked, 110);
         // Completed is terminal: nothing moves it.
-        assert!(PipeAction::ALL.iter().all(|a| targets(S::Completed, *a).is_empty()));
+        assert!(PipeAction::ALL
+            .iter()
+            .all(|a| targets(S::Completed, *a).is_empty()));
+    }
+
+    /// Every (from, to) pair of table states against the expected table, written out independently.
+    #[test]
+    fn table_transition_table_is_exhaustive() {
+        use TableState as T;
+        let expected: &[(T, T)] = &[
+            (T::Setup, T::Snapshot),
+            (T::Setup, T::Snapshotted),
+            (T::Setup, T::Running),
+            (T::Setup, T::Resync),
+            (T::Setup, T::Error),
+            (T::Snapshot, T::Snapshotted),
+            (T::Snapshot, T::Resync),
+            (T::Snapshot, T::Error),
+            (T::Snapshotted, T::Running),
+            (T::Snapshotted, T::Resync),
+            (T::Snapshotted, T::Error),
+            (T::Running, T::Resync),
+            (T::Running, T::Error),
+            (T::Adding, T::Running),
+            (T::Adding, T::Resync),
+            (T::Adding, T::Error),
+            (T::Resync, T::Swapping),
+            (T::Resync, T::Error),
+            (T::Swapping, T::Running),
+            (T::Swapping, T::Resync),
+            (T::Swapping, T::Error),
+            (T::Error, T::Resync),
+            (T::Error, T::Adding),
+        ];
+        let mut allowed = 0;
+        for from in T::ALL {
+            for to in T::ALL {
+                let want = from == to || expected.contains(&(from, to));
+                assert_eq!(from.can_become(to), want, "{from} -> {to}");
+                let r = table_transition("t", Some(from), to);
+                assert_eq!(r.is_ok(), want, "{from} -> {to}");
+                if let Err(e) = r {
+                    assert_eq!(
+                        e.to_string(),
+                        format!("table t cannot go from {from} to {to}")
+                    );
+                }
+                allowed += want as usize;
+            }
+        }
+        assert_eq!(allowed, expected.len() + T::ALL.len());
+        // Everything can be resynced or put in Error; Error leaves only by a recovery.
+        assert!(T::ALL
+            .iter()
+            .all(|s| s.can_become(T::Resync) && s.can_become(T::Error)));
+        assert!(!T::Error.can_become(T::Running));
+        // New tables start in Setup, Adding or Running only.
+        for to in T::ALL {
+            let r = table_transition("s.t", None, to);
+            assert_eq!(
+                r.is_ok(),
+                matches!(to, T::Setup | T::Adding | T::Running),
+                "new -> {to}"
+            );
+        }
+        assert_eq!(
+            table_transition("s.t", None, T::Swapping)
+                .unwrap_err()
+                .to_string(),
+            "table s.t cannot go from (new) to Swapping"
+        );
     }
 }
