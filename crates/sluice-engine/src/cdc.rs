@@ -49,7 +49,6 @@ use crate::schema_change;
 use crate::snapshot::copy_table;
 use crate::versions::VersionClock;
 use crate::{failpoint, EngineError, PipeContext};
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use sluice_catalog::TableRecord;
 use sluice_core::state::resync_table_name;
 use sluice_core::types::TableMapping;
@@ -156,10 +155,11 @@ async fn finish_if_done(ctx: &PipeContext) -> Result<(), EngineError> {
     }
 }
 
-/// Tables of the initial snapshot are applied by CDC from here on: `Snapshotted` → `Running`.
+/// Tables of the initial snapshot (or of a `cdc_only` pipe's Setup) are applied
+/// by CDC from here on: `Snapshotted`/`Setup` → `Running`.
 pub async fn promote_snapshotted(ctx: &PipeContext) -> Result<(), EngineError> {
     for rec in ctx.catalog.tables(ctx.name()).await? {
-        if rec.state == TableState::Snapshotted {
+        if rec.state == TableState::Snapshotted || (rec.state == TableState::Setup && !ctx.spec.mode.snapshots()) {
             ctx.catalog.set_table_state(ctx.name(), &rec.mapping.destination, TableState::Running, None).await?;
         }
     }
@@ -224,13 +224,16 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
     ctx.status.retrying(ctx.name(), false);
     crate::retry::show_error(ctx, "").await;
 
-    // Copies of added and resynced tables, running alongside the stream.
-    let mut copies = FuturesUnordered::new();
+    // Copies of added and resynced tables, running alongside the stream as
+    // tasks of their own (they make progress while the loop waits on a write;
+    // dropping the set when the stream ends stops them).
+    let mut copies = tokio::task::JoinSet::new();
     for (i, rec) in records.iter().enumerate() {
         if rec.state.copies_alongside_cdc() && !rec.snapshot_done {
             let target = tables[i].target.clone();
             let version = rec.snapshot_version.unwrap_or(stored.snapshot_version);
-            copies.push(async move { (i, copy_table(ctx, rec, &target, version).await) });
+            let (ctx, rec) = (ctx.clone(), rec.clone());
+            copies.spawn(async move { (i, copy_table(&ctx, &rec, &target, version).await) });
         }
     }
 
@@ -257,7 +260,13 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
                 flush(ctx, &mut tables, &mut batch, &mut saved).await?;
                 return Ok(Ended::Cancelled);
             }
-            Some((i, copied)) = copies.next(), if !copies.is_empty() => {
+            Some(joined) = copies.join_next(), if !copies.is_empty() => {
+                let (i, copied) = joined.unwrap_or_else(|e| {
+                    (usize::MAX, Err(EngineError::Spec(format!("a table copy task ended abnormally: {e}"))))
+                });
+                if i == usize::MAX {
+                    return copied.map(|_| Ended::Cancelled);
+                }
                 // Everything the stream holds goes out first, so that a swapped-in copy
                 // has every change up to here.
                 flush(ctx, &mut tables, &mut batch, &mut saved).await?;

@@ -28,8 +28,8 @@ impl EngineError {
             EngineError::Sink(e) if e.is_transient() => Severity::Transient,
             EngineError::Sink(SinkError::Encode { .. }) => Severity::Table,
             EngineError::Sink(_) => Severity::Fatal,
-            EngineError::Catalog(e) if e.is_busy() => Severity::Transient,
-            EngineError::Catalog(_) | EngineError::Spec(_) | EngineError::Cancelled => Severity::Fatal,
+            EngineError::Catalog(e) => e.severity(),
+            EngineError::Spec(_) | EngineError::Cancelled => Severity::Fatal,
         }
     }
 

@@ -200,6 +200,11 @@ pub async fn register(catalog: &Catalog, spec: &PipeSpec) -> Result<(), EngineEr
             if stored.source != spec.source {
                 // Another server (a fail-over), other credentials or TLS: CDC resumes from the checkpoint there.
                 info!(pipe = spec.name.as_str(), "source settings changed: now {}:{}", spec.source.host, spec.source.port);
+                if (&stored.source.host, stored.source.port) != (&spec.source.host, spec.source.port) {
+                    // Another server's binlog files are numbered independently: its first checkpoint may be anywhere.
+                    let reason = format!("source moved to {}:{}", spec.source.host, spec.source.port);
+                    catalog.allow_checkpoint_rebase(&spec.name, &reason).await?;
+                }
                 stored.source = spec.source.clone();
             }
             stored.destination.password = spec.destination.password.clone();
