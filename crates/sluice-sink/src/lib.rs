@@ -8,58 +8,26 @@
 //! same rows, so `FINAL` ends the same — which is what makes at-least-once
 //! delivery safe.
 //! Inserts use RowBinary, compressed with LZ4 by the `clickhouse` crate.
+//!
+//! Every request is bounded by `destination.request_timeout_ms`: a query or
+//! statement as a whole, an insert step by step (each chunk of its body, then
+//! its acknowledgement), so that a hung server becomes a transient
+//! [`SinkError::Timeout`] instead of a silent stall. Errors say how far they
+//! reach ([`SinkError::severity`], see [`error`]).
 
 pub mod alter;
+pub mod error;
 pub mod rowbinary;
+pub mod transport;
 
 use sluice_core::spec::DestinationSpec;
 use sluice_core::types::{TableEngine, TableMapping, IS_DELETED, SYNCED_AT, VERSION};
 use sluice_core::{ChangeOp, RowChange};
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use error::SinkError;
 pub use rowbinary::EncodeError;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// The server answered with a ClickHouse exception (`Code: N. DB::Exception: ...`).
-    #[error("ClickHouse error {code}: {message}")]
-    Server { code: u32, message: String },
-    /// The server could not be reached or the exchange broke off.
-    #[error("ClickHouse unreachable: {0}")]
-    Transport(String),
-    #[error("cannot encode a row for {table}.{column}: {source}")]
-    Encode { table: String, column: String, source: EncodeError },
-}
-
-impl SinkError {
-    /// Errors worth retrying unchanged: the network, timeouts, and server-side
-    /// conditions that pass (too many parts, memory limit, shutting down...).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SinkError::Transport(_) => true,
-            SinkError::Server { code, .. } => matches!(code, 159 | 202 | 209 | 210 | 241 | 252 | 394 | 425 | 999 | 1000),
-            SinkError::Encode { .. } => false,
-        }
-    }
-
-    fn from_ch(e: clickhouse::error::Error) -> Self {
-        let text = e.to_string();
-        if let Some(code) = exception_code(&text) {
-            let message = text.split_once("DB::Exception: ").map(|x| x.1).unwrap_or(&text).trim().to_string();
-            return SinkError::Server { code, message };
-        }
-        match e {
-            clickhouse::error::Error::BadResponse(m) => SinkError::Server { code: 0, message: m },
-            other => SinkError::Transport(other.to_string()),
-        }
-    }
-}
-
-/// Extracts `N` from a `Code: N.` prefix anywhere in a ClickHouse error text.
-fn exception_code(text: &str) -> Option<u32> {
-    let rest = &text[text.find("Code: ")? + 6..];
-    rest[..rest.find('.')?].trim().parse().ok()
-}
 
 /// Quotes a ClickHouse identifier with backticks.
 pub fn quote(name: &str) -> String {
@@ -71,38 +39,67 @@ pub fn quote(name: &str) -> String {
 pub struct ClickHouseSink {
     client: clickhouse::Client,
     database: String,
+    /// `destination.request_timeout_ms`: the longest wait for one step of a request.
+    timeout: Duration,
 }
 
 /// Bytes handed to the client per `send` call while streaming an insert.
 const SEND_CHUNK: usize = 1 << 20;
 
 impl ClickHouseSink {
+    /// A sink for `dest`; connects lazily (nothing is sent before the first request).
     pub fn new(dest: &DestinationSpec) -> Self {
-        let client = clickhouse::Client::default()
+        let timeout = Duration::from_millis(dest.request_timeout_ms.max(1));
+        let client = transport::client(timeout.min(transport::MAX_CONNECT_TIMEOUT))
             .with_url(dest.url.trim_end_matches('/'))
             .with_user(&dest.user)
             .with_password(&dest.password.0)
             .with_compression(clickhouse::Compression::Lz4);
-        Self { client, database: dest.database.clone() }
+        Self { client, database: dest.database.clone(), timeout }
     }
 
     pub fn database(&self) -> &str {
         &self.database
     }
 
-    pub fn client(&self) -> &clickhouse::Client {
-        &self.client
+    /// The longest wait for one step of a request (`destination.request_timeout_ms`).
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
     }
 
-    /// Runs a statement that returns nothing (DDL).
+    fn timeout_ms(&self) -> u64 {
+        self.timeout.as_millis() as u64
+    }
+
+    /// Awaits one step of a request for at most the request timeout. On timeout
+    /// the step's future is dropped, which closes its connection (see `transport`).
+    async fn bounded<T>(
+        &self,
+        operation: &str,
+        step: impl Future<Output = clickhouse::error::Result<T>>,
+    ) -> Result<T, SinkError> {
+        match tokio::time::timeout(self.timeout, step).await {
+            Ok(result) => result.map_err(|e| SinkError::from_ch(e, self.timeout_ms(), operation)),
+            Err(_) => Err(SinkError::Timeout { timeout_ms: self.timeout_ms(), operation: operation.to_string() }),
+        }
+    }
+
+    /// Runs a statement that returns nothing (DDL), bounded by the request timeout.
     pub async fn execute(&self, sql: &str) -> Result<(), SinkError> {
-        self.client.query(sql).execute().await.map_err(SinkError::from_ch)
+        self.bounded(&operation(sql), self.client.query(sql).execute()).await
     }
 
-    /// Runs a query and returns its result as TabSeparated text (for checks and tests).
+    /// Runs a query and returns its result as TabSeparated text (for checks and
+    /// tests). Each chunk of the answer (the first one: the query's execution)
+    /// is bounded by the request timeout.
     pub async fn query_tsv(&self, sql: &str) -> Result<String, SinkError> {
-        let mut cursor = self.client.query(sql).fetch_bytes("TabSeparated").map_err(SinkError::from_ch)?;
-        let bytes = cursor.collect().await.map_err(SinkError::from_ch)?;
+        let op = operation(sql);
+        let mut cursor =
+            self.client.query(sql).fetch_bytes("TabSeparated").map_err(|e| SinkError::from_ch(e, self.timeout_ms(), &op))?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = self.bounded(&op, cursor.next()).await? {
+            bytes.extend_from_slice(&chunk);
+        }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -226,16 +223,26 @@ impl ClickHouseSink {
 
     /// Sends rows already encoded by `encode` in one INSERT (the benchmark's
     /// destination-only ceiling uses it to leave encoding out).
+    ///
+    /// Each step is bounded by the request timeout, not the whole insert: each
+    /// `SEND_CHUNK` of the body handed to the connection, then the server's
+    /// acknowledgement after the last byte. The crate's own per-step timeouts do
+    /// it (an expired one aborts the request, closing its connection).
     pub async fn write_encoded(&self, mapping: &TableMapping, table: &str, data: bytes::Bytes) -> Result<usize, SinkError> {
         let len = data.len();
-        let mut insert = self.client.insert_formatted_with(self.insert_sql(mapping, table));
+        let op = format!("INSERT INTO {}", self.qualified(table));
+        let ch = |e| SinkError::from_ch(e, self.timeout_ms(), &op);
+        let mut insert = self
+            .client
+            .insert_formatted_with(self.insert_sql(mapping, table))
+            .with_timeouts(Some(self.timeout), Some(self.timeout));
         let mut offset = 0;
         while offset < len {
             let end = (offset + SEND_CHUNK).min(len);
-            insert.send(data.slice(offset..end)).await.map_err(SinkError::from_ch)?;
+            insert.send(data.slice(offset..end)).await.map_err(ch)?;
             offset = end;
         }
-        insert.end().await.map_err(SinkError::from_ch)?;
+        insert.end().await.map_err(ch)?;
         Ok(len)
     }
 }
@@ -272,6 +279,16 @@ pub fn engine_sql(mapping: &TableMapping) -> String {
     s
 }
 
+/// A statement's beginning, on one line, to name it in a timeout message.
+fn operation(sql: &str) -> String {
+    let line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > 120 {
+        line.chars().take(120).collect::<String>() + "…"
+    } else {
+        line
+    }
+}
+
 /// Escapes a string for a single-quoted ClickHouse literal.
 pub fn escape_literal(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "\\'")
@@ -282,10 +299,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_codes_are_parsed() {
-        assert_eq!(exception_code("bad response: Code: 60. DB::Exception: Table x doesn't exist"), Some(60));
-        assert_eq!(exception_code("network error"), None);
+    fn quoting_and_operation_names() {
         assert_eq!(quote("a`b"), "`a\\`b`");
+        assert_eq!(operation("SELECT 1\n  FROM t"), "SELECT 1 FROM t");
+        assert!(operation(&"x ".repeat(200)).ends_with('…'));
     }
 
     #[test]
