@@ -131,10 +131,29 @@ pub struct DestinationSpec {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub password: Secret,
     pub database: String,
+    /// Longest time, in milliseconds, ClickHouse may take to answer one step of
+    /// a request: a query or DDL statement as a whole, each chunk of an insert's
+    /// body and the insert's final acknowledgement (so a large insert that keeps
+    /// moving is never cut). A step that takes longer is abandoned (its
+    /// connection closed) and fails with a transient error, which is retried.
+    /// Connecting is bounded by the smaller of this and 10 s.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+impl DestinationSpec {
+    /// `request_timeout_ms` when the spec does not set it.
+    pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 60_000;
+    /// The accepted range of `request_timeout_ms`.
+    pub const REQUEST_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=3_600_000;
 }
 
 fn default_ch_user() -> String {
     "default".into()
+}
+
+fn default_request_timeout_ms() -> u64 {
+    DestinationSpec::DEFAULT_REQUEST_TIMEOUT_MS
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -404,6 +423,12 @@ impl PipeSpec {
         if self.destination.database.is_empty() || self.destination.database.contains('`') {
             return Err(err("destination.database", "must be a non-empty name without backticks"));
         }
+        if !DestinationSpec::REQUEST_TIMEOUT_MS_RANGE.contains(&self.destination.request_timeout_ms) {
+            return Err(err(
+                "destination.request_timeout_ms",
+                "must be between 1000 and 3600000 (milliseconds ClickHouse may take to answer one request step)",
+            ));
+        }
         if self.tables.is_empty() {
             return Err(err("tables", "must list at least one source table"));
         }
@@ -483,6 +508,16 @@ mod tests {
         assert_eq!(spec.server_id(), 51001);
         assert_eq!(spec.tables[2].pattern().unwrap(), SourcePattern { schema: "crm".into(), table: None });
         assert!(!format!("{spec:?}").contains("pw"));
+        assert_eq!(spec.destination.request_timeout_ms, 60_000);
+    }
+
+    #[test]
+    fn request_timeout_is_read_and_kept() {
+        let text = EXAMPLE.replace(r#""database": "shop""#, r#""database": "shop", "request_timeout_ms": 1000"#);
+        let spec = PipeSpec::from_json(&text).unwrap();
+        assert_eq!(spec.destination.request_timeout_ms, 1000);
+        let again: PipeSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(again.destination.request_timeout_ms, 1000);
     }
 
     #[test]
@@ -507,6 +542,9 @@ mod tests {
             (r#""server_id": 51001"#, r#""server_id": 51001, "heartbeat_table": "s.*""#, "source.heartbeat_table"),
             (r#""server_id": 51001"#, r#""server_id": 51001, "replication_mechanism": "binlog""#, "(json)"),
             (r#""sync_interval_ms": 1000"#, r#""sync_interval_ms": 1000, "heartbeat_interval_ms": 10"#, "settings.heartbeat_interval_ms"),
+            (r#""database": "shop""#, r#""database": "shop", "request_timeout_ms": 999"#, "destination.request_timeout_ms"),
+            (r#""database": "shop""#, r#""database": "shop", "request_timeout_ms": 3600001"#, "destination.request_timeout_ms"),
+            (r#""database": "shop""#, r#""database": "shop", "request_timeout_ms": -1"#, "(json)"),
         ];
         for (from, to, field) in cases {
             let text = EXAMPLE.replace(from, to);

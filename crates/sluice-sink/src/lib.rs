@@ -8,58 +8,26 @@
 //! same rows, so `FINAL` ends the same — which is what makes at-least-once
 //! delivery safe.
 //! Inserts use RowBinary, compressed with LZ4 by the `clickhouse` crate.
+//!
+//! Every request is bounded by `destination.request_timeout_ms`: a query or
+//! statement as a whole, an insert step by step (each chunk of its body, then
+//! its acknowledgement), so that a hung server becomes a transient
+//! [`SinkError::Timeout`] instead of a silent stall. Errors say how far they
+//! reach ([`SinkError::severity`], see [`error`]).
 
 pub mod alter;
+pub mod error;
 pub mod rowbinary;
+pub mod transport;
 
 use sluice_core::spec::DestinationSpec;
 use sluice_core::types::{TableEngine, TableMapping, IS_DELETED, SYNCED_AT, VERSION};
 use sluice_core::{ChangeOp, RowChange};
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use error::SinkError;
 pub use rowbinary::EncodeError;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// The server answered with a ClickHouse exception (`Code: N. DB::Exception: ...`).
-    #[error("ClickHouse error {code}: {message}")]
-    Server { code: u32, message: String },
-    /// The server could not be reached or the exchange broke off.
-    #[error("ClickHouse unreachable: {0}")]
-    Transport(String),
-    #[error("cannot encode a row for {table}.{column}: {source}")]
-    Encode { table: String, column: String, source: EncodeError },
-}
-
-impl SinkError {
-    /// Errors worth retrying unchanged: the network, timeouts, and server-side
-    /// conditions that pass (too many parts, memory limit, shutting down...).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SinkError::Transport(_) => true,
-            SinkError::Server { code, .. } => matches!(code, 159 | 202 | 209 | 210 | 241 | 252 | 394 | 425 | 999 | 1000),
-            SinkError::Encode { .. } => false,
-        }
-    }
-
-    fn from_ch(e: clickhouse::error::Error) -> Self {
-        let text = e.to_string();
-        if let Some(code) = exception_code(&text) {
-            let message = text.split_once("DB::Exception: ").map(|x| x.1).unwrap_or(&text).trim().to_string();
-            return SinkError::Server { code, message };
-        }
-        match e {
-            clickhouse::error::Error::BadResponse(m) => SinkError::Server { code: 0, message: m },
-            other => SinkError::Transport(other.to_string()),
-        }
-    }
-}
-
-/// Extracts `N` from a `Code: N.` prefix anywhere in a ClickHouse error text.
-fn exception_code(text: &str) -> Option<u32> {
-    let rest = &text[text.find("Code: ")? + 6..];
-    rest[..rest.find('.')?].trim().parse().ok()
-}
 
 /// Quotes a ClickHouse identifier with backticks.
 pub fn quote(name: &str) -> String {
@@ -71,38 +39,78 @@ pub fn quote(name: &str) -> String {
 pub struct ClickHouseSink {
     client: clickhouse::Client,
     database: String,
+    /// `destination.request_timeout_ms`: the longest wait for one step of a request.
+    timeout: Duration,
 }
 
 /// Bytes handed to the client per `send` call while streaming an insert.
 const SEND_CHUNK: usize = 1 << 20;
 
 impl ClickHouseSink {
+    /// A sink for `dest`; connects lazily (nothing is sent before the first request).
     pub fn new(dest: &DestinationSpec) -> Self {
-        let client = clickhouse::Client::default()
+        let timeout = Duration::from_millis(dest.request_timeout_ms.max(1));
+        let client = transport::client(timeout.min(transport::MAX_CONNECT_TIMEOUT))
             .with_url(dest.url.trim_end_matches('/'))
             .with_user(&dest.user)
             .with_password(&dest.password.0)
             .with_compression(clickhouse::Compression::Lz4);
-        Self { client, database: dest.database.clone() }
+        Self {
+            client,
+            database: dest.database.clone(),
+            timeout,
+        }
     }
 
     pub fn database(&self) -> &str {
         &self.database
     }
 
-    pub fn client(&self) -> &clickhouse::Client {
-        &self.client
+    /// The longest wait for one step of a request (`destination.request_timeout_ms`).
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
     }
 
-    /// Runs a statement that returns nothing (DDL).
+    fn timeout_ms(&self) -> u64 {
+        self.timeout.as_millis() as u64
+    }
+
+    /// Awaits one step of a request for at most the request timeout. On timeout
+    /// the step's future is dropped, which closes its connection (see `transport`).
+    async fn bounded<T>(
+        &self,
+        operation: &str,
+        step: impl Future<Output = clickhouse::error::Result<T>>,
+    ) -> Result<T, SinkError> {
+        match tokio::time::timeout(self.timeout, step).await {
+            Ok(result) => result.map_err(|e| SinkError::from_ch(e, self.timeout_ms(), operation)),
+            Err(_) => Err(SinkError::Timeout {
+                timeout_ms: self.timeout_ms(),
+                operation: operation.to_string(),
+            }),
+        }
+    }
+
+    /// Runs a statement that returns nothing (DDL), bounded by the request timeout.
     pub async fn execute(&self, sql: &str) -> Result<(), SinkError> {
-        self.client.query(sql).execute().await.map_err(SinkError::from_ch)
+        self.bounded(&operation(sql), self.client.query(sql).execute())
+            .await
     }
 
-    /// Runs a query and returns its result as TabSeparated text (for checks and tests).
+    /// Runs a query and returns its result as TabSeparated text (for checks and
+    /// tests). Each chunk of the answer (the first one: the query's execution)
+    /// is bounded by the request timeout.
     pub async fn query_tsv(&self, sql: &str) -> Result<String, SinkError> {
-        let mut cursor = self.client.query(sql).fetch_bytes("TabSeparated").map_err(SinkError::from_ch)?;
-        let bytes = cursor.collect().await.map_err(SinkError::from_ch)?;
+        let op = operation(sql);
+        let mut cursor = self
+            .client
+            .query(sql)
+            .fetch_bytes("TabSeparated")
+            .map_err(|e| SinkError::from_ch(e, self.timeout_ms(), &op))?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = self.bounded(&op, cursor.next()).await? {
+            bytes.extend_from_slice(&chunk);
+        }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -112,7 +120,11 @@ impl ClickHouseSink {
     }
 
     pub async fn ensure_database(&self) -> Result<(), SinkError> {
-        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", quote(&self.database))).await
+        self.execute(&format!(
+            "CREATE DATABASE IF NOT EXISTS {}",
+            quote(&self.database)
+        ))
+        .await
     }
 
     pub fn qualified(&self, table: &str) -> String {
@@ -130,21 +142,34 @@ impl ClickHouseSink {
 
     /// The `CREATE TABLE` statement for a mapping, into table `name`.
     pub fn create_table_sql(&self, mapping: &TableMapping, name: &str) -> String {
-        let mut cols: Vec<String> =
-            mapping.columns.iter().map(|c| format!("{} {}", quote(&c.name), c.ch_type.sql())).collect();
-        cols.push(format!("{} DateTime64(9) DEFAULT now64(9)", quote(SYNCED_AT)));
+        let mut cols: Vec<String> = mapping
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote(&c.name), c.ch_type.sql()))
+            .collect();
+        cols.push(format!(
+            "{} DateTime64(9) DEFAULT now64(9)",
+            quote(SYNCED_AT)
+        ));
         cols.push(format!("{} UInt8 DEFAULT 0", quote(IS_DELETED)));
         cols.push(format!("{} Int64 DEFAULT 0", quote(VERSION)));
-        format!("CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = {}", self.qualified(name), cols.join(", "), engine_sql(mapping))
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = {}",
+            self.qualified(name),
+            cols.join(", "),
+            engine_sql(mapping)
+        )
     }
 
     /// Creates the destination table if it does not exist yet.
     pub async fn create_table(&self, mapping: &TableMapping) -> Result<(), SinkError> {
-        self.execute(&self.create_table_sql(mapping, &mapping.destination)).await
+        self.execute(&self.create_table_sql(mapping, &mapping.destination))
+            .await
     }
 
     pub async fn drop_table(&self, table: &str) -> Result<(), SinkError> {
-        self.execute(&format!("DROP TABLE IF EXISTS {}", self.qualified(table))).await
+        self.execute(&format!("DROP TABLE IF EXISTS {}", self.qualified(table)))
+            .await
     }
 
     /// The comment of a table (empty when it has none or does not exist).
@@ -154,15 +179,28 @@ impl ClickHouseSink {
             escape_literal(&self.database),
             escape_literal(table)
         );
-        Ok(self.query_tsv(&sql).await?.trim_end_matches('\n').to_string())
+        Ok(self
+            .query_tsv(&sql)
+            .await?
+            .trim_end_matches('\n')
+            .to_string())
     }
 
     /// Creates `resync` afresh for a resync of `mapping`'s table, marked with
     /// `marker` (a table comment) so that `swap_in` can tell, after a crash,
     /// whether the swap already happened.
-    pub async fn create_resync_table(&self, mapping: &TableMapping, resync: &str, marker: &str) -> Result<(), SinkError> {
+    pub async fn create_resync_table(
+        &self,
+        mapping: &TableMapping,
+        resync: &str,
+        marker: &str,
+    ) -> Result<(), SinkError> {
         self.drop_table(resync).await?;
-        let sql = format!("{} COMMENT '{}'", self.create_table_sql(mapping, resync), escape_literal(marker));
+        let sql = format!(
+            "{} COMMENT '{}'",
+            self.create_table_sql(mapping, resync),
+            escape_literal(marker)
+        );
         self.execute(&sql).await
     }
 
@@ -173,17 +211,34 @@ impl ClickHouseSink {
     pub async fn swap_in(&self, table: &str, resync: &str, marker: &str) -> Result<(), SinkError> {
         if self.table_comment(table).await? != marker {
             if self.table_exists(table).await? {
-                self.execute(&format!("EXCHANGE TABLES {} AND {}", self.qualified(table), self.qualified(resync))).await?;
+                self.execute(&format!(
+                    "EXCHANGE TABLES {} AND {}",
+                    self.qualified(table),
+                    self.qualified(resync)
+                ))
+                .await?;
             } else {
-                self.execute(&format!("RENAME TABLE {} TO {}", self.qualified(resync), self.qualified(table))).await?;
+                self.execute(&format!(
+                    "RENAME TABLE {} TO {}",
+                    self.qualified(resync),
+                    self.qualified(table)
+                ))
+                .await?;
             }
         }
         self.drop_table(resync).await
     }
 
     /// Encodes `changes` as RowBinary (mapped columns + metadata columns).
-    pub fn encode(mapping: &TableMapping, changes: &[RowChange], out: &mut Vec<u8>) -> Result<(), SinkError> {
-        let synced_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos() as i64;
+    pub fn encode(
+        mapping: &TableMapping,
+        changes: &[RowChange],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SinkError> {
+        let synced_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_nanos() as i64;
         for change in changes {
             for (col, cell) in mapping.columns.iter().zip(&change.cells) {
                 rowbinary::encode(out, &col.ch_type, cell).map_err(|source| SinkError::Encode {
@@ -203,39 +258,69 @@ impl ClickHouseSink {
     pub fn insert_sql(&self, mapping: &TableMapping, name: &str) -> String {
         let mut cols: Vec<String> = mapping.columns.iter().map(|c| quote(&c.name)).collect();
         cols.extend([quote(SYNCED_AT), quote(IS_DELETED), quote(VERSION)]);
-        format!("INSERT INTO {} ({}) FORMAT RowBinary", self.qualified(name), cols.join(", "))
+        format!(
+            "INSERT INTO {} ({}) FORMAT RowBinary",
+            self.qualified(name),
+            cols.join(", ")
+        )
     }
 
     /// Writes row changes into the mapping's destination table in one INSERT.
     ///
     /// Returns when ClickHouse has acknowledged the whole insert (HTTP 200), so
     /// the caller may then make its checkpoint durable. Safe to repeat.
-    pub async fn write(&self, mapping: &TableMapping, changes: &[RowChange]) -> Result<usize, SinkError> {
-        self.write_into(mapping, &mapping.destination, changes).await
+    pub async fn write(
+        &self,
+        mapping: &TableMapping,
+        changes: &[RowChange],
+    ) -> Result<usize, SinkError> {
+        self.write_into(mapping, &mapping.destination, changes)
+            .await
     }
 
     /// Like `write`, into another table with the same columns (e.g. `<table>_resync`).
-    pub async fn write_into(&self, mapping: &TableMapping, table: &str, changes: &[RowChange]) -> Result<usize, SinkError> {
+    pub async fn write_into(
+        &self,
+        mapping: &TableMapping,
+        table: &str,
+        changes: &[RowChange],
+    ) -> Result<usize, SinkError> {
         if changes.is_empty() {
             return Ok(0);
         }
         let mut buf = Vec::with_capacity(changes.len() * 64);
         Self::encode(mapping, changes, &mut buf)?;
-        self.write_encoded(mapping, table, bytes::Bytes::from(buf)).await
+        self.write_encoded(mapping, table, bytes::Bytes::from(buf))
+            .await
     }
 
     /// Sends rows already encoded by `encode` in one INSERT (the benchmark's
     /// destination-only ceiling uses it to leave encoding out).
-    pub async fn write_encoded(&self, mapping: &TableMapping, table: &str, data: bytes::Bytes) -> Result<usize, SinkError> {
+    ///
+    /// Each step is bounded by the request timeout, not the whole insert: each
+    /// `SEND_CHUNK` of the body handed to the connection, then the server's
+    /// acknowledgement after the last byte. The crate's own per-step timeouts do
+    /// it (an expired one aborts the request, closing its connection).
+    pub async fn write_encoded(
+        &self,
+        mapping: &TableMapping,
+        table: &str,
+        data: bytes::Bytes,
+    ) -> Result<usize, SinkError> {
         let len = data.len();
-        let mut insert = self.client.insert_formatted_with(self.insert_sql(mapping, table));
+        let op = format!("INSERT INTO {}", self.qualified(table));
+        let ch = |e| SinkError::from_ch(e, self.timeout_ms(), &op);
+        let mut insert = self
+            .client
+            .insert_formatted_with(self.insert_sql(mapping, table))
+            .with_timeouts(Some(self.timeout), Some(self.timeout));
         let mut offset = 0;
         while offset < len {
             let end = (offset + SEND_CHUNK).min(len);
-            insert.send(data.slice(offset..end)).await.map_err(SinkError::from_ch)?;
+            insert.send(data.slice(offset..end)).await.map_err(ch)?;
             offset = end;
         }
-        insert.end().await.map_err(SinkError::from_ch)?;
+        insert.end().await.map_err(ch)?;
         Ok(len)
     }
 }
@@ -246,7 +331,11 @@ pub fn engine_sql(mapping: &TableMapping) -> String {
     let mut key: Vec<String> = mapping.sorting_key().iter().map(|k| quote(k)).collect();
     let engine = match o.engine {
         TableEngine::Null => return "Null".into(),
-        TableEngine::Replacing => format!("ReplacingMergeTree({}, {})", quote(VERSION), quote(IS_DELETED)),
+        TableEngine::Replacing => format!(
+            "ReplacingMergeTree({}, {})",
+            quote(VERSION),
+            quote(IS_DELETED)
+        ),
         TableEngine::MergeTree => {
             key.push(quote(VERSION));
             "MergeTree".into()
@@ -272,6 +361,16 @@ pub fn engine_sql(mapping: &TableMapping) -> String {
     s
 }
 
+/// A statement's beginning, on one line, to name it in a timeout message.
+fn operation(sql: &str) -> String {
+    let line: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > 120 {
+        line.chars().take(120).collect::<String>() + "…"
+    } else {
+        line
+    }
+}
+
 /// Escapes a string for a single-quoted ClickHouse literal.
 pub fn escape_literal(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "\\'")
@@ -282,25 +381,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_codes_are_parsed() {
-        assert_eq!(exception_code("bad response: Code: 60. DB::Exception: Table x doesn't exist"), Some(60));
-        assert_eq!(exception_code("network error"), None);
+    fn quoting_and_operation_names() {
         assert_eq!(quote("a`b"), "`a\\`b`");
+        assert_eq!(operation("SELECT 1\n  FROM t"), "SELECT 1 FROM t");
+        assert!(operation(&"x ".repeat(200)).ends_with('…'));
     }
 
     #[test]
     fn engines() {
         use sluice_core::schema::{SourceColumn, SourceTable, TableId};
-        let col = |name: &str, nullable: bool| SourceColumn { ordinal: 1, ..SourceColumn::new(name, "int", "int", nullable) };
+        let col = |name: &str, nullable: bool| SourceColumn {
+            ordinal: 1,
+            ..SourceColumn::new(name, "int", "int", nullable)
+        };
         let t = SourceTable {
             id: TableId::new("s", "t"),
             columns: vec![col("id", false), col("a", false), col("secret", true)],
             primary_key: vec!["id".into()],
         };
-        let mut o = sluice_core::types::TableOptions { exclude_columns: vec!["secret".into()], ..Default::default() };
+        let mut o = sluice_core::types::TableOptions {
+            exclude_columns: vec!["secret".into()],
+            ..Default::default()
+        };
         let m = TableMapping::with_options(t.clone(), "t".into(), o.clone());
-        assert_eq!(m.columns.iter().map(|c| c.source_index).collect::<Vec<_>>(), [0, 1]);
-        assert_eq!(engine_sql(&m), "ReplacingMergeTree(`_peerdb_version`, `_peerdb_is_deleted`) ORDER BY (`id`)");
+        assert_eq!(
+            m.columns.iter().map(|c| c.source_index).collect::<Vec<_>>(),
+            [0, 1]
+        );
+        assert_eq!(
+            engine_sql(&m),
+            "ReplacingMergeTree(`_peerdb_version`, `_peerdb_is_deleted`) ORDER BY (`id`)"
+        );
         o.sorting_key = Some(vec!["a".into(), "id".into()]);
         o.partition_by = Some("a % 4".into());
         o.hard_deletes = true;
@@ -314,6 +425,9 @@ mod tests {
         let m = TableMapping::with_options(t.clone(), "t".into(), o.clone());
         assert_eq!(engine_sql(&m), "MergeTree PARTITION BY a % 4 ORDER BY (`a`, `id`, `_peerdb_version`) SETTINGS allow_nullable_key = 1");
         o.engine = TableEngine::Null;
-        assert_eq!(engine_sql(&TableMapping::with_options(t, "t".into(), o)), "Null");
+        assert_eq!(
+            engine_sql(&TableMapping::with_options(t, "t".into(), o)),
+            "Null"
+        );
     }
 }
