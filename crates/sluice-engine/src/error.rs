@@ -25,9 +25,7 @@ impl EngineError {
     pub fn severity(&self) -> Severity {
         match self {
             EngineError::Source(e) => e.severity(),
-            EngineError::Sink(e) if e.is_transient() => Severity::Transient,
-            EngineError::Sink(SinkError::Encode { .. }) => Severity::Table,
-            EngineError::Sink(_) => Severity::Fatal,
+            EngineError::Sink(e) => e.severity(),
             EngineError::Catalog(e) => e.severity(),
             EngineError::Spec(_) | EngineError::Cancelled => Severity::Fatal,
         }

@@ -412,3 +412,61 @@ async fn mysql_crash_between_exchange_and_catalog_loses_nothing() {
 async fn mariadb_crash_between_exchange_and_catalog_loses_nothing() {
     crash_mid_resync_swap(Flavor::MariaDb).await;
 }
+
+/// ClickHouse stalls (bytes held, no reset) during CDC: every request is bounded
+/// by `destination.request_timeout_ms`, so the pipe retries on new connections
+/// and converges; it stays `Running` throughout.
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_clickhouse_connection_is_detected_and_recovered() {
+    let flavor = Flavor::MySql;
+    let db = unique("chstall");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    create_schema(&mut c, &db).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+    load_orders(&mut c, &db, &mut rng, 1, 1000).await;
+    let ch: url::Url = testbed().clickhouse_url.parse().unwrap();
+    let staller = Staller::start(format!("127.0.0.1:{}", ch.port().unwrap()).parse().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let mut s = spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc");
+    s["destination"]["url"] = format!("http://127.0.0.1:{}", staller.port).into();
+    s["destination"]["request_timeout_ms"] = 3000.into();
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(s)).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", CONVERGE).await;
+    eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
+    staller.stall();
+    let mut next_id = 100_000;
+    for _ in 0..50 {
+        random_write(&mut c, &db, &mut rng, &mut next_id, 1000).await;
+    }
+    eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
+    assert!(srv.log().contains("did not answer within"), "the stall was not reported:\n{}", srv.log());
+    assert_eq!(srv.state(&db).await, "Running");
+}
+
+/// The source stalls while the snapshot reads it: the chunk query is bounded by
+/// `source.query_timeout_ms`, retried on a new connection, and the copy completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn source_stalled_during_the_snapshot_is_retried() {
+    let flavor = Flavor::MariaDb;
+    let db = unique("snapstall");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    create_schema(&mut c, &db).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    load_orders(&mut c, &db, &mut rng, 1, 20_000).await;
+    let src: url::Url = flavor.url().parse().unwrap();
+    let staller = Staller::start(format!("127.0.0.1:{}", src.port().unwrap()).parse().unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc");
+    s["source"]["port"] = staller.port.into();
+    s["source"]["query_timeout_ms"] = 3000.into();
+    s["settings"] = json!({"snapshot_rows_per_chunk": 500, "rows_per_partition": 1000000, "parallel_partitions": 1});
+    let run = SluiceRun::start_with_env(dir.path(), &s, &[("FAILPOINTS", "snapshot-after-chunk-before-progress=sleep(100)")]);
+    eventually(CONVERGE, || async { if run.log().contains("copying partition") { Ok(()) } else { Err(run.log()) } }).await;
+    staller.stall();
+    eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
+    assert!(run.log().contains("did not answer"), "the stall was not reported:\n{}", run.log());
+}
