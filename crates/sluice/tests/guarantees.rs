@@ -465,7 +465,9 @@ async fn source_stalled_during_the_snapshot_is_retried() {
     s["source"]["query_timeout_ms"] = 3000.into();
     s["settings"] = json!({"snapshot_rows_per_chunk": 500, "rows_per_partition": 1000000, "parallel_partitions": 1});
     let run = SluiceRun::start_with_env(dir.path(), &s, &[("FAILPOINTS", "snapshot-after-chunk-before-progress=sleep(100)")]);
-    eventually(CONVERGE, || async { if run.log().contains("copying partition") { Ok(()) } else { Err(run.log()) } }).await;
+    // The orders partition's connection is open (and has read a chunk) before the stall.
+    eventually(CONVERGE, || async { if run.log().contains("copying partition 1/1 of orders") { Ok(()) } else { Err(run.log()) } }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     staller.stall();
     eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
     assert!(run.log().contains("did not answer"), "the stall was not reported:\n{}", run.log());
