@@ -703,7 +703,7 @@ mod tests {
             charset: None,
             extra: String::new(),
         };
-        let table = SourceTable { id: TableId::new("s", "t"), columns: vec![col], primary_key: vec!["id".into()] };
+        let table = SourceTable { id: TableId::new("s", "t"), columns: vec![col], primary_key: vec!["id".into()], charset: None };
         let mapping = TableMapping::new(table, "t".into());
         let start = Checkpoint { position: BinlogPosition::new("binlog.000003", 157), gtid_set: None };
         cat.record_setup("p", &[mapping.clone()], &start, 41).await.unwrap();

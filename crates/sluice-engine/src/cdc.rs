@@ -283,6 +283,7 @@ async fn stream_once(ctx: &PipeContext) -> Result<Ended, EngineError> {
                     }
                 }
                 Some(BinlogEvent::Heartbeat { checkpoint: None }) => {}
+                Some(BinlogEvent::TableError { .. }) => {}
             },
         }
     }

@@ -53,7 +53,8 @@ async fn run(c: &mut Conn, db: &str, statements: &[&str]) {
 }
 
 async fn create_pipe(srv: &SluiceServer, flavor: Flavor, db: &str, ch_db: &str) {
-    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec(db, flavor, json!([{"source": format!("{db}.*")}]), ch_db, "snapshot_and_cdc"))).await;
+    let spec = spec(db, flavor, json!([{"source": format!("{db}.*")}]), ch_db, "snapshot_and_cdc");
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec)).await;
     assert_eq!(code, 201, "{v}");
     srv.wait_state(db, "Running", T).await;
 }
@@ -150,7 +151,7 @@ async fn lagging_pipe_follows_history(flavor: Flavor) {
     let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
     assert_eq!(v["state"], "Running", "{v}");
     for t in v["tables"].as_array().unwrap() {
-        assert_eq!(t["state"], "Running", "{v}");
+        assert_ne!(t["state"], "Error", "{v}");
     }
     let types = ch_rows(&format!(
         "SELECT name, type FROM system.columns WHERE database = '{ch_db}' AND table = 't' AND name IN ('x', 'b2', 'txt', 'a') ORDER BY name"
