@@ -56,6 +56,7 @@ async fn pipe_lifecycle_and_checkpoints_persist() {
         id: TableId::new("s", "t"),
         columns: vec![col],
         primary_key: vec!["id".into()],
+        charset: None,
     };
     let mapping = TableMapping::new(table, "t".into());
     let start = Checkpoint {
@@ -148,6 +149,7 @@ fn mapping(table: &str) -> TableMapping {
             id: TableId::new("s", table),
             columns: vec![col],
             primary_key: vec!["id".into()],
+            charset: None,
         },
         table.into(),
     )

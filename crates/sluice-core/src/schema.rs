@@ -1,4 +1,7 @@
-//! The recorded shape of a source table, as read from `information_schema`.
+//! The recorded shape of a source table: read from `information_schema` when
+//! the table is set up (or resynced), then changed by the DDL statements of
+//! the binlog, one at a time, so that it always describes the table as of the
+//! pipe's position in the stream (never the table's present shape).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -110,6 +113,12 @@ pub struct SourceTable {
     /// Key column names in key order: the primary key, or for a table without
     /// one the NOT NULL unique key discovery chose; empty when there is neither.
     pub primary_key: Vec<String>,
+    /// The table's default character set (the charset of `TABLE_COLLATION`),
+    /// which text columns added later without a charset inherit; changed by
+    /// `ALTER TABLE .. [DEFAULT] CHARACTER SET|COLLATE`. `None` in definitions
+    /// recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charset: Option<String>,
 }
 
 impl SourceTable {

@@ -16,6 +16,13 @@
 //!   that table goes to `Error` with a message recommending a resync; the other
 //!   tables keep flowing.
 //!
+//! The definition after a statement is derived from the recorded definition
+//! and the statement alone (`ddl::apply`), never from the source's present
+//! catalog: a pipe that lags behind several statements (paused, catching up)
+//! must record the shape each one gave the table at its moment, and decode the
+//! rows between them against it. The one exception is a table replaced by
+//! another one, which is re-copied from the source as it is now.
+//!
 //! Destination statements are idempotent (`IF [NOT] EXISTS`), and the new
 //! definitions are recorded with the checkpoint just after the statement in
 //! one catalog transaction, so a crash at any instant replays the statement
@@ -24,7 +31,6 @@
 use crate::modify::{copy_start, resync_marker};
 use crate::retry::retry;
 use crate::{EngineError, PipeContext};
-use mysql_async::prelude::*;
 use sluice_catalog::{TableChange, TableRecord};
 use sluice_core::schema::TableId;
 use sluice_core::state::resync_table_name;
@@ -42,7 +48,8 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
     let records = ctx.catalog.tables(ctx.name()).await?;
     let tracked: Vec<_> = records.iter().map(|r| r.mapping.source.clone()).collect();
     let mut src = retry(ctx, "connecting to the source", || async { Ok(conn::connect(&ctx.spec.source).await?) }).await?;
-    let charsets = table_charsets(&mut src, &records).await?;
+    // Only definitions recorded before table charsets were kept need the present one.
+    let charsets = legacy_table_charsets(&mut src, &records).await?;
     let changes = match ddl::apply(schema, query, &tracked, &|t: &TableId| charsets.get(t).cloned()) {
         Ok(c) => c,
         Err(e) => {
@@ -177,21 +184,14 @@ pub fn write_targets(rec: &TableRecord) -> Vec<String> {
     }
 }
 
-/// Each tracked table's default character set (new text columns without one inherit it).
-async fn table_charsets(src: &mut mysql_async::Conn, records: &[TableRecord]) -> Result<HashMap<TableId, String>, EngineError> {
+/// The present default character set of each tracked table whose recorded
+/// definition has none (recorded before table charsets were kept): the best
+/// there is for them. Tables with a recorded charset are not looked up.
+async fn legacy_table_charsets(src: &mut mysql_async::Conn, records: &[TableRecord]) -> Result<HashMap<TableId, String>, EngineError> {
     let mut out = HashMap::new();
-    for r in records {
+    for r in records.iter().filter(|r| r.mapping.source.charset.is_none()) {
         let id = &r.mapping.source.id;
-        let cs: Option<String> = src
-            .exec_first(
-                "SELECT c.CHARACTER_SET_NAME FROM information_schema.TABLES t \
-                 JOIN information_schema.COLLATIONS c ON c.COLLATION_NAME = t.TABLE_COLLATION \
-                 WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?",
-                (&id.schema, &id.table),
-            )
-            .await
-            .map_err(sluice_source::SourceError::from)?;
-        if let Some(cs) = cs {
+        if let Some(cs) = discovery::table_charset(src, id).await? {
             out.insert(id.clone(), cs);
         }
     }

@@ -190,7 +190,7 @@ mod tests {
     }
 
     fn mapping(cols: Vec<SourceColumn>) -> TableMapping {
-        let t = SourceTable { id: TableId::new("shop", "orders"), columns: cols, primary_key: vec!["id".into()] };
+        let t = SourceTable { id: TableId::new("shop", "orders"), columns: cols, primary_key: vec!["id".into()], charset: None };
         TableMapping::new(t, "orders".into())
     }
 

@@ -398,6 +398,7 @@ mod tests {
             id: TableId::new("s", "t"),
             columns: vec![col("id", false), col("a", false), col("secret", true)],
             primary_key: vec!["id".into()],
+            charset: None,
         };
         let mut o = sluice_core::types::TableOptions {
             exclude_columns: vec!["secret".into()],

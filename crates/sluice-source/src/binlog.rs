@@ -18,6 +18,19 @@
 //! that TIME2 columns read as raw bytes (as a BIT column of the same width),
 //! and `convert` decodes them itself.
 //!
+//! The table map is the authority for decoding rows. With
+//! `binlog_row_metadata=FULL` it names the columns of the row images, their
+//! types, signedness, charsets and ENUM/SET labels as they were when the rows
+//! were written. Binlog columns are mapped by name onto the recorded definition
+//! (which follows the DDL statements of the stream, see `ddl`); text is decoded
+//! in the charset the table map gives, ENUM/SET with its labels. When the two
+//! disagree in a way that would mis-decode (a column on one side only, another
+//! type family, signedness or DECIMAL scale), the table's rows cannot be
+//! decoded faithfully: the reader hands on one [`BinlogEvent::TableError`] for
+//! that table, naming the column and the position, and skips the table from
+//! then on; the other tables keep flowing. So does a row image that cannot be
+//! decoded.
+//!
 //! Transaction boundaries: a transaction starts with `BEGIN` (MySQL) or a
 //! MariaDB GTID event without the standalone flag, and ends with an XID event or
 //! a `COMMIT` query; any other query event outside a transaction (DDL) is a
@@ -31,6 +44,7 @@ use futures_util::StreamExt;
 use mysql_async::prelude::*;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use mysql_common::binlog::events::{EventData, OptionalMetadataField, RowsEventData, TableMapEvent};
+use mysql_common::constants::ColumnType;
 use sluice_core::schema::TableId;
 use sluice_core::spec::ReplicationMechanism;
 use sluice_core::types::TableMapping;
@@ -53,9 +67,12 @@ pub enum BinlogEvent {
     /// its offset): a quiet pipe can move its checkpoint there, e.g. into a
     /// new binlog file after the server restarted, before the old one is purged.
     Heartbeat { checkpoint: Option<Checkpoint> },
-    /// A row or table map of tracked table `table` cannot be decoded; the
-    /// message names the table, column and position and says what to do.
-    /// The reader skips that table's rows from here on; other tables go on.
+    /// The rows of tracked table `table` cannot be decoded (its table map
+    /// disagrees with the recorded definition, or a row image is undecodable);
+    /// `message` names the table, the column and the binlog position, and says
+    /// to resync the table. Handed on once: the reader skips the table's row
+    /// events from here on, until `replace_table` or `untrack`. Rows of the
+    /// failing event are not handed on; other tables are not affected.
     TableError { table: usize, message: String },
 }
 
@@ -80,9 +97,14 @@ enum Gtids {
 
 pub struct BinlogReader {
     stream: BinlogStream,
+    flavor: Flavor,
     file: String,
     tables: Vec<TableMapping>,
     kinds: Vec<Vec<ColKind>>,
+    /// Tables whose rows could not be decoded (a `TableError` was handed on): skipped.
+    failed: Vec<bool>,
+    /// The server's collations: id → character set name (table maps carry collation ids).
+    collations: HashMap<u16, String>,
     by_id: HashMap<TableId, usize>,
     maps: HashMap<u64, Option<MappedTable>>,
     in_txn: bool,
@@ -190,11 +212,15 @@ impl BinlogReader {
                 return Err(SourceError::Config(format!("cannot resume by GTIDs: the checkpoint ({}) has none", from.position)))
             }
         }
+        let collations = collations(&mut conn).await;
         let stream = conn.get_binlog_stream(request).await.map_err(|e| purged_or(e, from, by))?;
         let kinds = tables.iter().map(|t| t.source.columns.iter().map(ColKind::of).collect()).collect();
         let by_id = tables.iter().enumerate().map(|(i, t)| (t.source.id.clone(), i)).collect();
         Ok(Self {
             stream,
+            flavor,
+            failed: vec![false; tables.len()],
+            collations,
             // Positioned by GTIDs, the file is known from the server's first (rotate) event.
             file: if by == ResumeBy::FilePos { from.position.file.clone() } else { String::new() },
             tables,
@@ -230,6 +256,7 @@ impl BinlogReader {
         self.by_id.insert(mapping.source.id.clone(), i);
         self.kinds[i] = mapping.source.columns.iter().map(ColKind::of).collect();
         self.tables[i] = mapping;
+        self.failed[i] = false;
         self.forget_maps(i);
     }
 
@@ -239,7 +266,16 @@ impl BinlogReader {
         if self.by_id.get(&id) == Some(&i) {
             self.by_id.remove(&id);
         }
+        self.failed[i] = false;
         self.forget_maps(i);
+    }
+
+    /// Marks table `i` undecodable and makes the event that says so.
+    fn table_error(&mut self, i: usize, message: String) -> BinlogEvent {
+        tracing::warn!("{message}");
+        self.failed[i] = true;
+        self.maps.retain(|_, m| m.as_ref().is_none_or(|m| m.table != i));
+        BinlogEvent::TableError { table: i, message }
     }
 
     fn forget_maps(&mut self, i: usize) {
@@ -342,16 +378,29 @@ impl BinlogReader {
                 EventData::XidEvent(_) => return Ok(Some(self.commit(log_pos, header.timestamp()))),
                 EventData::TableMapEvent(tme) => {
                     let id = tme.table_id();
-                    let tme = time2_as_raw_bytes(tme.into_owned())
-                        .map_err(|e| SourceError::Decode(format!("table map event at {}:{}: {e}", self.file, log_pos)))?;
-                    let mapped = self.map_table(tme)?;
-                    self.maps.insert(id, mapped);
+                    let name = TableId::new(tme.database_name(), tme.table_name());
+                    let Some(table) = self.by_id.get(&name).copied().filter(|t| !self.failed[*t]) else {
+                        self.maps.insert(id, None);
+                        continue;
+                    };
+                    let at = BinlogPosition::new(self.file.clone(), log_pos.saturating_sub(header.event_size()) as u64);
+                    match self.map_table(table, tme.into_owned(), &at) {
+                        Ok(mapped) => {
+                            self.maps.insert(id, Some(mapped));
+                        }
+                        Err(message) => {
+                            self.maps.insert(id, None);
+                            return Ok(Some(self.table_error(table, message)));
+                        }
+                    }
                 }
                 EventData::RowsEvent(rows) => {
                     let start = log_pos.saturating_sub(header.event_size());
                     let base = BinlogPosition::new(self.file.clone(), start as u64);
-                    if let Some(out) = self.decode_rows(&rows, &base)? {
-                        return Ok(Some(out));
+                    match self.decode_rows(&rows, &base) {
+                        Ok(Some(out)) => return Ok(Some(out)),
+                        Ok(None) => {}
+                        Err((table, message)) => return Ok(Some(self.table_error(table, message))),
                     }
                 }
                 EventData::HeartbeatEvent => {
@@ -366,92 +415,146 @@ impl BinlogReader {
         }
     }
 
-    fn map_table(&self, tme: TableMapEvent<'static>) -> Result<Option<MappedTable>, SourceError> {
-        let id = TableId::new(tme.database_name(), tme.table_name());
-        let Some(&table) = self.by_id.get(&id) else { return Ok(None) };
+    /// Maps a table map of tracked table `table` onto its recorded definition
+    /// (see the module comment); `Err` says why its rows cannot be decoded.
+    fn map_table(&self, table: usize, tme: TableMapEvent<'static>, at: &BinlogPosition) -> Result<MappedTable, String> {
         let mapping = &self.tables[table];
-        let mut names: Vec<String> = Vec::new();
-        // ENUM/SET labels as stored bytes, one list per ENUM (SET) column in column order.
-        let mut enum_labels: Vec<Vec<Vec<u8>>> = Vec::new();
-        let mut set_labels: Vec<Vec<Vec<u8>>> = Vec::new();
-        let meta_err = |e: std::io::Error| SourceError::Decode(format!("table map of {id}: {e}"));
-        for field in tme.iter_optional_meta() {
-            match field {
-                Ok(OptionalMetadataField::ColumnName(n)) => {
-                    for name in n.iter_names() {
-                        names.push(name.map_err(meta_err)?.name().into_owned());
+        let src = &mapping.source;
+        let id = &src.id;
+        let resync = "; resync the table";
+        let meta = TableMeta::read(&tme, self.flavor).map_err(|e| format!("table map of {id} at {at} cannot be read: {e}{resync}"))?;
+        let count = tme.columns_count() as usize;
+        // For each binlog column, the recorded source column it is.
+        let source_of: Vec<usize> = if meta.names.len() == count {
+            let mut v = Vec::with_capacity(count);
+            for (i, n) in meta.names.iter().enumerate() {
+                // Exact name first; MySQL column names are case-insensitive.
+                let found = src.columns.iter().position(|c| &c.name == n);
+                let found = found.or_else(|| src.columns.iter().position(|c| c.name.eq_ignore_ascii_case(n)));
+                match found {
+                    Some(s) => v.push(s),
+                    None => {
+                        return Err(format!(
+                            "column {n} (number {} in the row images) of table {id} at {at} is not in the table's recorded \
+                             definition (a schema change was not followed){resync}",
+                            i + 1
+                        ))
                     }
                 }
-                Ok(OptionalMetadataField::EnumStrValue(v)) => {
-                    for col in v.iter_values() {
-                        enum_labels.push(col.map_err(meta_err)?.values().iter().map(|l| l.value_raw().to_vec()).collect());
+            }
+            v
+        } else if meta.names.is_empty() && count == src.columns.len() {
+            // No names: binlog columns are the recorded source columns, in order.
+            (0..count).collect()
+        } else if meta.names.is_empty() {
+            return Err(format!(
+                "table {id} has {count} columns in the binlog at {at} but {} were recorded, and the binlog carries no column names \
+                 (set binlog_row_metadata=FULL){resync}",
+                src.columns.len()
+            ));
+        } else {
+            return Err(format!("the table map of {id} at {at} names {} of its {count} columns{resync}", meta.names.len()));
+        };
+        for c in &mapping.columns {
+            if !source_of.contains(&c.source_index) {
+                return Err(format!(
+                    "column {} of table {id} is in the table's recorded definition but not in the binlog's row images at {at} \
+                     (the table changed shape without a schema change Sluice followed){resync}",
+                    c.name
+                ));
+            }
+        }
+        // A primary key the table map states must be the recorded key (a table keyed by a
+        // unique index has none in the table map).
+        if !meta.primary_key.is_empty() && !src.primary_key.is_empty() {
+            let binlog_key: Vec<&str> = meta.primary_key.iter().filter_map(|i| source_of.get(*i)).map(|s| src.columns[*s].name.as_str()).collect();
+            let same = binlog_key.len() == src.primary_key.len()
+                && binlog_key.iter().zip(&src.primary_key).all(|(a, b)| a.eq_ignore_ascii_case(b));
+            if !same {
+                return Err(format!(
+                    "the primary key of table {id} is ({}) in the binlog at {at} but ({}) in the table's recorded definition \
+                     (a schema change was not followed){resync}",
+                    binlog_key.join(", "),
+                    src.primary_key.join(", ")
+                ));
+            }
+        }
+        let positions: Vec<Option<usize>> =
+            source_of.iter().map(|s| mapping.columns.iter().position(|c| c.source_index == *s)).collect();
+        let mut kinds = self.kinds[table].clone();
+        for (i, pos) in positions.iter().enumerate() {
+            let Some(j) = *pos else { continue };
+            let s = source_of[i];
+            let col = &src.columns[s];
+            let ty = tme.get_column_type(i).map_err(|e| format!("column {} of table {id} at {at}: {e}{resync}", col.name))?;
+            let Some(ty) = ty else { continue };
+            let differs = |what: String| {
+                format!(
+                    "column {} of table {id} is {what} in the binlog at {at} but {} in the table's recorded definition \
+                     (a schema change was not followed){resync}",
+                    mapping.columns[j].name, col.column_type
+                )
+            };
+            if !type_matches(&col.data_type, ty) {
+                return Err(differs(format!("{ty:?}").trim_start_matches("MYSQL_TYPE_").to_ascii_lowercase()));
+            }
+            if let Some(unsigned) = meta.unsigned.get(i).copied().flatten() {
+                if is_integer(ty) && unsigned != col.unsigned() {
+                    return Err(differs(if unsigned { "unsigned".into() } else { "signed".into() }));
+                }
+            }
+            if ty == ColumnType::MYSQL_TYPE_NEWDECIMAL {
+                let scale = tme.get_column_metadata(i).and_then(|m| m.get(1)).map(|s| *s as u32);
+                if scale.is_some() && col.numeric_scale.is_some() && scale != col.numeric_scale {
+                    return Err(differs(format!("decimal with scale {}", scale.unwrap_or_default())));
+                }
+            }
+            // Text in the charset the row was written in; ENUM/SET labels as the table map stores them.
+            let charset = meta.charsets.get(i).copied().flatten().and_then(|c| self.collations.get(&c));
+            let enc = match charset.map(|cs| crate::convert::charset_encoding(cs)) {
+                Some(Ok(enc)) => Some(enc),
+                Some(Err(e)) => return Err(format!("column {} of table {id} at {at}: {e}", col.name)),
+                None => None,
+            };
+            match &mut kinds[s] {
+                ColKind::Bytes { enc: e, .. } => {
+                    if let Some(enc) = enc {
+                        *e = enc;
                     }
                 }
-                Ok(OptionalMetadataField::SetStrValue(v)) => {
-                    for col in v.iter_values() {
-                        set_labels.push(col.map_err(meta_err)?.values().iter().map(|l| l.value_raw().to_vec()).collect());
+                ColKind::Enum(values, e) | ColKind::Set(values, e) => {
+                    if let Some(enc) = enc {
+                        *e = enc;
+                    }
+                    if let Some(labels) = meta.labels.get(i).cloned().flatten() {
+                        *values = labels.into_iter().map(|l| crate::convert::text_to_utf8(*e, l)).collect();
                     }
                 }
                 _ => {}
             }
         }
-        let count = tme.columns_count() as usize;
-        let positions: Vec<Option<usize>> = if names.len() == count {
-            names.iter().map(|n| mapping.columns.iter().position(|c| &c.name == n)).collect()
-        } else if count == mapping.source.columns.len() {
-            // No names: binlog columns are the recorded source columns, in order.
-            (0..count).map(|i| mapping.columns.iter().position(|c| c.source_index == i)).collect()
-        } else {
-            return Err(SourceError::Decode(format!(
-                "table {id} has {count} columns in the binlog but {} were recorded, and the binlog carries no column names \
-                 (set binlog_row_metadata=FULL); resync the table",
-                mapping.source.columns.len()
-            )));
-        };
-        for (j, c) in mapping.columns.iter().enumerate() {
-            if !positions.contains(&Some(j)) {
-                return Err(SourceError::Decode(format!(
-                    "column {} of table {id} is no longer in the binlog's row images (the table changed shape); resync the table",
-                    c.name
-                )));
-            }
-        }
-        // information_schema shows labels in utf8mb3 (MySQL turns 4-byte characters into '?'); the
-        // table map carries them as stored, so they are preferred when present.
-        let mut kinds = self.kinds[table].clone();
-        let (mut next_enum, mut next_set) = (enum_labels.into_iter(), set_labels.into_iter());
-        for (i, pos) in positions.iter().enumerate() {
-            let ty = tme.get_column_type(i).ok().flatten();
-            let labels = match ty {
-                Some(mysql_common::constants::ColumnType::MYSQL_TYPE_ENUM) => next_enum.next(),
-                Some(mysql_common::constants::ColumnType::MYSQL_TYPE_SET) => next_set.next(),
-                _ => None,
-            };
-            if let (Some(labels), Some(j)) = (labels, pos) {
-                match &mut kinds[mapping.columns[*j].source_index] {
-                    ColKind::Enum(values, enc) | ColKind::Set(values, enc) if values.len() == labels.len() => {
-                        *values = labels.into_iter().map(|l| crate::convert::text_to_utf8(*enc, l)).collect();
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(Some(MappedTable { table, positions, kinds, tme: Arc::new(tme) }))
+        let tme = time2_as_raw_bytes(tme).map_err(|e| format!("table map of {id} at {at}: {e}{resync}"))?;
+        Ok(MappedTable { table, positions, kinds, tme: Arc::new(tme) })
     }
 
-    fn decode_rows(&self, rows: &RowsEventData<'_>, base: &BinlogPosition) -> Result<Option<BinlogEvent>, SourceError> {
+    /// The row changes of a rows event of a tracked table; `Err((table, message))`
+    /// when a row image cannot be decoded.
+    fn decode_rows(&self, rows: &RowsEventData<'_>, base: &BinlogPosition) -> Result<Option<BinlogEvent>, (usize, String)> {
         let Some(Some(mapped)) = self.maps.get(&rows.table_id()) else { return Ok(None) };
+        if self.failed[mapped.table] {
+            return Ok(None);
+        }
         let mapping = &self.tables[mapped.table];
         let kinds = &mapped.kinds;
         let key = mapping.identity_positions();
         let ncols = mapping.columns.len();
-        let to_cells = |mut row: mysql_common::binlog::row::BinlogRow| -> Result<Vec<Cell>, SourceError> {
+        let fail = |msg: String| (mapped.table, format!("table {} at {base}: {msg}; resync the table", mapping.source.id));
+        let to_cells = |mut row: mysql_common::binlog::row::BinlogRow| -> Result<Vec<Cell>, (usize, String)> {
             let mut cells = vec![Cell::Null; ncols];
             for (i, pos) in mapped.positions.iter().enumerate() {
                 if let Some(j) = *pos {
                     let col = &mapping.source.columns[mapping.columns[j].source_index];
-                    cells[j] = from_binlog(col, &kinds[mapping.columns[j].source_index], row.take(i))
-                        .map_err(|e| SourceError::Decode(format!("table {}: {e}", mapping.source.id)))?;
+                    cells[j] = from_binlog(col, &kinds[mapping.columns[j].source_index], row.take(i)).map_err(|e| fail(e.to_string()))?;
                 }
             }
             Ok(cells)
@@ -462,14 +565,12 @@ impl BinlogReader {
         );
         let mut changes = Vec::new();
         // Versions are stamped by the engine's version clock.
-        let mut push = |op, cells| -> Result<(), SourceError> {
+        let mut push = |op, cells| -> Result<(), (usize, String)> {
             changes.push(RowChange { op, version: 0, cells });
             Ok(())
         };
         for row in rows.rows(&mapped.tme) {
-            let (before, after) = row.map_err(|e| {
-                SourceError::Decode(format!("cannot decode a row of {} at {base}: {e}", mapping.source.id))
-            })?;
+            let (before, after) = row.map_err(|e| fail(format!("a row image cannot be decoded: {e}")))?;
             let before = before.map(to_cells).transpose()?;
             let after = after.map(to_cells).transpose()?;
             match (before, after) {
@@ -486,6 +587,212 @@ impl BinlogReader {
             }
         }
         Ok(Some(BinlogEvent::Rows { table: mapped.table, changes }))
+    }
+}
+
+/// The labels of one ENUM or SET column, as stored.
+type Labels = Vec<Vec<u8>>;
+
+/// What a table map's optional metadata (`binlog_row_metadata=FULL`) says, per binlog column.
+struct TableMeta {
+    /// Column names; empty without FULL metadata.
+    names: Vec<String>,
+    /// Integer and other numeric columns: whether unsigned (`None`: not numeric, or not said).
+    unsigned: Vec<Option<bool>>,
+    /// Character, ENUM and SET columns: their collation id (`None`: not said).
+    charsets: Vec<Option<u16>>,
+    /// ENUM and SET columns: their labels as stored.
+    labels: Vec<Option<Labels>>,
+    /// Binlog column numbers of the primary key, in key order; empty when not said (or no primary key).
+    primary_key: Vec<usize>,
+}
+
+impl TableMeta {
+    fn read(tme: &TableMapEvent<'_>, flavor: Flavor) -> Result<TableMeta, String> {
+        let count = tme.columns_count() as usize;
+        let mut names = Vec::new();
+        let mut signedness: Vec<bool> = Vec::new();
+        let mut primary_key: Vec<usize> = Vec::new();
+        // ENUM (SET) labels as stored, one list per ENUM (SET) column in column order.
+        let (mut enum_labels, mut set_labels): (Vec<Labels>, Vec<Labels>) = (Vec::new(), Vec::new());
+        let (mut text_cs, mut enum_cs) = (Charsets::None, Charsets::None);
+        for field in tme.iter_optional_meta() {
+            match field.map_err(|e| e.to_string())? {
+                OptionalMetadataField::ColumnName(n) => {
+                    for name in n.iter_names() {
+                        names.push(name.map_err(|e| e.to_string())?.name().into_owned());
+                    }
+                }
+                OptionalMetadataField::Signedness(bits) => signedness = bits.iter().by_vals().collect(),
+                OptionalMetadataField::EnumStrValue(v) => {
+                    for col in v.iter_values() {
+                        enum_labels.push(col.map_err(|e| e.to_string())?.values().iter().map(|l| l.value_raw().to_vec()).collect());
+                    }
+                }
+                OptionalMetadataField::SetStrValue(v) => {
+                    for col in v.iter_values() {
+                        set_labels.push(col.map_err(|e| e.to_string())?.values().iter().map(|l| l.value_raw().to_vec()).collect());
+                    }
+                }
+                OptionalMetadataField::SimplePrimaryKey(k) => {
+                    for i in k.iter_indexes() {
+                        primary_key.push(i.map_err(|e| e.to_string())? as usize);
+                    }
+                }
+                OptionalMetadataField::PrimaryKeyWithPrefix(k) => {
+                    for c in k.iter_keys() {
+                        primary_key.push(c.map_err(|e| e.to_string())?.column_index() as usize);
+                    }
+                }
+                OptionalMetadataField::DefaultCharset(d) => text_cs = Charsets::default_form(&d)?,
+                OptionalMetadataField::ColumnCharset(c) => text_cs = Charsets::column_form(&c)?,
+                OptionalMetadataField::EnumAndSetDefaultCharset(d) => enum_cs = Charsets::default_form(&d)?,
+                OptionalMetadataField::EnumAndSetColumnCharset(c) => enum_cs = Charsets::column_form(&c)?,
+                _ => {}
+            }
+        }
+        let types: Vec<Option<ColumnType>> = (0..count).map(|i| tme.get_column_type(i).ok().flatten()).collect();
+        let n_text = types.iter().filter(|t| t.is_some_and(|t| is_character(&t, flavor))).count();
+        let n_enum = types.iter().filter(|t| matches!(t, Some(ColumnType::MYSQL_TYPE_ENUM | ColumnType::MYSQL_TYPE_SET))).count();
+        // Charsets whose count does not fit the columns are not used (the recorded ones are).
+        let text_cs = if text_cs.fits(n_text) { text_cs } else { Charsets::None };
+        let enum_cs = if enum_cs.fits(n_enum) { enum_cs } else { Charsets::None };
+        let (mut k_num, mut k_text, mut k_enum) = (0, 0, 0);
+        let (mut next_enum, mut next_set) = (enum_labels.into_iter(), set_labels.into_iter());
+        let mut meta = TableMeta { names, unsigned: Vec::new(), charsets: Vec::new(), labels: Vec::new(), primary_key };
+        for ty in &types {
+            let (mut unsigned, mut charset, mut labels) = (None, None, None);
+            match ty {
+                Some(t) if is_numeric(t) => {
+                    unsigned = signedness.get(k_num).copied();
+                    k_num += 1;
+                }
+                Some(t) if is_character(t, flavor) => {
+                    charset = text_cs.get(k_text);
+                    k_text += 1;
+                }
+                Some(t @ (ColumnType::MYSQL_TYPE_ENUM | ColumnType::MYSQL_TYPE_SET)) => {
+                    charset = enum_cs.get(k_enum);
+                    k_enum += 1;
+                    labels = if *t == ColumnType::MYSQL_TYPE_ENUM { next_enum.next() } else { next_set.next() };
+                }
+                _ => {}
+            }
+            meta.unsigned.push(unsigned);
+            meta.charsets.push(charset);
+            meta.labels.push(labels);
+        }
+        Ok(meta)
+    }
+}
+
+/// A table map's charsets of one group of columns (character columns, or ENUM/SET columns).
+enum Charsets {
+    None,
+    /// `DEFAULT_CHARSET`: one collation for all but the listed (index in the group, collation).
+    Default(u16, Vec<(usize, u16)>),
+    /// `COLUMN_CHARSET`: one collation per column of the group.
+    Column(Vec<u16>),
+}
+
+impl Charsets {
+    fn default_form(d: &mysql_common::binlog::events::DefaultCharset<'_>) -> Result<Charsets, String> {
+        let others = d.iter_non_default().map(|c| c.map(|c| (c.column_index() as usize, c.charset()))).collect::<Result<_, _>>();
+        Ok(Charsets::Default(d.default_charset(), others.map_err(|e: std::io::Error| e.to_string())?))
+    }
+
+    fn column_form(c: &mysql_common::binlog::events::ColumnCharsets<'_>) -> Result<Charsets, String> {
+        Ok(Charsets::Column(c.iter_charsets().collect::<Result<_, _>>().map_err(|e: std::io::Error| e.to_string())?))
+    }
+
+    /// Whether the charsets can be those of `n` columns.
+    fn fits(&self, n: usize) -> bool {
+        match self {
+            Charsets::None => true,
+            Charsets::Default(_, others) => others.iter().all(|(i, _)| *i < n),
+            Charsets::Column(v) => v.len() == n,
+        }
+    }
+
+    /// The collation of the `k`-th column of the group.
+    fn get(&self, k: usize) -> Option<u16> {
+        match self {
+            Charsets::None => None,
+            Charsets::Default(d, others) => Some(others.iter().find(|(i, _)| *i == k).map(|(_, c)| *c).unwrap_or(*d)),
+            Charsets::Column(v) => v.get(k).copied(),
+        }
+    }
+}
+
+/// Types the table map gives signedness for (MySQL's and MariaDB's `is_numeric_type`).
+fn is_numeric(t: &ColumnType) -> bool {
+    use ColumnType::*;
+    is_integer(*t) || matches!(t, MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE)
+}
+
+fn is_integer(t: ColumnType) -> bool {
+    use ColumnType::*;
+    matches!(t, MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG | MYSQL_TYPE_LONGLONG)
+}
+
+/// Types the table map gives a charset for, besides ENUM/SET (by real type). MariaDB counts
+/// GEOMETRY among them, MySQL 9 does not but counts VECTOR (as their `mysqlbinlog` tools do).
+fn is_character(t: &ColumnType, flavor: Flavor) -> bool {
+    use ColumnType::*;
+    match t {
+        MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB => true,
+        MYSQL_TYPE_GEOMETRY => flavor == Flavor::MariaDb,
+        MYSQL_TYPE_VECTOR => flavor == Flavor::MySql,
+        _ => false,
+    }
+}
+
+/// Whether a binlog column of type `t` can hold values of a recorded column of
+/// `data_type` as decoded for it (same integer width, same family). Types
+/// without a known binlog form (MariaDB's UUID, INET4, INET6, ...) match any.
+fn type_matches(data_type: &str, t: ColumnType) -> bool {
+    use ColumnType::*;
+    let blob = matches!(t, MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB);
+    match data_type {
+        "tinyint" => t == MYSQL_TYPE_TINY,
+        "smallint" => t == MYSQL_TYPE_SHORT,
+        "mediumint" => t == MYSQL_TYPE_INT24,
+        "int" | "integer" => t == MYSQL_TYPE_LONG,
+        "bigint" => t == MYSQL_TYPE_LONGLONG,
+        "float" => t == MYSQL_TYPE_FLOAT,
+        "double" | "real" => t == MYSQL_TYPE_DOUBLE,
+        "decimal" | "numeric" => matches!(t, MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL),
+        "bit" => t == MYSQL_TYPE_BIT,
+        "year" => t == MYSQL_TYPE_YEAR,
+        "date" => matches!(t, MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE),
+        "datetime" => matches!(t, MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2),
+        "timestamp" => matches!(t, MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2),
+        "time" => matches!(t, MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2),
+        "char" | "binary" | "varchar" | "varbinary" => matches!(t, MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR),
+        "tinytext" | "text" | "mediumtext" | "longtext" | "tinyblob" | "blob" | "mediumblob" | "longblob" => blob,
+        "json" => t == MYSQL_TYPE_JSON || blob,
+        "enum" => t == MYSQL_TYPE_ENUM,
+        "set" => t == MYSQL_TYPE_SET,
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
+        | "geometrycollection" | "geomcollection" => t == MYSQL_TYPE_GEOMETRY,
+        "vector" => t == MYSQL_TYPE_VECTOR || blob,
+        _ => true,
+    }
+}
+
+/// The server's collations (id → character set), to read the collation ids
+/// of table maps. Empty when they cannot be read: text is then decoded in the
+/// recorded charsets.
+async fn collations(conn: &mut Conn) -> HashMap<u16, String> {
+    let rows: Result<Vec<(Option<u64>, Option<String>)>, _> =
+        conn.query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS").await;
+    match rows {
+        Ok(rows) => rows.into_iter().filter_map(|(id, cs)| Some((u16::try_from(id?).ok()?, cs?.to_ascii_lowercase()))).collect(),
+        Err(e) => {
+            tracing::debug!("cannot read the source's collations ({e}); text is decoded in the recorded charsets");
+            HashMap::new()
+        }
     }
 }
 

@@ -1,10 +1,13 @@
 //! Works out what one DDL statement from the binlog does to the tracked tables.
 //!
-//! [`apply`] takes the text of a query event, the recorded definitions of the
-//! tracked tables and the default charset of each table, and returns one
+//! [`apply`] takes the text of a query event and the recorded definitions of
+//! the tracked tables (their default charsets included), and returns one
 //! [`SchemaChange`] per effect on a tracked table, or an [`Incompatible`] when
 //! the change cannot be followed in place (the caller then resyncs the table).
-//! Pure: no I/O, no server.
+//! Pure: no I/O, no server. The definition after a statement is derived from
+//! the recorded one and the statement alone, never from the server's present
+//! catalog: a pipe that lags behind several statements must record the shape
+//! each statement gave the table at its moment.
 //!
 //! New column definitions are built in the conventions `information_schema.COLUMNS`
 //! uses on MySQL 8/9 (see `sluice_core::schema::SourceColumn`), so that
@@ -25,7 +28,9 @@
 //! 3. `ALTER TABLE` clauses that cannot change the columns or the primary key
 //!    (indexes, foreign keys, checks, table options such as `ENGINE=`,
 //!    `ALGORITHM=`, `LOCK=`, partitioning, `ALTER COLUMN .. SET DEFAULT`) are
-//!    removed before parsing, because sqlparser does not know most of them;
+//!    removed before parsing, because sqlparser does not know most of them
+//!    (a change of the table's default `CHARACTER SET`/`COLLATE` among them is
+//!    kept aside: it is recorded, and text columns added after it inherit it);
 //!    MariaDB's `IF [NOT] EXISTS` on `ADD`/`CHANGE`/`MODIFY` COLUMN, `CHARSET`
 //!    and `RENAME new_name` (without `TO`) are rewritten into what it knows.
 //!    Clauses that change rows without row events (`CONVERT TO CHARACTER SET`,
@@ -108,8 +113,11 @@ pub struct DdlError {
 /// Applies one query event's SQL to the tracked tables; see the module doc.
 ///
 /// `default_schema` is the event's current database, used for unqualified
-/// names. `table_charset` gives a table's default charset, used for text
-/// columns defined without `CHARACTER SET`/`COLLATE` (`utf8mb4` when `None`).
+/// names. Text columns defined without `CHARACTER SET`/`COLLATE` take their
+/// table's default charset: the one the statement sets, else the recorded one
+/// (`SourceTable::charset`); `table_charset` is only asked for a table whose
+/// recorded definition has none (recorded before it was kept), and `utf8mb4`
+/// is assumed when it has none either.
 pub fn apply(
     default_schema: &str,
     sql: &str,
@@ -137,7 +145,7 @@ pub fn apply(
     let mut alter_prep = None;
     if kind == Kind::Alter {
         let prep = prepare_alter(tokens).map_err(err)?;
-        if prep.clauses_kept == 0 && prep.forced.is_none() {
+        if prep.clauses_kept == 0 && prep.forced.is_none() && prep.table_charset.is_none() {
             return Ok(vec![]);
         }
         tokens = prep.tokens.clone();
@@ -151,11 +159,17 @@ pub fn apply(
         charset: table_charset,
     };
     if let Some(prep) = alter_prep.as_ref().filter(|p| p.clauses_kept == 0) {
-        // Only row-changing clauses such as DROP PARTITION: nothing to parse.
+        // Only row-changing clauses such as DROP PARTITION, or table options: nothing to parse.
         let id = state.resolve(&prep.name).map_err(err)?;
         if let Some(i) = state.slot(&id) {
-            let reason = prep.forced.clone().unwrap_or_default();
-            state.out.push(Err(Incompatible { table: state.slots[i].table.id.clone(), reason: resync(&reason, &id) }));
+            if let Some(reason) = &prep.forced {
+                state.out.push(Err(Incompatible { table: state.slots[i].table.id.clone(), reason: resync(reason, &id) }));
+            } else if prep.table_charset.is_some() && prep.table_charset != state.slots[i].table.charset {
+                let mut new = state.slots[i].table.clone();
+                new.charset = prep.table_charset.clone();
+                state.slots[i].table = new.clone();
+                state.out.push(Ok(SchemaChange::Altered { table: id, new, ops: vec![] }));
+            }
         }
         return Ok(state.out);
     }
@@ -225,6 +239,8 @@ struct AlterPrep {
     if_flags: Vec<bool>,
     /// A clause that changes rows without row events.
     forced: Option<String>,
+    /// The table default charset a `[DEFAULT] CHARACTER SET|CHARSET|COLLATE` table option sets.
+    table_charset: Option<String>,
 }
 
 /// Table options and clauses that change neither the columns nor the primary key.
@@ -349,6 +365,7 @@ fn prepare_alter(tokens: Vec<TokenWithSpan>) -> Result<AlterPrep, String> {
     let mut kept: Vec<Vec<TokenWithSpan>> = Vec::new();
     let mut if_flags = Vec::new();
     let mut forced: Option<String> = None;
+    let mut table_charset: Option<String> = None;
     for mut c in clauses {
         if c.is_empty() {
             if body.is_empty() {
@@ -420,7 +437,15 @@ fn prepare_alter(tokens: Vec<TokenWithSpan>) -> Result<AlterPrep, String> {
                 }
                 false
             }
-            w if NO_OP_CLAUSES.contains(&w) => false,
+            w if NO_OP_CLAUSES.contains(&w) => {
+                // Table options may follow one another without commas (`ENGINE=x DEFAULT CHARSET=y`).
+                if w != "ALTER" {
+                    if let Some(cs) = table_charset_option(&c) {
+                        table_charset = Some(cs);
+                    }
+                }
+                false
+            }
             _ => true,
         };
         if keep {
@@ -439,7 +464,42 @@ fn prepare_alter(tokens: Vec<TokenWithSpan>) -> Result<AlterPrep, String> {
         }
         prefix.extend(c);
     }
-    Ok(AlterPrep { tokens: prefix, name, clauses_kept, if_flags, forced })
+    Ok(AlterPrep { tokens: prefix, name, clauses_kept, if_flags, forced, table_charset })
+}
+
+/// The charset a run of table options sets as the table default:
+/// `[DEFAULT] {CHARACTER SET | CHARSET} [=] cs` (preferred) or
+/// `[DEFAULT] COLLATE [=] collation` (its charset). `DEFAULT` as the value
+/// (the database's) is not followed.
+fn table_charset_option(c: &[TokenWithSpan]) -> Option<String> {
+    let value_at = |k: usize| -> Option<String> {
+        let k = if matches!(c.get(k).map(|t| &t.token), Some(Token::Eq)) { k + 1 } else { k };
+        let v = match &c.get(k)?.token {
+            Token::Word(w) => w.value.clone(),
+            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s.clone(),
+            _ => return None,
+        };
+        (!v.eq_ignore_ascii_case("DEFAULT")).then(|| v.to_ascii_lowercase())
+    };
+    let (mut charset, mut collation) = (None, None);
+    for k in 0..c.len() {
+        match word(&c[k]).as_deref() {
+            Some("CHARSET") => charset = value_at(k + 1).or(charset),
+            Some("CHARACTER") if is_word(c.get(k + 1), "SET") => charset = value_at(k + 2).or(charset),
+            Some("COLLATE") => collation = value_at(k + 1).or(collation),
+            _ => {}
+        }
+    }
+    charset.or_else(|| collation.map(|n| collation_charset(&n)))
+}
+
+/// The charset a collation belongs to (`latin1_swedish_ci` → `latin1`).
+fn collation_charset(collation: &str) -> String {
+    if collation == "binary" {
+        collation.to_string()
+    } else {
+        collation.split('_').next().unwrap_or("").to_string()
+    }
 }
 
 /// Removes `IF NOT EXISTS` (when `not`) or `IF EXISTS` at `at`; tells whether it was there.
@@ -541,15 +601,29 @@ impl State<'_> {
                             a.operations.len()
                         ));
                     }
-                    let cs = (self.charset)(&id);
+                    // The table default a text column added here inherits: the one this
+                    // statement sets (MySQL applies it to the statement's own columns), else the recorded one.
+                    let recorded = self.slots[i].table.charset.clone().or_else(|| (self.charset)(&id));
+                    let set = prep.and_then(|p| p.table_charset.clone());
+                    let cs = set.clone().or(recorded);
                     let result = alter_columns(&self.slots[i].table, &a.operations, &flags, cs.as_deref())?;
                     let forced = prep.and_then(|p| p.forced.clone());
+                    let charset_changed = set.is_some() && set != self.slots[i].table.charset;
                     match (result, forced) {
                         (_, Some(reason)) | (Err(reason), _) => {
                             self.out.push(Err(Incompatible { table: id.clone(), reason: resync(&reason, &id) }))
                         }
-                        (Ok(None), None) => {}
-                        (Ok(Some((new, ops))), None) => {
+                        (Ok(None), None) if !charset_changed => {}
+                        (Ok(None), None) => {
+                            let mut new = self.slots[i].table.clone();
+                            new.charset = set;
+                            self.slots[i].table = new.clone();
+                            self.out.push(Ok(SchemaChange::Altered { table: id.clone(), new, ops: vec![] }));
+                        }
+                        (Ok(Some((mut new, ops))), None) => {
+                            if charset_changed {
+                                new.charset = set;
+                            }
                             self.slots[i].table = new.clone();
                             self.out.push(Ok(SchemaChange::Altered { table: id.clone(), new, ops }));
                         }
@@ -1394,7 +1468,7 @@ mod tests {
         for (i, c) in columns.iter_mut().enumerate() {
             c.ordinal = i as u32 + 1;
         }
-        SourceTable { id: TableId::new("shop", "orders"), columns, primary_key: vec!["id".into()] }
+        SourceTable { id: TableId::new("shop", "orders"), columns, primary_key: vec!["id".into()], charset: Some("utf8mb4".into()) }
     }
 
     fn customers() -> SourceTable {
@@ -1576,11 +1650,12 @@ mod tests {
     #[test]
     fn table_default_charset_applies_to_text_columns() {
         let latin = |_: &TableId| Some("latin1".to_string());
+        let latin_orders = SourceTable { charset: Some("latin1".into()), ..orders() };
         let r = apply(
             "shop",
             "ALTER TABLE orders ADD c VARCHAR(3), ADD d VARCHAR(3) COLLATE utf8mb4_unicode_ci, ADD e INT",
-            &[orders()],
-            &latin,
+            std::slice::from_ref(&latin_orders),
+            &cs,
         )
         .unwrap();
         let Ok(SchemaChange::Altered { new, .. }) = &r[0] else { panic!("{r:?}") };
@@ -1588,8 +1663,72 @@ mod tests {
         assert_eq!(new.column("d").unwrap().charset.as_deref(), Some("utf8mb4"));
         assert_eq!(new.column("e").unwrap().charset, None);
         // MODIFY without CHARACTER SET takes the table default too (MySQL redefines the column).
-        let r = apply("shop", "ALTER TABLE orders MODIFY note MEDIUMTEXT", &[orders()], &latin).unwrap();
+        let r = apply("shop", "ALTER TABLE orders MODIFY note MEDIUMTEXT", std::slice::from_ref(&latin_orders), &cs).unwrap();
+        let Ok(SchemaChange::Altered { new, .. }) = &r[0] else { panic!("{r:?}") };
+        assert_eq!(new.column("note").unwrap().charset.as_deref(), Some("latin1"));
+        // A definition recorded before table charsets were kept asks the fallback.
+        let legacy = SourceTable { charset: None, ..orders() };
+        let r = apply("shop", "ALTER TABLE orders ADD c VARCHAR(3)", &[legacy], &latin).unwrap();
+        let Ok(SchemaChange::Altered { new, .. }) = &r[0] else { panic!("{r:?}") };
+        assert_eq!(new.column("c").unwrap().charset.as_deref(), Some("latin1"));
         assert!(matches!(&r[0], Ok(SchemaChange::Altered { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn table_default_charset_comes_from_the_record_and_the_statement() {
+        // The recorded charset wins over the fallback (which stands for the present catalog).
+        let present = |_: &TableId| Some("koi8r".to_string());
+        let latin_orders = SourceTable { charset: Some("latin1".into()), ..orders() };
+        let r = apply("shop", "ALTER TABLE orders ADD c VARCHAR(3)", std::slice::from_ref(&latin_orders), &present).unwrap();
+        let Ok(SchemaChange::Altered { new, .. }) = &r[0] else { panic!("{r:?}") };
+        assert_eq!(new.column("c").unwrap().charset.as_deref(), Some("latin1"));
+        assert_eq!(new.charset.as_deref(), Some("latin1"));
+        // The fallback only serves a record without a charset.
+        let legacy = SourceTable { charset: None, ..orders() };
+        let r = apply("shop", "ALTER TABLE orders ADD c VARCHAR(3)", &[legacy], &present).unwrap();
+        let Ok(SchemaChange::Altered { new, .. }) = &r[0] else { panic!("{r:?}") };
+        assert_eq!(new.column("c").unwrap().charset.as_deref(), Some("koi8r"));
+        // A table option alone changes the recorded default, with no column step.
+        for sql in [
+            "ALTER TABLE orders DEFAULT CHARSET=latin2",
+            "ALTER TABLE orders CHARACTER SET latin2",
+            "ALTER TABLE orders ENGINE=InnoDB DEFAULT CHARACTER SET = latin2 COLLATE latin2_general_ci",
+            "ALTER TABLE orders COLLATE = 'latin2_bin', ALGORITHM=INPLACE",
+        ] {
+            let r = apply("shop", sql, std::slice::from_ref(&latin_orders), &present).unwrap();
+            match r.as_slice() {
+                [Ok(SchemaChange::Altered { new, ops, .. })] => {
+                    assert_eq!(new.charset.as_deref(), Some("latin2"), "{sql}");
+                    assert!(ops.is_empty(), "{sql}: {ops:?}");
+                    assert_eq!(new.columns, latin_orders.columns, "{sql}");
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        // The same default again is no change; DEFAULT (the database's) is not followed.
+        assert!(apply("shop", "ALTER TABLE orders DEFAULT CHARSET latin1", std::slice::from_ref(&latin_orders), &present).unwrap().is_empty());
+        assert!(apply("shop", "ALTER TABLE orders CHARACTER SET DEFAULT", std::slice::from_ref(&latin_orders), &present).unwrap().is_empty());
+        // A column added in the same statement takes the new default; one with its own charset keeps it.
+        let r = apply(
+            "shop",
+            "ALTER TABLE orders ADD c TEXT, ADD d TEXT CHARACTER SET utf8mb4, DEFAULT CHARSET=cp1251",
+            std::slice::from_ref(&latin_orders),
+            &present,
+        )
+        .unwrap();
+        let Ok(SchemaChange::Altered { new, ops, .. }) = &r[0] else { panic!("{r:?}") };
+        assert_eq!(new.charset.as_deref(), Some("cp1251"));
+        assert_eq!(new.column("c").unwrap().charset.as_deref(), Some("cp1251"));
+        assert_eq!(new.column("d").unwrap().charset.as_deref(), Some("utf8mb4"));
+        assert_eq!(ops.len(), 2);
+        // Statement order: a change of default, then a column added by a later statement.
+        let r = apply("shop", "ALTER TABLE orders DEFAULT CHARSET=latin2", std::slice::from_ref(&latin_orders), &present).unwrap();
+        let Ok(SchemaChange::Altered { new: after, .. }) = &r[0] else { panic!("{r:?}") };
+        let r = apply("shop", "ALTER TABLE orders ADD e VARCHAR(5)", std::slice::from_ref(after), &present).unwrap();
+        let Ok(SchemaChange::Altered { new, .. }) = &r[0] else { panic!("{r:?}") };
+        assert_eq!(new.column("e").unwrap().charset.as_deref(), Some("latin2"));
+        // CONVERT TO CHARACTER SET still needs a resync.
+        assert!(incompatible("ALTER TABLE orders CONVERT TO CHARACTER SET latin1").contains("CONVERT"));
     }
 
     #[test]
@@ -1741,7 +1880,7 @@ mod tests {
             "ALTER TABLE orders ENGINE=InnoDB",
             "ALTER TABLE orders FORCE",
             "ALTER TABLE orders ADD INDEX i (name), ALGORITHM=INPLACE, LOCK=NONE",
-            "ALTER TABLE orders DEFAULT CHARSET = latin1",
+            "ALTER TABLE orders DEFAULT CHARSET = utf8mb4",
             "ALTER TABLE orders ALTER COLUMN name DROP DEFAULT",
             "ALTER TABLE orders PARTITION BY HASH(id) PARTITIONS 4",
             "ALTER TABLE orders MODIFY name VARCHAR(100)",

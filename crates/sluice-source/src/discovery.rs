@@ -77,7 +77,8 @@ pub async fn check_table_spec(conn: &mut Conn, table: &SourceTable, spec: &Table
 
 type ColumnRow = (String, u32, String, String, String, Option<u64>, Option<u64>, Option<u64>, Option<String>, String);
 
-/// Reads a table's columns and key (see the module comment) from `information_schema`.
+/// Reads a table's columns, key (see the module comment) and default
+/// character set from `information_schema`: the table as it is now.
 pub async fn describe(conn: &mut Conn, id: &TableId) -> Result<SourceTable, SourceError> {
     let rows: Vec<ColumnRow> = conn
         .exec(
@@ -121,7 +122,20 @@ pub async fn describe(conn: &mut Conn, id: &TableId) -> Result<SourceTable, Sour
     if !primary_key.is_empty() && !unique.iter().any(|(index, _)| index == "PRIMARY") {
         tracing::info!("table {id} has no primary key; its unique key on NOT NULL columns ({}) is used as the key", primary_key.join(", "));
     }
-    Ok(SourceTable { id: id.clone(), columns, primary_key })
+    let charset = table_charset(conn, id).await?;
+    Ok(SourceTable { id: id.clone(), columns, primary_key, charset })
+}
+
+/// A table's default character set: the charset of its `TABLE_COLLATION`.
+pub async fn table_charset(conn: &mut Conn, id: &TableId) -> Result<Option<String>, SourceError> {
+    Ok(conn
+        .exec_first(
+            "SELECT c.CHARACTER_SET_NAME FROM information_schema.TABLES t \
+             JOIN information_schema.COLLATIONS c ON c.COLLATION_NAME = t.TABLE_COLLATION \
+             WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?",
+            (&id.schema, &id.table),
+        )
+        .await?)
 }
 
 /// The key columns: the primary key, else the smallest unique index (then the

@@ -443,7 +443,7 @@ mod tests {
             charset: None,
             extra: String::new(),
         };
-        let t = SourceTable { id: TableId::new("s", "t"), columns: vec![col("a"), col("secret"), col("id")], primary_key: vec!["id".into()] };
+        let t = SourceTable { id: TableId::new("s", "t"), columns: vec![col("a"), col("secret"), col("id")], primary_key: vec!["id".into()], charset: None };
         let m = TableMapping::with_options(t, "t".into(), TableOptions { exclude_columns: vec!["secret".into()], ..Default::default() });
         let r = TableReader::new(&m).unwrap();
         assert_eq!(r.select_sql(), "SELECT `a`, `id` FROM `s`.`t`");
@@ -542,7 +542,7 @@ mod tests {
         use sluice_core::schema::TableId;
         let mut latin1 = SourceColumn::new("k", "varchar", "varchar(10)", false);
         latin1.charset = Some("latin1".into());
-        let t = SourceTable { id: TableId::new("s", "t"), columns: vec![latin1, SourceColumn::new("b", "varbinary", "varbinary(4)", false)], primary_key: vec!["k".into(), "b".into()] };
+        let t = SourceTable { id: TableId::new("s", "t"), columns: vec![latin1, SourceColumn::new("b", "varbinary", "varbinary(4)", false)], primary_key: vec!["k".into(), "b".into()], charset: None };
         let r = TableReader::new(&TableMapping::with_options(t, "t".into(), Default::default())).unwrap();
         assert_eq!(r.bind(0, Value::Bytes(vec![0xe9])), Value::Bytes("é".as_bytes().to_vec()));
         assert_eq!(r.bind(1, Value::Bytes(vec![0xe9])), Value::Bytes(vec![0xe9]));

@@ -133,6 +133,7 @@ fn mapping() -> TableMapping {
         id: TableId::new("s", "t"),
         columns: vec![col("id", "bigint", 1), col("s", "longtext", 2)],
         primary_key: vec!["id".into()],
+        charset: None,
     };
     TableMapping::with_options(t, "t".into(), TableOptions::default())
 }
