@@ -38,6 +38,7 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// Builds a `Cell::Date`/`Cell::DateTime` from calendar parts; `None` for zero or
 /// partial-zero dates (`0000-00-00`, `2024-00-10`) and impossible ones.
+#[allow(clippy::too_many_arguments)] // the calendar parts of one value, as both decoders have them
 pub fn calendar_cell(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, us: u32, with_time: bool) -> Option<Cell> {
     if y == 0 || mo == 0 || d == 0 || mo > 12 || d > 31 {
         return None;

@@ -159,6 +159,7 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
             warn!(pipe = ctx.name(), "table {}: {msg}", c.destination);
         }
     }
+    crate::failpoint!("schema-after-alter-before-record");
     ctx.catalog.record_schema_change(ctx.name(), &changes, after, &note).await?;
     info!(pipe = ctx.name(), "{note}");
     if resync_started {
