@@ -92,6 +92,8 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
     match cli.command {
         Command::Run { config, data_dir } => {
             let spec = read_spec(&config)?;
+            // Held for the whole run: a `sluice server` or another `sluice run` on this data dir is refused.
+            let _lock = sluice_control::lock::lock_data_dir(&data_dir)?;
             let catalog = Catalog::open(&data_dir).await?;
             sluice_engine::register(&catalog, &spec).await?;
             let cancel = CancellationToken::new();

@@ -118,10 +118,13 @@ async fn api_lifecycle_pause_resume_settings_and_security() {
         assert!(m.contains(&want), "metrics lack {want}:\n{m}");
     }
 
-    // The history holds every transition, in order.
+    // The history holds every transition, in order, and the settings change (a note: no state change).
     let (_, ev) = srv.call(Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
-    let states: Vec<&str> = ev.as_array().unwrap().iter().map(|e| e["to_state"].as_str().unwrap()).collect();
-    assert_eq!(states, ["Provisioning", "Setup", "Snapshot", "Running", "Pausing", "Paused", "Running"], "{ev}");
+    let ev = ev.as_array().unwrap();
+    let states: Vec<&str> = ev.iter().filter(|e| e["from_state"] != e["to_state"]).map(|e| e["to_state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["Provisioning", "Setup", "Snapshot", "Running", "Pausing", "Paused", "Running"], "{ev:?}");
+    let notes: Vec<&str> = ev.iter().filter(|e| e["from_state"] == e["to_state"]).map(|e| e["reason"].as_str().unwrap()).collect();
+    assert_eq!(notes, ["settings changed: sync_interval_ms 300 → 150, pull_batch_size 20000 → 500"], "{ev:?}");
 
     // No password in clear text anywhere in the data dir.
     for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
