@@ -288,7 +288,7 @@ fn print_human(v: &Value) {
             }
         }
         Value::Array(items) => {
-            println!("{:<24} {:<12} {:<18} {:>8} {}", "NAME", "STATE", "MODE", "LAG(s)", "ERROR");
+            println!("{:<24} {:<12} {:<18} {:>8} ERROR", "NAME", "STATE", "MODE", "LAG(s)");
             for p in items {
                 println!("{:<24} {:<12} {:<18} {:>8} {}", s(p, "name"), s(p, "state"), s(p, "mode"), s(p, "lag_seconds"), s(p, "error"));
             }

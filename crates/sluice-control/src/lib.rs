@@ -3,6 +3,9 @@
 
 pub mod api;
 pub mod client;
+pub mod lock;
 pub mod manager;
+mod owner;
+pub use owner::{real_engine, EngineFuture, EngineResult, EngineStarter};
 pub mod server;
 pub mod ui;

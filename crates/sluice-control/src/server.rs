@@ -1,38 +1,126 @@
-//! `sluice server`: opens the catalog, brings every pipe back to its stored
-//! state, and serves the API until SIGINT/SIGTERM.
+//! `sluice server`: locks the data dir, opens the catalog, brings every pipe
+//! back to its stored state, and serves the API until SIGINT/SIGTERM.
 
 use crate::api::{router, AppState};
 use crate::manager::Manager;
 use anyhow::{Context, Result};
-use sluice_catalog::secrets::write_private;
 use sluice_catalog::Catalog;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use tracing::{info, warn};
 
-/// The API token: `SLUICE_API_TOKEN`, else `<data-dir>/api-token` (created on first start, 0600, printed once).
-pub fn load_or_create_token(data_dir: &Path) -> Result<String> {
+/// Shortest API token accepted, from the environment or the token file.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Why the API token cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("SLUICE_API_TOKEN must be at least {MIN_TOKEN_LEN} characters")]
+    ShortEnv,
+    #[error(
+        "the API token file {path} is {what}; it was probably left by a crash while it was written. \
+         Delete {path} and start again to generate a new token (or set SLUICE_API_TOKEN)"
+    )]
+    BadFile { path: String, what: String },
+    #[error("cannot read the API token file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write the API token file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The API token: `SLUICE_API_TOKEN`, else `<data-dir>/api-token` (created on
+/// first start, 0600, printed once). The file is written whole or not at all
+/// (a temporary file renamed into place), and a token file that is empty or
+/// shorter than `MIN_TOKEN_LEN` is refused rather than trusted: an empty
+/// expected token must never open the API.
+pub fn load_or_create_token(data_dir: &Path) -> Result<String, TokenError> {
     if let Ok(t) = std::env::var("SLUICE_API_TOKEN") {
-        if t.trim().len() < 16 {
-            anyhow::bail!("SLUICE_API_TOKEN must be at least 16 characters");
+        if t.trim().len() < MIN_TOKEN_LEN {
+            return Err(TokenError::ShortEnv);
         }
         return Ok(t.trim().to_string());
     }
     let path = data_dir.join("api-token");
-    if path.exists() {
-        return Ok(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?.trim().to_string());
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(&path) {
+        Ok(t) => {
+            let t = t.trim();
+            if t.len() < MIN_TOKEN_LEN {
+                let what = if t.is_empty() {
+                    "empty".to_string()
+                } else {
+                    format!("shorter than {MIN_TOKEN_LEN} characters")
+                };
+                return Err(TokenError::BadFile { path: shown, what });
+            }
+            return Ok(t.to_string());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(TokenError::Read {
+                path: shown,
+                source,
+            })
+        }
     }
     let token = hex::encode(rand::random::<[u8; 24]>());
-    write_private(&path, &token).map_err(anyhow::Error::msg)?;
-    eprintln!("Generated API token (stored in {}, shown once): {token}", path.display());
+    write_atomically(&path, &token).map_err(|source| TokenError::Write {
+        path: shown.clone(),
+        source,
+    })?;
+    eprintln!("Generated API token (stored in {shown}, shown once): {token}");
     Ok(token)
 }
 
+/// Writes `content` to `path` (mode 0600) so that a crash leaves either no file
+/// or the whole content: a temporary file in the same directory, synced, then
+/// renamed over `path`, and the directory synced.
+fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(content.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        #[cfg(unix)]
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 pub async fn serve(data_dir: &Path, listen: SocketAddr) -> Result<()> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let catalog = Catalog::open(data_dir).await?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    // Held until this function returns: no other sluice process uses this data dir meanwhile.
+    let _lock = crate::lock::lock_data_dir(data_dir)?;
     let token = load_or_create_token(data_dir)?;
+    let catalog = Catalog::open(data_dir).await?;
     if !listen.ip().is_loopback() {
         warn!(
             "!!! listening on {listen}, which is not a loopback address, over plain HTTP: the bearer token and pipe \
@@ -40,20 +128,37 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr) -> Result<()> {
         );
     }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 100.0, 1e3, 1e4, 1e5, 1e6])
+        .set_buckets(&[
+            0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 100.0, 1e3, 1e4,
+            1e5, 1e6,
+        ])
         .context("metric buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
     let manager = Manager::new(catalog);
-    manager.resume_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let app = router(AppState { manager: manager.clone(), token: Arc::new(token), metrics });
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    info!("sluice server listening on http://{listen} (data dir {})", data_dir.display());
+    manager
+        .resume_all()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = router(AppState {
+        manager: manager.clone(),
+        token: Arc::new(token),
+        metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    info!(
+        "sluice server listening on http://{listen} (data dir {})",
+        data_dir.display()
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let term = async {
                 #[cfg(unix)]
-                if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                if let Ok(mut s) =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                {
                     s.recv().await;
                     return;
                 }

@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Keep ClickHouse tables in sync with MySQL and MariaDB (CDC)")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Keep ClickHouse tables in sync with MySQL and MariaDB (CDC)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +44,12 @@ enum Command {
         #[command(subcommand)]
         command: sluice_control::client::PipeCommand,
         /// Server URL.
-        #[arg(long, global = true, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:7878")]
+        #[arg(
+            long,
+            global = true,
+            env = "SLUICE_SERVER",
+            default_value = "http://127.0.0.1:7878"
+        )]
         server: String,
         /// Print JSON instead of tables.
         #[arg(long, global = true)]
@@ -61,7 +70,8 @@ enum Command {
 }
 
 fn read_spec(path: &PathBuf) -> Result<PipeSpec> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(PipeSpec::from_json(&text)?)
 }
 
@@ -71,11 +81,13 @@ async fn main() -> std::process::ExitCode {
     // Test builds only: crash points named in FAILPOINTS (see sluice-engine's failpoints).
     let _failpoints = sluice_engine::failpoints::setup();
     // Progress bars for `sluice run` on a terminal; logs are printed above them.
-    let bars = (matches!(cli.command, Command::Run { .. }) && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .then(indicatif::MultiProgress::new);
+    let bars = (matches!(cli.command, Command::Run { .. })
+        && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    .then(indicatif::MultiProgress::new);
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,hyper=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,hyper=warn".into()),
         )
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
@@ -90,10 +102,15 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<std::process::ExitCode> {
+async fn real_main(
+    cli: Cli,
+    bars: Option<indicatif::MultiProgress>,
+) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Run { config, data_dir } => {
             let spec = read_spec(&config)?;
+            // Held for the whole run: a `sluice server` or another `sluice run` on this data dir is refused.
+            let _lock = sluice_control::lock::lock_data_dir(&data_dir)?;
             let catalog = Catalog::open(&data_dir).await?;
             sluice_engine::register(&catalog, &spec).await?;
             let cancel = CancellationToken::new();
@@ -107,14 +124,24 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             {
                 let c = cancel.clone();
                 tokio::spawn(async move {
-                    if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    if let Ok(mut s) =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
                         s.recv().await;
                         c.cancel();
                     }
                 });
             }
             let ctx = PipeContext::new(spec, catalog.clone(), cancel.clone());
-            let drawing = bars.map(|mp| tokio::spawn(progress::watch(mp, catalog, ctx.name().to_string(), ctx.status.clone(), cancel.clone())));
+            let drawing = bars.map(|mp| {
+                tokio::spawn(progress::watch(
+                    mp,
+                    catalog,
+                    ctx.name().to_string(),
+                    ctx.status.clone(),
+                    cancel.clone(),
+                ))
+            });
             let state = sluice_engine::run(&ctx).await;
             cancel.cancel();
             if let Some(d) = drawing {
@@ -128,7 +155,12 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             sluice_control::server::serve(&data_dir, listen).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Pipe { command, server, json, data_dir } => {
+        Command::Pipe {
+            command,
+            server,
+            json,
+            data_dir,
+        } => {
             let client = sluice_control::client::Client::new(&server, None, data_dir)?;
             client.run(command, json).await?;
             Ok(std::process::ExitCode::SUCCESS)
@@ -137,18 +169,39 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             let spec = read_spec(&config)?;
             let mut conn = sluice_source::conn::connect(&spec.source).await?;
             let info = sluice_source::conn::server_info(&mut conn).await?;
-            let mut checks = sluice_source::checks::run(&mut conn, &info, spec.source.replication_mechanism).await?;
+            let mut checks =
+                sluice_source::checks::run(&mut conn, &info, spec.source.replication_mechanism)
+                    .await?;
             checks.extend(sluice_source::checks::tables(&mut conn, &spec.tables).await?);
             let ok = checks.iter().all(|c| c.ok);
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "source": info.version, "checks": checks}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"ok": ok, "source": info.version, "checks": checks})
+                    )?
+                );
             } else {
                 println!("source {}", info.version);
                 for c in &checks {
-                    println!("{} {:<26} {}{}", if c.ok { "PASS" } else { "FAIL" }, c.name, c.found, if c.ok { String::new() } else { format!("\n     fix: {}", c.fix) });
+                    println!(
+                        "{} {:<26} {}{}",
+                        if c.ok { "PASS" } else { "FAIL" },
+                        c.name,
+                        c.found,
+                        if c.ok {
+                            String::new()
+                        } else {
+                            format!("\n     fix: {}", c.fix)
+                        }
+                    );
                 }
             }
-            Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+            Ok(if ok {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
         }
     }
 }
