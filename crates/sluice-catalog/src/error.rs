@@ -35,21 +35,14 @@ pub enum CatalogError {
     Illegal(#[from] IllegalTransition),
     /// A table-state change the table of `TableState::next_states` refuses.
     #[error("pipe {pipe:?}: {source}")]
-    IllegalTableTransition {
-        pipe: String,
-        source: IllegalTableTransition,
-    },
+    IllegalTableTransition { pipe: String, source: IllegalTableTransition },
     /// A checkpoint earlier in the same binlog than the stored one: saving it
     /// would replay (or, after a crash, skip) changes. Nothing was written.
     #[error(
         "refusing to move pipe {pipe:?}'s checkpoint backwards from {stored} to {new}: \
          the source's binlog was reset, or another server answers under the same binlog file names; resync the pipe"
     )]
-    CheckpointBackwards {
-        pipe: String,
-        stored: BinlogPosition,
-        new: BinlogPosition,
-    },
+    CheckpointBackwards { pipe: String, stored: BinlogPosition, new: BinlogPosition },
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(String, std::io::Error),
     /// The task running a catalog operation panicked or was cancelled (runtime shutdown).
@@ -103,17 +96,9 @@ impl CatalogError {
     pub fn severity(&self) -> Severity {
         match self {
             CatalogError::Db(e) => match (primary_code(e), e) {
-                (
-                    Some(
-                        SQLITE_BUSY | SQLITE_LOCKED | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN,
-                    ),
-                    _,
-                ) => Severity::Transient,
+                (Some(SQLITE_BUSY | SQLITE_LOCKED | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN), _) => Severity::Transient,
                 (Some(_), _) => Severity::Fatal,
-                (
-                    None,
-                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed,
-                ) => Severity::Transient,
+                (None, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed) => Severity::Transient,
                 (None, _) => Severity::Fatal,
             },
             _ => Severity::Fatal,
@@ -133,10 +118,7 @@ mod tests {
             new: BinlogPosition::new("binlog.000041", 4),
         };
         let text = back.to_string();
-        assert!(
-            text.contains("binlog.000042:100") && text.contains("binlog.000041:4"),
-            "{text}"
-        );
+        assert!(text.contains("binlog.000042:100") && text.contains("binlog.000041:4"), "{text}");
         assert_eq!(back.severity(), Severity::Fatal);
         assert!(!back.is_busy());
         let illegal = CatalogError::IllegalTableTransition {
@@ -147,15 +129,9 @@ mod tests {
                 to: sluice_core::TableState::Swapping,
             },
         };
-        assert_eq!(
-            illegal.to_string(),
-            "pipe \"p\": table t cannot go from Running to Swapping"
-        );
+        assert_eq!(illegal.to_string(), "pipe \"p\": table t cannot go from Running to Swapping");
         assert_eq!(illegal.severity(), Severity::Fatal);
-        assert_eq!(
-            CatalogError::Exists("p".into()).to_string(),
-            "pipe \"p\" already exists"
-        );
+        assert_eq!(CatalogError::Exists("p".into()).to_string(), "pipe \"p\" already exists");
         let timed_out = CatalogError::Db(sqlx::Error::PoolTimedOut);
         assert!(timed_out.is_busy());
         assert_eq!(timed_out.severity(), Severity::Transient);

@@ -140,27 +140,19 @@ fn corrupt(e: impl std::fmt::Display) -> CatalogError {
 /// the catalog would stay unwritable after the space was freed. Such a
 /// connection is closed on release instead (a new one is opened when needed).
 fn pool_options(n: u32) -> SqlitePoolOptions {
-    SqlitePoolOptions::new()
-        .max_connections(n)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .after_release(|conn, _| {
-            Box::pin(async move {
-                use sqlx::Connection;
-                // Lets a rollback queued by a dropped transaction run first.
-                conn.ping().await?;
-                Ok(!conn.is_in_transaction())
-            })
+    SqlitePoolOptions::new().max_connections(n).acquire_timeout(ACQUIRE_TIMEOUT).after_release(|conn, _| {
+        Box::pin(async move {
+            use sqlx::Connection;
+            // Lets a rollback queued by a dropped transaction run first.
+            conn.ping().await?;
+            Ok(!conn.is_in_transaction())
         })
+    })
 }
 
 /// Checks one table's move against the transition table.
 fn check_move(name: &str, destination: &str, from: TableState, to: TableState) -> Result<()> {
-    table_transition(destination, Some(from), to).map_err(|source| {
-        CatalogError::IllegalTableTransition {
-            pipe: name.into(),
-            source,
-        }
-    })?;
+    table_transition(destination, Some(from), to).map_err(|source| CatalogError::IllegalTableTransition { pipe: name.into(), source })?;
     Ok(())
 }
 
@@ -182,8 +174,7 @@ impl Catalog {
     }
 
     async fn open_with(data_dir: &Path, busy_timeout: Duration) -> Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| CatalogError::DataDir(data_dir.display().to_string(), e))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| CatalogError::DataDir(data_dir.display().to_string(), e))?;
         let opts = SqliteConnectOptions::new()
             .filename(data_dir.join("catalog.db"))
             .create_if_missing(true)
@@ -195,11 +186,7 @@ impl Catalog {
         sqlx::migrate!("./migrations").run(&writes).await?;
         let reads = pool_options(READ_CONNECTIONS).connect_with(opts).await?;
         let secrets = SecretBox::load(data_dir).map_err(CatalogError::Corrupt)?;
-        Ok(Self {
-            reads,
-            writes,
-            secrets,
-        })
+        Ok(Self { reads, writes, secrets })
     }
 
     /// Runs one catalog operation to its end on a task of its own, whatever
@@ -234,26 +221,18 @@ impl Catalog {
 
     fn open_spec(&self, stored: &str) -> Result<PipeSpec> {
         let mut s: PipeSpec = serde_json::from_str(stored).map_err(corrupt)?;
-        s.source.password.0 = self
-            .secrets
-            .open(&s.source.password.0)
-            .map_err(CatalogError::Corrupt)?;
-        s.destination.password.0 = self
-            .secrets
-            .open(&s.destination.password.0)
-            .map_err(CatalogError::Corrupt)?;
+        s.source.password.0 = self.secrets.open(&s.source.password.0).map_err(CatalogError::Corrupt)?;
+        s.destination.password.0 = self.secrets.open(&s.destination.password.0).map_err(CatalogError::Corrupt)?;
         Ok(s)
     }
 
     pub async fn pipe(&self, name: &str) -> Result<Option<PipeRecord>> {
         let name = name.to_owned();
         self.detached(move |c| async move {
-            let row = sqlx::query(
-                "SELECT spec_json, state, error, created_at, updated_at FROM pipes WHERE name = ?",
-            )
-            .bind(&name)
-            .fetch_optional(&c.reads)
-            .await?;
+            let row = sqlx::query("SELECT spec_json, state, error, created_at, updated_at FROM pipes WHERE name = ?")
+                .bind(&name)
+                .fetch_optional(&c.reads)
+                .await?;
             row.map(|r| {
                 Ok(PipeRecord {
                     spec: c.open_spec(r.get::<&str, _>(0))?,
@@ -269,12 +248,7 @@ impl Catalog {
     }
 
     pub async fn pipe_names(&self) -> Result<Vec<String>> {
-        self.detached(|c| async move {
-            Ok(sqlx::query_scalar("SELECT name FROM pipes ORDER BY name")
-                .fetch_all(&c.reads)
-                .await?)
-        })
-        .await
+        self.detached(|c| async move { Ok(sqlx::query_scalar("SELECT name FROM pipes ORDER BY name").fetch_all(&c.reads).await?) }).await
     }
 
     /// Records a new pipe in `Provisioning`. A name already in the catalog is
@@ -321,21 +295,12 @@ impl Catalog {
     /// Applies `action` to the pipe, moving it to `to` if the transition table
     /// allows it (checked and written in one transaction), and records the
     /// transition with its reason. Returns the state it left.
-    pub async fn transition(
-        &self,
-        name: &str,
-        action: PipeAction,
-        to: PipeState,
-        reason: &str,
-        error: Option<&str>,
-    ) -> Result<PipeState> {
+    pub async fn transition(&self, name: &str, action: PipeAction, to: PipeState, reason: &str, error: Option<&str>) -> Result<PipeState> {
         let (name, reason, error) = (name.to_owned(), reason.to_owned(), error.map(str::to_owned));
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            let from: Option<String> = sqlx::query_scalar("SELECT state FROM pipes WHERE name = ?")
-                .bind(&name)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let from: Option<String> =
+                sqlx::query_scalar("SELECT state FROM pipes WHERE name = ?").bind(&name).fetch_optional(&mut *tx).await?;
             let Some(from) = from else {
                 return Err(CatalogError::NoSuchPipe(name));
             };
@@ -357,13 +322,7 @@ impl Catalog {
     }
 
     /// Inserts a history row inside `tx`.
-    async fn event_in(
-        tx: &mut Tx,
-        name: &str,
-        from: Option<&str>,
-        to: &str,
-        reason: &str,
-    ) -> Result<()> {
+    async fn event_in(tx: &mut Tx, name: &str, from: Option<&str>, to: &str, reason: &str) -> Result<()> {
         sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)")
             .bind(name)
             .bind(now())
@@ -377,12 +336,14 @@ impl Catalog {
 
     /// Inserts a history row that keeps the pipe's state, inside `tx`.
     async fn note_in(tx: &mut Tx, name: &str, reason: &str) -> Result<()> {
-        sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) SELECT name, ?, state, state, ? FROM pipes WHERE name = ?")
-            .bind(now())
-            .bind(reason)
-            .bind(name)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) SELECT name, ?, state, state, ? FROM pipes WHERE name = ?",
+        )
+        .bind(now())
+        .bind(reason)
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
@@ -432,33 +393,14 @@ impl Catalog {
     /// Records the result of Setup in one transaction: the tables (state
     /// `Setup`) with their schemas, and the checkpoint CDC will start from.
     /// A new start: replaces any earlier tables, partitions and checkpoint.
-    pub async fn record_setup(
-        &self,
-        name: &str,
-        tables: &[TableMapping],
-        start: &Checkpoint,
-        snapshot_version: i64,
-    ) -> Result<()> {
+    pub async fn record_setup(&self, name: &str, tables: &[TableMapping], start: &Checkpoint, snapshot_version: i64) -> Result<()> {
         let (name, tables, start) = (name.to_owned(), tables.to_vec(), start.clone());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            sqlx::query("DELETE FROM pipe_tables WHERE pipe = ?")
-                .bind(&name)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ?")
-                .bind(&name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM pipe_tables WHERE pipe = ?").bind(&name).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ?").bind(&name).execute(&mut *tx).await?;
             Self::insert_tables(&mut tx, &name, &tables, TableState::Setup, None).await?;
-            Self::put_checkpoint(
-                &mut tx,
-                &name,
-                &start,
-                Some(snapshot_version),
-                CheckpointMove::Restart,
-            )
-            .await?;
+            Self::put_checkpoint(&mut tx, &name, &start, Some(snapshot_version), CheckpointMove::Restart).await?;
             sqlx::query("UPDATE checkpoints SET next_version = ? WHERE pipe = ?")
                 .bind(snapshot_version + 1)
                 .bind(&name)
@@ -476,10 +418,7 @@ impl Catalog {
         let name = name.to_owned();
         self.detached(move |c| async move {
             let v: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?")
-                    .bind(&name)
-                    .fetch_optional(&c.reads)
-                    .await?;
+                sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?").bind(&name).fetch_optional(&c.reads).await?;
             Ok(v.flatten())
         })
         .await
@@ -493,10 +432,7 @@ impl Catalog {
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             let stored: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?")
-                    .bind(&name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?").bind(&name).fetch_optional(&mut *tx).await?;
             let Some(stored) = stored else {
                 return Err(CatalogError::NoSuchPipe(name));
             };
@@ -542,29 +478,20 @@ impl Catalog {
 
     /// A table's stored state, inside `tx` (`NoSuchTable` when the pipe has no such table).
     async fn table_state_in(tx: &mut Tx, name: &str, destination: &str) -> Result<TableState> {
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM pipe_tables WHERE pipe = ? AND destination = ?")
-                .bind(name)
-                .bind(destination)
-                .fetch_optional(&mut **tx)
-                .await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM pipe_tables WHERE pipe = ? AND destination = ?")
+            .bind(name)
+            .bind(destination)
+            .fetch_optional(&mut **tx)
+            .await?;
         let Some(state) = state else {
-            return Err(CatalogError::NoSuchTable {
-                pipe: name.into(),
-                table: destination.into(),
-            });
+            return Err(CatalogError::NoSuchTable { pipe: name.into(), table: destination.into() });
         };
         TableState::from_str(&state).map_err(corrupt)
     }
 
     /// Checks a table's move from its stored state to `to` against the
     /// transition table, inside `tx`; returns the state it leaves.
-    async fn check_table_move(
-        tx: &mut Tx,
-        name: &str,
-        destination: &str,
-        to: TableState,
-    ) -> Result<TableState> {
+    async fn check_table_move(tx: &mut Tx, name: &str, destination: &str, to: TableState) -> Result<TableState> {
         let from = Self::table_state_in(tx, name, destination).await?;
         check_move(name, destination, from, to)?;
         Ok(from)
@@ -578,12 +505,8 @@ impl Catalog {
         snapshot_version: Option<i64>,
     ) -> Result<()> {
         for t in tables {
-            table_transition(&t.destination, None, state).map_err(|source| {
-                CatalogError::IllegalTableTransition {
-                    pipe: name.into(),
-                    source,
-                }
-            })?;
+            table_transition(&t.destination, None, state)
+                .map_err(|source| CatalogError::IllegalTableTransition { pipe: name.into(), source })?;
             let inserted = sqlx::query(
                 "INSERT INTO pipe_tables (pipe, destination, source_schema, source_table, mapping_json, state, snapshot_version) \
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -599,10 +522,7 @@ impl Catalog {
             .await;
             match inserted {
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    return Err(CatalogError::TableExists {
-                        pipe: name.into(),
-                        table: t.destination.clone(),
-                    })
+                    return Err(CatalogError::TableExists { pipe: name.into(), table: t.destination.clone() })
                 }
                 r => r?,
             };
@@ -641,30 +561,18 @@ impl Catalog {
     /// transition table allows it: `IllegalTableTransition` otherwise,
     /// `NoSuchTable` when the pipe has no such table. Checked and written in
     /// one transaction.
-    pub async fn set_table_state(
-        &self,
-        name: &str,
-        destination: &str,
-        state: TableState,
-        error: Option<&str>,
-    ) -> Result<()> {
-        let (name, destination, error) = (
-            name.to_owned(),
-            destination.to_owned(),
-            error.map(str::to_owned),
-        );
+    pub async fn set_table_state(&self, name: &str, destination: &str, state: TableState, error: Option<&str>) -> Result<()> {
+        let (name, destination, error) = (name.to_owned(), destination.to_owned(), error.map(str::to_owned));
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             Self::check_table_move(&mut tx, &name, &destination, state).await?;
-            sqlx::query(
-                "UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?",
-            )
-            .bind(state.as_str())
-            .bind(&error)
-            .bind(&name)
-            .bind(&destination)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?")
+                .bind(state.as_str())
+                .bind(&error)
+                .bind(&name)
+                .bind(&destination)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -674,28 +582,15 @@ impl Catalog {
     /// Adds tables to a live pipe in `state`: `Adding` (to be copied with
     /// `snapshot_version`) or `Running` (CDC-only pipes); any other state is
     /// `IllegalTableTransition`, a destination the pipe already has `TableExists`.
-    pub async fn add_tables(
-        &self,
-        name: &str,
-        tables: &[TableMapping],
-        state: TableState,
-        snapshot_version: i64,
-    ) -> Result<()> {
+    pub async fn add_tables(&self, name: &str, tables: &[TableMapping], state: TableState, snapshot_version: i64) -> Result<()> {
         let (name, tables) = (name.to_owned(), tables.to_vec());
         self.detached(move |c| async move {
             if state == TableState::Setup {
                 // `Setup` is for the pipe's own Setup (`record_setup`) only.
-                let t = tables
-                    .first()
-                    .map(|t| t.destination.clone())
-                    .unwrap_or_default();
+                let t = tables.first().map(|t| t.destination.clone()).unwrap_or_default();
                 return Err(CatalogError::IllegalTableTransition {
                     pipe: name,
-                    source: sluice_core::state::IllegalTableTransition {
-                        table: t,
-                        from: None,
-                        to: state,
-                    },
+                    source: sluice_core::state::IllegalTableTransition { table: t, from: None, to: state },
                 });
             }
             let mut tx = c.write_tx().await?;
@@ -715,11 +610,7 @@ impl Catalog {
                 "DELETE FROM pipe_tables WHERE pipe = ? AND destination = ?",
                 "DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?",
             ] {
-                sqlx::query(sql)
-                    .bind(&name)
-                    .bind(&destination)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(sql).bind(&name).bind(&destination).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -756,7 +647,11 @@ impl Catalog {
                 .bind(&t.destination)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(&name).bind(&t.destination).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?")
+                    .bind(&name)
+                    .bind(&t.destination)
+                    .execute(&mut *tx)
+                    .await?;
             }
             if let Some(cp) = &restart_at {
                 Self::put_checkpoint(&mut tx, &name, cp, None, CheckpointMove::Restart).await?;
@@ -772,33 +667,24 @@ impl Catalog {
     /// is either entirely behind the pipe or replayed against the old definitions.
     /// Table states are checked against the transition table and the
     /// checkpoint only moves forward, as in `set_table_state` and `save_checkpoint`.
-    pub async fn record_schema_change(
-        &self,
-        name: &str,
-        changes: &[TableChange],
-        after: &Checkpoint,
-        note: &str,
-    ) -> Result<()> {
-        let (name, changes, after, note) = (
-            name.to_owned(),
-            changes.to_vec(),
-            after.clone(),
-            note.to_owned(),
-        );
+    pub async fn record_schema_change(&self, name: &str, changes: &[TableChange], after: &Checkpoint, note: &str) -> Result<()> {
+        let (name, changes, after, note) = (name.to_owned(), changes.to_vec(), after.clone(), note.to_owned());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             for ch in &changes {
                 // Every change concerns a table of the pipe.
                 Self::table_state_in(&mut tx, &name, &ch.destination).await?;
                 if let Some(m) = &ch.mapping {
-                    sqlx::query("UPDATE pipe_tables SET mapping_json = ?, source_schema = ?, source_table = ? WHERE pipe = ? AND destination = ?")
-                        .bind(serde_json::to_string(m).map_err(corrupt)?)
-                        .bind(&m.source.id.schema)
-                        .bind(&m.source.id.table)
-                        .bind(&name)
-                        .bind(&ch.destination)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE pipe_tables SET mapping_json = ?, source_schema = ?, source_table = ? WHERE pipe = ? AND destination = ?",
+                    )
+                    .bind(serde_json::to_string(m).map_err(corrupt)?)
+                    .bind(&m.source.id.schema)
+                    .bind(&m.source.id.table)
+                    .bind(&name)
+                    .bind(&ch.destination)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 if let Some((state, error)) = &ch.state {
                     Self::check_table_move(&mut tx, &name, &ch.destination, *state).await?;
@@ -820,7 +706,11 @@ impl Catalog {
                     .bind(&ch.destination)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(&name).bind(&ch.destination).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?")
+                        .bind(&name)
+                        .bind(&ch.destination)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             Self::put_checkpoint(&mut tx, &name, &after, None, CheckpointMove::Forward).await?;
@@ -868,14 +758,17 @@ impl Catalog {
         destination: &str,
         ranges: &[(Option<serde_json::Value>, Option<serde_json::Value>)],
     ) -> Result<()> {
-        let (name, destination, ranges) =
-            (name.to_owned(), destination.to_owned(), ranges.to_vec());
+        let (name, destination, ranges) = (name.to_owned(), destination.to_owned(), ranges.to_vec());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             let from = Self::table_state_in(&mut tx, &name, &destination).await?;
             let to = if from == TableState::Setup { TableState::Snapshot } else { from };
             check_move(&name, &destination, from, to)?;
-            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?").bind(&name).bind(&destination).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?")
+                .bind(&name)
+                .bind(&destination)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE pipe_tables SET copy_started_at = ?, rows_copied = 0, state = ? WHERE pipe = ? AND destination = ?")
                 .bind(now())
                 .bind(to.as_str())
@@ -910,11 +803,7 @@ impl Catalog {
         rows_copied: u64,
         done: bool,
     ) -> Result<()> {
-        let (name, destination, last_key) = (
-            name.to_owned(),
-            destination.to_owned(),
-            last_key.map(|k| k.to_string()),
-        );
+        let (name, destination, last_key) = (name.to_owned(), destination.to_owned(), last_key.map(|k| k.to_string()));
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             sqlx::query(
@@ -962,14 +851,12 @@ impl Catalog {
     pub async fn set_rows_estimated(&self, name: &str, destination: &str, rows: u64) -> Result<()> {
         let (name, destination) = (name.to_owned(), destination.to_owned());
         self.detached(move |c| async move {
-            sqlx::query(
-                "UPDATE pipe_tables SET rows_estimated = ? WHERE pipe = ? AND destination = ?",
-            )
-            .bind(rows as i64)
-            .bind(&name)
-            .bind(&destination)
-            .execute(&c.writes)
-            .await?;
+            sqlx::query("UPDATE pipe_tables SET rows_estimated = ? WHERE pipe = ? AND destination = ?")
+                .bind(rows as i64)
+                .bind(&name)
+                .bind(&destination)
+                .execute(&c.writes)
+                .await?;
             Ok(())
         })
         .await
@@ -983,7 +870,10 @@ impl Catalog {
                 .fetch_optional(&c.reads)
                 .await?;
             Ok(row.map(|r| StoredCheckpoint {
-                checkpoint: Checkpoint { position: BinlogPosition::new(r.get::<String, _>(0), r.get::<i64, _>(1) as u64), gtid_set: r.get(2) },
+                checkpoint: Checkpoint {
+                    position: BinlogPosition::new(r.get::<String, _>(0), r.get::<i64, _>(1) as u64),
+                    gtid_set: r.get(2),
+                },
                 snapshot_version: r.get(3),
             }))
         })
@@ -1022,24 +912,12 @@ impl Catalog {
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             let exists: Option<String> =
-                sqlx::query_scalar("SELECT name FROM pipes WHERE name = ?")
-                    .bind(&name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                sqlx::query_scalar("SELECT name FROM pipes WHERE name = ?").bind(&name).fetch_optional(&mut *tx).await?;
             if exists.is_none() {
                 return Err(CatalogError::NoSuchPipe(name));
             }
-            sqlx::query("UPDATE checkpoints SET rebase_reason = ? WHERE pipe = ?")
-                .bind(&reason)
-                .bind(&name)
-                .execute(&mut *tx)
-                .await?;
-            Self::note_in(
-                &mut tx,
-                &name,
-                &format!("the next checkpoint may move anywhere in the binlog (rebase): {reason}"),
-            )
-            .await?;
+            sqlx::query("UPDATE checkpoints SET rebase_reason = ? WHERE pipe = ?").bind(&reason).bind(&name).execute(&mut *tx).await?;
+            Self::note_in(&mut tx, &name, &format!("the next checkpoint may move anywhere in the binlog (rebase): {reason}")).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -1047,19 +925,11 @@ impl Catalog {
     }
 
     /// Writes the checkpoint inside `tx`, enforcing `how` against the stored one.
-    async fn put_checkpoint(
-        tx: &mut Tx,
-        name: &str,
-        cp: &Checkpoint,
-        snapshot_version: Option<i64>,
-        how: CheckpointMove,
-    ) -> Result<()> {
-        let stored = sqlx::query(
-            "SELECT binlog_file, binlog_pos, rebase_reason FROM checkpoints WHERE pipe = ?",
-        )
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?;
+    async fn put_checkpoint(tx: &mut Tx, name: &str, cp: &Checkpoint, snapshot_version: Option<i64>, how: CheckpointMove) -> Result<()> {
+        let stored = sqlx::query("SELECT binlog_file, binlog_pos, rebase_reason FROM checkpoints WHERE pipe = ?")
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
         let mut rebased = None;
         if let Some(row) = stored {
             let at = BinlogPosition::new(row.get::<String, _>(0), row.get::<i64, _>(1) as u64);
@@ -1068,11 +938,7 @@ impl Catalog {
                 (CheckpointMove::Restart, _) => {}
                 (CheckpointMove::Forward, Some(reason)) => rebased = Some((at, reason)),
                 (CheckpointMove::Forward, None) if cp.position.is_before(&at) => {
-                    return Err(CatalogError::CheckpointBackwards {
-                        pipe: name.into(),
-                        stored: at,
-                        new: cp.position.clone(),
-                    });
+                    return Err(CatalogError::CheckpointBackwards { pipe: name.into(), stored: at, new: cp.position.clone() });
                 }
                 (CheckpointMove::Forward, None) => {}
             }
@@ -1093,15 +959,7 @@ impl Catalog {
         .execute(&mut **tx)
         .await?;
         if let Some((from, reason)) = rebased {
-            Self::note_in(
-                tx,
-                name,
-                &format!(
-                    "checkpoint rebased from {from} to {} ({reason})",
-                    cp.position
-                ),
-            )
-            .await?;
+            Self::note_in(tx, name, &format!("checkpoint rebased from {from} to {} ({reason})", cp.position)).await?;
         }
         Ok(())
     }

@@ -22,23 +22,9 @@ async fn pipe_lifecycle_and_checkpoints_persist() {
     let cat = Catalog::open(dir.path()).await.unwrap();
     cat.create_pipe(&spec()).await.unwrap();
     let dup = cat.create_pipe(&spec()).await.unwrap_err();
-    assert!(
-        matches!(&dup, CatalogError::Exists(n) if n == "p"),
-        "duplicate names are refused: {dup}"
-    );
-    cat.transition(
-        "p",
-        PipeAction::Provisioned,
-        PipeState::Setup,
-        "setting up",
-        None,
-    )
-    .await
-    .unwrap();
-    let illegal = cat
-        .transition("p", PipeAction::Resume, PipeState::Running, "x", None)
-        .await
-        .unwrap_err();
+    assert!(matches!(&dup, CatalogError::Exists(n) if n == "p"), "duplicate names are refused: {dup}");
+    cat.transition("p", PipeAction::Provisioned, PipeState::Setup, "setting up", None).await.unwrap();
+    let illegal = cat.transition("p", PipeAction::Resume, PipeState::Running, "x", None).await.unwrap_err();
     assert!(matches!(illegal, CatalogError::Illegal(_)), "{illegal}");
     let col = SourceColumn {
         name: "id".into(),
@@ -52,30 +38,13 @@ async fn pipe_lifecycle_and_checkpoints_persist() {
         charset: None,
         extra: String::new(),
     };
-    let table = SourceTable {
-        id: TableId::new("s", "t"),
-        columns: vec![col],
-        primary_key: vec!["id".into()],
-        charset: None,
-    };
+    let table = SourceTable { id: TableId::new("s", "t"), columns: vec![col], primary_key: vec!["id".into()], charset: None };
     let mapping = TableMapping::new(table, "t".into());
-    let start = Checkpoint {
-        position: BinlogPosition::new("binlog.000003", 157),
-        gtid_set: None,
-    };
-    cat.record_setup("p", std::slice::from_ref(&mapping), &start, 41)
-        .await
-        .unwrap();
-    cat.record_partitions("p", "t", &[(None, None)])
-        .await
-        .unwrap();
-    cat.record_partition_progress("p", "t", 0, Some(&serde_json::json!([{"i": 9}])), 10, false)
-        .await
-        .unwrap();
-    let later = Checkpoint {
-        position: BinlogPosition::new("binlog.000004", 4),
-        gtid_set: Some("x".into()),
-    };
+    let start = Checkpoint { position: BinlogPosition::new("binlog.000003", 157), gtid_set: None };
+    cat.record_setup("p", std::slice::from_ref(&mapping), &start, 41).await.unwrap();
+    cat.record_partitions("p", "t", &[(None, None)]).await.unwrap();
+    cat.record_partition_progress("p", "t", 0, Some(&serde_json::json!([{"i": 9}])), 10, false).await.unwrap();
+    let later = Checkpoint { position: BinlogPosition::new("binlog.000004", 4), gtid_set: Some("x".into()) };
     cat.save_checkpoint("p", &later).await.unwrap();
     drop(cat);
 
@@ -83,49 +52,25 @@ async fn pipe_lifecycle_and_checkpoints_persist() {
     let p = cat.pipe("p").await.unwrap().unwrap();
     assert_eq!(p.state, PipeState::Setup);
     let t = &cat.tables("p").await.unwrap()[0];
-    assert_eq!(
-        (t.rows_copied, t.snapshot_done, &t.mapping),
-        (10, false, &mapping)
-    );
+    assert_eq!((t.rows_copied, t.snapshot_done, &t.mapping), (10, false, &mapping));
     let parts = cat.partitions("p", "t").await.unwrap();
-    assert_eq!(
-        (parts.len(), &parts[0].last_key, parts[0].done),
-        (1, &Some(serde_json::json!([{"i": 9}])), false)
-    );
+    assert_eq!((parts.len(), &parts[0].last_key, parts[0].done), (1, &Some(serde_json::json!([{"i": 9}])), false));
     let cp = cat.checkpoint("p").await.unwrap().unwrap();
     assert_eq!((cp.checkpoint, cp.snapshot_version), (later, 41));
     // The version clock survives the reopen and only moves forward.
     assert_eq!(cat.next_version("p").await.unwrap(), Some(42));
     assert_eq!(cat.reserve_versions("p", 100, 0).await.unwrap(), 42);
     assert_eq!(cat.reserve_versions("p", 1, 0).await.unwrap(), 142);
-    assert_eq!(
-        cat.reserve_versions("p", 10, 1000).await.unwrap(),
-        1000,
-        "a floor above the clock wins"
-    );
-    assert_eq!(
-        cat.reserve_versions("p", 1, 5).await.unwrap(),
-        1010,
-        "a floor below the clock is ignored"
-    );
-    assert!(matches!(
-        cat.reserve_versions("nope", 1, 0).await,
-        Err(CatalogError::NoSuchPipe(_))
-    ));
+    assert_eq!(cat.reserve_versions("p", 10, 1000).await.unwrap(), 1000, "a floor above the clock wins");
+    assert_eq!(cat.reserve_versions("p", 1, 5).await.unwrap(), 1010, "a floor below the clock is ignored");
+    assert!(matches!(cat.reserve_versions("nope", 1, 0).await, Err(CatalogError::NoSuchPipe(_))));
     let ev = cat.events("p").await.unwrap();
-    assert_eq!(
-        ev.iter().map(|e| e.to_state.as_str()).collect::<Vec<_>>(),
-        ["Provisioning", "Setup"]
-    );
+    assert_eq!(ev.iter().map(|e| e.to_state.as_str()).collect::<Vec<_>>(), ["Provisioning", "Setup"]);
     assert_eq!(p.spec.source.password.0, "secret");
     for f in std::fs::read_dir(dir.path()).unwrap() {
         let f = f.unwrap();
         let raw = std::fs::read(f.path()).unwrap();
-        assert!(
-            !raw.windows(6).any(|w| w == b"secret"),
-            "password in clear text in {:?}",
-            f.file_name()
-        );
+        assert!(!raw.windows(6).any(|w| w == b"secret"), "password in clear text in {:?}", f.file_name());
     }
     cat.delete_pipe("p").await.unwrap();
     assert!(cat.pipe("p").await.unwrap().is_none());
@@ -145,12 +90,7 @@ fn mapping(table: &str) -> TableMapping {
         extra: String::new(),
     };
     TableMapping::new(
-        SourceTable {
-            id: TableId::new("s", table),
-            columns: vec![col],
-            primary_key: vec!["id".into()],
-            charset: None,
-        },
+        SourceTable { id: TableId::new("s", table), columns: vec![col], primary_key: vec!["id".into()], charset: None },
         table.into(),
     )
 }
@@ -162,42 +102,21 @@ fn named_spec(name: &str) -> PipeSpec {
 }
 
 fn cp(file: &str, pos: u64) -> Checkpoint {
-    Checkpoint {
-        position: BinlogPosition::new(file, pos),
-        gtid_set: None,
-    }
+    Checkpoint { position: BinlogPosition::new(file, pos), gtid_set: None }
 }
 
 /// A pipe `name` set up with tables `t` and `u` and its checkpoint at binlog.000003:157.
 async fn set_up(cat: &Catalog, name: &str) {
     cat.create_pipe(&named_spec(name)).await.unwrap();
-    cat.record_setup(
-        name,
-        &[mapping("t"), mapping("u")],
-        &cp("binlog.000003", 157),
-        41,
-    )
-    .await
-    .unwrap();
+    cat.record_setup(name, &[mapping("t"), mapping("u")], &cp("binlog.000003", 157), 41).await.unwrap();
 }
 
 async fn stored_position(cat: &Catalog, name: &str) -> BinlogPosition {
-    cat.checkpoint(name)
-        .await
-        .unwrap()
-        .unwrap()
-        .checkpoint
-        .position
+    cat.checkpoint(name).await.unwrap().unwrap().checkpoint.position
 }
 
 async fn state_of(cat: &Catalog, name: &str, dest: &str) -> TableState {
-    cat.tables(name)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.mapping.destination == dest)
-        .unwrap()
-        .state
+    cat.tables(name).await.unwrap().into_iter().find(|t| t.mapping.destination == dest).unwrap().state
 }
 
 #[tokio::test]
@@ -206,17 +125,10 @@ async fn checkpoints_only_move_forward() {
     let cat = Catalog::open(dir.path()).await.unwrap();
     set_up(&cat, "p").await;
     // Forward: a later offset, a later file.
-    cat.save_checkpoint("p", &cp("binlog.000003", 900))
-        .await
-        .unwrap();
-    cat.save_checkpoint("p", &cp("binlog.000004", 4))
-        .await
-        .unwrap();
+    cat.save_checkpoint("p", &cp("binlog.000003", 900)).await.unwrap();
+    cat.save_checkpoint("p", &cp("binlog.000004", 4)).await.unwrap();
     // Equal: accepted, the position stays (the GTID set may be filled in).
-    let same = Checkpoint {
-        position: BinlogPosition::new("binlog.000004", 4),
-        gtid_set: Some("u:1-5".into()),
-    };
+    let same = Checkpoint { position: BinlogPosition::new("binlog.000004", 4), gtid_set: Some("u:1-5".into()) };
     cat.save_checkpoint("p", &same).await.unwrap();
     assert_eq!(cat.checkpoint("p").await.unwrap().unwrap().checkpoint, same);
     // Backwards, in the same file or an earlier one: refused, nothing written.
@@ -224,134 +136,56 @@ async fn checkpoints_only_move_forward() {
         let e = cat.save_checkpoint("p", &back).await.unwrap_err();
         match &e {
             CatalogError::CheckpointBackwards { pipe, stored, new } => {
-                assert_eq!(
-                    (pipe.as_str(), stored, new),
-                    ("p", &same.position, &back.position)
-                );
+                assert_eq!((pipe.as_str(), stored, new), ("p", &same.position, &back.position));
             }
             other => panic!("expected CheckpointBackwards, got {other}"),
         }
         let text = e.to_string();
-        assert!(
-            text.contains("binlog.000004:4") && text.contains(&back.position.to_string()),
-            "{text}"
-        );
+        assert!(text.contains("binlog.000004:4") && text.contains(&back.position.to_string()), "{text}");
         assert_eq!(e.severity(), Severity::Fatal);
         assert_eq!(cat.checkpoint("p").await.unwrap().unwrap().checkpoint, same);
     }
     // A schema change's checkpoint obeys the same rule, and its table changes are not written either.
-    let change = TableChange {
-        destination: "t".into(),
-        mapping: None,
-        state: Some((TableState::Error, Some("x".into()))),
-        recopy_version: None,
-    };
-    let e = cat
-        .record_schema_change(
-            "p",
-            std::slice::from_ref(&change),
-            &cp("binlog.000004", 2),
-            "ddl",
-        )
-        .await
-        .unwrap_err();
+    let change =
+        TableChange { destination: "t".into(), mapping: None, state: Some((TableState::Error, Some("x".into()))), recopy_version: None };
+    let e = cat.record_schema_change("p", std::slice::from_ref(&change), &cp("binlog.000004", 2), "ddl").await.unwrap_err();
     assert!(matches!(e, CatalogError::CheckpointBackwards { .. }), "{e}");
     assert_eq!(state_of(&cat, "p", "t").await, TableState::Setup);
-    assert!(!cat
-        .events("p")
-        .await
-        .unwrap()
-        .iter()
-        .any(|ev| ev.reason == "ddl"));
-    cat.record_schema_change("p", &[change], &cp("binlog.000004", 80), "ddl")
-        .await
-        .unwrap();
-    assert_eq!(
-        stored_position(&cat, "p").await,
-        BinlogPosition::new("binlog.000004", 80)
-    );
+    assert!(!cat.events("p").await.unwrap().iter().any(|ev| ev.reason == "ddl"));
+    cat.record_schema_change("p", &[change], &cp("binlog.000004", 80), "ddl").await.unwrap();
+    assert_eq!(stored_position(&cat, "p").await, BinlogPosition::new("binlog.000004", 80));
     // Another base name cannot be compared: not refused.
-    cat.save_checkpoint("p", &cp("mysql-bin.000001", 4))
-        .await
-        .unwrap();
-    cat.save_checkpoint("p", &cp("binlog.000009", 4))
-        .await
-        .unwrap();
+    cat.save_checkpoint("p", &cp("mysql-bin.000001", 4)).await.unwrap();
+    cat.save_checkpoint("p", &cp("binlog.000009", 4)).await.unwrap();
 
     // A rebase lets the next save go anywhere, once, and is in the history.
-    cat.allow_checkpoint_rebase("p", "fail-over to replica-2")
-        .await
-        .unwrap();
-    cat.save_checkpoint("p", &cp("binlog.000002", 157))
-        .await
-        .unwrap();
-    assert_eq!(
-        stored_position(&cat, "p").await,
-        BinlogPosition::new("binlog.000002", 157)
-    );
-    let reasons: Vec<String> = cat
-        .events("p")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.reason)
-        .collect();
+    cat.allow_checkpoint_rebase("p", "fail-over to replica-2").await.unwrap();
+    cat.save_checkpoint("p", &cp("binlog.000002", 157)).await.unwrap();
+    assert_eq!(stored_position(&cat, "p").await, BinlogPosition::new("binlog.000002", 157));
+    let reasons: Vec<String> = cat.events("p").await.unwrap().into_iter().map(|e| e.reason).collect();
+    assert!(reasons.iter().any(|r| r.contains("rebase") && r.contains("fail-over to replica-2")), "{reasons:?}");
     assert!(
         reasons
             .iter()
-            .any(|r| r.contains("rebase") && r.contains("fail-over to replica-2")),
+            .any(|r| r.contains("checkpoint rebased from binlog.000009:4 to binlog.000002:157") && r.contains("fail-over to replica-2")),
         "{reasons:?}"
     );
-    assert!(
-        reasons.iter().any(|r| r
-            .contains("checkpoint rebased from binlog.000009:4 to binlog.000002:157")
-            && r.contains("fail-over to replica-2")),
-        "{reasons:?}"
-    );
-    let e = cat
-        .save_checkpoint("p", &cp("binlog.000001", 157))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, CatalogError::CheckpointBackwards { .. }),
-        "the rebase was for one save only: {e}"
-    );
+    let e = cat.save_checkpoint("p", &cp("binlog.000001", 157)).await.unwrap_err();
+    assert!(matches!(e, CatalogError::CheckpointBackwards { .. }), "the rebase was for one save only: {e}");
     // A pending rebase survives a restart.
     cat.allow_checkpoint_rebase("p", "again").await.unwrap();
     drop(cat);
     let cat = Catalog::open(dir.path()).await.unwrap();
-    cat.save_checkpoint("p", &cp("binlog.000001", 4))
-        .await
-        .unwrap();
-    assert!(matches!(
-        cat.allow_checkpoint_rebase("nope", "x").await,
-        Err(CatalogError::NoSuchPipe(_))
-    ));
+    cat.save_checkpoint("p", &cp("binlog.000001", 4)).await.unwrap();
+    assert!(matches!(cat.allow_checkpoint_rebase("nope", "x").await, Err(CatalogError::NoSuchPipe(_))));
 
     // A whole-pipe resync restarts CDC wherever the new copy starts.
-    cat.save_checkpoint("p", &cp("binlog.000007", 4))
-        .await
-        .unwrap();
-    cat.begin_resync(
-        "p",
-        &[mapping("t"), mapping("u")],
-        500,
-        Some(&cp("binlog.000006", 10)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        stored_position(&cat, "p").await,
-        BinlogPosition::new("binlog.000006", 10)
-    );
+    cat.save_checkpoint("p", &cp("binlog.000007", 4)).await.unwrap();
+    cat.begin_resync("p", &[mapping("t"), mapping("u")], 500, Some(&cp("binlog.000006", 10))).await.unwrap();
+    assert_eq!(stored_position(&cat, "p").await, BinlogPosition::new("binlog.000006", 10));
     // And Setup is a new start too.
-    cat.record_setup("p", &[mapping("t")], &cp("binlog.000001", 4), 600)
-        .await
-        .unwrap();
-    assert_eq!(
-        stored_position(&cat, "p").await,
-        BinlogPosition::new("binlog.000001", 4)
-    );
+    cat.record_setup("p", &[mapping("t")], &cp("binlog.000001", 4), 600).await.unwrap();
+    assert_eq!(stored_position(&cat, "p").await, BinlogPosition::new("binlog.000001", 4));
 }
 
 #[tokio::test]
@@ -360,106 +194,43 @@ async fn table_states_follow_the_transition_table() {
     let cat = Catalog::open(dir.path()).await.unwrap();
     set_up(&cat, "p").await;
     // The initial copy: Setup → Snapshot → Snapshotted → Running.
-    cat.record_partitions("p", "t", &[(None, None)])
-        .await
-        .unwrap();
+    cat.record_partitions("p", "t", &[(None, None)]).await.unwrap();
     assert_eq!(state_of(&cat, "p", "t").await, TableState::Snapshot);
     cat.mark_copied("p", "t").await.unwrap();
     assert_eq!(state_of(&cat, "p", "t").await, TableState::Snapshotted);
-    cat.set_table_state("p", "t", TableState::Running, None)
-        .await
-        .unwrap();
+    cat.set_table_state("p", "t", TableState::Running, None).await.unwrap();
     // Refused: typed, naming the pipe, the table and both states; nothing written.
-    let e = cat
-        .set_table_state("p", "t", TableState::Swapping, None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&e, CatalogError::IllegalTableTransition { pipe, source } if pipe == "p" && source.table == "t"),
-        "{e}"
-    );
-    assert_eq!(
-        e.to_string(),
-        "pipe \"p\": table t cannot go from Running to Swapping"
-    );
+    let e = cat.set_table_state("p", "t", TableState::Swapping, None).await.unwrap_err();
+    assert!(matches!(&e, CatalogError::IllegalTableTransition { pipe, source } if pipe == "p" && source.table == "t"), "{e}");
+    assert_eq!(e.to_string(), "pipe \"p\": table t cannot go from Running to Swapping");
     assert_eq!(e.severity(), Severity::Fatal);
     assert_eq!(state_of(&cat, "p", "t").await, TableState::Running);
     // Error is left only by a recovery.
-    cat.set_table_state("p", "t", TableState::Error, Some("boom"))
-        .await
-        .unwrap();
-    assert!(cat
-        .set_table_state("p", "t", TableState::Running, None)
-        .await
-        .is_err());
-    cat.begin_resync("p", &[mapping("t")], 77, None)
-        .await
-        .unwrap();
+    cat.set_table_state("p", "t", TableState::Error, Some("boom")).await.unwrap();
+    assert!(cat.set_table_state("p", "t", TableState::Running, None).await.is_err());
+    cat.begin_resync("p", &[mapping("t")], 77, None).await.unwrap();
     assert_eq!(state_of(&cat, "p", "t").await, TableState::Resync);
     // Copying a resynced table keeps it in Resync (then Swapping → Running).
-    cat.record_partitions("p", "t", &[(None, None)])
-        .await
-        .unwrap();
+    cat.record_partitions("p", "t", &[(None, None)]).await.unwrap();
     cat.mark_copied("p", "t").await.unwrap();
     assert_eq!(state_of(&cat, "p", "t").await, TableState::Resync);
-    cat.set_table_state("p", "t", TableState::Swapping, None)
-        .await
-        .unwrap();
-    cat.set_table_state("p", "t", TableState::Running, None)
-        .await
-        .unwrap();
+    cat.set_table_state("p", "t", TableState::Swapping, None).await.unwrap();
+    cat.set_table_state("p", "t", TableState::Running, None).await.unwrap();
     // Schema changes are checked too.
-    let change = TableChange {
-        destination: "t".into(),
-        mapping: None,
-        state: Some((TableState::Adding, None)),
-        recopy_version: None,
-    };
-    let e = cat
-        .record_schema_change("p", &[change], &cp("binlog.000003", 200), "ddl")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e, CatalogError::IllegalTableTransition { .. }),
-        "{e}"
-    );
+    let change = TableChange { destination: "t".into(), mapping: None, state: Some((TableState::Adding, None)), recopy_version: None };
+    let e = cat.record_schema_change("p", &[change], &cp("binlog.000003", 200), "ddl").await.unwrap_err();
+    assert!(matches!(e, CatalogError::IllegalTableTransition { .. }), "{e}");
     // Tables join a live pipe as Adding or Running only, once.
-    cat.add_tables("p", &[mapping("v")], TableState::Adding, 90)
-        .await
-        .unwrap();
-    cat.add_tables("p", &[mapping("w")], TableState::Running, 90)
-        .await
-        .unwrap();
-    for bad in [
-        TableState::Swapping,
-        TableState::Setup,
-        TableState::Snapshotted,
-    ] {
-        let e = cat
-            .add_tables("p", &[mapping("x")], bad, 90)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(e, CatalogError::IllegalTableTransition { .. }),
-            "{bad}: {e}"
-        );
+    cat.add_tables("p", &[mapping("v")], TableState::Adding, 90).await.unwrap();
+    cat.add_tables("p", &[mapping("w")], TableState::Running, 90).await.unwrap();
+    for bad in [TableState::Swapping, TableState::Setup, TableState::Snapshotted] {
+        let e = cat.add_tables("p", &[mapping("x")], bad, 90).await.unwrap_err();
+        assert!(matches!(e, CatalogError::IllegalTableTransition { .. }), "{bad}: {e}");
     }
-    let e = cat
-        .add_tables("p", &[mapping("v")], TableState::Adding, 91)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&e, CatalogError::TableExists { pipe, table } if pipe == "p" && table == "v"),
-        "{e}"
-    );
-    let e = cat
-        .set_table_state("p", "nope", TableState::Running, None)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&e, CatalogError::NoSuchTable { pipe, table } if pipe == "p" && table == "nope"),
-        "{e}"
-    );
+    let e = cat.add_tables("p", &[mapping("v")], TableState::Adding, 91).await.unwrap_err();
+    assert!(matches!(&e, CatalogError::TableExists { pipe, table } if pipe == "p" && table == "v"), "{e}");
+    let e = cat.set_table_state("p", "nope", TableState::Running, None).await.unwrap_err();
+    assert!(matches!(&e, CatalogError::NoSuchTable { pipe, table } if pipe == "p" && table == "nope"), "{e}");
 
     // Every (from, to) pair through the catalog agrees with the core table.
     for from in TableState::ALL {
@@ -471,10 +242,7 @@ async fn table_states_follow_the_transition_table() {
                 .unwrap();
             let r = cat.set_table_state("p", "u", to, None).await;
             assert_eq!(r.is_ok(), from.can_become(to), "{from} -> {to}: {r:?}");
-            assert_eq!(
-                state_of(&cat, "p", "u").await,
-                if r.is_ok() { to } else { from }
-            );
+            assert_eq!(state_of(&cat, "p", "u").await, if r.is_ok() { to } else { from });
         }
     }
 }
@@ -488,43 +256,21 @@ async fn an_unpolled_caller_does_not_hold_the_write_lock() {
     let dir = tempfile::tempdir().unwrap();
     let cat = Catalog::open(dir.path()).await.unwrap();
     set_up(&cat, "p").await;
-    let ranges: Vec<_> = (0..20_000)
-        .map(|i| {
-            (
-                Some(serde_json::json!([i])),
-                Some(serde_json::json!([i + 1])),
-            )
-        })
-        .collect();
+    let ranges: Vec<_> = (0..20_000).map(|i| (Some(serde_json::json!([i])), Some(serde_json::json!([i + 1])))).collect();
     let slow = cat.record_partitions("p", "t", &ranges);
     tokio::pin!(slow);
     // Polled until it is under way, then left alone, like the losing branch of a select!.
     let _ = tokio::time::timeout(Duration::from_millis(20), &mut slow).await;
-    let other = tokio::time::timeout(
-        Duration::from_secs(20),
-        cat.save_checkpoint("p", &cp("binlog.000003", 200)),
-    )
-    .await;
-    other
-        .expect("a write waited for one whose caller was not polled")
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), cat.note("p", "after"))
-        .await
-        .expect("not stalled")
-        .unwrap();
+    let other = tokio::time::timeout(Duration::from_secs(20), cat.save_checkpoint("p", &cp("binlog.000003", 200))).await;
+    other.expect("a write waited for one whose caller was not polled").unwrap();
+    tokio::time::timeout(Duration::from_secs(20), cat.note("p", "after")).await.expect("not stalled").unwrap();
     slow.await.unwrap();
     assert_eq!(cat.partitions("p", "t").await.unwrap().len(), 20_000);
     // A caller that gives up (its future dropped) leaves a whole write or none.
     drop(cat.record_partitions("p", "u", &ranges[..100]));
     let fut = cat.record_partitions("p", "u", &ranges[..5000]);
     let _ = tokio::time::timeout(Duration::from_millis(5), fut).await;
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        cat.save_checkpoint("p", &cp("binlog.000003", 300)),
-    )
-    .await
-    .expect("not stalled")
-    .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), cat.save_checkpoint("p", &cp("binlog.000003", 300))).await.expect("not stalled").unwrap();
     let n = cat.partitions("p", "u").await.unwrap().len();
     assert!(n == 0 || n == 5000, "partial partition plan: {n}");
 }
@@ -535,23 +281,14 @@ async fn an_unpolled_caller_does_not_hold_the_write_lock() {
 async fn concurrent_use_never_reports_busy() {
     let dir = tempfile::tempdir().unwrap();
     // A short busy timeout: any contention for SQLite's lock would show.
-    let cat = Catalog::open_with(dir.path(), Duration::from_millis(500))
-        .await
-        .unwrap();
+    let cat = Catalog::open_with(dir.path(), Duration::from_millis(500)).await.unwrap();
     const PIPES: usize = 3;
     const ROUNDS: u64 = 40;
     for p in 0..PIPES {
         set_up(&cat, &format!("p{p}")).await;
-        cat.record_partitions(
-            &format!("p{p}"),
-            "t",
-            &[
-                (None, Some(serde_json::json!([1000]))),
-                (Some(serde_json::json!([1000])), None),
-            ],
-        )
-        .await
-        .unwrap();
+        cat.record_partitions(&format!("p{p}"), "t", &[(None, Some(serde_json::json!([1000]))), (Some(serde_json::json!([1000])), None)])
+            .await
+            .unwrap();
     }
     let started = Instant::now();
     let versions = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -571,15 +308,7 @@ async fn concurrent_use_never_reports_busy() {
             let (c, n) = (cat.clone(), name.clone());
             tasks.spawn(async move {
                 for i in 1..=ROUNDS {
-                    c.record_partition_progress(
-                        &n,
-                        "t",
-                        idx,
-                        Some(&serde_json::json!([i])),
-                        i * 10,
-                        i == ROUNDS,
-                    )
-                    .await?;
+                    c.record_partition_progress(&n, "t", idx, Some(&serde_json::json!([i])), i * 10, i == ROUNDS).await?;
                 }
                 Ok(())
             });
@@ -588,17 +317,7 @@ async fn concurrent_use_never_reports_busy() {
         let (c, n) = (cat.clone(), name.clone());
         tasks.spawn(async move {
             for i in 0..ROUNDS {
-                c.set_table_state(
-                    &n,
-                    "u",
-                    if i % 2 == 0 {
-                        TableState::Error
-                    } else {
-                        TableState::Resync
-                    },
-                    Some("x"),
-                )
-                .await?;
+                c.set_table_state(&n, "u", if i % 2 == 0 { TableState::Error } else { TableState::Resync }, Some("x")).await?;
                 c.set_error(&n, Some(&format!("e{i}"))).await?;
                 c.note(&n, &format!("note {i}")).await?;
             }
@@ -626,35 +345,17 @@ async fn concurrent_use_never_reports_busy() {
     }
     while let Some(r) = tasks.join_next().await {
         if let Err(e) = r.unwrap() {
-            panic!(
-                "a concurrent catalog operation failed (busy: {}): {e}",
-                e.is_busy()
-            );
+            panic!("a concurrent catalog operation failed (busy: {}): {e}", e.is_busy());
         }
     }
     for p in 0..PIPES {
         let name = format!("p{p}");
-        assert_eq!(
-            stored_position(&cat, &name).await,
-            BinlogPosition::new("binlog.000003", 200 + ROUNDS - 1)
-        );
+        assert_eq!(stored_position(&cat, &name).await, BinlogPosition::new("binlog.000003", 200 + ROUNDS - 1));
         assert_eq!(cat.partition_counts(&name, "t").await.unwrap(), (2, 2));
-        let t = cat
-            .tables(&name)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|t| t.mapping.destination == "t")
-            .unwrap();
+        let t = cat.tables(&name).await.unwrap().into_iter().find(|t| t.mapping.destination == "t").unwrap();
         assert_eq!(t.rows_copied, 2 * ROUNDS * 10);
         // Reserved version ranges never overlap.
-        let mut firsts: Vec<i64> = versions
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, f)| *f)
-            .collect();
+        let mut firsts: Vec<i64> = versions.lock().unwrap().iter().filter(|(n, _)| *n == name).map(|(_, f)| *f).collect();
         firsts.sort();
         assert_eq!(firsts.len() as u64, ROUNDS);
         assert!(firsts.windows(2).all(|w| w[1] - w[0] >= 10), "{firsts:?}");
@@ -669,16 +370,8 @@ async fn a_full_disk_is_reported_as_such_not_as_an_existing_pipe() {
     set_up(&cat, "p").await;
     // Cap the database at its current size on the writer connection: SQLite then
     // fails writes that need a new page with SQLITE_FULL, as on a full disk.
-    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(&cat.writes)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "PRAGMA max_page_count = {pages}"
-    )))
-    .execute(&cat.writes)
-    .await
-    .unwrap();
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&cat.writes).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}"))).execute(&cat.writes).await.unwrap();
     let mut big = named_spec("q");
     big.source.password.0 = "x".repeat(200_000);
     let e = cat.create_pipe(&big).await.unwrap_err();
@@ -686,26 +379,15 @@ async fn a_full_disk_is_reported_as_such_not_as_an_existing_pipe() {
     assert!(e.is_disk_full() && !e.is_busy(), "{e:?}");
     assert_eq!(e.severity(), Severity::Transient);
     let text = e.to_string();
-    assert!(
-        text.contains("disk holding the catalog is full") && text.contains("code: 13"),
-        "{text}"
-    );
+    assert!(text.contains("disk holding the catalog is full") && text.contains("code: 13"), "{text}");
     // Still full (the cap is set again: it belongs to the connection, and the
     // one whose transaction SQLite rolled back was replaced).
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "PRAGMA max_page_count = {pages}"
-    )))
-    .execute(&cat.writes)
-    .await
-    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}"))).execute(&cat.writes).await.unwrap();
     let e = cat.note("p", &"y".repeat(200_000)).await.unwrap_err();
     assert!(e.is_disk_full(), "{e}");
     // Space freed: the same writes succeed (no connection stays stuck in the
     // transaction SQLite rolled back by itself).
-    sqlx::query("PRAGMA max_page_count = 1073741823")
-        .execute(&cat.writes)
-        .await
-        .unwrap();
+    sqlx::query("PRAGMA max_page_count = 1073741823").execute(&cat.writes).await.unwrap();
     cat.note("p", "space freed").await.unwrap();
     cat.create_pipe(&big).await.unwrap();
     assert!(matches!(cat.create_pipe(&big).await, Err(CatalogError::Exists(n)) if n == "q"));
@@ -714,29 +396,16 @@ async fn a_full_disk_is_reported_as_such_not_as_an_existing_pipe() {
 #[tokio::test]
 async fn a_lock_held_by_another_process_is_busy_and_transient() {
     let dir = tempfile::tempdir().unwrap();
-    let cat = Catalog::open_with(dir.path(), Duration::from_millis(200))
-        .await
-        .unwrap();
+    let cat = Catalog::open_with(dir.path(), Duration::from_millis(200)).await.unwrap();
     set_up(&cat, "p").await;
     use sqlx::Connection;
-    let mut other = sqlx::SqliteConnection::connect_with(
-        &SqliteConnectOptions::new().filename(dir.path().join("catalog.db")),
-    )
-    .await
-    .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut other)
-        .await
-        .unwrap();
-    let e = cat
-        .save_checkpoint("p", &cp("binlog.000003", 200))
-        .await
-        .unwrap_err();
+    let mut other =
+        sqlx::SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(dir.path().join("catalog.db"))).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+    let e = cat.save_checkpoint("p", &cp("binlog.000003", 200)).await.unwrap_err();
     assert!(e.is_busy(), "{e}");
     assert_eq!(e.severity(), Severity::Transient);
     assert!(e.to_string().contains("locked"), "{e}");
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
-    cat.save_checkpoint("p", &cp("binlog.000003", 200))
-        .await
-        .unwrap();
+    cat.save_checkpoint("p", &cp("binlog.000003", 200)).await.unwrap();
 }

@@ -1,7 +1,6 @@
 //! The REST API (`/v1/pipes...`), its OpenAPI document and bearer-token auth.
 
 use crate::manager::{Manager, ManagerError, SettingsPatch, SourcePatch};
-use sluice_core::spec::{ReplicationMechanism, TlsMode};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -9,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use sluice_core::spec::{ReplicationMechanism, TlsMode};
 use sluice_core::{PipeMode, PipeSpec, PipeState, SyncSettings, TableSpec, TableState};
 use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
@@ -112,11 +112,14 @@ pub struct PipeView {
     pub state: PipeState,
     pub mode: PipeMode,
     pub error: Option<String>,
+    /// Set when the pipe has been retrying a failure for more than 30 minutes (see `error`).
+    pub warning: Option<String>,
     pub source: SourceView,
     pub destination: DestinationView,
     pub tables: Vec<TableView>,
     pub checkpoint: Option<CheckpointView>,
-    /// Seconds between the newest applied source commit and its write; 0 when caught up; null before CDC ran.
+    /// Age in seconds of the oldest source change not yet written to ClickHouse; 0 only when nothing is
+    /// pending and the stream is live; grows while the stream is stalled or the pipe paused; null before CDC ran.
     pub lag_seconds: Option<f64>,
     pub changes_applied: u64,
     pub settings: SyncSettings,
@@ -183,13 +186,18 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
         mode: s.mode,
         error: rec.error,
         source: SourceView::of(s),
-        destination: DestinationView { url: s.destination.url.clone(), user: s.destination.user.clone(), database: s.destination.database.clone() },
+        destination: DestinationView {
+            url: s.destination.url.clone(),
+            user: s.destination.user.clone(),
+            database: s.destination.database.clone(),
+        },
         tables: table_views,
         checkpoint: cp.map(|c| CheckpointView {
             binlog_file: c.checkpoint.position.file,
             binlog_pos: c.checkpoint.position.pos,
             gtid_set: c.checkpoint.gtid_set,
         }),
+        warning: status.as_ref().and_then(|s| s.warning()),
         lag_seconds: status.as_ref().and_then(|s| s.lag_seconds()),
         changes_applied: status.map(|s| s.changes_applied.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0),
         settings: s.settings.clone(),
@@ -285,7 +293,11 @@ async fn patch_source(State(st): State<AppState>, Path(name): Path<String>, body
 /// Stop and remove a pipe; destination tables stay unless `drop_tables=true`.
 #[utoipa::path(delete, path = "/v1/pipes/{name}", tag = "pipes", params(("name" = String, Path), DeleteParams),
     responses((status = 204), (status = 404, body = ApiError)))]
-async fn delete_pipe(State(st): State<AppState>, Path(name): Path<String>, Query(q): Query<DeleteParams>) -> Result<StatusCode, ManagerError> {
+async fn delete_pipe(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<DeleteParams>,
+) -> Result<StatusCode, ManagerError> {
     st.manager.delete(&name, q.drop_tables).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -383,7 +395,11 @@ async fn metrics_text(State(st): State<AppState>) -> Result<Response, ManagerErr
     for name in st.manager.catalog().pipe_names().await? {
         if let Some(rec) = st.manager.catalog().pipe(&name).await? {
             for state in PipeState::ALL {
-                metrics::gauge!("sluice_pipe_state", "pipe" => name.clone(), "state" => state.as_str()).set(if state == rec.state { 1.0 } else { 0.0 });
+                metrics::gauge!("sluice_pipe_state", "pipe" => name.clone(), "state" => state.as_str()).set(if state == rec.state {
+                    1.0
+                } else {
+                    0.0
+                });
             }
         }
     }
@@ -437,7 +453,11 @@ async fn require_token(State(st): State<AppState>, req: Request, next: Next) -> 
     if ok {
         next.run(req).await
     } else {
-        let mut r = (StatusCode::UNAUTHORIZED, Json(ApiError { error: "missing or wrong bearer token (see SLUICE_API_TOKEN or <data-dir>/api-token)".into(), state: None })).into_response();
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            Json(ApiError { error: "missing or wrong bearer token (see SLUICE_API_TOKEN or <data-dir>/api-token)".into(), state: None }),
+        )
+            .into_response();
         r.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().unwrap());
         r
     }

@@ -249,7 +249,14 @@ fn print_pipe(v: &Value) {
     println!("lag      {}s   changes applied {}", s(v, "lag_seconds"), s(v, "changes_applied"));
     println!("{:<40} {:<30} {:<12} {:>12} {:>12}", "SOURCE", "DESTINATION", "STATE", "ROWS COPIED", "ESTIMATED");
     for t in v.get("tables").and_then(|t| t.as_array()).into_iter().flatten() {
-        println!("{:<40} {:<30} {:<12} {:>12} {:>12}", s(t, "source"), s(t, "destination"), s(t, "state"), s(t, "rows_copied"), s(t, "rows_estimated"));
+        println!(
+            "{:<40} {:<30} {:<12} {:>12} {:>12}",
+            s(t, "source"),
+            s(t, "destination"),
+            s(t, "state"),
+            s(t, "rows_copied"),
+            s(t, "rows_estimated")
+        );
         if let Some(line) = copy_progress(t) {
             println!("  {line}");
         }
@@ -296,7 +303,13 @@ fn print_human(v: &Value) {
         Value::Object(o) if o.contains_key("tables") => print_pipe(v),
         Value::Object(o) => {
             for (k, val) in o {
-                println!("{k}: {}", match val { Value::String(x) => x.clone(), other => other.to_string() });
+                println!(
+                    "{k}: {}",
+                    match val {
+                        Value::String(x) => x.clone(),
+                        other => other.to_string(),
+                    }
+                );
             }
         }
         other => println!("{other}"),

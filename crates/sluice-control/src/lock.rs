@@ -18,11 +18,7 @@ pub enum LockError {
     #[error("data dir {dir} is in use by another sluice process (pid {pid}); stop it, or use another --data-dir")]
     InUse { dir: String, pid: String },
     #[error("cannot lock the data dir {dir} ({path}): {source}")]
-    Io {
-        dir: String,
-        path: String,
-        source: std::io::Error,
-    },
+    Io { dir: String, path: String, source: std::io::Error },
 }
 
 /// The held lock; dropping it (or the process ending) releases it.
@@ -42,19 +38,9 @@ impl DataDirLock {
 /// with `LockError::InUse` (naming the holder's pid) when another process has it.
 pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, LockError> {
     let path = data_dir.join("sluice.lock");
-    let io = |source| LockError::Io {
-        dir: data_dir.display().to_string(),
-        path: path.display().to_string(),
-        source,
-    };
+    let io = |source| LockError::Io { dir: data_dir.display().to_string(), path: path.display().to_string(), source };
     std::fs::create_dir_all(data_dir).map_err(io)?;
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io)?;
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -63,11 +49,7 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, LockError> {
             let pid = pid.trim();
             return Err(LockError::InUse {
                 dir: data_dir.display().to_string(),
-                pid: if pid.is_empty() {
-                    "unknown".to_string()
-                } else {
-                    pid.to_string()
-                },
+                pid: if pid.is_empty() { "unknown".to_string() } else { pid.to_string() },
             });
         }
         Err(TryLockError::Error(e)) => return Err(io(e)),
@@ -90,13 +72,7 @@ mod tests {
         // A second open file description conflicts like a second process would.
         let err = lock_data_dir(dir.path()).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains(&format!(
-                "is in use by another sluice process (pid {})",
-                std::process::id()
-            )),
-            "{msg}"
-        );
+        assert!(msg.contains(&format!("is in use by another sluice process (pid {})", std::process::id())), "{msg}");
         assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
         drop(held);
         lock_data_dir(dir.path()).expect("the lock is free once dropped");

@@ -37,10 +37,9 @@ impl From<CatalogError> for ManagerError {
     fn from(e: CatalogError) -> Self {
         match e {
             CatalogError::NoSuchPipe(n) => ManagerError::NotFound(n),
-            CatalogError::Illegal(IllegalTransition { state, action }) => ManagerError::Conflict {
-                message: format!("cannot {} a pipe that is {state}", action_verb(action)),
-                state,
-            },
+            CatalogError::Illegal(IllegalTransition { state, action }) => {
+                ManagerError::Conflict { message: format!("cannot {} a pipe that is {state}", action_verb(action)), state }
+            }
             other => ManagerError::Internal(other.to_string()),
         }
     }
@@ -81,12 +80,7 @@ impl Manager {
 
     /// A manager whose pipes run `engine` instead of the real engine (for tests of the supervision).
     pub fn with_engine(catalog: Catalog, engine: EngineStarter) -> Self {
-        Self {
-            catalog,
-            owners: Default::default(),
-            names: Default::default(),
-            engine,
-        }
+        Self { catalog, owners: Default::default(), names: Default::default(), engine }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -94,56 +88,26 @@ impl Manager {
     }
 
     pub fn status(&self, name: &str) -> Option<Arc<LiveStatus>> {
-        self.owners
-            .lock()
-            .unwrap()
-            .get(name)
-            .map(|h| h.status.clone())
+        self.owners.lock().unwrap().get(name).map(|h| h.status.clone())
     }
 
     /// Starts the owner of a pipe recorded in the catalog; it brings the pipe back to its stored state.
     fn spawn_owner(&self, name: &str, settings: SyncSettings) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let status = LiveStatus::new();
-        let owner = Owner::new(
-            name.to_string(),
-            self.catalog.clone(),
-            rx,
-            settings,
-            status.clone(),
-            self.engine.clone(),
-        );
-        self.owners.lock().unwrap().insert(
-            name.to_string(),
-            Handle {
-                commands: tx,
-                status,
-            },
-        );
+        let owner = Owner::new(name.to_string(), self.catalog.clone(), rx, settings, status.clone(), self.engine.clone());
+        self.owners.lock().unwrap().insert(name.to_string(), Handle { commands: tx, status });
         tokio::spawn(owner.run());
     }
 
     /// Sends a command to the pipe's owner and waits for its answer.
-    async fn ask<T>(
-        &self,
-        name: &str,
-        command: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<T, ManagerError> {
-        let tx = self
-            .owners
-            .lock()
-            .unwrap()
-            .get(name)
-            .map(|h| h.commands.clone());
+    async fn ask<T>(&self, name: &str, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ManagerError> {
+        let tx = self.owners.lock().unwrap().get(name).map(|h| h.commands.clone());
         let Some(tx) = tx else {
             return Err(ManagerError::NotFound(name.into()));
         };
         let (reply, answer) = oneshot::channel();
-        let gone = || {
-            ManagerError::Internal(format!(
-                "the owner task of pipe {name:?} has stopped; restart the server"
-            ))
-        };
+        let gone = || ManagerError::Internal(format!("the owner task of pipe {name:?} has stopped; restart the server"));
         tx.send(command(reply)).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
@@ -166,39 +130,24 @@ impl Manager {
     /// Records a new pipe (`Provisioning`) and starts it. Only a name that is
     /// taken is `Exists`; any other catalog error is reported as it is.
     pub async fn create(&self, spec: PipeSpec) -> Result<(), ManagerError> {
-        spec.validate()
-            .map_err(|e| ManagerError::Invalid(e.to_string()))?;
+        spec.validate().map_err(|e| ManagerError::Invalid(e.to_string()))?;
         let _names = self.names.lock().await;
-        let exists = || ManagerError::Exists {
-            name: spec.name.clone(),
-        };
+        let exists = || ManagerError::Exists { name: spec.name.clone() };
         if self.owners.lock().unwrap().contains_key(&spec.name) {
             return Err(exists());
         }
-        let recorded = self
-            .catalog
-            .pipe(&spec.name)
-            .await
-            .map_err(|e| ManagerError::Internal(format!("cannot create the pipe: {e}")))?;
+        let recorded = self.catalog.pipe(&spec.name).await.map_err(|e| ManagerError::Internal(format!("cannot create the pipe: {e}")))?;
         if recorded.is_some() {
             return Err(exists());
         }
         if let Err(e) = self.catalog.create_pipe(&spec).await {
             return Err(match &e {
-                CatalogError::Db(sqlx_error)
-                    if sqlx_error
-                        .as_database_error()
-                        .is_some_and(|d| d.is_unique_violation()) =>
-                {
-                    exists()
-                }
+                CatalogError::Exists(_) => exists(),
+                CatalogError::Db(sqlx_error) if sqlx_error.as_database_error().is_some_and(|d| d.is_unique_violation()) => exists(),
                 _ => ManagerError::Internal(format!("cannot create the pipe: {e}")),
             });
         }
-        info!(
-            pipe = spec.name.as_str(),
-            "state - → Provisioning: pipe created"
-        );
+        info!(pipe = spec.name.as_str(), "state - → Provisioning: pipe created");
         self.spawn_owner(&spec.name, spec.settings);
         Ok(())
     }
@@ -215,20 +164,12 @@ impl Manager {
 
     /// Changes sync settings; a running pipe applies them from its next batch.
     /// The change is recorded in the pipe's history.
-    pub async fn update_settings(
-        &self,
-        name: &str,
-        patch: SettingsPatch,
-    ) -> Result<SyncSettings, ManagerError> {
+    pub async fn update_settings(&self, name: &str, patch: SettingsPatch) -> Result<SyncSettings, ManagerError> {
         self.ask(name, |r| Command::Settings(patch, r)).await
     }
 
     /// Changes how the source is reached, on a `Paused` (or `Failed`) pipe.
-    pub async fn update_source(
-        &self,
-        name: &str,
-        patch: SourcePatch,
-    ) -> Result<PipeSpec, ManagerError> {
+    pub async fn update_source(&self, name: &str, patch: SourcePatch) -> Result<PipeSpec, ManagerError> {
         self.ask(name, |r| Command::Source(patch, r)).await
     }
 
@@ -239,44 +180,27 @@ impl Manager {
     }
 
     /// Adds tables to a `Running` or `Paused` pipe.
-    pub async fn add_tables(
-        &self,
-        name: &str,
-        add: Vec<TableSpec>,
-    ) -> Result<PipeState, ManagerError> {
+    pub async fn add_tables(&self, name: &str, add: Vec<TableSpec>) -> Result<PipeState, ManagerError> {
         self.ask(name, |r| Command::AddTables(add, r)).await
     }
 
     /// Removes one table (by destination name or `schema.table`) from a `Running` or `Paused` pipe.
-    pub async fn remove_table(
-        &self,
-        name: &str,
-        table: &str,
-        drop: bool,
-    ) -> Result<PipeState, ManagerError> {
+    pub async fn remove_table(&self, name: &str, table: &str, drop: bool) -> Result<PipeState, ManagerError> {
         let table = table.to_string();
-        self.ask(name, |reply| Command::RemoveTable { table, drop, reply })
-            .await
+        self.ask(name, |reply| Command::RemoveTable { table, drop, reply }).await
     }
 
     /// Stops the pipe and forgets it; drops its destination tables only if asked.
     pub async fn delete(&self, name: &str, drop_tables: bool) -> Result<(), ManagerError> {
         let _names = self.names.lock().await;
-        self.ask(name, |reply| Command::Delete { drop_tables, reply })
-            .await?;
+        self.ask(name, |reply| Command::Delete { drop_tables, reply }).await?;
         self.owners.lock().unwrap().remove(name);
         Ok(())
     }
 
     /// Stops every engine task (server shutdown); states stay as stored.
     pub async fn shutdown(&self) {
-        let owners: Vec<(String, mpsc::Sender<Command>)> = self
-            .owners
-            .lock()
-            .unwrap()
-            .drain()
-            .map(|(n, h)| (n, h.commands))
-            .collect();
+        let owners: Vec<(String, mpsc::Sender<Command>)> = self.owners.lock().unwrap().drain().map(|(n, h)| (n, h.commands)).collect();
         let mut answers = Vec::new();
         for (name, tx) in owners {
             let (reply, answer) = oneshot::channel();
@@ -286,27 +210,15 @@ impl Manager {
         }
         for (name, answer) in answers {
             if answer.await.is_err() {
-                tracing::warn!(
-                    pipe = name.as_str(),
-                    "the pipe's owner ended before stopping its engine"
-                );
+                tracing::warn!(pipe = name.as_str(), "the pipe's owner ended before stopping its engine");
             }
         }
     }
 }
 
 /// A table of the pipe by destination name or by source `schema.table`.
-pub(crate) fn find_table<'a>(
-    tables: &'a [sluice_catalog::TableRecord],
-    name: &str,
-) -> Option<&'a sluice_catalog::TableRecord> {
-    tables.iter().find(|t| {
-        t.mapping.destination == name
-            || format!(
-                "{}.{}",
-                t.mapping.source.id.schema, t.mapping.source.id.table
-            ) == name
-    })
+pub(crate) fn find_table<'a>(tables: &'a [sluice_catalog::TableRecord], name: &str) -> Option<&'a sluice_catalog::TableRecord> {
+    tables.iter().find(|t| t.mapping.destination == name || format!("{}.{}", t.mapping.source.id.schema, t.mapping.source.id.table) == name)
 }
 
 /// A partial settings change (`PATCH /v1/pipes/{name}/settings`).

@@ -46,9 +46,7 @@ pub type EngineFuture = Pin<Box<dyn Future<Output = EngineResult> + Send>>;
 
 /// The real engine.
 pub fn real_engine() -> EngineStarter {
-    Arc::new(|ctx: PipeContext| -> EngineFuture {
-        Box::pin(async move { sluice_engine::run(&ctx).await })
-    })
+    Arc::new(|ctx: PipeContext| -> EngineFuture { Box::pin(async move { sluice_engine::run(&ctx).await }) })
 }
 
 /// The answer to one command.
@@ -135,23 +133,12 @@ enum Flow {
 fn is_live(state: PipeState) -> bool {
     matches!(
         state,
-        PipeState::Provisioning
-            | PipeState::Setup
-            | PipeState::Snapshot
-            | PipeState::Running
-            | PipeState::Modifying
-            | PipeState::Resync
+        PipeState::Provisioning | PipeState::Setup | PipeState::Snapshot | PipeState::Running | PipeState::Modifying | PipeState::Resync
     )
 }
 
 fn refuse(state: PipeState, action: PipeAction) -> ManagerError {
-    ManagerError::Conflict {
-        message: format!(
-            "cannot {} a pipe that is {state}",
-            crate::manager::action_verb(action)
-        ),
-        state,
-    }
+    ManagerError::Conflict { message: format!("cannot {} a pipe that is {state}", crate::manager::action_verb(action)), state }
 }
 
 fn send<T>(reply: Reply<T>, r: Result<T, ManagerError>) {
@@ -204,22 +191,14 @@ fn settings_diff(before: &SyncSettings, after: &SyncSettings) -> String {
 
 /// Test-only failure injection: (pipe, step) pairs at which a command fails on purpose.
 #[cfg(test)]
-pub(crate) static FAIL_AT: std::sync::Mutex<Vec<(String, &'static str)>> =
-    std::sync::Mutex::new(Vec::new());
+pub(crate) static FAIL_AT: std::sync::Mutex<Vec<(String, &'static str)>> = std::sync::Mutex::new(Vec::new());
 
 impl Owner {
     /// Fails at `step` when a test asked for it (see `FAIL_AT`); nothing otherwise.
     fn injected(&self, step: &'static str) -> Result<(), sluice_catalog::CatalogError> {
         #[cfg(test)]
-        if FAIL_AT
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(p, s)| *p == self.name && *s == step)
-        {
-            return Err(sluice_catalog::CatalogError::Corrupt(format!(
-                "injected failure at {step}"
-            )));
+        if FAIL_AT.lock().unwrap().iter().any(|(p, s)| *p == self.name && *s == step) {
+            return Err(sluice_catalog::CatalogError::Corrupt(format!("injected failure at {step}")));
         }
         let _ = step;
         Ok(())
@@ -233,17 +212,7 @@ impl Owner {
         status: Arc<LiveStatus>,
         start: EngineStarter,
     ) -> Self {
-        Self {
-            name,
-            catalog,
-            rx,
-            settings: watch::channel(settings).0,
-            status,
-            start,
-            engine: None,
-            timer: None,
-            restarts: 0,
-        }
+        Self { name, catalog, rx, settings: watch::channel(settings).0, status, start, engine: None, timer: None, restarts: 0 }
     }
 
     /// Runs the owner until the pipe is deleted, the server shuts down, or the manager goes away.
@@ -302,10 +271,7 @@ impl Owner {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(e) => {
-                error!(
-                    pipe = self.name.as_str(),
-                    "cannot read the pipe to start it: {e}; retrying"
-                );
+                error!(pipe = self.name.as_str(), "cannot read the pipe to start it: {e}; retrying");
                 self.timer = Some((Instant::now() + Duration::from_secs(1), Timer::Restart));
                 return;
             }
@@ -328,9 +294,7 @@ impl Owner {
             Command::Source(patch, reply) => send(reply, self.update_source(patch).await),
             Command::Resync(only, reply) => send(reply, self.resync(&only).await),
             Command::AddTables(add, reply) => send(reply, self.add_tables(add).await),
-            Command::RemoveTable { table, drop, reply } => {
-                send(reply, self.remove_table(&table, drop).await)
-            }
+            Command::RemoveTable { table, drop, reply } => send(reply, self.remove_table(&table, drop).await),
             Command::Delete { drop_tables, reply } => {
                 let r = self.delete(drop_tables).await;
                 let done = r.is_ok();
@@ -356,19 +320,9 @@ impl Owner {
         }
         self.settings.send_replace(spec.settings.clone());
         let cancel = CancellationToken::new();
-        let ctx = PipeContext::with_live(
-            spec,
-            self.catalog.clone(),
-            cancel.clone(),
-            self.settings.subscribe(),
-            self.status.clone(),
-        );
+        let ctx = PipeContext::with_live(spec, self.catalog.clone(), cancel.clone(), self.settings.subscribe(), self.status.clone());
         let task = tokio::spawn((self.start)(ctx));
-        self.engine = Some(Engine {
-            cancel,
-            task,
-            started: Instant::now(),
-        });
+        self.engine = Some(Engine { cancel, task, started: Instant::now() });
     }
 
     /// Starts the engine if the stored state says the pipe is live.
@@ -377,10 +331,7 @@ impl Owner {
             Ok(Some(rec)) if is_live(rec.state) => self.start_engine(rec.spec),
             Ok(_) => {}
             Err(e) => {
-                error!(
-                    pipe = self.name.as_str(),
-                    "cannot read the pipe to restart its engine: {e}; retrying"
-                );
+                error!(pipe = self.name.as_str(), "cannot read the pipe to restart its engine: {e}; retrying");
                 self.schedule_restart();
             }
         }
@@ -405,12 +356,7 @@ impl Owner {
     }
 
     /// The engine task ended: by a stop request (`requested`), by finishing, by an error or by a panic.
-    async fn on_engine_exit(
-        &mut self,
-        r: Result<EngineResult, JoinError>,
-        requested: bool,
-        started: Option<Instant>,
-    ) {
+    async fn on_engine_exit(&mut self, r: Result<EngineResult, JoinError>, requested: bool, started: Option<Instant>) {
         let name = self.name.clone();
         if started.is_some_and(|s| s.elapsed() >= HEALTHY_AFTER) {
             self.restarts = 0;
@@ -428,20 +374,20 @@ impl Owner {
                 match self.catalog.pipe(&name).await {
                     Ok(Some(rec)) if is_live(rec.state) => {
                         let delay = self.schedule_restart();
-                        let msg =
-                            format!("engine stopped: {e}; restarting it in {}s", delay.as_secs());
+                        let msg = format!("engine stopped: {e}; restarting it in {}s", delay.as_secs());
                         warn!(pipe = name.as_str(), "{msg}");
                         if let Err(e2) = self.catalog.set_error(&name, Some(&msg)).await {
-                            warn!(
-                                pipe = name.as_str(),
-                                "cannot record the engine's error either: {e2}"
-                            );
+                            warn!(pipe = name.as_str(), "cannot record the engine's error either: {e2}");
                         }
                     }
                     Ok(_) => {}
                     Err(e2) => {
                         let delay = self.schedule_restart();
-                        warn!(pipe = name.as_str(), "cannot read the pipe after its engine stopped ({e2}); trying again in {}s", delay.as_secs());
+                        warn!(
+                            pipe = name.as_str(),
+                            "cannot read the pipe after its engine stopped ({e2}); trying again in {}s",
+                            delay.as_secs()
+                        );
                     }
                 }
             }
@@ -449,27 +395,13 @@ impl Owner {
                 let text = panic_text(j.into_panic().as_ref());
                 let msg = format!("the engine task panicked: {text}");
                 error!(pipe = name.as_str(), "{msg}");
-                metrics::counter!("sluice_errors_total", "pipe" => name.clone(), "kind" => "panic")
-                    .increment(1);
+                metrics::counter!("sluice_errors_total", "pipe" => name.clone(), "kind" => "panic").increment(1);
                 self.timer = None;
-                match self
-                    .catalog
-                    .transition(
-                        &name,
-                        PipeAction::Fail,
-                        PipeState::Failed,
-                        "engine task panicked",
-                        Some(&msg),
-                    )
-                    .await
-                {
+                match self.catalog.transition(&name, PipeAction::Fail, PipeState::Failed, "engine task panicked", Some(&msg)).await {
                     Ok(from) => error!(pipe = name.as_str(), "state {from} → Failed: {msg}"),
                     Err(e) => {
                         // Not a state that can fail (e.g. Paused): keep the state, show the error.
-                        warn!(
-                            pipe = name.as_str(),
-                            "cannot record the panic as Failed: {e}"
-                        );
+                        warn!(pipe = name.as_str(), "cannot record the panic as Failed: {e}");
                         let _ = self.catalog.set_error(&name, Some(&msg)).await;
                     }
                 }
@@ -501,10 +433,7 @@ impl Owner {
                 if self.engine.is_some() {
                     self.restarts = 0;
                     if let Err(e) = self.catalog.set_error(&self.name, None).await {
-                        warn!(
-                            pipe = self.name.as_str(),
-                            "cannot clear the pipe's error: {e}"
-                        );
+                        warn!(pipe = self.name.as_str(), "cannot clear the pipe's error: {e}");
                     }
                 }
             }
@@ -514,47 +443,29 @@ impl Owner {
     // ---- helpers ----
 
     async fn record(&self) -> Result<PipeRecord, ManagerError> {
-        self.catalog
-            .pipe(&self.name)
-            .await?
-            .ok_or_else(|| ManagerError::NotFound(self.name.clone()))
+        self.catalog.pipe(&self.name).await?.ok_or_else(|| ManagerError::NotFound(self.name.clone()))
     }
 
     /// Records `msg` in the pipe's history; a history that cannot be written is logged, not fatal.
     async fn note(&self, msg: &str) {
         if let Err(e) = self.catalog.note(&self.name, msg).await {
-            warn!(
-                pipe = self.name.as_str(),
-                "cannot record in the history ({msg}): {e}"
-            );
+            warn!(pipe = self.name.as_str(), "cannot record in the history ({msg}): {e}");
         }
     }
 
     /// A catalog transition, tried a few times: used where leaving the pipe
     /// half-way (e.g. `Pausing` or `Modifying` with no engine) is worse than waiting.
-    async fn transition_retried(
-        &self,
-        action: PipeAction,
-        to: PipeState,
-        reason: &str,
-    ) -> Result<PipeState, ManagerError> {
+    async fn transition_retried(&self, action: PipeAction, to: PipeState, reason: &str) -> Result<PipeState, ManagerError> {
         let mut delay = Duration::from_millis(200);
         let mut tries = 0;
         loop {
-            match self
-                .catalog
-                .transition(&self.name, action, to, reason, None)
-                .await
-            {
+            match self.catalog.transition(&self.name, action, to, reason, None).await {
                 Ok(from) => {
                     info!(pipe = self.name.as_str(), "state {from} → {to}: {reason}");
                     return Ok(from);
                 }
                 Err(e @ sluice_catalog::CatalogError::Db(_)) if tries < 4 => {
-                    warn!(
-                        pipe = self.name.as_str(),
-                        "recording {to} failed ({e}); trying again"
-                    );
+                    warn!(pipe = self.name.as_str(), "recording {to} failed ({e}); trying again");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                     tries += 1;
@@ -579,21 +490,8 @@ impl Owner {
         }
         // Stop the engine first so that it cannot race the transition with one of its own.
         self.cancel_engine();
-        match self
-            .catalog
-            .transition(
-                &self.name,
-                PipeAction::Pause,
-                PipeState::Pausing,
-                "pause requested",
-                None,
-            )
-            .await
-        {
-            Ok(from) => info!(
-                pipe = self.name.as_str(),
-                "state {from} → Pausing: pause requested"
-            ),
+        match self.catalog.transition(&self.name, PipeAction::Pause, PipeState::Pausing, "pause requested", None).await {
+            Ok(from) => info!(pipe = self.name.as_str(), "state {from} → Pausing: pause requested"),
             Err(e) => {
                 // Nothing changed: the engine goes on as before.
                 self.stop_engine().await;
@@ -603,8 +501,7 @@ impl Owner {
         }
         send(reply, Ok(PipeState::Pausing));
         self.stop_engine().await;
-        self.finish_pause("in-flight batch flushed and checkpointed")
-            .await;
+        self.finish_pause("in-flight batch flushed and checkpointed").await;
     }
 
     async fn finish_pause(&mut self, reason: &str) {
@@ -612,14 +509,8 @@ impl Owner {
             Ok(rec) if rec.state != PipeState::Pausing => return, // e.g. Failed by a panic while stopping
             _ => {}
         }
-        if let Err(e) = self
-            .transition_retried(PipeAction::Stopped, PipeState::Paused, reason)
-            .await
-        {
-            error!(
-                pipe = self.name.as_str(),
-                "could not finish pausing: {e} (a restart of the server finishes it)"
-            );
+        if let Err(e) = self.transition_retried(PipeAction::Stopped, PipeState::Paused, reason).await {
+            error!(pipe = self.name.as_str(), "could not finish pausing: {e} (a restart of the server finishes it)");
         }
     }
 
@@ -630,27 +521,16 @@ impl Owner {
             return Err(refuse(rec.state, PipeAction::Resume));
         }
         let tables = self.catalog.tables(&self.name).await?;
-        let to = if rec.spec.mode.snapshots() && tables.iter().any(|t| !t.snapshot_done) {
-            PipeState::Snapshot
-        } else {
-            PipeState::Running
-        };
-        self.catalog
-            .transition(&self.name, PipeAction::Resume, to, "resume requested", None)
-            .await?;
-        info!(
-            pipe = self.name.as_str(),
-            "state Paused → {to}: resume requested"
-        );
+        let to =
+            if rec.spec.mode.snapshots() && tables.iter().any(|t| !t.snapshot_done) { PipeState::Snapshot } else { PipeState::Running };
+        self.catalog.transition(&self.name, PipeAction::Resume, to, "resume requested", None).await?;
+        info!(pipe = self.name.as_str(), "state Paused → {to}: resume requested");
         self.start_engine(rec.spec);
         Ok(to)
     }
 
     /// Changes sync settings; a running pipe applies them from its next batch.
-    async fn update_settings(
-        &mut self,
-        patch: SettingsPatch,
-    ) -> Result<SyncSettings, ManagerError> {
+    async fn update_settings(&mut self, patch: SettingsPatch) -> Result<SyncSettings, ManagerError> {
         let mut rec = self.record().await?;
         let before = rec.spec.settings.clone();
         let s = &mut rec.spec.settings;
@@ -675,9 +555,7 @@ impl Owner {
         if let Some(v) = patch.heartbeat_interval_ms {
             s.heartbeat_interval_ms = v;
         }
-        rec.spec
-            .validate()
-            .map_err(|e| ManagerError::Invalid(e.to_string()))?;
+        rec.spec.validate().map_err(|e| ManagerError::Invalid(e.to_string()))?;
         let changed = settings_diff(&before, &rec.spec.settings);
         if changed.is_empty() {
             return Ok(rec.spec.settings);
@@ -699,10 +577,7 @@ impl Owner {
         let mut rec = self.record().await?;
         if !matches!(rec.state, PipeState::Paused | PipeState::Failed) {
             return Err(ManagerError::Conflict {
-                message: format!(
-                    "the source of a pipe that is {} cannot change; pause it first",
-                    rec.state
-                ),
+                message: format!("the source of a pipe that is {} cannot change; pause it first", rec.state),
                 state: rec.state,
             });
         }
@@ -732,11 +607,14 @@ impl Owner {
         if let Some(v) = patch.heartbeat_table {
             src.heartbeat_table = (!v.is_empty()).then_some(v);
         }
-        rec.spec
-            .validate()
-            .map_err(|e| ManagerError::Invalid(e.to_string()))?;
+        rec.spec.validate().map_err(|e| ManagerError::Invalid(e.to_string()))?;
         self.catalog.update_spec(&rec.spec).await?;
         let src = &rec.spec.source;
+        let after = format!("{}:{}", src.host, src.port);
+        if after != before {
+            // Another server numbers its binlog files independently: its first checkpoint may be anywhere.
+            self.catalog.allow_checkpoint_rebase(&self.name, &format!("source moved from {before} to {after}")).await?;
+        }
         let msg = format!(
             "source changed: {before} → {}:{} (user {}, replication_mechanism {:?}); CDC resumes from the checkpoint there",
             src.host, src.port, src.user, src.replication_mechanism
@@ -757,24 +635,17 @@ impl Owner {
             return Err(refuse(rec.state, PipeAction::Resync));
         }
         if !rec.spec.mode.streams() {
-            return Err(ManagerError::Invalid(
-                "a snapshot_only pipe has nothing to resync into; create a new pipe".into(),
-            ));
+            return Err(ManagerError::Invalid("a snapshot_only pipe has nothing to resync into; create a new pipe".into()));
         }
         if self.catalog.checkpoint(&name).await?.is_none() {
-            return Err(ManagerError::Invalid(
-                "the pipe never finished Setup; delete it and create it again".into(),
-            ));
+            return Err(ManagerError::Invalid("the pipe never finished Setup; delete it and create it again".into()));
         }
         let all = self.catalog.tables(&name).await?;
         let chosen: Vec<_> = if only.is_empty() {
             all.iter().collect()
         } else {
             only.iter()
-                .map(|t| {
-                    find_table(&all, t)
-                        .ok_or_else(|| ManagerError::NotFound(format!("{name}: table {t}")))
-                })
+                .map(|t| find_table(&all, t).ok_or_else(|| ManagerError::NotFound(format!("{name}: table {t}"))))
                 .collect::<Result<_, _>>()?
         };
         let whole = chosen.len() == all.len();
@@ -787,49 +658,26 @@ impl Owner {
         // From here the engine is stopped: every failure restarts it as it was.
         self.stop_engine().await;
         let sink = ClickHouseSink::new(&rec.spec.destination);
-        let prepared =
-            match sluice_engine::modify::prepare_resync(&self.catalog, &rec.spec, &mappings, &sink)
-                .await
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    self.start_if_live().await;
-                    let msg = format!("cannot start the resync: {e}");
-                    self.note(&msg).await;
-                    return Err(if matches!(e, EngineError::Spec(_)) {
-                        ManagerError::Invalid(msg)
-                    } else {
-                        ManagerError::Internal(msg)
-                    });
-                }
-            };
+        let prepared = match sluice_engine::modify::prepare_resync(&self.catalog, &rec.spec, &mappings, &sink).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.start_if_live().await;
+                let msg = format!("cannot start the resync: {e}");
+                self.note(&msg).await;
+                return Err(if matches!(e, EngineError::Spec(_)) { ManagerError::Invalid(msg) } else { ManagerError::Internal(msg) });
+            }
+        };
         let dests: Vec<String> = mappings.iter().map(|m| m.destination.clone()).collect();
         let start = &prepared.start;
         let reason = format!(
             "resync of {} requested; copying into {} from {}",
-            if whole {
-                "every table".to_string()
-            } else {
-                dests.join(", ")
-            },
-            dests
-                .iter()
-                .map(|d| resync_table_name(d))
-                .collect::<Vec<_>>()
-                .join(", "),
+            if whole { "every table".to_string() } else { dests.join(", ") },
+            dests.iter().map(|d| resync_table_name(d)).collect::<Vec<_>>().join(", "),
             start.position
         );
         let recorded = async {
-            self.catalog
-                .begin_resync(
-                    &name,
-                    &prepared.mappings,
-                    prepared.snapshot_version,
-                    whole.then_some(start),
-                )
-                .await?;
-            self.transition_retried(PipeAction::Resync, PipeState::Resync, &reason)
-                .await
+            self.catalog.begin_resync(&name, &prepared.mappings, prepared.snapshot_version, whole.then_some(start)).await?;
+            self.transition_retried(PipeAction::Resync, PipeState::Resync, &reason).await
         }
         .await;
         if let Err(e) = recorded {
@@ -848,21 +696,13 @@ impl Owner {
     async fn add_tables(&mut self, add: Vec<TableSpec>) -> Result<PipeState, ManagerError> {
         let name = self.name.clone();
         if add.is_empty() {
-            return Err(ManagerError::Invalid(
-                "tables: give at least one table".into(),
-            ));
+            return Err(ManagerError::Invalid("tables: give at least one table".into()));
         }
         // The checks a pipe's spec gets at creation (options, destination name), by the request's index.
         for (i, t) in add.iter().enumerate() {
-            t.validate(i).map_err(|e| {
-                ManagerError::Invalid(format!("cannot add the tables: {}: {}", e.field, e.message))
-            })?;
+            t.validate(i).map_err(|e| ManagerError::Invalid(format!("cannot add the tables: {}: {}", e.field, e.message)))?;
         }
-        let what = add
-            .iter()
-            .map(|t| t.source.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let what = add.iter().map(|t| t.source.as_str()).collect::<Vec<_>>().join(", ");
         // Set the tables up while the pipe keeps running; CDC stops only to pick them up.
         // (The copy position is read now: CDC restarts from its checkpoint, before or after
         // it, and the copy is read after that restart, so either way it converges.)
@@ -870,23 +710,9 @@ impl Owner {
         if targets(current.state, PipeAction::ModifyTables).is_empty() {
             return Err(refuse(current.state, PipeAction::ModifyTables));
         }
-        let existing: Vec<_> = self
-            .catalog
-            .tables(&name)
-            .await?
-            .into_iter()
-            .map(|t| t.mapping)
-            .collect();
+        let existing: Vec<_> = self.catalog.tables(&name).await?.into_iter().map(|t| t.mapping).collect();
         let sink = ClickHouseSink::new(&current.spec.destination);
-        let added = match sluice_engine::modify::prepare_added_tables(
-            &self.catalog,
-            &current.spec,
-            &existing,
-            &add,
-            &sink,
-        )
-        .await
-        {
+        let added = match sluice_engine::modify::prepare_added_tables(&self.catalog, &current.spec, &existing, &add, &sink).await {
             Ok(a) => a,
             Err(e) => {
                 let msg = format!("cannot add the tables: {e}");
@@ -896,20 +722,14 @@ impl Owner {
         };
         let (rec, from) = self.begin_modify(&format!("adding {what}")).await?;
         let copy = rec.spec.mode.snapshots();
-        let state = if copy {
-            TableState::Adding
-        } else {
-            TableState::Running
-        };
+        let state = if copy { TableState::Adding } else { TableState::Running };
         let mut spec = rec.spec.clone();
         spec.tables.extend(add);
         let recorded = async {
             self.catalog.update_spec(&spec).await?;
             let tables = async {
                 self.injected("add_tables")?;
-                self.catalog
-                    .add_tables(&name, &added.mappings, state, added.snapshot_version)
-                    .await
+                self.catalog.add_tables(&name, &added.mappings, state, added.snapshot_version).await
             };
             if let Err(e) = tables.await {
                 // One transaction: nothing of it was written. Put the spec back.
@@ -926,13 +746,8 @@ impl Owner {
             self.abort_modify(from, &msg).await;
             return Err(ManagerError::Internal(msg));
         }
-        let names: Vec<String> = added
-            .mappings
-            .iter()
-            .map(|m| format!("{} → {}", m.source.id, m.destination))
-            .collect();
-        self.note(&format!("tables added: {}", names.join(", ")))
-            .await;
+        let names: Vec<String> = added.mappings.iter().map(|m| format!("{} → {}", m.source.id, m.destination)).collect();
+        self.note(&format!("tables added: {}", names.join(", "))).await;
         self.end_modify(spec, from, copy, "tables added").await
     }
 
@@ -942,21 +757,14 @@ impl Owner {
         let name = self.name.clone();
         self.record().await?;
         let all = self.catalog.tables(&name).await?;
-        let t = find_table(&all, table)
-            .ok_or_else(|| ManagerError::NotFound(format!("{name}: table {table}")))?
-            .clone();
+        let t = find_table(&all, table).ok_or_else(|| ManagerError::NotFound(format!("{name}: table {table}")))?.clone();
         if all.len() == 1 {
-            return Err(ManagerError::Invalid(format!(
-                "{table} is the pipe's only table; delete the pipe instead"
-            )));
+            return Err(ManagerError::Invalid(format!("{table} is the pipe's only table; delete the pipe instead")));
         }
         let dest = t.mapping.destination.clone();
         let (rec, from) = self.begin_modify(&format!("removing {dest}")).await?;
         let mut spec = rec.spec.clone();
-        let source = format!(
-            "{}.{}",
-            t.mapping.source.id.schema, t.mapping.source.id.table
-        );
+        let source = format!("{}.{}", t.mapping.source.id.schema, t.mapping.source.id.table);
         spec.tables.retain(|s| s.source != source);
         let recorded = async {
             self.catalog.update_spec(&spec).await?;
@@ -982,15 +790,9 @@ impl Owner {
         let sink = ClickHouseSink::new(&spec.destination);
         let scratch = resync_table_name(&dest);
         let mut drop_error = None;
-        for d in if drop {
-            vec![dest.clone(), scratch]
-        } else {
-            vec![scratch]
-        } {
+        for d in if drop { vec![dest.clone(), scratch] } else { vec![scratch] } {
             if let Err(e) = sink.drop_table(&d).await {
-                drop_error.get_or_insert(format!(
-                    "table {source} was removed from the pipe, but dropping {d} failed: {e}"
-                ));
+                drop_error.get_or_insert(format!("table {source} was removed from the pipe, but dropping {d} failed: {e}"));
             }
         }
         let what = match (&drop_error, drop) {
@@ -1014,31 +816,15 @@ impl Owner {
 
     /// Stops the engine and moves the pipe to `Modifying`. Returns the pipe as
     /// it was and the state it left. On failure the engine runs again.
-    async fn begin_modify(
-        &mut self,
-        reason: &str,
-    ) -> Result<(PipeRecord, PipeState), ManagerError> {
+    async fn begin_modify(&mut self, reason: &str) -> Result<(PipeRecord, PipeState), ManagerError> {
         let rec = self.record().await?;
         if targets(rec.state, PipeAction::ModifyTables).is_empty() {
             return Err(refuse(rec.state, PipeAction::ModifyTables));
         }
         self.stop_engine().await;
-        match self
-            .catalog
-            .transition(
-                &self.name,
-                PipeAction::ModifyTables,
-                PipeState::Modifying,
-                reason,
-                None,
-            )
-            .await
-        {
+        match self.catalog.transition(&self.name, PipeAction::ModifyTables, PipeState::Modifying, reason, None).await {
             Ok(from) => {
-                info!(
-                    pipe = self.name.as_str(),
-                    "state {from} → Modifying: {reason}"
-                );
+                info!(pipe = self.name.as_str(), "state {from} → Modifying: {reason}");
                 Ok((rec, from))
             }
             Err(e) => {
@@ -1051,15 +837,9 @@ impl Owner {
     /// Leaves `Modifying` for the state the pipe had before a table change
     /// that failed, records why, and restarts the engine if the pipe was live.
     async fn abort_modify(&mut self, before: PipeState, msg: &str) {
-        error!(
-            pipe = self.name.as_str(),
-            "{msg}; putting the pipe back as it was"
-        );
+        error!(pipe = self.name.as_str(), "{msg}; putting the pipe back as it was");
         let reason = format!("{msg}; the pipe is back as it was");
-        if let Err(e) = self
-            .transition_retried(PipeAction::Finished, before, &reason)
-            .await
-        {
+        if let Err(e) = self.transition_retried(PipeAction::Finished, before, &reason).await {
             error!(pipe = self.name.as_str(), "cannot leave Modifying: {e}");
         }
         if before == PipeState::Paused {
@@ -1077,21 +857,13 @@ impl Owner {
 
     /// Leaves `Modifying`: back to `Paused` for a paused pipe, else `Snapshot`
     /// when tables are to be copied, else `Running`; restarts the engine.
-    async fn end_modify(
-        &mut self,
-        spec: PipeSpec,
-        before: PipeState,
-        copying: bool,
-        reason: &str,
-    ) -> Result<PipeState, ManagerError> {
+    async fn end_modify(&mut self, spec: PipeSpec, before: PipeState, copying: bool, reason: &str) -> Result<PipeState, ManagerError> {
         let to = match (before, copying) {
             (PipeState::Paused, _) => PipeState::Paused,
             (_, true) => PipeState::Snapshot,
             _ => PipeState::Running,
         };
-        let done = self
-            .transition_retried(PipeAction::Finished, to, reason)
-            .await;
+        let done = self.transition_retried(PipeAction::Finished, to, reason).await;
         if to != PipeState::Paused {
             // Even when the transition could not be written: the engine finishes
             // an interrupted table change itself, with the tables recorded.
@@ -1099,9 +871,7 @@ impl Owner {
         }
         match done {
             Ok(_) => Ok(to),
-            Err(e) => Err(ManagerError::Internal(format!(
-                "{reason}, but the pipe could not leave Modifying: {e}"
-            ))),
+            Err(e) => Err(ManagerError::Internal(format!("{reason}, but the pipe could not leave Modifying: {e}"))),
         }
     }
 
@@ -1115,13 +885,8 @@ impl Owner {
             if drop_tables {
                 let sink = ClickHouseSink::new(&rec.spec.destination);
                 for t in self.catalog.tables(&name).await? {
-                    for d in [
-                        t.mapping.destination.clone(),
-                        resync_table_name(&t.mapping.destination),
-                    ] {
-                        sink.drop_table(&d)
-                            .await
-                            .map_err(|e| ManagerError::Internal(format!("dropping {d}: {e}")))?;
+                    for d in [t.mapping.destination.clone(), resync_table_name(&t.mapping.destination)] {
+                        sink.drop_table(&d).await.map_err(|e| ManagerError::Internal(format!("dropping {d}: {e}")))?;
                     }
                 }
             }
@@ -1131,15 +896,7 @@ impl Owner {
         .await;
         match result {
             Ok(()) => {
-                info!(
-                    pipe = name.as_str(),
-                    "pipe deleted{}",
-                    if drop_tables {
-                        " with its destination tables"
-                    } else {
-                        ""
-                    }
-                );
+                info!(pipe = name.as_str(), "pipe deleted{}", if drop_tables { " with its destination tables" } else { "" });
                 self.timer = None;
                 Ok(())
             }
@@ -1171,12 +928,8 @@ mod tests {
 
     /// Brings a fresh pipe to `Running` the way the engine does.
     async fn to_running(ctx: &PipeContext) {
-        ctx.transition(PipeAction::Provisioned, PipeState::Setup, "provisioned")
-            .await
-            .unwrap();
-        ctx.transition(PipeAction::SetupDone, PipeState::Running, "setup done")
-            .await
-            .unwrap();
+        ctx.transition(PipeAction::Provisioned, PipeState::Setup, "provisioned").await.unwrap();
+        ctx.transition(PipeAction::SetupDone, PipeState::Running, "setup done").await.unwrap();
     }
 
     /// An engine that reaches `Running` (if new) and streams until it is stopped; counts its starts.
@@ -1200,21 +953,14 @@ mod tests {
     }
 
     /// Polls until `want` holds, for at most 20 s.
-    async fn until<F: Fn((PipeState, Option<String>)) -> bool>(
-        catalog: &Catalog,
-        name: &str,
-        want: F,
-    ) -> (PipeState, Option<String>) {
+    async fn until<F: Fn((PipeState, Option<String>)) -> bool>(catalog: &Catalog, name: &str, want: F) -> (PipeState, Option<String>) {
         let start = std::time::Instant::now();
         loop {
             let s = state_of(catalog, name).await;
             if want(s.clone()) {
                 return s;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "pipe {name} stuck at {s:?}"
-            );
+            assert!(start.elapsed() < Duration::from_secs(20), "pipe {name} stuck at {s:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -1243,24 +989,11 @@ mod tests {
         let (state, error) = until(&catalog, "p", |(s, _)| s == PipeState::Failed).await;
         assert_eq!(state, PipeState::Failed);
         let error = error.unwrap_or_default();
-        assert!(
-            error.contains("panicked") && error.contains("injected engine bug at batch 7"),
-            "{error}"
-        );
+        assert!(error.contains("panicked") && error.contains("injected engine bug at batch 7"), "{error}");
         let ev = catalog.events("p").await.unwrap();
-        assert!(
-            ev.iter()
-                .any(|e| e.to_state == "Failed" && e.reason.contains("panicked")),
-            "{ev:?}"
-        );
+        assert!(ev.iter().any(|e| e.to_state == "Failed" && e.reason.contains("panicked")), "{ev:?}");
         // The owner lives on: the pipe still answers commands (a Failed pipe cannot be paused).
-        assert!(matches!(
-            m.pause("p").await,
-            Err(ManagerError::Conflict {
-                state: PipeState::Failed,
-                ..
-            })
-        ));
+        assert!(matches!(m.pause("p").await, Err(ManagerError::Conflict { state: PipeState::Failed, .. })));
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -1276,9 +1009,7 @@ mod tests {
             Box::pin(async move {
                 to_running(&ctx).await;
                 // As if the catalog had refused the engine's own `Fail` (e.g. a full disk).
-                Err(EngineError::Spec(
-                    "injected: catalog database error: database or disk is full".into(),
-                ))
+                Err(EngineError::Spec("injected: catalog database error: database or disk is full".into()))
             })
         });
         let (_dir, catalog, m) = manager(engine).await;
@@ -1288,10 +1019,7 @@ mod tests {
         assert!(error.unwrap().contains("disk is full"));
         let start = std::time::Instant::now();
         while starts.load(Ordering::SeqCst) < 2 {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the engine was not restarted"
-            );
+            assert!(start.elapsed() < Duration::from_secs(20), "the engine was not restarted");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(state_of(&catalog, "p").await.0, PipeState::Running);
@@ -1306,34 +1034,13 @@ mod tests {
         m.create(spec("p")).await.unwrap();
         until(&catalog, "p", |(s, _)| s == PipeState::Running).await;
         let patches = [
-            SettingsPatch {
-                sync_interval_ms: Some(4321),
-                ..Default::default()
-            },
-            SettingsPatch {
-                pull_batch_size: Some(777),
-                ..Default::default()
-            },
-            SettingsPatch {
-                snapshot_rows_per_chunk: Some(555),
-                ..Default::default()
-            },
-            SettingsPatch {
-                rows_per_partition: Some(9999),
-                ..Default::default()
-            },
-            SettingsPatch {
-                parallel_partitions: Some(3),
-                ..Default::default()
-            },
-            SettingsPatch {
-                parallel_tables: Some(2),
-                ..Default::default()
-            },
-            SettingsPatch {
-                heartbeat_interval_ms: Some(12345),
-                ..Default::default()
-            },
+            SettingsPatch { sync_interval_ms: Some(4321), ..Default::default() },
+            SettingsPatch { pull_batch_size: Some(777), ..Default::default() },
+            SettingsPatch { snapshot_rows_per_chunk: Some(555), ..Default::default() },
+            SettingsPatch { rows_per_partition: Some(9999), ..Default::default() },
+            SettingsPatch { parallel_partitions: Some(3), ..Default::default() },
+            SettingsPatch { parallel_tables: Some(2), ..Default::default() },
+            SettingsPatch { heartbeat_interval_ms: Some(12345), ..Default::default() },
         ];
         let tasks: Vec<_> = patches
             .into_iter()
@@ -1359,16 +1066,9 @@ mod tests {
             (4321, 777, 555, 9999, 3, 2, 12345)
         );
         let ev = catalog.events("p").await.unwrap();
-        let changes: Vec<_> = ev
-            .iter()
-            .filter(|e| e.reason.starts_with("settings changed: "))
-            .collect();
+        let changes: Vec<_> = ev.iter().filter(|e| e.reason.starts_with("settings changed: ")).collect();
         assert_eq!(changes.len(), 7, "{ev:?}");
-        assert!(
-            ev.iter()
-                .any(|e| e.reason == "settings changed: sync_interval_ms 1000 → 4321"),
-            "{ev:?}"
-        );
+        assert!(ev.iter().any(|e| e.reason == "settings changed: sync_interval_ms 1000 → 4321"), "{ev:?}");
         m.shutdown().await;
     }
 
@@ -1382,24 +1082,8 @@ mod tests {
         until(&catalog, "p", |(s, _)| s == PipeState::Running).await;
         assert_eq!(m.pause("p").await.unwrap(), PipeState::Pausing);
         assert_eq!(m.resume("p").await.unwrap(), PipeState::Running);
-        let states: Vec<String> = catalog
-            .events("p")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.to_state)
-            .collect();
-        assert_eq!(
-            states,
-            [
-                "Provisioning",
-                "Setup",
-                "Running",
-                "Pausing",
-                "Paused",
-                "Running"
-            ]
-        );
+        let states: Vec<String> = catalog.events("p").await.unwrap().into_iter().map(|e| e.to_state).collect();
+        assert_eq!(states, ["Provisioning", "Setup", "Running", "Pausing", "Paused", "Running"]);
         assert_eq!(starts.load(Ordering::SeqCst), 2);
         m.delete("p", false).await.unwrap();
         assert!(catalog.pipe("p").await.unwrap().is_none());
@@ -1411,10 +1095,7 @@ mod tests {
     async fn a_taken_name_is_exists_and_nothing_else_is() {
         let (_dir, _catalog, m) = manager(streaming_engine(Arc::new(AtomicU32::new(0)))).await;
         m.create(spec("p")).await.unwrap();
-        assert!(matches!(
-            m.create(spec("p")).await,
-            Err(ManagerError::Exists { .. })
-        ));
+        assert!(matches!(m.create(spec("p")).await, Err(ManagerError::Exists { .. })));
         m.shutdown().await;
     }
 
@@ -1428,72 +1109,29 @@ mod tests {
         let starts = Arc::new(AtomicU32::new(0));
         let (_dir, catalog, m) = manager(streaming_engine(starts.clone())).await;
         let mut sp = spec("half");
-        sp.tables
-            .push(serde_json::from_value(serde_json::json!({"source": "db.u"})).unwrap());
+        sp.tables.push(serde_json::from_value(serde_json::json!({"source": "db.u"})).unwrap());
         m.create(sp.clone()).await.unwrap();
         until(&catalog, "half", |(s, _)| s == PipeState::Running).await;
         let mapping = |t: &str| {
             TableMapping::new(
-                SourceTable {
-                    id: TableId::new("db", t),
-                    columns: vec![],
-                    primary_key: vec!["id".into()],
-                },
+                SourceTable { id: TableId::new("db", t), columns: vec![], primary_key: vec!["id".into()], charset: None },
                 t.into(),
             )
         };
-        catalog
-            .add_tables(
-                "half",
-                &[mapping("t"), mapping("u")],
-                TableState::Running,
-                1,
-            )
-            .await
-            .unwrap();
-        FAIL_AT
-            .lock()
-            .unwrap()
-            .push(("half".into(), "remove_table"));
+        catalog.add_tables("half", &[mapping("t"), mapping("u")], TableState::Running, 1).await.unwrap();
+        FAIL_AT.lock().unwrap().push(("half".into(), "remove_table"));
 
         let r = m.remove_table("half", "u", false).await;
-        let Err(ManagerError::Internal(msg)) = r else {
-            panic!("{r:?}")
-        };
-        assert!(
-            msg.contains("removing db.u failed") && msg.contains("injected failure"),
-            "{msg}"
-        );
+        let Err(ManagerError::Internal(msg)) = r else { panic!("{r:?}") };
+        assert!(msg.contains("removing db.u failed") && msg.contains("injected failure"), "{msg}");
         assert_eq!(state_of(&catalog, "half").await.0, PipeState::Running);
-        assert_eq!(
-            catalog
-                .pipe("half")
-                .await
-                .unwrap()
-                .unwrap()
-                .spec
-                .tables
-                .len(),
-            2,
-            "the spec was not restored"
-        );
+        assert_eq!(catalog.pipe("half").await.unwrap().unwrap().spec.tables.len(), 2, "the spec was not restored");
         assert_eq!(catalog.tables("half").await.unwrap().len(), 2);
-        assert_eq!(
-            starts.load(Ordering::SeqCst),
-            2,
-            "the engine was not started again"
-        );
+        assert_eq!(starts.load(Ordering::SeqCst), 2, "the engine was not started again");
         let ev = catalog.events("half").await.unwrap();
-        let i = ev
-            .iter()
-            .position(|e| e.to_state == "Modifying" && e.reason == "removing u")
-            .unwrap_or_else(|| panic!("{ev:?}"));
+        let i = ev.iter().position(|e| e.to_state == "Modifying" && e.reason == "removing u").unwrap_or_else(|| panic!("{ev:?}"));
         assert_eq!(ev[i + 1].to_state, "Running", "{ev:?}");
-        assert!(
-            ev[i + 1].reason.contains("injected failure")
-                && ev[i + 1].reason.ends_with("the pipe is back as it was"),
-            "{ev:?}"
-        );
+        assert!(ev[i + 1].reason.contains("injected failure") && ev[i + 1].reason.ends_with("the pipe is back as it was"), "{ev:?}");
         FAIL_AT.lock().unwrap().clear();
         m.shutdown().await;
     }
@@ -1504,10 +1142,7 @@ mod tests {
         let mut b = a.clone();
         b.sync_interval_ms = 5000;
         b.parallel_tables = 3;
-        assert_eq!(
-            settings_diff(&a, &b),
-            "sync_interval_ms 1000 → 5000, parallel_tables 1 → 3"
-        );
+        assert_eq!(settings_diff(&a, &b), "sync_interval_ms 1000 → 5000, parallel_tables 1 → 3");
         assert_eq!(settings_diff(&a, &a), "");
     }
 }

@@ -24,15 +24,9 @@ pub enum TokenError {
     )]
     BadFile { path: String, what: String },
     #[error("cannot read the API token file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("cannot write the API token file {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    Write { path: String, source: std::io::Error },
 }
 
 /// The API token: `SLUICE_API_TOKEN`, else `<data-dir>/api-token` (created on
@@ -53,28 +47,16 @@ pub fn load_or_create_token(data_dir: &Path) -> Result<String, TokenError> {
         Ok(t) => {
             let t = t.trim();
             if t.len() < MIN_TOKEN_LEN {
-                let what = if t.is_empty() {
-                    "empty".to_string()
-                } else {
-                    format!("shorter than {MIN_TOKEN_LEN} characters")
-                };
+                let what = if t.is_empty() { "empty".to_string() } else { format!("shorter than {MIN_TOKEN_LEN} characters") };
                 return Err(TokenError::BadFile { path: shown, what });
             }
             return Ok(t.to_string());
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(TokenError::Read {
-                path: shown,
-                source,
-            })
-        }
+        Err(source) => return Err(TokenError::Read { path: shown, source }),
     }
     let token = hex::encode(rand::random::<[u8; 24]>());
-    write_atomically(&path, &token).map_err(|source| TokenError::Write {
-        path: shown.clone(),
-        source,
-    })?;
+    write_atomically(&path, &token).map_err(|source| TokenError::Write { path: shown.clone(), source })?;
     eprintln!("Generated API token (stored in {shown}, shown once): {token}");
     Ok(token)
 }
@@ -85,11 +67,7 @@ pub fn load_or_create_token(data_dir: &Path) -> Result<String, TokenError> {
 fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -115,8 +93,7 @@ fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 pub async fn serve(data_dir: &Path, listen: SocketAddr) -> Result<()> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     // Held until this function returns: no other sluice process uses this data dir meanwhile.
     let _lock = crate::lock::lock_data_dir(data_dir)?;
     let token = load_or_create_token(data_dir)?;
@@ -128,37 +105,20 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr) -> Result<()> {
         );
     }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&[
-            0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 100.0, 1e3, 1e4,
-            1e5, 1e6,
-        ])
+        .set_buckets(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 100.0, 1e3, 1e4, 1e5, 1e6])
         .context("metric buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
     let manager = Manager::new(catalog);
-    manager
-        .resume_all()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let app = router(AppState {
-        manager: manager.clone(),
-        token: Arc::new(token),
-        metrics,
-    });
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    info!(
-        "sluice server listening on http://{listen} (data dir {})",
-        data_dir.display()
-    );
+    manager.resume_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = router(AppState { manager: manager.clone(), token: Arc::new(token), metrics });
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    info!("sluice server listening on http://{listen} (data dir {})", data_dir.display());
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let term = async {
                 #[cfg(unix)]
-                if let Ok(mut s) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                {
+                if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                     s.recv().await;
                     return;
                 }

@@ -16,8 +16,8 @@ pub mod value;
 
 pub use change::{ChangeOp, RowChange};
 pub use position::{BinlogPosition, Checkpoint};
-pub use severity::Severity;
 pub use schema::{SourceColumn, SourceTable, TableId};
+pub use severity::Severity;
 pub use spec::{PipeMode, PipeSpec, SpecError, SyncSettings, TableSpec};
 pub use state::{PipeAction, PipeState, TableState};
 pub use types::{ChType, ColumnMapping};

@@ -24,18 +24,13 @@ pub struct BinlogPosition {
 
 impl BinlogPosition {
     pub fn new(file: impl Into<String>, pos: u64) -> Self {
-        Self {
-            file: file.into(),
-            pos,
-        }
+        Self { file: file.into(), pos }
     }
 
     /// The numeric suffix of the binlog file name (`binlog.000042` → 42).
     pub fn file_sequence(&self) -> Result<u64, VersionError> {
         let digits = self.file.rsplit('.').next().unwrap_or("");
-        let seq: u64 = digits
-            .parse()
-            .map_err(|_| VersionError::BadFileName(self.file.clone()))?;
+        let seq: u64 = digits.parse().map_err(|_| VersionError::BadFileName(self.file.clone()))?;
         if seq > MAX_FILE_SEQUENCE {
             return Err(VersionError::FileSequenceTooLarge(self.file.clone()));
         }
@@ -46,11 +41,7 @@ impl BinlogPosition {
     /// the whole name when it has no `.digits` suffix.
     pub fn file_base(&self) -> &str {
         match self.file.rsplit_once('.') {
-            Some((base, digits))
-                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                base
-            }
+            Some((base, digits)) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => base,
             _ => &self.file,
         }
     }
@@ -69,11 +60,7 @@ impl BinlogPosition {
             return None;
         }
         // Parsed without the version scheme's limit: ordering needs no encoding.
-        let seq = |p: &BinlogPosition| {
-            p.file
-                .rsplit_once('.')
-                .and_then(|(_, d)| d.parse::<u64>().ok())
-        };
+        let seq = |p: &BinlogPosition| p.file.rsplit_once('.').and_then(|(_, d)| d.parse::<u64>().ok());
         Some((seq(self)?, self.pos).cmp(&(seq(other)?, other.pos)))
     }
 
@@ -157,39 +144,17 @@ mod tests {
     fn progress_compares_sequence_then_offset_within_one_base() {
         use std::cmp::Ordering::*;
         let p = |f: &str, pos| BinlogPosition::new(f, pos);
-        assert_eq!(
-            p("binlog.000042", 100).progress_cmp(&p("binlog.000042", 100)),
-            Some(Equal)
-        );
-        assert_eq!(
-            p("binlog.000042", 99).progress_cmp(&p("binlog.000042", 100)),
-            Some(Less)
-        );
-        assert_eq!(
-            p("binlog.000043", 4).progress_cmp(&p("binlog.000042", 9_000_000)),
-            Some(Greater)
-        );
-        assert_eq!(
-            p("binlog.000041", 9_000_000).progress_cmp(&p("binlog.000042", 4)),
-            Some(Less)
-        );
+        assert_eq!(p("binlog.000042", 100).progress_cmp(&p("binlog.000042", 100)), Some(Equal));
+        assert_eq!(p("binlog.000042", 99).progress_cmp(&p("binlog.000042", 100)), Some(Less));
+        assert_eq!(p("binlog.000043", 4).progress_cmp(&p("binlog.000042", 9_000_000)), Some(Greater));
+        assert_eq!(p("binlog.000041", 9_000_000).progress_cmp(&p("binlog.000042", 4)), Some(Less));
         // Sequences compare as numbers, not strings (a rollover past 999999 adds a digit).
-        assert_eq!(
-            p("binlog.1000000", 4).progress_cmp(&p("binlog.999999", 4)),
-            Some(Greater)
-        );
+        assert_eq!(p("binlog.1000000", 4).progress_cmp(&p("binlog.999999", 4)), Some(Greater));
         // Another base name or no sequence: not comparable.
-        assert_eq!(
-            p("mysql-bin.000001", 4).progress_cmp(&p("binlog.000042", 4)),
-            None
-        );
+        assert_eq!(p("mysql-bin.000001", 4).progress_cmp(&p("binlog.000042", 4)), None);
         assert_eq!(p("binlog", 4).progress_cmp(&p("binlog", 8)), None);
         assert_eq!(p("binlog.", 4).progress_cmp(&p("binlog.", 8)), None);
-        assert_eq!(
-            p("binlog.9999999", 4).progress_cmp(&p("binlog.9999998", 4)),
-            Some(Greater),
-            "beyond the version scheme's limit"
-        );
+        assert_eq!(p("binlog.9999999", 4).progress_cmp(&p("binlog.9999998", 4)), Some(Greater), "beyond the version scheme's limit");
         assert_eq!(p("a.b.000002", 4).file_base(), "a.b");
         assert_eq!(p("nonumber", 4).file_base(), "nonumber");
         assert!(p("binlog.000042", 99).is_before(&p("binlog.000042", 100)));
@@ -204,9 +169,7 @@ mod tests {
         assert_eq!(p.file_sequence().unwrap(), 123);
         assert!(BinlogPosition::new("nonumber", 4).version(0).is_err());
         assert!(BinlogPosition::new("b.9999999", 4).version(0).is_err());
-        let max = BinlogPosition::new("b.1048575", u32::MAX as u64)
-            .version(2047)
-            .unwrap();
+        let max = BinlogPosition::new("b.1048575", u32::MAX as u64).version(2047).unwrap();
         assert!(max > 0);
     }
 }

@@ -128,10 +128,7 @@ impl SourceTable {
 
     /// Indices (into `columns`) of the primary key columns, in key order.
     pub fn primary_key_indices(&self) -> Vec<usize> {
-        self.primary_key
-            .iter()
-            .filter_map(|k| self.columns.iter().position(|c| &c.name == k))
-            .collect()
+        self.primary_key.iter().filter_map(|k| self.columns.iter().position(|c| &c.name == k)).collect()
     }
 }
 
@@ -145,11 +142,22 @@ pub enum AlterOp {
     /// A new column. `default` is the value MySQL gave the rows already in the
     /// table, as text (`5`, `0.00`, `abc`, `2024-01-01 00:00:00`); `None` means
     /// NULL for a nullable column and the type's zero value (`0`, `''`) otherwise.
-    AddColumn { name: String, default: Option<String> },
-    DropColumn { name: String },
-    RenameColumn { from: String, to: String },
+    AddColumn {
+        name: String,
+        default: Option<String>,
+    },
+    DropColumn {
+        name: String,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
     /// `MODIFY`/`CHANGE`: the column was redefined (and renamed when the names differ).
-    ModifyColumn { old_name: String, new_name: String },
+    ModifyColumn {
+        old_name: String,
+        new_name: String,
+    },
 }
 
 #[cfg(test)]

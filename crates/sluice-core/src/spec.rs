@@ -380,10 +380,7 @@ impl PipeSpec {
 
     /// Checks every field that can be checked without contacting a server.
     pub fn validate(&self) -> Result<(), SpecError> {
-        if self.name.is_empty()
-            || self.name.len() > 64
-            || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if self.name.is_empty() || self.name.len() > 64 || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(err("name", "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"));
         }
         if self.source.host.trim().is_empty() {
@@ -530,13 +527,33 @@ mod tests {
             (r#""mode": "snapshot_and_cdc""#, r#""mode": "sometimes""#, "(json)"),
             (r#""port": 3306"#, r#""port": 3306, "pasword": "x""#, "(json)"),
             (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "exclude_columns": ["a", "a"]}"#, "tables[0].exclude_columns"),
-            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "partition_key": "a", "exclude_columns": ["a"]}"#, "tables[0].exclude_columns"),
+            (
+                r#"{"source": "shop.orders"}"#,
+                r#"{"source": "shop.orders", "partition_key": "a", "exclude_columns": ["a"]}"#,
+                "tables[0].exclude_columns",
+            ),
             (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "sorting_key": []}"#, "tables[0].sorting_key"),
-            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "sorting_key": ["a"], "exclude_columns": ["a"]}"#, "tables[0].sorting_key"),
-            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "sorting_key": ["a"], "engine": "null"}"#, "tables[0].sorting_key"),
-            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "partition_by": "a", "engine": "null"}"#, "tables[0].partition_by"),
+            (
+                r#"{"source": "shop.orders"}"#,
+                r#"{"source": "shop.orders", "sorting_key": ["a"], "exclude_columns": ["a"]}"#,
+                "tables[0].sorting_key",
+            ),
+            (
+                r#"{"source": "shop.orders"}"#,
+                r#"{"source": "shop.orders", "sorting_key": ["a"], "engine": "null"}"#,
+                "tables[0].sorting_key",
+            ),
+            (
+                r#"{"source": "shop.orders"}"#,
+                r#"{"source": "shop.orders", "partition_by": "a", "engine": "null"}"#,
+                "tables[0].partition_by",
+            ),
             (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "partition_by": " "}"#, "tables[0].partition_by"),
-            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "hard_deletes": true, "engine": "merge_tree"}"#, "tables[0].hard_deletes"),
+            (
+                r#"{"source": "shop.orders"}"#,
+                r#"{"source": "shop.orders", "hard_deletes": true, "engine": "merge_tree"}"#,
+                "tables[0].hard_deletes",
+            ),
             (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "engine": "aggregating"}"#, "(json)"),
             (r#""server_id": 51001"#, r#""server_id": 51001, "heartbeat_table": "nodot""#, "source.heartbeat_table"),
             (r#""server_id": 51001"#, r#""server_id": 51001, "heartbeat_table": "s.*""#, "source.heartbeat_table"),

@@ -66,10 +66,7 @@ impl fmt::Display for PipeState {
 impl FromStr for PipeState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        PipeState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown pipe state {s:?}"))
+        PipeState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown pipe state {s:?}"))
     }
 }
 
@@ -160,10 +157,7 @@ impl TableState {
     /// the pipe's Setup, `Adding` (to be copied) or `Running` (CDC-only pipes)
     /// when added to a live pipe.
     pub fn can_start_as(self) -> bool {
-        matches!(
-            self,
-            TableState::Setup | TableState::Adding | TableState::Running
-        )
+        matches!(self, TableState::Setup | TableState::Adding | TableState::Running)
     }
 }
 
@@ -178,11 +172,7 @@ pub struct IllegalTableTransition {
 }
 
 /// Checks a table-state change against the table (`from: None`: a new table).
-pub fn table_transition(
-    table: &str,
-    from: Option<TableState>,
-    to: TableState,
-) -> Result<TableState, IllegalTableTransition> {
+pub fn table_transition(table: &str, from: Option<TableState>, to: TableState) -> Result<TableState, IllegalTableTransition> {
     let ok = match from {
         Some(f) => f.can_become(to),
         None => to.can_start_as(),
@@ -190,11 +180,7 @@ pub fn table_transition(
     if ok {
         Ok(to)
     } else {
-        Err(IllegalTableTransition {
-            table: table.to_string(),
-            from,
-            to,
-        })
+        Err(IllegalTableTransition { table: table.to_string(), from, to })
     }
 }
 
@@ -207,10 +193,7 @@ impl fmt::Display for TableState {
 impl FromStr for TableState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TableState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown table state {s:?}"))
+        TableState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown table state {s:?}"))
     }
 }
 
@@ -264,10 +247,7 @@ impl PipeAction {
 
     /// Whether a user (API/CLI) may request this action, rather than only the engine.
     pub fn is_user_request(self) -> bool {
-        matches!(
-            self,
-            PipeAction::Pause | PipeAction::Resume | PipeAction::Resync | PipeAction::ModifyTables
-        )
+        matches!(self, PipeAction::Pause | PipeAction::Resume | PipeAction::Resync | PipeAction::ModifyTables)
     }
 }
 
@@ -281,11 +261,7 @@ pub struct IllegalTransition {
 
 /// The one table of allowed transitions. Where an action has two possible
 /// targets, `to` picks one of them and anything else is refused.
-pub fn transition(
-    state: PipeState,
-    action: PipeAction,
-    to: PipeState,
-) -> Result<PipeState, IllegalTransition> {
+pub fn transition(state: PipeState, action: PipeAction, to: PipeState) -> Result<PipeState, IllegalTransition> {
     use PipeAction as A;
     use PipeState as S;
     let allowed: &[S] = match (state, action) {
@@ -299,16 +275,7 @@ pub fn transition(
         (S::Running | S::Paused, A::ModifyTables) => &[S::Modifying],
         (S::Resync, A::Finished) => &[S::Running, S::Snapshot],
         (S::Modifying, A::Finished) => &[S::Running, S::Snapshot, S::Paused],
-        (
-            S::Provisioning
-            | S::Setup
-            | S::Snapshot
-            | S::Running
-            | S::Pausing
-            | S::Modifying
-            | S::Resync,
-            A::Fail,
-        ) => &[S::Failed],
+        (S::Provisioning | S::Setup | S::Snapshot | S::Running | S::Pausing | S::Modifying | S::Resync, A::Fail) => &[S::Failed],
         (S::Failed, A::RetrySetup) => &[S::Setup],
         _ => &[],
     };
@@ -321,10 +288,7 @@ pub fn transition(
 
 /// The targets an action can have from a state (empty when it is not allowed).
 pub fn targets(state: PipeState, action: PipeAction) -> Vec<PipeState> {
-    PipeState::ALL
-        .into_iter()
-        .filter(|to| transition(state, action, *to).is_ok())
-        .collect()
+    PipeState::ALL.into_iter().filter(|to| transition(state, action, *to).is_ok()).collect()
 }
 
 #[cfg(test)]
@@ -361,11 +325,7 @@ mod tests {
             (S::Paused, A::Resume, &[S::Snapshot, S::Running]),
             (S::Paused, A::Resync, &[S::Resync]),
             (S::Paused, A::ModifyTables, &[S::Modifying]),
-            (
-                S::Modifying,
-                A::Finished,
-                &[S::Snapshot, S::Running, S::Paused],
-            ),
+            (S::Modifying, A::Finished, &[S::Snapshot, S::Running, S::Paused]),
             (S::Modifying, A::Fail, &[S::Failed]),
             (S::Resync, A::Finished, &[S::Snapshot, S::Running]),
             (S::Resync, A::Fail, &[S::Failed]),
@@ -375,19 +335,12 @@ mod tests {
         let mut checked = 0;
         for state in PipeState::ALL {
             for action in PipeAction::ALL {
-                let want: Vec<S> = expected
-                    .iter()
-                    .find(|(s, a, _)| *s == state && *a == action)
-                    .map(|(_, _, t)| t.to_vec())
-                    .unwrap_or_default();
+                let want: Vec<S> =
+                    expected.iter().find(|(s, a, _)| *s == state && *a == action).map(|(_, _, t)| t.to_vec()).unwrap_or_default();
                 assert_eq!(targets(state, action), want, "{state} + {action:?}");
                 for to in PipeState::ALL {
                     let r = transition(state, action, to);
-                    assert_eq!(
-                        r.is_ok(),
-                        want.contains(&to),
-                        "{state} + {action:?} -> {to}"
-                    );
+                    assert_eq!(r.is_ok(), want.contains(&to), "{state} + {action:?} -> {to}");
                     if let Err(e) = r {
                         assert_eq!(e, IllegalTransition { state, action });
                     }
@@ -397,9 +350,7 @@ mod tests {
         }
         assert_eq!(checked, 110);
         // Completed is terminal: nothing moves it.
-        assert!(PipeAction::ALL
-            .iter()
-            .all(|a| targets(S::Completed, *a).is_empty()));
+        assert!(PipeAction::ALL.iter().all(|a| targets(S::Completed, *a).is_empty()));
     }
 
     /// Every (from, to) pair of table states against the expected table, written out independently.
@@ -439,34 +390,20 @@ mod tests {
                 let r = table_transition("t", Some(from), to);
                 assert_eq!(r.is_ok(), want, "{from} -> {to}");
                 if let Err(e) = r {
-                    assert_eq!(
-                        e.to_string(),
-                        format!("table t cannot go from {from} to {to}")
-                    );
+                    assert_eq!(e.to_string(), format!("table t cannot go from {from} to {to}"));
                 }
                 allowed += want as usize;
             }
         }
         assert_eq!(allowed, expected.len() + T::ALL.len());
         // Everything can be resynced or put in Error; Error leaves only by a recovery.
-        assert!(T::ALL
-            .iter()
-            .all(|s| s.can_become(T::Resync) && s.can_become(T::Error)));
+        assert!(T::ALL.iter().all(|s| s.can_become(T::Resync) && s.can_become(T::Error)));
         assert!(!T::Error.can_become(T::Running));
         // New tables start in Setup, Adding or Running only.
         for to in T::ALL {
             let r = table_transition("s.t", None, to);
-            assert_eq!(
-                r.is_ok(),
-                matches!(to, T::Setup | T::Adding | T::Running),
-                "new -> {to}"
-            );
+            assert_eq!(r.is_ok(), matches!(to, T::Setup | T::Adding | T::Running), "new -> {to}");
         }
-        assert_eq!(
-            table_transition("s.t", None, T::Swapping)
-                .unwrap_err()
-                .to_string(),
-            "table s.t cannot go from (new) to Swapping"
-        );
+        assert_eq!(table_transition("s.t", None, T::Swapping).unwrap_err().to_string(), "table s.t cannot go from (new) to Swapping");
     }
 }

@@ -20,11 +20,16 @@ pub enum ChType {
     UInt64,
     Float32,
     Float64,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     String,
     Date32,
     /// `DateTime64(precision, 'UTC')`.
-    DateTime64 { precision: u8 },
+    DateTime64 {
+        precision: u8,
+    },
     Uuid,
     IPv4,
     IPv6,
@@ -90,17 +95,53 @@ pub const MAPPING_RULES: &[MappingRule] = &[
     MappingRule { mysql: "DOUBLE / REAL", clickhouse: "Float64", notes: "binary value kept bit for bit (never through text)" },
     MappingRule { mysql: "BIT(n)", clickhouse: "UInt64", notes: "the bits as an unsigned integer, n up to 64" },
     MappingRule { mysql: "YEAR", clickhouse: "UInt16", notes: "0000 → 0" },
-    MappingRule { mysql: "DATE", clickhouse: "Nullable(Date32)", notes: "**lossy**: zero/partial-zero dates and dates outside 1900-01-01..2299-12-31 → NULL (never shifted)" },
-    MappingRule { mysql: "DATETIME(n)", clickhouse: "Nullable(DateTime64(n, 'UTC'))", notes: "wall-clock value stored as UTC (no shift); **lossy**: zero/partial-zero/outside 1900..2299 → NULL" },
-    MappingRule { mysql: "TIMESTAMP(n)", clickhouse: "Nullable(DateTime64(n, 'UTC'))", notes: "the UTC instant, whatever the source or session time_zone; zero → NULL" },
-    MappingRule { mysql: "TIME(n)", clickhouse: "String", notes: "MySQL text form `[-]HH:MM:SS[.f]` with n fractional digits, hours up to 838" },
-    MappingRule { mysql: "CHAR / VARCHAR / TINYTEXT..LONGTEXT", clickhouse: "String", notes: "UTF-8 text: utf8mb4 as stored, other charsets (latin1, ...) transcoded; CHAR without trailing spaces, as MySQL returns it" },
-    MappingRule { mysql: "BINARY / VARBINARY / TINYBLOB..LONGBLOB", clickhouse: "String", notes: "raw bytes, BINARY(n) right-padded with 0x00 as MySQL stores it" },
+    MappingRule {
+        mysql: "DATE",
+        clickhouse: "Nullable(Date32)",
+        notes: "**lossy**: zero/partial-zero dates and dates outside 1900-01-01..2299-12-31 → NULL (never shifted)",
+    },
+    MappingRule {
+        mysql: "DATETIME(n)",
+        clickhouse: "Nullable(DateTime64(n, 'UTC'))",
+        notes: "wall-clock value stored as UTC (no shift); **lossy**: zero/partial-zero/outside 1900..2299 → NULL",
+    },
+    MappingRule {
+        mysql: "TIMESTAMP(n)",
+        clickhouse: "Nullable(DateTime64(n, 'UTC'))",
+        notes: "the UTC instant, whatever the source or session time_zone; zero → NULL",
+    },
+    MappingRule {
+        mysql: "TIME(n)",
+        clickhouse: "String",
+        notes: "MySQL text form `[-]HH:MM:SS[.f]` with n fractional digits, hours up to 838",
+    },
+    MappingRule {
+        mysql: "CHAR / VARCHAR / TINYTEXT..LONGTEXT",
+        clickhouse: "String",
+        notes: "UTF-8 text: utf8mb4 as stored, other charsets (latin1, ...) transcoded; CHAR without trailing spaces, as MySQL returns it",
+    },
+    MappingRule {
+        mysql: "BINARY / VARBINARY / TINYBLOB..LONGBLOB",
+        clickhouse: "String",
+        notes: "raw bytes, BINARY(n) right-padded with 0x00 as MySQL stores it",
+    },
     MappingRule { mysql: "ENUM", clickhouse: "String", notes: "the label, not the index ('' for the invalid value)" },
     MappingRule { mysql: "SET", clickhouse: "String", notes: "labels in definition order joined with ','" },
-    MappingRule { mysql: "JSON", clickhouse: "String", notes: "compact JSON text (MySQL binary JSON decoded; MariaDB JSON is LONGTEXT, re-serialised)" },
-    MappingRule { mysql: "GEOMETRY, POINT, LINESTRING, POLYGON, MULTI*, GEOMETRYCOLLECTION", clickhouse: "String", notes: "WKT as `ST_AsText` prints it, `SRID=n;` prefix when the SRID is not 0; coordinates in storage (x y) order" },
-    MappingRule { mysql: "VECTOR(n) (MySQL 9)", clickhouse: "Array(Float32)", notes: "the n floats bit for bit; NULL → `[]` (ClickHouse has no Nullable(Array))" },
+    MappingRule {
+        mysql: "JSON",
+        clickhouse: "String",
+        notes: "compact JSON text (MySQL binary JSON decoded; MariaDB JSON is LONGTEXT, re-serialised)",
+    },
+    MappingRule {
+        mysql: "GEOMETRY, POINT, LINESTRING, POLYGON, MULTI*, GEOMETRYCOLLECTION",
+        clickhouse: "String",
+        notes: "WKT as `ST_AsText` prints it, `SRID=n;` prefix when the SRID is not 0; coordinates in storage (x y) order",
+    },
+    MappingRule {
+        mysql: "VECTOR(n) (MySQL 9)",
+        clickhouse: "Array(Float32)",
+        notes: "the n floats bit for bit; NULL → `[]` (ClickHouse has no Nullable(Array))",
+    },
     MappingRule { mysql: "UUID (MariaDB)", clickhouse: "UUID", notes: "the canonical UUID, whatever MariaDB's internal byte order" },
     MappingRule { mysql: "INET4 / INET6 (MariaDB)", clickhouse: "IPv4 / IPv6", notes: "" },
     MappingRule { mysql: "other types", clickhouse: "String", notes: "raw bytes as the server sends them" },
@@ -293,9 +334,7 @@ impl TableMapping {
     /// The mapping of `source` without its excluded columns; columns of the
     /// sorting key are, like key columns, never `Nullable`.
     pub fn with_options(source: SourceTable, destination: String, options: TableOptions) -> Self {
-        let in_key = |name: &String| {
-            source.primary_key.contains(name) || options.sorting_key.as_ref().is_some_and(|k| k.contains(name))
-        };
+        let in_key = |name: &String| source.primary_key.contains(name) || options.sorting_key.as_ref().is_some_and(|k| k.contains(name));
         let columns = source
             .columns
             .iter()
@@ -345,11 +384,7 @@ impl TableMapping {
 
     /// Positions in `columns` of the primary key, in key order.
     pub fn key_positions(&self) -> Vec<usize> {
-        self.source
-            .primary_key
-            .iter()
-            .filter_map(|k| self.columns.iter().position(|c| &c.name == k))
-            .collect()
+        self.source.primary_key.iter().filter_map(|k| self.columns.iter().position(|c| &c.name == k)).collect()
     }
 }
 

@@ -71,10 +71,7 @@ pub fn canonical_decimal(text: &str, scale: u32) -> Option<String> {
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
     let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    if int.is_empty() && frac.is_empty()
-        || !int.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
+    if int.is_empty() && frac.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let int = int.trim_start_matches('0');

@@ -185,11 +185,8 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
         // A pipe whose initial snapshot finished before tables were promoted (older catalogs, a crash).
         promote_snapshotted(ctx).await?;
     }
-    let stored = ctx
-        .catalog
-        .checkpoint(ctx.name())
-        .await?
-        .ok_or_else(|| EngineError::Spec("CDC without a recorded start position".into()))?;
+    let stored =
+        ctx.catalog.checkpoint(ctx.name()).await?.ok_or_else(|| EngineError::Spec("CDC without a recorded start position".into()))?;
     let start = stored.checkpoint;
     if reached(&start, until) {
         return Ok(Ended::Reached);
@@ -209,7 +206,12 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
     let mut clock = VersionClock::start(ctx, &mut c).await?;
     let replica_name = format!("sluice:{}", ctx.name());
     let tracked = tables.iter().map(|t| t.mapping.clone()).collect();
-    let mut reader = conn::bounded(&spec.source, "opening the binlog stream", BinlogReader::start(c, info.flavor, spec.server_id(), &replica_name, &start, by, tracked)).await?;
+    let mut reader = conn::bounded(
+        &spec.source,
+        "opening the binlog stream",
+        BinlogReader::start(c, info.flavor, spec.server_id(), &replica_name, &start, by, tracked),
+    )
+    .await?;
     let _heartbeat = crate::heartbeat::start(ctx);
     match by {
         ResumeBy::FilePos => info!(pipe = ctx.name(), "CDC reading the binlog from {}", start.position),
@@ -388,9 +390,12 @@ async fn table_error(ctx: &PipeContext, table: &mut Applied, msg: &str) -> Resul
     error!(pipe = ctx.name(), "table {}: {msg}", table.mapping.destination);
     metrics::counter!("sluice_errors_total", "pipe" => ctx.name().to_string(), "kind" => "table").increment(1);
     let dest = table.mapping.destination.clone();
-    retry(ctx, "recording a table error", || async { Ok(ctx.catalog.set_table_state(ctx.name(), &dest, TableState::Error, Some(msg)).await?) })
+    retry(ctx, "recording a table error", || async {
+        Ok(ctx.catalog.set_table_state(ctx.name(), &dest, TableState::Error, Some(msg)).await?)
+    })
+    .await?;
+    retry(ctx, "recording a table error", || async { Ok(ctx.catalog.note(ctx.name(), &format!("table {dest} stopped: {msg}")).await?) })
         .await?;
-    retry(ctx, "recording a table error", || async { Ok(ctx.catalog.note(ctx.name(), &format!("table {dest} stopped: {msg}")).await?) }).await?;
     table.state = TableState::Error;
     Ok(())
 }
@@ -416,7 +421,8 @@ async fn write_rows(ctx: &PipeContext, tables: &mut [Applied], rows: &mut [Vec<R
             continue;
         }
         let changes: &[RowChange] = held;
-        let written = retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write_into(&t.mapping, &t.target, changes).await?) }).await;
+        let written =
+            retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write_into(&t.mapping, &t.target, changes).await?) }).await;
         match written {
             Ok(_) => {
                 metrics::counter!("sluice_cdc_changes_total", "pipe" => ctx.name().to_string(), "table" => t.mapping.destination.clone())

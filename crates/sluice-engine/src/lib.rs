@@ -30,10 +30,10 @@ pub use error::EngineError;
 
 use sluice_catalog::Catalog;
 use sluice_core::{PipeAction, PipeSpec, PipeState, SyncSettings, TableState};
+use sluice_sink::ClickHouseSink;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
-use sluice_sink::ClickHouseSink;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -241,9 +241,7 @@ pub async fn run(ctx: &PipeContext) -> Result<PipeState, EngineError> {
             PipeState::Provisioning => ctx.transition(PipeAction::Provisioned, PipeState::Setup, "provisioned").await,
             PipeState::Setup => setup::run(ctx).await,
             // Tables added to a live pipe are copied alongside CDC; the initial copy precedes it.
-            PipeState::Snapshot if ctx.catalog.tables(ctx.name()).await?.iter().any(|t| t.state == TableState::Adding) => {
-                stream(ctx).await
-            }
+            PipeState::Snapshot if ctx.catalog.tables(ctx.name()).await?.iter().any(|t| t.state == TableState::Adding) => stream(ctx).await,
             PipeState::Snapshot => snapshot::run(ctx).await,
             PipeState::Running | PipeState::Resync => stream(ctx).await,
             // A table change interrupted by a restart: what was recorded stands.
@@ -269,4 +267,3 @@ pub async fn run(ctx: &PipeContext) -> Result<PipeState, EngineError> {
         }
     }
 }
-

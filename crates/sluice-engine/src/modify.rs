@@ -6,8 +6,8 @@
 
 use crate::EngineError;
 use mysql_async::Conn;
-use sluice_core::state::resync_table_name;
 use sluice_catalog::Catalog;
+use sluice_core::state::resync_table_name;
 use sluice_core::types::TableMapping;
 use sluice_core::{Checkpoint, PipeSpec, TableSpec};
 use sluice_sink::ClickHouseSink;
@@ -114,7 +114,10 @@ async fn create_new_table(sink: &ClickHouseSink, m: &TableMapping, created: &mut
         Err(e) => {
             for d in created.iter() {
                 if let Err(drop) = sink.drop_table(d).await {
-                    tracing::warn!("creating {} failed ({e}); dropping {d}, created for the same request, failed too: {drop}", m.destination);
+                    tracing::warn!(
+                        "creating {} failed ({e}); dropping {d}, created for the same request, failed too: {drop}",
+                        m.destination
+                    );
                 }
             }
             Err(e.into())
@@ -138,16 +141,23 @@ pub struct Resync {
 /// Reads each table's definition again from the source (a resync is also the
 /// way out of a schema change that could not be followed), creates a fresh
 /// `<table>_resync` for it, and reads the copies' start position.
-pub async fn prepare_resync(catalog: &Catalog, spec: &PipeSpec, tables: &[TableMapping], sink: &ClickHouseSink) -> Result<Resync, EngineError> {
+pub async fn prepare_resync(
+    catalog: &Catalog,
+    spec: &PipeSpec,
+    tables: &[TableMapping],
+    sink: &ClickHouseSink,
+) -> Result<Resync, EngineError> {
     let mut src = conn::connect(&spec.source).await?;
     let mut mappings = Vec::with_capacity(tables.len());
     for t in tables {
         let id = &t.source.id;
-        let table = discovery::describe(&mut src, id).await.map_err(|e| {
-            EngineError::Spec(format!("cannot read source table {id} ({e}); if it is gone, remove it from the pipe"))
-        })?;
+        let table = discovery::describe(&mut src, id)
+            .await
+            .map_err(|e| EngineError::Spec(format!("cannot read source table {id} ({e}); if it is gone, remove it from the pipe")))?;
         if table.primary_key.is_empty() {
-            return Err(EngineError::Spec(format!("source table {id} has no primary key any more; add one or remove the table from the pipe")));
+            return Err(EngineError::Spec(format!(
+                "source table {id} has no primary key any more; add one or remove the table from the pipe"
+            )));
         }
         let m = t.rebuilt(table, t.options.clone()).map_err(EngineError::Spec)?;
         mappings.push(m);

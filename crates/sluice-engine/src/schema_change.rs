@@ -121,10 +121,22 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
                         e.state = Some((TableState::Resync, None));
                         e.recopy_version = Some(version);
                         resync_started = true;
-                        info!(pipe = ctx.name(), "{table} now names another table ({}); resyncing it", by.as_ref().map(|b| b.to_string()).unwrap_or("re-created".into()));
+                        info!(
+                            pipe = ctx.name(),
+                            "{table} now names another table ({}); resyncing it",
+                            by.as_ref().map(|b| b.to_string()).unwrap_or("re-created".into())
+                        );
                     }
-                    Ok(_) => e.state = Some((TableState::Error, Some(format!("{table} was replaced by a table without a primary key; remove it from the pipe")))),
-                    Err(err) => e.state = Some((TableState::Error, Some(format!("{table} was replaced and cannot be read: {err}; resync the table")))),
+                    Ok(_) => {
+                        e.state = Some((
+                            TableState::Error,
+                            Some(format!("{table} was replaced by a table without a primary key; remove it from the pipe")),
+                        ))
+                    }
+                    Err(err) => {
+                        e.state =
+                            Some((TableState::Error, Some(format!("{table} was replaced and cannot be read: {err}; resync the table"))))
+                    }
                 }
             }
             Ok(SchemaChange::Truncated { table }) => {
@@ -165,7 +177,12 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
     if resync_started {
         let state = ctx.catalog.pipe(ctx.name()).await?.map(|p| p.state);
         if state == Some(PipeState::Running) {
-            ctx.transition(PipeAction::Resync, PipeState::Resync, "a table was replaced on the source (online schema change); resyncing it").await?;
+            ctx.transition(
+                PipeAction::Resync,
+                PipeState::Resync,
+                "a table was replaced on the source (online schema change); resyncing it",
+            )
+            .await?;
         }
     }
     Ok(true)

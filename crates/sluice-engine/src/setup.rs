@@ -33,7 +33,12 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     let _ = src.disconnect().await;
 
     if spec.mode.snapshots() {
-        ctx.transition(PipeAction::SetupDone, PipeState::Snapshot, &format!("{} table(s) set up; snapshot consistent from {}", mappings.len(), start.position)).await
+        ctx.transition(
+            PipeAction::SetupDone,
+            PipeState::Snapshot,
+            &format!("{} table(s) set up; snapshot consistent from {}", mappings.len(), start.position),
+        )
+        .await
     } else {
         ctx.transition(PipeAction::SetupDone, PipeState::Running, "cdc_only pipe: no snapshot").await
     }

@@ -27,7 +27,8 @@ use tracing::info;
 
 pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     let spec = &ctx.spec;
-    let stored = ctx.catalog.checkpoint(ctx.name()).await?.ok_or_else(|| EngineError::Spec("snapshot without a recorded start position".into()))?;
+    let stored =
+        ctx.catalog.checkpoint(ctx.name()).await?.ok_or_else(|| EngineError::Spec("snapshot without a recorded start position".into()))?;
     let todo: Vec<TableRecord> = ctx
         .catalog
         .tables(ctx.name())
@@ -54,7 +55,9 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
         .await?;
     if spec.mode.streams() {
         crate::cdc::promote_snapshotted(ctx).await?;
-        return ctx.transition(PipeAction::SnapshotDone, PipeState::Running, "snapshot complete; CDC starts from the snapshot's start position").await;
+        return ctx
+            .transition(PipeAction::SnapshotDone, PipeState::Running, "snapshot complete; CDC starts from the snapshot's start position")
+            .await;
     }
     // Chunks were read at different moments: the copy equals the source as of
     // one position only once the changes made while it ran are applied. Catch
@@ -72,7 +75,12 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     if ctx.cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
-    ctx.transition(PipeAction::SnapshotDone, PipeState::Completed, &format!("snapshot_only pipe: snapshot complete, consistent as of {target}")).await
+    ctx.transition(
+        PipeAction::SnapshotDone,
+        PipeState::Completed,
+        &format!("snapshot_only pipe: snapshot complete, consistent as of {target}"),
+    )
+    .await
 }
 
 /// Copies one source table into ClickHouse table `target` with `version`,
@@ -87,7 +95,9 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
         let plan = retry(ctx, "planning snapshot partitions", || async {
             let mut c = conn::connect(&ctx.spec.source).await?;
             let est = conn::bounded(&ctx.spec.source, "the row estimate", reader.estimated_rows(&mut c)).await?;
-            let plan = conn::bounded(&ctx.spec.source, "planning partitions", reader.plan_partitions(&mut c, est, settings.rows_per_partition)).await?;
+            let plan =
+                conn::bounded(&ctx.spec.source, "planning partitions", reader.plan_partitions(&mut c, est, settings.rows_per_partition))
+                    .await?;
             let _ = c.disconnect().await;
             Ok((est, plan))
         })
@@ -117,7 +127,14 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
     loop {
         while running.len() < parallel {
             let Some(part) = pending.next() else { break };
-            let job = PartitionJob { ctx: ctx.clone(), reader: reader.clone(), mapping: table.mapping.clone(), target: target.to_string(), version, total };
+            let job = PartitionJob {
+                ctx: ctx.clone(),
+                reader: reader.clone(),
+                mapping: table.mapping.clone(),
+                target: target.to_string(),
+                version,
+                total,
+            };
             running.spawn(job.run(part));
         }
         match running.join_next().await {
@@ -164,7 +181,12 @@ impl PartitionJob {
                         *c = Some(conn::connect(&ctx.spec.source).await?);
                     }
                     let conn = c.as_mut().expect("connected above");
-                    let read = conn::bounded(&ctx.spec.source, "a snapshot chunk query", reader.read_partition_chunk(conn, range, key.as_ref(), chunk_rows)).await;
+                    let read = conn::bounded(
+                        &ctx.spec.source,
+                        "a snapshot chunk query",
+                        reader.read_partition_chunk(conn, range, key.as_ref(), chunk_rows),
+                    )
+                    .await;
                     if read.is_err() {
                         *c = None;
                     }
@@ -175,7 +197,10 @@ impl PartitionJob {
             let n = chunk.rows.len() as u64;
             let changes: Vec<RowChange> =
                 chunk.rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version: self.version, cells }).collect();
-            retry(ctx, "writing snapshot rows to ClickHouse", || async { Ok(ctx.sink.write_into(&self.mapping, &self.target, &changes).await?) }).await?;
+            retry(ctx, "writing snapshot rows to ClickHouse", || async {
+                Ok(ctx.sink.write_into(&self.mapping, &self.target, &changes).await?)
+            })
+            .await?;
             copied += n;
             metrics::counter!("sluice_snapshot_rows_total", "pipe" => ctx.name().to_string(), "table" => dest.clone()).increment(n);
             let done = n < chunk_rows;

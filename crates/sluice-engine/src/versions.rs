@@ -67,7 +67,10 @@ impl VersionClock {
         if self.end - self.next < n {
             let size = BLOCK.max(n);
             // A busy catalog delays the stream; it does not interrupt it.
-            self.next = crate::retry::retry(ctx, "reserving versions", || async { Ok(ctx.catalog.reserve_versions(ctx.name(), size, floor()).await?) }).await?;
+            self.next = crate::retry::retry(ctx, "reserving versions", || async {
+                Ok(ctx.catalog.reserve_versions(ctx.name(), size, floor()).await?)
+            })
+            .await?;
             self.end = self.next + size;
         }
         for (c, v) in changes.iter_mut().zip(self.next..) {

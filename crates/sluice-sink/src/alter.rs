@@ -23,11 +23,8 @@ use sluice_core::types::{ChType, TableMapping};
 /// e.g. from `ClickHouseSink::qualified`), whose columns are `old`'s, so that it
 /// ends with `new`'s columns.
 pub fn alter_statements(qualified_table: &str, old: &TableMapping, new: &TableMapping, ops: &[AlterOp]) -> Vec<String> {
-    let initial: Vec<Col> = old
-        .columns
-        .iter()
-        .map(|c| Col { name: c.name.clone(), old_type: Some(c.ch_type.clone()), alive: true })
-        .collect();
+    let initial: Vec<Col> =
+        old.columns.iter().map(|c| Col { name: c.name.clone(), old_type: Some(c.ch_type.clone()), alive: true }).collect();
 
     // Pass 1: where every column ends up (its final name), and which column each op is about.
     let mut cols = initial.clone();
@@ -85,8 +82,7 @@ pub fn alter_statements(qualified_table: &str, old: &TableMapping, new: &TableMa
                 // After the nearest column that precedes it in the new mapping and exists now.
                 let pos = new.columns.iter().position(|c| Some(&c.name) == final_names[k].as_ref()).unwrap_or(0);
                 let after = new.columns[..pos].iter().rev().find_map(|c| {
-                    (0..cols.len())
-                        .find(|&j| j != k && cols[j].alive && !skipped[j] && final_names[j].as_ref() == Some(&c.name))
+                    (0..cols.len()).find(|&j| j != k && cols[j].alive && !skipped[j] && final_names[j].as_ref() == Some(&c.name))
                 });
                 match after {
                     Some(j) => s.push_str(&format!(" AFTER {}", quote(&cols[j].name))),
@@ -219,8 +215,7 @@ mod tests {
         cols.push(col("n2", "int", "int", true));
         cols.push(col("status", "enum", "enum('a','b')", false));
         let new = mapping(cols);
-        let ops =
-            [add("first", None), add("flag", Some("1")), add("note", None), add("n2", None), add("status", Some("a"))];
+        let ops = [add("first", None), add("flag", Some("1")), add("note", None), add("n2", None), add("status", Some("a"))];
         assert_eq!(
             alter_statements(T, &old, &new, &ops),
             [
@@ -306,10 +301,7 @@ mod tests {
             AlterOp::ModifyColumn { old_name: "qty".into(), new_name: "qty".into() },
             AlterOp::ModifyColumn { old_name: "name".into(), new_name: "name".into() },
         ];
-        assert_eq!(
-            alter_statements(T, &old, &new, &ops),
-            ["ALTER TABLE `db`.`orders` MODIFY COLUMN `qty` Nullable(Int32)"]
-        );
+        assert_eq!(alter_statements(T, &old, &new, &ops), ["ALTER TABLE `db`.`orders` MODIFY COLUMN `qty` Nullable(Int32)"]);
         // Narrowing is never emitted.
         let mut cols = base();
         cols[3] = col("qty", "tinyint", "tinyint", true);

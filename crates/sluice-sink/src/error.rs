@@ -35,10 +35,7 @@ pub enum SinkError {
     /// a URL that is not ClickHouse's HTTP interface. `status` is `None` when the
     /// answer does not say it.
     #[error("{}", http_text(*.status, .message))]
-    Http {
-        status: Option<u16>,
-        message: String,
-    },
+    Http { status: Option<u16>, message: String },
     /// ClickHouse did not finish one step of a request (a query, a chunk of an
     /// insert's body, an insert's acknowledgement) within
     /// `destination.request_timeout_ms`; the connection was closed.
@@ -52,11 +49,7 @@ pub enum SinkError {
     #[error("ClickHouse request refused by the client: {0}")]
     Client(String),
     #[error("cannot encode a row for {table}.{column}: {source}")]
-    Encode {
-        table: String,
-        column: String,
-        source: EncodeError,
-    },
+    Encode { table: String, column: String, source: EncodeError },
 }
 
 /// ClickHouse error codes worth retrying unchanged: the network, timeouts, a
@@ -115,9 +108,9 @@ pub enum SinkError {
 ///
 /// Numbers checked against `errorCodeToName()` of ClickHouse 26.9.
 pub const TRANSIENT_CODES: &[u32] = &[
-    95, 96, 159, 160, 173, 198, 201, 202, 203, 209, 210, 218, 225, 236, 241, 242, 243, 244, 252,
-    254, 265, 279, 285, 286, 289, 319, 364, 369, 373, 384, 394, 415, 416, 425, 439, 473, 517, 574,
-    650, 659, 677, 692, 700, 733, 735, 738, 745, 749, 762, 777, 778, 999, 1000, 1017, 1019, 1020,
+    95, 96, 159, 160, 173, 198, 201, 202, 203, 209, 210, 218, 225, 236, 241, 242, 243, 244, 252, 254, 265, 279, 285, 286, 289, 319, 364,
+    369, 373, 384, 394, 415, 416, 425, 439, 473, 517, 574, 650, 659, 677, 692, 700, 733, 735, 738, 745, 749, 762, 777, 778, 999, 1000,
+    1017, 1019, 1020,
 ];
 
 /// ClickHouse error codes that concern one table's shape or data: the
@@ -154,9 +147,8 @@ pub const TRANSIENT_CODES: &[u32] = &[
 /// | 774 | TABLE_IS_PERMANENTLY_READ_ONLY |
 /// | 1016 | TABLE_SIZE_LIMIT_EXCEEDED |
 pub const TABLE_CODES: &[u32] = &[
-    3, 6, 7, 8, 9, 10, 15, 16, 20, 25, 26, 27, 32, 33, 38, 41, 43, 44, 47, 53, 57, 60, 70, 72, 117,
-    122, 128, 131, 190, 321, 346, 349, 376, 407, 441, 467, 524, 549, 565, 632, 675, 676, 741, 774,
-    1016,
+    3, 6, 7, 8, 9, 10, 15, 16, 20, 25, 26, 27, 32, 33, 38, 41, 43, 44, 47, 53, 57, 60, 70, 72, 117, 122, 128, 131, 190, 321, 346, 349, 376,
+    407, 441, 467, 524, 549, 565, 632, 675, 676, 741, 774, 1016,
 ];
 
 /// Codes whose fix is the destination's credentials or grants:
@@ -164,8 +156,7 @@ pub const TABLE_CODES: &[u32] = &[
 /// DATABASE_ACCESS_DENIED, ACCESS_DENIED, AUTHENTICATION_FAILED, USER_EXPIRED.
 const CREDENTIAL_CODES: &[u32] = &[192, 193, 194, 195, 291, 497, 516, 720];
 
-const CREDENTIAL_HINT: &str =
-    "check destination.user / destination.password and the user's grants on the destination database";
+const CREDENTIAL_HINT: &str = "check destination.user / destination.password and the user's grants on the destination database";
 
 impl SinkError {
     /// How far the error reaches (see the module's table).
@@ -176,9 +167,7 @@ impl SinkError {
             SinkError::Server { code, .. } if TABLE_CODES.contains(code) => Severity::Table,
             SinkError::Server { .. } | SinkError::Client(_) => Severity::Fatal,
             SinkError::Http { status: None, .. } => Severity::Transient,
-            SinkError::Http {
-                status: Some(s), ..
-            } if *s == 408 || *s == 429 || *s >= 500 => Severity::Transient,
+            SinkError::Http { status: Some(s), .. } if *s == 408 || *s == 429 || *s >= 500 => Severity::Transient,
             SinkError::Http { .. } => Severity::Fatal,
             SinkError::Encode { .. } => Severity::Table,
         }
@@ -209,23 +198,12 @@ impl SinkError {
         };
         if let Some(code) = exception_code(&text) {
             // `DB::Exception: `, `DB::NetException: `...
-            let message = text
-                .split_once("Exception: ")
-                .map(|x| x.1)
-                .unwrap_or(&text)
-                .trim()
-                .to_string();
+            let message = text.split_once("Exception: ").map(|x| x.1).unwrap_or(&text).trim().to_string();
             return SinkError::Server { code, message };
         }
         match e {
-            E::BadResponse(body) => SinkError::Http {
-                status: http_status(&body),
-                message: excerpt(&body),
-            },
-            E::TimedOut => SinkError::Timeout {
-                timeout_ms,
-                operation: operation.to_string(),
-            },
+            E::BadResponse(body) => SinkError::Http { status: http_status(&body), message: excerpt(&body) },
+            E::TimedOut => SinkError::Timeout { timeout_ms, operation: operation.to_string() },
             E::InvalidParams(_) | E::Unsupported(_) | E::Compression(_) => SinkError::Client(text),
             // Network, Decompression (a stream broken off mid-chunk), Other (I/O), Custom
             // (the insert's task ended unexpectedly), and anything else the crate adds.
@@ -253,9 +231,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 /// or the crate's bare `Code: N` when an error answer had an exception header and no body).
 pub(crate) fn exception_code(text: &str) -> Option<u32> {
     let rest = &text[text.find("Code: ")? + 6..];
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
+    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -294,17 +270,11 @@ fn http_status(body: &str) -> Option<u16> {
     }
     let lower = body.to_ascii_lowercase();
     for tag in ["<title>", "<h1>"] {
-        if let Some(code) = lower
-            .find(tag)
-            .and_then(|i| leading_status(&lower[i + tag.len()..]))
-        {
+        if let Some(code) = lower.find(tag).and_then(|i| leading_status(&lower[i + tag.len()..])) {
             return Some(code);
         }
     }
-    STATUSES
-        .iter()
-        .find(|(code, reason)| lower.contains(&format!("{code} {}", reason.to_ascii_lowercase())))
-        .map(|(code, _)| *code)
+    STATUSES.iter().find(|(code, reason)| lower.contains(&format!("{code} {}", reason.to_ascii_lowercase()))).map(|(code, _)| *code)
 }
 
 /// A body made readable for a log line: tags dropped, whitespace collapsed, at most 300 characters.
@@ -344,8 +314,7 @@ fn code_hint(code: u32) -> String {
     } else if code == 164 {
         " (the destination user is read-only: give it a settings profile without `readonly`)".into()
     } else if code == 81 {
-        " (the destination database is missing: check destination.database; Setup creates it)"
-            .into()
+        " (the destination database is missing: check destination.database; Setup creates it)".into()
     } else {
         String::new()
     }
@@ -362,9 +331,7 @@ fn http_text(status: Option<u16>, message: &str) -> String {
     }
     match status {
         Some(401 | 403 | 407) => s.push_str(&format!(" ({CREDENTIAL_HINT}, and any proxy's)")),
-        Some(404 | 405) => {
-            s.push_str(" (check that destination.url is the root of ClickHouse's HTTP interface)")
-        }
+        Some(404 | 405) => s.push_str(" (check that destination.url is the root of ClickHouse's HTTP interface)"),
         _ => {}
     }
     s
@@ -390,10 +357,7 @@ mod tests {
 
     #[test]
     fn error_codes_are_parsed() {
-        assert_eq!(
-            exception_code("bad response: Code: 60. DB::Exception: Table x doesn't exist"),
-            Some(60)
-        );
+        assert_eq!(exception_code("bad response: Code: 60. DB::Exception: Table x doesn't exist"), Some(60));
         assert_eq!(exception_code("network error"), None);
         assert_eq!(exception_code("Code: 241"), Some(241));
         assert_eq!(exception_code("Code: x"), None);
@@ -403,16 +367,10 @@ mod tests {
     fn every_code_has_one_class() {
         for c in TRANSIENT_CODES {
             assert!(!TABLE_CODES.contains(c), "{c} is in both lists");
-            assert!(
-                !CREDENTIAL_CODES.contains(c),
-                "{c} is transient and a credential error"
-            );
+            assert!(!CREDENTIAL_CODES.contains(c), "{c} is transient and a credential error");
         }
         for c in CREDENTIAL_CODES {
-            assert!(
-                !TABLE_CODES.contains(c),
-                "{c} is a table error and a credential error"
-            );
+            assert!(!TABLE_CODES.contains(c), "{c} is a table error and a credential error");
         }
     }
 
@@ -444,48 +402,20 @@ mod tests {
             assert_eq!(e.is_transient(), severity == Severity::Transient);
         }
         let e = bad(cases[11].0);
-        assert!(
-            e.to_string()
-                .starts_with("ClickHouse error 516: default: Authentication failed"),
-            "{e}"
-        );
-        assert!(
-            e.to_string()
-                .contains("check destination.user / destination.password"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("ClickHouse error 516: default: Authentication failed"), "{e}");
+        assert!(e.to_string().contains("check destination.user / destination.password"), "{e}");
         // An exception at the end of a streamed answer (the crate's `Other`/`Custom` text) is still a server error.
-        let e = SinkError::from_ch(
-            E::Custom("Code: 241. DB::Exception: Memory limit exceeded".into()),
-            1,
-            "x",
-        );
-        assert!(
-            matches!(e, SinkError::Server { code: 241, .. }) && e.is_transient(),
-            "{e:?}"
-        );
+        let e = SinkError::from_ch(E::Custom("Code: 241. DB::Exception: Memory limit exceeded".into()), 1, "x");
+        assert!(matches!(e, SinkError::Server { code: 241, .. }) && e.is_transient(), "{e:?}");
     }
 
     #[test]
     fn proxy_answers_by_status() {
         let nginx_502 = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.27.0</center>\r\n</body>\r\n</html>";
         let e = bad(nginx_502);
-        assert!(
-            matches!(
-                e,
-                SinkError::Http {
-                    status: Some(502),
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
+        assert!(matches!(e, SinkError::Http { status: Some(502), .. }), "{e:?}");
         assert_eq!(e.severity(), Severity::Transient);
-        assert!(
-            e.to_string().contains("HTTP 502")
-                && e.to_string().contains("502 Bad Gateway nginx/1.27.0"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("HTTP 502") && e.to_string().contains("502 Bad Gateway nginx/1.27.0"), "{e}");
         assert!(!e.to_string().contains('<'), "{e}");
         let cases = [
             ("502 Bad Gateway", Some(502), Severity::Transient), // the crate's text for an empty body
@@ -506,15 +436,10 @@ mod tests {
         ];
         for (body, status, severity) in cases {
             let e = bad(body);
-            assert!(
-                matches!(&e, SinkError::Http { status: s, .. } if *s == status),
-                "{body}: {e:?}"
-            );
+            assert!(matches!(&e, SinkError::Http { status: s, .. } if *s == status), "{body}: {e:?}");
             assert_eq!(e.severity(), severity, "{body}");
         }
-        assert!(bad("401 Unauthorized")
-            .to_string()
-            .contains("check destination.user / destination.password"));
+        assert!(bad("401 Unauthorized").to_string().contains("check destination.user / destination.password"));
         assert!(bad("404 Not Found").to_string().contains("destination.url"));
     }
 
@@ -522,32 +447,16 @@ mod tests {
     fn transport_timeout_and_client_errors() {
         let e = SinkError::from_ch(E::TimedOut, 2000, "INSERT INTO `db`.`t`");
         assert_eq!(e.severity(), Severity::Transient);
-        assert_eq!(
-            e.to_string(),
-            "ClickHouse did not answer within 2 s (destination.request_timeout_ms) during INSERT INTO `db`.`t`"
-        );
-        let e = SinkError::Timeout {
-            timeout_ms: 1500,
-            operation: "a query".into(),
-        };
+        assert_eq!(e.to_string(), "ClickHouse did not answer within 2 s (destination.request_timeout_ms) during INSERT INTO `db`.`t`");
+        let e = SinkError::Timeout { timeout_ms: 1500, operation: "a query".into() };
         assert!(e.to_string().contains("within 1.5 s"), "{e}");
-        let io = std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused (os error 111)",
-        );
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
         let e = SinkError::from_ch(E::Network(Box::new(io)), 1, "x");
-        assert!(
-            matches!(e, SinkError::Transport(_)) && e.is_transient(),
-            "{e:?}"
-        );
+        assert!(matches!(e, SinkError::Transport(_)) && e.is_transient(), "{e:?}");
         assert!(e.to_string().contains("Connection refused"), "{e}");
         let e = SinkError::from_ch(E::InvalidParams("invalid URL".into()), 1, "x");
         assert_eq!(e.severity(), Severity::Fatal);
-        let e = SinkError::Encode {
-            table: "t".into(),
-            column: "c".into(),
-            source: EncodeError::NullInNonNullable("Int64".into()),
-        };
+        let e = SinkError::Encode { table: "t".into(), column: "c".into(), source: EncodeError::NullInNonNullable("Int64".into()) };
         assert_eq!((e.severity(), e.table()), (Severity::Table, Some("t")));
     }
 }

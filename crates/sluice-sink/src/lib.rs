@@ -55,11 +55,7 @@ impl ClickHouseSink {
             .with_user(&dest.user)
             .with_password(&dest.password.0)
             .with_compression(clickhouse::Compression::Lz4);
-        Self {
-            client,
-            database: dest.database.clone(),
-            timeout,
-        }
+        Self { client, database: dest.database.clone(), timeout }
     }
 
     pub fn database(&self) -> &str {
@@ -77,24 +73,16 @@ impl ClickHouseSink {
 
     /// Awaits one step of a request for at most the request timeout. On timeout
     /// the step's future is dropped, which closes its connection (see `transport`).
-    async fn bounded<T>(
-        &self,
-        operation: &str,
-        step: impl Future<Output = clickhouse::error::Result<T>>,
-    ) -> Result<T, SinkError> {
+    async fn bounded<T>(&self, operation: &str, step: impl Future<Output = clickhouse::error::Result<T>>) -> Result<T, SinkError> {
         match tokio::time::timeout(self.timeout, step).await {
             Ok(result) => result.map_err(|e| SinkError::from_ch(e, self.timeout_ms(), operation)),
-            Err(_) => Err(SinkError::Timeout {
-                timeout_ms: self.timeout_ms(),
-                operation: operation.to_string(),
-            }),
+            Err(_) => Err(SinkError::Timeout { timeout_ms: self.timeout_ms(), operation: operation.to_string() }),
         }
     }
 
     /// Runs a statement that returns nothing (DDL), bounded by the request timeout.
     pub async fn execute(&self, sql: &str) -> Result<(), SinkError> {
-        self.bounded(&operation(sql), self.client.query(sql).execute())
-            .await
+        self.bounded(&operation(sql), self.client.query(sql).execute()).await
     }
 
     /// Runs a query and returns its result as TabSeparated text (for checks and
@@ -102,11 +90,7 @@ impl ClickHouseSink {
     /// is bounded by the request timeout.
     pub async fn query_tsv(&self, sql: &str) -> Result<String, SinkError> {
         let op = operation(sql);
-        let mut cursor = self
-            .client
-            .query(sql)
-            .fetch_bytes("TabSeparated")
-            .map_err(|e| SinkError::from_ch(e, self.timeout_ms(), &op))?;
+        let mut cursor = self.client.query(sql).fetch_bytes("TabSeparated").map_err(|e| SinkError::from_ch(e, self.timeout_ms(), &op))?;
         let mut bytes = Vec::new();
         while let Some(chunk) = self.bounded(&op, cursor.next()).await? {
             bytes.extend_from_slice(&chunk);
@@ -120,11 +104,7 @@ impl ClickHouseSink {
     }
 
     pub async fn ensure_database(&self) -> Result<(), SinkError> {
-        self.execute(&format!(
-            "CREATE DATABASE IF NOT EXISTS {}",
-            quote(&self.database)
-        ))
-        .await
+        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", quote(&self.database))).await
     }
 
     pub fn qualified(&self, table: &str) -> String {
@@ -142,34 +122,20 @@ impl ClickHouseSink {
 
     /// The `CREATE TABLE` statement for a mapping, into table `name`.
     pub fn create_table_sql(&self, mapping: &TableMapping, name: &str) -> String {
-        let mut cols: Vec<String> = mapping
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", quote(&c.name), c.ch_type.sql()))
-            .collect();
-        cols.push(format!(
-            "{} DateTime64(9) DEFAULT now64(9)",
-            quote(SYNCED_AT)
-        ));
+        let mut cols: Vec<String> = mapping.columns.iter().map(|c| format!("{} {}", quote(&c.name), c.ch_type.sql())).collect();
+        cols.push(format!("{} DateTime64(9) DEFAULT now64(9)", quote(SYNCED_AT)));
         cols.push(format!("{} UInt8 DEFAULT 0", quote(IS_DELETED)));
         cols.push(format!("{} Int64 DEFAULT 0", quote(VERSION)));
-        format!(
-            "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = {}",
-            self.qualified(name),
-            cols.join(", "),
-            engine_sql(mapping)
-        )
+        format!("CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = {}", self.qualified(name), cols.join(", "), engine_sql(mapping))
     }
 
     /// Creates the destination table if it does not exist yet.
     pub async fn create_table(&self, mapping: &TableMapping) -> Result<(), SinkError> {
-        self.execute(&self.create_table_sql(mapping, &mapping.destination))
-            .await
+        self.execute(&self.create_table_sql(mapping, &mapping.destination)).await
     }
 
     pub async fn drop_table(&self, table: &str) -> Result<(), SinkError> {
-        self.execute(&format!("DROP TABLE IF EXISTS {}", self.qualified(table)))
-            .await
+        self.execute(&format!("DROP TABLE IF EXISTS {}", self.qualified(table))).await
     }
 
     /// The comment of a table (empty when it has none or does not exist).
@@ -179,28 +145,15 @@ impl ClickHouseSink {
             escape_literal(&self.database),
             escape_literal(table)
         );
-        Ok(self
-            .query_tsv(&sql)
-            .await?
-            .trim_end_matches('\n')
-            .to_string())
+        Ok(self.query_tsv(&sql).await?.trim_end_matches('\n').to_string())
     }
 
     /// Creates `resync` afresh for a resync of `mapping`'s table, marked with
     /// `marker` (a table comment) so that `swap_in` can tell, after a crash,
     /// whether the swap already happened.
-    pub async fn create_resync_table(
-        &self,
-        mapping: &TableMapping,
-        resync: &str,
-        marker: &str,
-    ) -> Result<(), SinkError> {
+    pub async fn create_resync_table(&self, mapping: &TableMapping, resync: &str, marker: &str) -> Result<(), SinkError> {
         self.drop_table(resync).await?;
-        let sql = format!(
-            "{} COMMENT '{}'",
-            self.create_table_sql(mapping, resync),
-            escape_literal(marker)
-        );
+        let sql = format!("{} COMMENT '{}'", self.create_table_sql(mapping, resync), escape_literal(marker));
         self.execute(&sql).await
     }
 
@@ -211,34 +164,17 @@ impl ClickHouseSink {
     pub async fn swap_in(&self, table: &str, resync: &str, marker: &str) -> Result<(), SinkError> {
         if self.table_comment(table).await? != marker {
             if self.table_exists(table).await? {
-                self.execute(&format!(
-                    "EXCHANGE TABLES {} AND {}",
-                    self.qualified(table),
-                    self.qualified(resync)
-                ))
-                .await?;
+                self.execute(&format!("EXCHANGE TABLES {} AND {}", self.qualified(table), self.qualified(resync))).await?;
             } else {
-                self.execute(&format!(
-                    "RENAME TABLE {} TO {}",
-                    self.qualified(resync),
-                    self.qualified(table)
-                ))
-                .await?;
+                self.execute(&format!("RENAME TABLE {} TO {}", self.qualified(resync), self.qualified(table))).await?;
             }
         }
         self.drop_table(resync).await
     }
 
     /// Encodes `changes` as RowBinary (mapped columns + metadata columns).
-    pub fn encode(
-        mapping: &TableMapping,
-        changes: &[RowChange],
-        out: &mut Vec<u8>,
-    ) -> Result<(), SinkError> {
-        let synced_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_nanos() as i64;
+    pub fn encode(mapping: &TableMapping, changes: &[RowChange], out: &mut Vec<u8>) -> Result<(), SinkError> {
+        let synced_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos() as i64;
         for change in changes {
             for (col, cell) in mapping.columns.iter().zip(&change.cells) {
                 rowbinary::encode(out, &col.ch_type, cell).map_err(|source| SinkError::Encode {
@@ -258,40 +194,25 @@ impl ClickHouseSink {
     pub fn insert_sql(&self, mapping: &TableMapping, name: &str) -> String {
         let mut cols: Vec<String> = mapping.columns.iter().map(|c| quote(&c.name)).collect();
         cols.extend([quote(SYNCED_AT), quote(IS_DELETED), quote(VERSION)]);
-        format!(
-            "INSERT INTO {} ({}) FORMAT RowBinary",
-            self.qualified(name),
-            cols.join(", ")
-        )
+        format!("INSERT INTO {} ({}) FORMAT RowBinary", self.qualified(name), cols.join(", "))
     }
 
     /// Writes row changes into the mapping's destination table in one INSERT.
     ///
     /// Returns when ClickHouse has acknowledged the whole insert (HTTP 200), so
     /// the caller may then make its checkpoint durable. Safe to repeat.
-    pub async fn write(
-        &self,
-        mapping: &TableMapping,
-        changes: &[RowChange],
-    ) -> Result<usize, SinkError> {
-        self.write_into(mapping, &mapping.destination, changes)
-            .await
+    pub async fn write(&self, mapping: &TableMapping, changes: &[RowChange]) -> Result<usize, SinkError> {
+        self.write_into(mapping, &mapping.destination, changes).await
     }
 
     /// Like `write`, into another table with the same columns (e.g. `<table>_resync`).
-    pub async fn write_into(
-        &self,
-        mapping: &TableMapping,
-        table: &str,
-        changes: &[RowChange],
-    ) -> Result<usize, SinkError> {
+    pub async fn write_into(&self, mapping: &TableMapping, table: &str, changes: &[RowChange]) -> Result<usize, SinkError> {
         if changes.is_empty() {
             return Ok(0);
         }
         let mut buf = Vec::with_capacity(changes.len() * 64);
         Self::encode(mapping, changes, &mut buf)?;
-        self.write_encoded(mapping, table, bytes::Bytes::from(buf))
-            .await
+        self.write_encoded(mapping, table, bytes::Bytes::from(buf)).await
     }
 
     /// Sends rows already encoded by `encode` in one INSERT (the benchmark's
@@ -301,19 +222,12 @@ impl ClickHouseSink {
     /// `SEND_CHUNK` of the body handed to the connection, then the server's
     /// acknowledgement after the last byte. The crate's own per-step timeouts do
     /// it (an expired one aborts the request, closing its connection).
-    pub async fn write_encoded(
-        &self,
-        mapping: &TableMapping,
-        table: &str,
-        data: bytes::Bytes,
-    ) -> Result<usize, SinkError> {
+    pub async fn write_encoded(&self, mapping: &TableMapping, table: &str, data: bytes::Bytes) -> Result<usize, SinkError> {
         let len = data.len();
         let op = format!("INSERT INTO {}", self.qualified(table));
         let ch = |e| SinkError::from_ch(e, self.timeout_ms(), &op);
-        let mut insert = self
-            .client
-            .insert_formatted_with(self.insert_sql(mapping, table))
-            .with_timeouts(Some(self.timeout), Some(self.timeout));
+        let mut insert =
+            self.client.insert_formatted_with(self.insert_sql(mapping, table)).with_timeouts(Some(self.timeout), Some(self.timeout));
         let mut offset = 0;
         while offset < len {
             let end = (offset + SEND_CHUNK).min(len);
@@ -331,11 +245,7 @@ pub fn engine_sql(mapping: &TableMapping) -> String {
     let mut key: Vec<String> = mapping.sorting_key().iter().map(|k| quote(k)).collect();
     let engine = match o.engine {
         TableEngine::Null => return "Null".into(),
-        TableEngine::Replacing => format!(
-            "ReplacingMergeTree({}, {})",
-            quote(VERSION),
-            quote(IS_DELETED)
-        ),
+        TableEngine::Replacing => format!("ReplacingMergeTree({}, {})", quote(VERSION), quote(IS_DELETED)),
         TableEngine::MergeTree => {
             key.push(quote(VERSION));
             "MergeTree".into()
@@ -390,29 +300,17 @@ mod tests {
     #[test]
     fn engines() {
         use sluice_core::schema::{SourceColumn, SourceTable, TableId};
-        let col = |name: &str, nullable: bool| SourceColumn {
-            ordinal: 1,
-            ..SourceColumn::new(name, "int", "int", nullable)
-        };
+        let col = |name: &str, nullable: bool| SourceColumn { ordinal: 1, ..SourceColumn::new(name, "int", "int", nullable) };
         let t = SourceTable {
             id: TableId::new("s", "t"),
             columns: vec![col("id", false), col("a", false), col("secret", true)],
             primary_key: vec!["id".into()],
             charset: None,
         };
-        let mut o = sluice_core::types::TableOptions {
-            exclude_columns: vec!["secret".into()],
-            ..Default::default()
-        };
+        let mut o = sluice_core::types::TableOptions { exclude_columns: vec!["secret".into()], ..Default::default() };
         let m = TableMapping::with_options(t.clone(), "t".into(), o.clone());
-        assert_eq!(
-            m.columns.iter().map(|c| c.source_index).collect::<Vec<_>>(),
-            [0, 1]
-        );
-        assert_eq!(
-            engine_sql(&m),
-            "ReplacingMergeTree(`_peerdb_version`, `_peerdb_is_deleted`) ORDER BY (`id`)"
-        );
+        assert_eq!(m.columns.iter().map(|c| c.source_index).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(engine_sql(&m), "ReplacingMergeTree(`_peerdb_version`, `_peerdb_is_deleted`) ORDER BY (`id`)");
         o.sorting_key = Some(vec!["a".into(), "id".into()]);
         o.partition_by = Some("a % 4".into());
         o.hard_deletes = true;
@@ -426,9 +324,6 @@ mod tests {
         let m = TableMapping::with_options(t.clone(), "t".into(), o.clone());
         assert_eq!(engine_sql(&m), "MergeTree PARTITION BY a % 4 ORDER BY (`a`, `id`, `_peerdb_version`) SETTINGS allow_nullable_key = 1");
         o.engine = TableEngine::Null;
-        assert_eq!(
-            engine_sql(&TableMapping::with_options(t, "t".into(), o)),
-            "Null"
-        );
+        assert_eq!(engine_sql(&TableMapping::with_options(t, "t".into(), o)), "Null");
     }
 }

@@ -142,11 +142,8 @@ pub fn encode(buf: &mut Vec<u8>, t: &ChType, cell: &Cell) -> Result<(), EncodeEr
             if outside_ch_range(t, cell) {
                 return Err(out_of_range(us, t));
             }
-            let ticks = if *precision <= 6 {
-                us.div_euclid(10i64.pow(6 - *precision as u32))
-            } else {
-                us * 10i64.pow(*precision as u32 - 6)
-            };
+            let ticks =
+                if *precision <= 6 { us.div_euclid(10i64.pow(6 - *precision as u32)) } else { us * 10i64.pow(*precision as u32 - 6) };
             buf.extend_from_slice(&ticks.to_le_bytes());
         }
         ChType::Uuid => {

@@ -30,8 +30,7 @@ pub fn client(connect_timeout: Duration) -> clickhouse::Client {
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    let hyper = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .build(https);
+    let hyper =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(https);
     clickhouse::Client::with_http_client(hyper)
 }

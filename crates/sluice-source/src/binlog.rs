@@ -406,8 +406,10 @@ impl BinlogReader {
                 EventData::HeartbeatEvent => {
                     // The body names the file the server is reading (possibly followed by a checksum).
                     let named = rotate_file_name(event.data());
-                    let checkpoint = (!self.in_txn && self.pending_gtid.is_none() && !self.file.is_empty() && named == self.file && log_pos > 4)
-                        .then(|| Checkpoint { position: BinlogPosition::new(self.file.clone(), log_pos as u64), gtid_set: self.gtid_text() });
+                    let checkpoint =
+                        (!self.in_txn && self.pending_gtid.is_none() && !self.file.is_empty() && named == self.file && log_pos > 4).then(
+                            || Checkpoint { position: BinlogPosition::new(self.file.clone(), log_pos as u64), gtid_set: self.gtid_text() },
+                        );
                     return Ok(Some(BinlogEvent::Heartbeat { checkpoint }));
                 }
                 _ => {}
@@ -467,7 +469,8 @@ impl BinlogReader {
         // A primary key the table map states must be the recorded key (a table keyed by a
         // unique index has none in the table map).
         if !meta.primary_key.is_empty() && !src.primary_key.is_empty() {
-            let binlog_key: Vec<&str> = meta.primary_key.iter().filter_map(|i| source_of.get(*i)).map(|s| src.columns[*s].name.as_str()).collect();
+            let binlog_key: Vec<&str> =
+                meta.primary_key.iter().filter_map(|i| source_of.get(*i)).map(|s| src.columns[*s].name.as_str()).collect();
             let same = binlog_key.len() == src.primary_key.len()
                 && binlog_key.iter().zip(&src.primary_key).all(|(a, b)| a.eq_ignore_ascii_case(b));
             if !same {
@@ -479,8 +482,7 @@ impl BinlogReader {
                 ));
             }
         }
-        let positions: Vec<Option<usize>> =
-            source_of.iter().map(|s| mapping.columns.iter().position(|c| c.source_index == *s)).collect();
+        let positions: Vec<Option<usize>> = source_of.iter().map(|s| mapping.columns.iter().position(|c| c.source_index == *s)).collect();
         let mut kinds = self.kinds[table].clone();
         for (i, pos) in positions.iter().enumerate() {
             let Some(j) = *pos else { continue };
@@ -740,8 +742,13 @@ fn is_integer(t: ColumnType) -> bool {
 fn is_character(t: &ColumnType, flavor: Flavor) -> bool {
     use ColumnType::*;
     match t {
-        MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB
-        | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB => true,
+        MYSQL_TYPE_STRING
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB => true,
         MYSQL_TYPE_GEOMETRY => flavor == Flavor::MariaDb,
         MYSQL_TYPE_VECTOR => flavor == Flavor::MySql,
         _ => false,
@@ -774,8 +781,8 @@ fn type_matches(data_type: &str, t: ColumnType) -> bool {
         "json" => t == MYSQL_TYPE_JSON || blob,
         "enum" => t == MYSQL_TYPE_ENUM,
         "set" => t == MYSQL_TYPE_SET,
-        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
-        | "geometrycollection" | "geomcollection" => t == MYSQL_TYPE_GEOMETRY,
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection"
+        | "geomcollection" => t == MYSQL_TYPE_GEOMETRY,
         "vector" => t == MYSQL_TYPE_VECTOR || blob,
         _ => true,
     }
@@ -915,38 +922,6 @@ fn format_uuid(b: &[u8; 16]) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resume_by_follows_mechanism_server_and_checkpoint() {
-        use ReplicationMechanism::*;
-        let server = |flavor, gtid_mode| ServerInfo { flavor, version: String::new(), gtid_mode };
-        let cp = |g: Option<&str>| Checkpoint { position: BinlogPosition::new("binlog.000001", 4), gtid_set: g.map(String::from) };
-        let (my_on, my_off, maria) = (server(Flavor::MySql, true), server(Flavor::MySql, false), server(Flavor::MariaDb, true));
-        let with = cp(Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"));
-        assert_eq!(resume_by(Auto, &my_on, &with).unwrap(), ResumeBy::Gtid);
-        assert_eq!(resume_by(Auto, &my_on, &cp(None)).unwrap(), ResumeBy::FilePos, "a checkpoint without GTIDs");
-        assert_eq!(resume_by(Auto, &my_off, &with).unwrap(), ResumeBy::FilePos);
-        assert_eq!(resume_by(FilePos, &my_on, &with).unwrap(), ResumeBy::FilePos);
-        assert_eq!(resume_by(Gtid, &my_on, &with).unwrap(), ResumeBy::Gtid);
-        let off = resume_by(Gtid, &my_off, &with).unwrap_err().to_string();
-        assert!(off.contains("gtid_mode OFF") && off.contains("SET PERSIST"), "{off}");
-        let none = resume_by(Gtid, &my_on, &cp(None)).unwrap_err().to_string();
-        assert!(none.contains("taken without GTIDs"), "{none}");
-        assert_eq!(resume_by(Auto, &maria, &cp(Some("0-1-5"))).unwrap(), ResumeBy::Gtid);
-        assert_eq!(resume_by(Gtid, &maria, &cp(Some(""))).unwrap(), ResumeBy::FilePos, "a MariaDB server that never wrote a GTID");
-    }
-
-    #[test]
-    fn rotate_names_lose_a_stray_checksum() {
-        assert_eq!(rotate_file_name(b"mariadb-bin.000002"), "mariadb-bin.000002");
-        assert_eq!(rotate_file_name(b"mariadb-bin.000002\x8f\x66\xa0\x11"), "mariadb-bin.000002");
-        assert_eq!(rotate_file_name(b"binlog.000123"), "binlog.000123");
-    }
-}
-
 /// Refuses to connect when another replica with `server_id` is registered on
 /// the source: two replicas with one server id disconnect each other in a
 /// loop (error 1236). A registration under this pipe's own `replica_name` is
@@ -999,3 +974,34 @@ fn purged_or(e: mysql_async::Error, from: &Checkpoint, by: ResumeBy) -> SourceEr
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_by_follows_mechanism_server_and_checkpoint() {
+        use ReplicationMechanism::*;
+        let server = |flavor, gtid_mode| ServerInfo { flavor, version: String::new(), gtid_mode };
+        let cp = |g: Option<&str>| Checkpoint { position: BinlogPosition::new("binlog.000001", 4), gtid_set: g.map(String::from) };
+        let (my_on, my_off, maria) = (server(Flavor::MySql, true), server(Flavor::MySql, false), server(Flavor::MariaDb, true));
+        let with = cp(Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"));
+        assert_eq!(resume_by(Auto, &my_on, &with).unwrap(), ResumeBy::Gtid);
+        assert_eq!(resume_by(Auto, &my_on, &cp(None)).unwrap(), ResumeBy::FilePos, "a checkpoint without GTIDs");
+        assert_eq!(resume_by(Auto, &my_off, &with).unwrap(), ResumeBy::FilePos);
+        assert_eq!(resume_by(FilePos, &my_on, &with).unwrap(), ResumeBy::FilePos);
+        assert_eq!(resume_by(Gtid, &my_on, &with).unwrap(), ResumeBy::Gtid);
+        let off = resume_by(Gtid, &my_off, &with).unwrap_err().to_string();
+        assert!(off.contains("gtid_mode OFF") && off.contains("SET PERSIST"), "{off}");
+        let none = resume_by(Gtid, &my_on, &cp(None)).unwrap_err().to_string();
+        assert!(none.contains("taken without GTIDs"), "{none}");
+        assert_eq!(resume_by(Auto, &maria, &cp(Some("0-1-5"))).unwrap(), ResumeBy::Gtid);
+        assert_eq!(resume_by(Gtid, &maria, &cp(Some(""))).unwrap(), ResumeBy::FilePos, "a MariaDB server that never wrote a GTID");
+    }
+
+    #[test]
+    fn rotate_names_lose_a_stray_checksum() {
+        assert_eq!(rotate_file_name(b"mariadb-bin.000002"), "mariadb-bin.000002");
+        assert_eq!(rotate_file_name(b"mariadb-bin.000002\x8f\x66\xa0\x11"), "mariadb-bin.000002");
+        assert_eq!(rotate_file_name(b"binlog.000123"), "binlog.000123");
+    }
+}

@@ -40,12 +40,9 @@ pub fn replication(info: &ServerInfo, mechanism: ReplicationMechanism) -> Check 
             check("replication_mechanism", true, format!("file_pos ({gtid}); a move to another server needs a resync"), "")
         }
         ReplicationMechanism::Auto if info.gtid_mode => check("replication_mechanism", true, "auto: resumes by GTIDs", ""),
-        ReplicationMechanism::Auto => check(
-            "replication_mechanism",
-            true,
-            "auto: resumes by file/position (GTIDs off; a move to another server needs a resync)",
-            "",
-        ),
+        ReplicationMechanism::Auto => {
+            check("replication_mechanism", true, "auto: resumes by file/position (GTIDs off; a move to another server needs a resync)", "")
+        }
     }
 }
 
@@ -87,7 +84,13 @@ pub async fn run(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMecha
     // Retention: the binlog must outlive an initial load and a pause (24 h at least).
     let secs: u64 = var(conn, "binlog_expire_logs_seconds").await?.and_then(|v| v.parse().ok()).unwrap_or(0);
     let days: f64 = var(conn, "expire_logs_days").await?.and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    let retention = if secs > 0 { Some(secs as f64) } else if days > 0.0 { Some(days * 86400.0) } else { None };
+    let retention = if secs > 0 {
+        Some(secs as f64)
+    } else if days > 0.0 {
+        Some(days * 86400.0)
+    } else {
+        None
+    };
     out.push(check(
         "binlog_retention",
         retention.is_none_or(|r| r >= 86400.0),
@@ -114,7 +117,10 @@ pub async fn run(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMecha
             name,
             v.eq_ignore_ascii_case("ON") || v == "1",
             format!("the source is a replica; {name}={v}"),
-            format!("start the server with --{} (it is not dynamic); without it, changes it replicates never reach its binlog", name.replace('_', "-")),
+            format!(
+                "start the server with --{} (it is not dynamic); without it, changes it replicates never reach its binlog",
+                name.replace('_', "-")
+            ),
         ));
     }
     let cipher: Option<(String, String)> = conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'").await?;
@@ -145,11 +151,7 @@ pub async fn run(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMecha
 /// Fails with every failing check's message, or returns the checks when all pass.
 pub async fn require(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMechanism) -> Result<Vec<Check>, SourceError> {
     let checks = run(conn, info, mechanism).await?;
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| format!("{} (found {}): fix: {}", c.name, c.found, c.fix))
-        .collect();
+    let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{} (found {}): fix: {}", c.name, c.found, c.fix)).collect();
     if failed.is_empty() {
         Ok(checks)
     } else {
@@ -180,7 +182,12 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
             Err(e) => return Err(e),
         };
         if t.primary_key.is_empty() {
-            out.push(check(&name, false, "no primary key and no unique key on NOT NULL columns", format!("ALTER TABLE {id} ADD PRIMARY KEY (...); or leave the table out")));
+            out.push(check(
+                &name,
+                false,
+                "no primary key and no unique key on NOT NULL columns",
+                format!("ALTER TABLE {id} ADD PRIMARY KEY (...); or leave the table out"),
+            ));
             continue;
         }
         let spec = &specs[e.index];

@@ -48,7 +48,8 @@ impl SourceError {
     pub fn severity(&self) -> Severity {
         match self {
             SourceError::Mysql(mysql_async::Error::Server(e)) => {
-                if matches!(e.code, 1037 | 1038 | 1040 | 1041 | 1053 | 1158..=1161 | 1203 | 1205 | 1213 | 1226 | 1317 | 1927 | 2013 | 3024) {
+                if matches!(e.code, 1037 | 1038 | 1040 | 1041 | 1053 | 1158..=1161 | 1203 | 1205 | 1213 | 1226 | 1317 | 1927 | 2013 | 3024)
+                {
                     Severity::Transient
                 } else {
                     Severity::Fatal
@@ -161,9 +162,9 @@ async fn connect_unbounded(spec: &SourceSpec) -> Result<Conn, SourceError> {
         other => other,
     };
     let mut conn = conn.map_err(|e| match e {
-        mysql_async::Error::Io(io) if io.to_string().to_ascii_lowercase().contains("certificate") => SourceError::Config(format!(
-            "TLS to the source failed: {io}; check source.tls.ca_cert (and tls_host for verify_identity)"
-        )),
+        mysql_async::Error::Io(io) if io.to_string().to_ascii_lowercase().contains("certificate") => {
+            SourceError::Config(format!("TLS to the source failed: {io}; check source.tls.ca_cert (and tls_host for verify_identity)"))
+        }
         e => SourceError::Mysql(e),
     })?;
     // Every value Sluice reads as text or DATETIME must be in UTC (TIMESTAMP snapshot = binlog epoch).

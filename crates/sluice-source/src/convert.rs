@@ -76,12 +76,20 @@ pub fn text_to_utf8(enc: Option<Encoding>, b: Vec<u8>) -> String {
 /// How a column's values are decoded; computed once per column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColKind {
-    Int { unsigned: bool, bits: u32 },
+    Int {
+        unsigned: bool,
+        bits: u32,
+    },
     Float,
     Double,
-    Decimal { scale: u32 },
+    Decimal {
+        scale: u32,
+    },
     /// Character or binary data; `enc` decodes a non-UTF-8 charset; `pad` is BINARY(n)'s width.
-    Bytes { enc: Option<Encoding>, pad: Option<usize> },
+    Bytes {
+        enc: Option<Encoding>,
+        pad: Option<usize>,
+    },
     /// Labels (UTF-8, from `information_schema`) and the column's charset for snapshot values.
     Enum(Vec<String>, Option<Encoding>),
     Set(Vec<String>, Option<Encoding>),
@@ -91,7 +99,9 @@ pub enum ColKind {
     Date,
     DateTime,
     Timestamp,
-    Time { precision: u32 },
+    Time {
+        precision: u32,
+    },
     /// GEOMETRY and its subtypes: SRID + WKB, written as WKT.
     Geometry,
     /// MySQL 9 VECTOR: little-endian f32s.
@@ -124,8 +134,8 @@ impl ColKind {
             "datetime" => ColKind::DateTime,
             "timestamp" => ColKind::Timestamp,
             "time" => ColKind::Time { precision: c.datetime_precision.unwrap_or(0) },
-            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
-            | "geometrycollection" | "geomcollection" => ColKind::Geometry,
+            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection"
+            | "geomcollection" => ColKind::Geometry,
             "vector" => ColKind::Vector,
             "uuid" => ColKind::Uuid,
             "inet4" => ColKind::Inet4,
@@ -469,7 +479,13 @@ mod tests {
 
     #[test]
     fn time2_storage_bytes() {
-        let t = |b: &[u8], p| String::from_utf8(match time2_cell(b, p).unwrap() { Cell::Bytes(x) => x, _ => unreachable!() }).unwrap();
+        let t = |b: &[u8], p| {
+            String::from_utf8(match time2_cell(b, p).unwrap() {
+                Cell::Bytes(x) => x,
+                _ => unreachable!(),
+            })
+            .unwrap()
+        };
         // -00:00:01.50 as TIME(2): intpart -2 (0x7ffffe), fraction byte 0xce (MySQL's reversed order).
         assert_eq!(t(&[0x7f, 0xff, 0xfe, 0xce], 2), "-00:00:01.50");
         assert_eq!(t(&[0x80, 0x00, 0x00], 0), "00:00:00");

@@ -44,9 +44,8 @@
 
 use sluice_core::schema::{SourceColumn, SourceTable, TableId};
 use sqlparser::ast::{
-    AlterTableOperation, ColumnDef, ColumnOption, CreateTable, DataType, EnumMember, ExactNumberInfo, Expr,
-    GeneratedExpressionMode, MySQLColumnPosition, ObjectName, ObjectType, RenameTableNameKind, Statement,
-    TableConstraint, UnaryOperator, Value,
+    AlterTableOperation, ColumnDef, ColumnOption, CreateTable, DataType, EnumMember, ExactNumberInfo, Expr, GeneratedExpressionMode,
+    MySQLColumnPosition, ObjectName, ObjectType, RenameTableNameKind, Statement, TableConstraint, UnaryOperator, Value,
 };
 use sqlparser::ast::{BinaryLength, CharacterLength};
 use sqlparser::dialect::MySqlDialect;
@@ -173,10 +172,7 @@ pub fn apply(
         }
         return Ok(state.out);
     }
-    let statements = Parser::new(&MySqlDialect {})
-        .with_tokens_with_locations(tokens)
-        .parse_statements()
-        .map_err(|e| err(e.to_string()))?;
+    let statements = Parser::new(&MySqlDialect {}).with_tokens_with_locations(tokens).parse_statements().map_err(|e| err(e.to_string()))?;
     for st in &statements {
         state.statement(st, alter_prep.as_ref()).map_err(err)?;
     }
@@ -378,8 +374,7 @@ fn prepare_alter(tokens: Vec<TokenWithSpan>) -> Result<AlterPrep, String> {
         let mut flag = false;
         let keep = match w0.as_str() {
             "ADD" => match w1.as_str() {
-                "INDEX" | "KEY" | "UNIQUE" | "FULLTEXT" | "SPATIAL" | "FOREIGN" | "CHECK" | "PARTITION" | "PERIOD"
-                | "SYSTEM" => false,
+                "INDEX" | "KEY" | "UNIQUE" | "FULLTEXT" | "SPATIAL" | "FOREIGN" | "CHECK" | "PARTITION" | "PERIOD" | "SYSTEM" => false,
                 "CONSTRAINT" => {
                     // ADD CONSTRAINT [symbol] PRIMARY KEY ... is kept; other constraints are not.
                     c.iter().skip(2).take(2).any(|t| word(t).as_deref() == Some("PRIMARY"))
@@ -422,9 +417,7 @@ fn prepare_alter(tokens: Vec<TokenWithSpan>) -> Result<AlterPrep, String> {
                 }
             },
             "CONVERT" => {
-                forced.get_or_insert_with(|| {
-                    "CONVERT TO CHARACTER SET re-encodes every text column (types may change too)".into()
-                });
+                forced.get_or_insert_with(|| "CONVERT TO CHARACTER SET re-encodes every text column (types may change too)".into());
                 false
             }
             "TRUNCATE" | "EXCHANGE" if w1 == "PARTITION" => {
@@ -595,11 +588,7 @@ impl State<'_> {
                 if let Some(i) = self.slot(&id) {
                     let flags = prep.map(|p| p.if_flags.clone()).unwrap_or_default();
                     if !flags.is_empty() && flags.len() != a.operations.len() {
-                        return Err(format!(
-                            "{} ALTER TABLE clauses parsed into {} operations",
-                            flags.len(),
-                            a.operations.len()
-                        ));
+                        return Err(format!("{} ALTER TABLE clauses parsed into {} operations", flags.len(), a.operations.len()));
                     }
                     // The table default a text column added here inherits: the one this
                     // statement sets (MySQL applies it to the statement's own columns), else the recorded one.
@@ -742,10 +731,7 @@ fn alter_columns(
                     };
                     let name = t.columns[i].name.clone();
                     if in_pk(&t, &name) {
-                        return Ok(Err(format!(
-                            "DROP COLUMN {name} drops a primary-key column (key: {})",
-                            pk_text(&t)
-                        )));
+                        return Ok(Err(format!("DROP COLUMN {name} drops a primary-key column (key: {})", pk_text(&t))));
                     }
                     t.columns.remove(i);
                     out.push(AlterOp::DropColumn { name });
@@ -753,10 +739,7 @@ fn alter_columns(
             }
             AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
                 let Some(i) = find(&t.columns, &old_column_name.value) else {
-                    return Ok(Err(format!(
-                        "RENAME COLUMN {}: the recorded schema has no such column",
-                        old_column_name.value
-                    )));
+                    return Ok(Err(format!("RENAME COLUMN {}: the recorded schema has no such column", old_column_name.value)));
                 };
                 let from = t.columns[i].name.clone();
                 let to = new_column_name.value.clone();
@@ -982,8 +965,7 @@ fn compatible(old: &SourceColumn, new: &SourceColumn, key: bool) -> Result<(), S
             return fail("changes the character set (values may be re-encoded lossily)");
         }
     }
-    if old.unsigned() != new.unsigned() && int_rank(o).is_some() || (o == "decimal" && old.unsigned() != new.unsigned())
-    {
+    if old.unsigned() != new.unsigned() && int_rank(o).is_some() || (o == "decimal" && old.unsigned() != new.unsigned()) {
         return fail("changes the signedness");
     }
     let widen = |ok: bool, what: &str| if ok { Ok(()) } else { fail(what) };
@@ -1011,10 +993,7 @@ fn compatible(old: &SourceColumn, new: &SourceColumn, key: bool) -> Result<(), S
             }
         }
         ("float", "double") => Ok(()),
-        ("char" | "varchar", "varchar")
-        | ("char", "char")
-        | ("binary", "binary")
-        | ("binary" | "varbinary", "varbinary") => {
+        ("char" | "varchar", "varchar") | ("char", "char") | ("binary", "binary") | ("binary" | "varbinary", "varbinary") => {
             let (a, b) = (type_len(&old.column_type).unwrap_or(1), type_len(&new.column_type).unwrap_or(1));
             widen(b >= a, "narrows the length")
         }
@@ -1023,16 +1002,12 @@ fn compatible(old: &SourceColumn, new: &SourceColumn, key: bool) -> Result<(), S
         ("datetime", "datetime") | ("timestamp", "timestamp") | ("time", "time") => {
             widen(new.datetime_precision >= old.datetime_precision, "narrows the fractional seconds")
         }
-        ("bit", "bit") => widen(
-            type_len(&new.column_type).unwrap_or(1) >= type_len(&old.column_type).unwrap_or(1),
-            "narrows the bit width",
-        ),
+        ("bit", "bit") => {
+            widen(type_len(&new.column_type).unwrap_or(1) >= type_len(&old.column_type).unwrap_or(1), "narrows the bit width")
+        }
         ("enum", "enum") | ("set", "set") => {
             let (a, b) = (old.enum_values(), new.enum_values());
-            widen(
-                b.len() >= a.len() && b[..a.len()] == a[..],
-                "changes existing values (only appending at the end is compatible)",
-            )
+            widen(b.len() >= a.len() && b[..a.len()] == a[..], "changes existing values (only appending at the end is compatible)")
         }
         _ if o == n && (text_rank(o).is_some() || blob_rank(o).is_some()) => Ok(()),
         _ => {
@@ -1082,14 +1057,7 @@ fn unsupported(dt: &DataType) -> String {
 /// Builds the recorded column for a definition, as `information_schema` reports it.
 fn build(def: &ColumnDef, table_charset: Option<&str>) -> Result<Built, String> {
     let mut col = SourceColumn::new(&def.name.value, "", "", true);
-    let mut b = Built {
-        col: col.clone(),
-        primary_key: false,
-        generated: false,
-        auto_increment: false,
-        default: None,
-        default_expr: None,
-    };
+    let mut b = Built { col: col.clone(), primary_key: false, generated: false, auto_increment: false, default: None, default_expr: None };
     let mut text = false;
     let mut serial = false;
     type_of(&def.data_type, &mut col, &mut text, &mut serial)?;
@@ -1122,9 +1090,7 @@ fn build(def: &ColumnDef, table_charset: Option<&str>) -> Result<Built, String> 
                 });
             }
             ColumnOption::DialectSpecific(toks)
-                if toks
-                    .iter()
-                    .any(|t| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case("AUTO_INCREMENT"))) =>
+                if toks.iter().any(|t| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case("AUTO_INCREMENT"))) =>
             {
                 b.auto_increment = true;
                 extras.push("auto_increment".into());
@@ -1153,10 +1119,8 @@ fn build(def: &ColumnDef, table_charset: Option<&str>) -> Result<Built, String> 
     }
     col.extra = extras.join(" ");
     if text {
-        let cs = charset
-            .or(collation_charset)
-            .or_else(|| table_charset.map(|s| s.to_ascii_lowercase()))
-            .unwrap_or_else(|| "utf8mb4".into());
+        let cs =
+            charset.or(collation_charset).or_else(|| table_charset.map(|s| s.to_ascii_lowercase())).unwrap_or_else(|| "utf8mb4".into());
         let cs = if cs == "utf8" { "utf8mb3".to_string() } else { cs };
         if cs == "binary" && col.data_type != "enum" && col.data_type != "set" {
             // MySQL turns character types with CHARACTER SET binary into binary types.
@@ -1362,16 +1326,11 @@ fn type_of(dt: &DataType, c: &mut SourceColumn, text: &mut bool, serial: &mut bo
                     *text = true;
                 }
                 "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
-                | "geometrycollection" | "geomcollection" => {
-                    plain(c, if n == "geomcollection" { "geomcollection" } else { &n })
-                }
+                | "geometrycollection" | "geomcollection" => plain(c, if n == "geomcollection" { "geomcollection" } else { &n }),
                 "vector" => sized(c, "vector", size.unwrap_or(2048)),
                 "fixed" => decimal(
                     c,
-                    &match (
-                        mods.first().and_then(|m| m.to_string().parse().ok()),
-                        mods.get(1).and_then(|m| m.to_string().parse().ok()),
-                    ) {
+                    &match (mods.first().and_then(|m| m.to_string().parse().ok()), mods.get(1).and_then(|m| m.to_string().parse().ok())) {
                         (Some(p), Some(s)) => ExactNumberInfo::PrecisionAndScale(p, s),
                         (Some(p), None) => ExactNumberInfo::Precision(p),
                         _ => ExactNumberInfo::None,
@@ -1531,10 +1490,7 @@ mod tests {
         assert_eq!((c1.data_type.as_str(), c1.column_type.as_str(), c1.nullable), ("int", "int unsigned", false));
         assert_eq!((c1.numeric_precision, c1.numeric_scale, c1.charset.as_deref()), (Some(10), Some(0), None));
         let c0 = t.column("c0").unwrap();
-        assert_eq!(
-            (c0.column_type.as_str(), c0.charset.as_deref(), c0.nullable),
-            ("varchar(20)", Some("latin1"), true)
-        );
+        assert_eq!((c0.column_type.as_str(), c0.charset.as_deref(), c0.nullable), ("varchar(20)", Some("latin1"), true));
         let c9 = t.column("c9").unwrap();
         assert_eq!((c9.column_type.as_str(), c9.numeric_precision), ("bigint", Some(19)));
         // Mapped exactly as a discovered column.
@@ -1556,22 +1512,21 @@ mod tests {
              ADD ad SMALLINT UNSIGNED DEFAULT '7', ADD ae DECIMAL(10,2) NOT NULL DEFAULT '0.00', ADD af VARCHAR(5) CHARACTER SET binary",
         );
         let get = |n: &str| t.column(n).unwrap().clone();
-        let check =
-            |n: &str, dt: &str, ct: &str, p: Option<u32>, s: Option<u32>, dtp: Option<u32>, charset: Option<&str>| {
-                let c = get(n);
-                assert_eq!(
-                    (
-                        c.data_type.as_str(),
-                        c.column_type.as_str(),
-                        c.numeric_precision,
-                        c.numeric_scale,
-                        c.datetime_precision,
-                        c.charset.as_deref()
-                    ),
-                    (dt, ct, p, s, dtp, charset),
-                    "column {n}"
-                );
-            };
+        let check = |n: &str, dt: &str, ct: &str, p: Option<u32>, s: Option<u32>, dtp: Option<u32>, charset: Option<&str>| {
+            let c = get(n);
+            assert_eq!(
+                (
+                    c.data_type.as_str(),
+                    c.column_type.as_str(),
+                    c.numeric_precision,
+                    c.numeric_scale,
+                    c.datetime_precision,
+                    c.charset.as_deref()
+                ),
+                (dt, ct, p, s, dtp, charset),
+                "column {n}"
+            );
+        };
         check("a", "tinyint", "tinyint(1)", Some(3), Some(0), None, None);
         check("b", "tinyint", "tinyint unsigned", Some(3), Some(0), None, None);
         check("c", "mediumint", "mediumint", Some(7), Some(0), None, None);
@@ -1625,23 +1580,9 @@ mod tests {
                 _ => panic!(),
             })
             .collect();
-        assert_eq!(
-            d,
-            [
-                Some("-5"),
-                Some(""),
-                Some("0.00"),
-                Some("2020-01-01 00:00:00"),
-                Some("x"),
-                None,
-                Some("1"),
-                None,
-                Some("q")
-            ]
-        );
+        assert_eq!(d, [Some("-5"), Some(""), Some("0.00"), Some("2020-01-01 00:00:00"), Some("x"), None, Some("1"), None, Some("q")]);
         // Values MySQL computes for existing rows cannot be followed.
-        assert!(incompatible("ALTER TABLE orders ADD ts TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)")
-            .contains("DEFAULT"));
+        assert!(incompatible("ALTER TABLE orders ADD ts TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)").contains("DEFAULT"));
         assert!(incompatible("ALTER TABLE orders ADD v INT AS (id + 1) VIRTUAL").contains("generated"));
         assert!(incompatible("ALTER TABLE orders ADD w INT GENERATED ALWAYS AS (id * 2) STORED").contains("generated"));
         assert!(incompatible("ALTER TABLE orders ADD x INT DEFAULT (id + 1)").contains("DEFAULT"));
@@ -1706,8 +1647,12 @@ mod tests {
             }
         }
         // The same default again is no change; DEFAULT (the database's) is not followed.
-        assert!(apply("shop", "ALTER TABLE orders DEFAULT CHARSET latin1", std::slice::from_ref(&latin_orders), &present).unwrap().is_empty());
-        assert!(apply("shop", "ALTER TABLE orders CHARACTER SET DEFAULT", std::slice::from_ref(&latin_orders), &present).unwrap().is_empty());
+        assert!(apply("shop", "ALTER TABLE orders DEFAULT CHARSET latin1", std::slice::from_ref(&latin_orders), &present)
+            .unwrap()
+            .is_empty());
+        assert!(apply("shop", "ALTER TABLE orders CHARACTER SET DEFAULT", std::slice::from_ref(&latin_orders), &present)
+            .unwrap()
+            .is_empty());
         // A column added in the same statement takes the new default; one with its own charset keeps it.
         let r = apply(
             "shop",
@@ -1823,10 +1768,7 @@ mod tests {
     #[test]
     fn narrowing_and_family_changes_are_incompatible() {
         let cases = [
-            (
-                "ALTER TABLE orders MODIFY qty TINYINT UNSIGNED",
-                "column qty: smallint unsigned → tinyint unsigned narrows",
-            ),
+            ("ALTER TABLE orders MODIFY qty TINYINT UNSIGNED", "column qty: smallint unsigned → tinyint unsigned narrows"),
             ("ALTER TABLE orders MODIFY qty SMALLINT", "signedness"),
             ("ALTER TABLE orders MODIFY qty INT", "signedness"),
             (
@@ -1891,14 +1833,12 @@ mod tests {
 
     #[test]
     fn mariadb_if_exists_forms() {
-        let (t, ops) =
-            altered("ALTER TABLE orders ADD COLUMN IF NOT EXISTS c INT, ADD COLUMN IF NOT EXISTS name VARCHAR(5)");
+        let (t, ops) = altered("ALTER TABLE orders ADD COLUMN IF NOT EXISTS c INT, ADD COLUMN IF NOT EXISTS name VARCHAR(5)");
         assert_eq!(ops, vec![add("c", None)]);
         assert_eq!(t.column("name").unwrap().column_type, "varchar(100)");
         let (_, ops) = altered("ALTER TABLE orders DROP COLUMN IF EXISTS nope, DROP COLUMN IF EXISTS note");
         assert_eq!(ops, vec![AlterOp::DropColumn { name: "note".into() }]);
-        let (_, ops) =
-            altered("ALTER TABLE orders MODIFY COLUMN IF EXISTS nope INT, MODIFY IF EXISTS name VARCHAR(120)");
+        let (_, ops) = altered("ALTER TABLE orders MODIFY COLUMN IF EXISTS nope INT, MODIFY IF EXISTS name VARCHAR(120)");
         assert_eq!(ops, vec![AlterOp::ModifyColumn { old_name: "name".into(), new_name: "name".into() }]);
         let (_, ops) = altered("ALTER TABLE orders CHANGE COLUMN IF EXISTS name title VARCHAR(100)");
         assert_eq!(ops, vec![AlterOp::ModifyColumn { old_name: "name".into(), new_name: "title".into() }]);
@@ -1909,8 +1849,7 @@ mod tests {
 
     #[test]
     fn comments_and_quoted_names() {
-        let (t, _) =
-            altered("/* gh-ost */ ALTER TABLE `shop`.`orders` /* x */ ADD COLUMN `weird col.ü` INT -- trailing\n");
+        let (t, _) = altered("/* gh-ost */ ALTER TABLE `shop`.`orders` /* x */ ADD COLUMN `weird col.ü` INT -- trailing\n");
         assert!(t.column("weird col.ü").is_some());
         let odd = SourceTable { id: TableId::new("my db", "tbl.with dots ü"), ..orders() };
         let r = apply("other", "ALTER TABLE `my db`.`tbl.with dots ü` ADD `ä b` INT", std::slice::from_ref(&odd), &cs).unwrap();
@@ -1996,22 +1935,10 @@ mod tests {
             vec![Ok(SchemaChange::Dropped { table: o.clone() }), Ok(SchemaChange::Dropped { table: c.clone() })]
         );
         let o2 = TableId::new("shop", "orders_2024");
-        assert_eq!(
-            run("RENAME TABLE orders TO orders_2024"),
-            vec![Ok(SchemaChange::Renamed { from: o.clone(), to: o2.clone() })]
-        );
-        assert_eq!(
-            run("ALTER TABLE orders RENAME TO orders_2024"),
-            vec![Ok(SchemaChange::Renamed { from: o.clone(), to: o2.clone() })]
-        );
-        assert_eq!(
-            run("ALTER TABLE orders RENAME AS orders_2024"),
-            vec![Ok(SchemaChange::Renamed { from: o.clone(), to: o2.clone() })]
-        );
-        assert_eq!(
-            run("ALTER TABLE orders RENAME orders_2024"),
-            vec![Ok(SchemaChange::Renamed { from: o.clone(), to: o2.clone() })]
-        );
+        assert_eq!(run("RENAME TABLE orders TO orders_2024"), vec![Ok(SchemaChange::Renamed { from: o.clone(), to: o2.clone() })]);
+        assert_eq!(run("ALTER TABLE orders RENAME TO orders_2024"), vec![Ok(SchemaChange::Renamed { from: o.clone(), to: o2.clone() })]);
+        assert_eq!(run("ALTER TABLE orders RENAME AS orders_2024"), vec![Ok(SchemaChange::Renamed { from: o.clone(), to: o2.clone() })]);
+        assert_eq!(run("ALTER TABLE orders RENAME orders_2024"), vec![Ok(SchemaChange::Renamed { from: o.clone(), to: o2.clone() })]);
         let archive = TableId::new("archive", "o");
         assert_eq!(
             run("RENAME TABLE shop.orders TO archive.o, customers TO clients"),

@@ -152,9 +152,8 @@ fn choose_key(columns: &[SourceColumn], unique: &[(String, Option<String>)]) -> 
     if let Some((_, cols)) = indexes.iter().find(|(name, _)| *name == "PRIMARY") {
         return cols.iter().flatten().map(|c| c.to_string()).collect();
     }
-    let usable = |cols: &Vec<Option<&str>>| {
-        cols.iter().all(|c| c.is_some_and(|name| columns.iter().any(|col| col.name == name && !col.nullable)))
-    };
+    let usable =
+        |cols: &Vec<Option<&str>>| cols.iter().all(|c| c.is_some_and(|name| columns.iter().any(|col| col.name == name && !col.nullable)));
     indexes
         .iter()
         .filter(|(_, cols)| usable(cols))

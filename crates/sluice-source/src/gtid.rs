@@ -49,7 +49,10 @@ impl GtidSet {
                 let hex: String = uuid.chars().filter(|c| *c != '-').collect();
                 let mut bytes = [0u8; 16];
                 for (i, b) in bytes.iter_mut().enumerate() {
-                    *b = hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| format!("bad GTID uuid {uuid:?}"))?;
+                    *b = hex
+                        .get(2 * i..2 * i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| format!("bad GTID uuid {uuid:?}"))?;
                 }
                 let mut sid = Sid::new(bytes).with_intervals(intervals.iter().map(|(a, b)| GnoInterval::new(*a, b + 1)).collect());
                 if let Some(t) = tag {
@@ -89,8 +92,7 @@ impl std::fmt::Display for GtidSet {
             .sets
             .iter()
             .map(|(k, iv)| {
-                let ranges: Vec<String> =
-                    iv.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+                let ranges: Vec<String> = iv.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
                 format!("{k}:{}", ranges.join(":"))
             })
             .collect();

@@ -119,7 +119,12 @@ impl TableReader {
     ///   are values sampled from the index every `rows_per_partition` rows in
     ///   the column's collation order, each strictly above the previous one, so
     ///   values equal under the collation fall in one partition.
-    pub async fn plan_partitions(&self, conn: &mut Conn, estimated_rows: u64, rows_per_partition: u64) -> Result<Option<Vec<Partition>>, SourceError> {
+    pub async fn plan_partitions(
+        &self,
+        conn: &mut Conn,
+        estimated_rows: u64,
+        rows_per_partition: u64,
+    ) -> Result<Option<Vec<Partition>>, SourceError> {
         let first = &self.cols[self.key_idx[0]];
         let Some(split) = Split::of(first, &self.kinds[self.key_idx[0]]) else { return Ok(None) };
         if split == Split::Str && !crate::discovery::leads_whole_value_index(conn, &self.table, &first.name).await? {
@@ -207,7 +212,9 @@ impl TableReader {
     /// parameter yields to the column), as it does for UTF-8 columns.
     fn bind(&self, pos: usize, v: Value) -> Value {
         match (&self.kinds[self.key_idx[pos]], v) {
-            (ColKind::Bytes { enc: Some(enc), .. }, Value::Bytes(b)) => Value::Bytes(enc.decode_without_bom_handling(&b).0.into_owned().into_bytes()),
+            (ColKind::Bytes { enc: Some(enc), .. }, Value::Bytes(b)) => {
+                Value::Bytes(enc.decode_without_bom_handling(&b).0.into_owned().into_bytes())
+            }
             (_, v) => v,
         }
     }
@@ -281,7 +288,9 @@ impl TableReader {
 enum Split {
     Int,
     /// Equal-width ranges of time, bounds multiples of `unit_us` from MIN.
-    Time { unit_us: i128 },
+    Time {
+        unit_us: i128,
+    },
     /// Bounds sampled from the index (collation order).
     Str,
 }
@@ -443,7 +452,12 @@ mod tests {
             charset: None,
             extra: String::new(),
         };
-        let t = SourceTable { id: TableId::new("s", "t"), columns: vec![col("a"), col("secret"), col("id")], primary_key: vec!["id".into()], charset: None };
+        let t = SourceTable {
+            id: TableId::new("s", "t"),
+            columns: vec![col("a"), col("secret"), col("id")],
+            primary_key: vec!["id".into()],
+            charset: None,
+        };
         let m = TableMapping::with_options(t, "t".into(), TableOptions { exclude_columns: vec!["secret".into()], ..Default::default() });
         let r = TableReader::new(&m).unwrap();
         assert_eq!(r.select_sql(), "SELECT `a`, `id` FROM `s`.`t`");
@@ -503,7 +517,10 @@ mod tests {
         assert!(is_zero_date(&Value::Date(0, 0, 0, 0, 0, 0, 0)));
         assert_eq!(value_to_micros(&Value::NULL), None);
         // DATETIME(3) bounds: multiples of a millisecond from MIN, converted to valid values.
-        let (lo, hi) = (value_to_micros(&Value::Date(2024, 1, 1, 0, 0, 0, 123_000)).unwrap(), value_to_micros(&Value::Date(2024, 1, 2, 0, 0, 0, 0)).unwrap());
+        let (lo, hi) = (
+            value_to_micros(&Value::Date(2024, 1, 1, 0, 0, 0, 123_000)).unwrap(),
+            value_to_micros(&Value::Date(2024, 1, 2, 0, 0, 0, 0)).unwrap(),
+        );
         for b in equal_width(lo, hi, 7, 1000) {
             let Value::Date(y, m, d, _, _, _, us) = micros_to_value(b) else { panic!() };
             assert_eq!((y, m, us % 1000), (2024, 1, 0));
@@ -521,7 +538,14 @@ mod tests {
         assert_eq!(split(c("timestamp", "timestamp(6)", Some(6))), Some(Split::Time { unit_us: 1 }));
         assert_eq!(split(c("varchar", "varchar(20)", None)), Some(Split::Str));
         assert_eq!(split(c("binary", "binary(16)", None)), Some(Split::Str));
-        for (dt, ct) in [("text", "text"), ("blob", "blob"), ("json", "json"), ("double", "double"), ("decimal", "decimal(10,2)"), ("enum", "enum('a','b')")] {
+        for (dt, ct) in [
+            ("text", "text"),
+            ("blob", "blob"),
+            ("json", "json"),
+            ("double", "double"),
+            ("decimal", "decimal(10,2)"),
+            ("enum", "enum('a','b')"),
+        ] {
             assert_eq!(split(c(dt, ct, None)), None, "{dt}");
         }
     }
@@ -542,7 +566,12 @@ mod tests {
         use sluice_core::schema::TableId;
         let mut latin1 = SourceColumn::new("k", "varchar", "varchar(10)", false);
         latin1.charset = Some("latin1".into());
-        let t = SourceTable { id: TableId::new("s", "t"), columns: vec![latin1, SourceColumn::new("b", "varbinary", "varbinary(4)", false)], primary_key: vec!["k".into(), "b".into()], charset: None };
+        let t = SourceTable {
+            id: TableId::new("s", "t"),
+            columns: vec![latin1, SourceColumn::new("b", "varbinary", "varbinary(4)", false)],
+            primary_key: vec!["k".into(), "b".into()],
+            charset: None,
+        };
         let r = TableReader::new(&TableMapping::with_options(t, "t".into(), Default::default())).unwrap();
         assert_eq!(r.bind(0, Value::Bytes(vec![0xe9])), Value::Bytes("é".as_bytes().to_vec()));
         assert_eq!(r.bind(1, Value::Bytes(vec![0xe9])), Value::Bytes(vec![0xe9]));

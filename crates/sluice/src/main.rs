@@ -11,11 +11,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(
-    name = "sluice",
-    version,
-    about = "Keep ClickHouse tables in sync with MySQL and MariaDB (CDC)"
-)]
+#[command(name = "sluice", version, about = "Keep ClickHouse tables in sync with MySQL and MariaDB (CDC)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,12 +40,7 @@ enum Command {
         #[command(subcommand)]
         command: sluice_control::client::PipeCommand,
         /// Server URL.
-        #[arg(
-            long,
-            global = true,
-            env = "SLUICE_SERVER",
-            default_value = "http://127.0.0.1:7878"
-        )]
+        #[arg(long, global = true, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:7878")]
         server: String,
         /// Print JSON instead of tables.
         #[arg(long, global = true)]
@@ -70,8 +61,7 @@ enum Command {
 }
 
 fn read_spec(path: &PathBuf) -> Result<PipeSpec> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(PipeSpec::from_json(&text)?)
 }
 
@@ -81,14 +71,10 @@ async fn main() -> std::process::ExitCode {
     // Test builds only: crash points named in FAILPOINTS (see sluice-engine's failpoints).
     let _failpoints = sluice_engine::failpoints::setup();
     // Progress bars for `sluice run` on a terminal; logs are printed above them.
-    let bars = (matches!(cli.command, Command::Run { .. })
-        && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-    .then(indicatif::MultiProgress::new);
+    let bars = (matches!(cli.command, Command::Run { .. }) && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(indicatif::MultiProgress::new);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,hyper=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,hyper=warn".into()))
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(progress::LogWriter(bars.clone()))
@@ -102,10 +88,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn real_main(
-    cli: Cli,
-    bars: Option<indicatif::MultiProgress>,
-) -> Result<std::process::ExitCode> {
+async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Run { config, data_dir } => {
             let spec = read_spec(&config)?;
@@ -124,24 +107,15 @@ async fn real_main(
             {
                 let c = cancel.clone();
                 tokio::spawn(async move {
-                    if let Ok(mut s) =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    {
+                    if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                         s.recv().await;
                         c.cancel();
                     }
                 });
             }
             let ctx = PipeContext::new(spec, catalog.clone(), cancel.clone());
-            let drawing = bars.map(|mp| {
-                tokio::spawn(progress::watch(
-                    mp,
-                    catalog,
-                    ctx.name().to_string(),
-                    ctx.status.clone(),
-                    cancel.clone(),
-                ))
-            });
+            let drawing =
+                bars.map(|mp| tokio::spawn(progress::watch(mp, catalog, ctx.name().to_string(), ctx.status.clone(), cancel.clone())));
             let state = sluice_engine::run(&ctx).await;
             cancel.cancel();
             if let Some(d) = drawing {
@@ -155,12 +129,7 @@ async fn real_main(
             sluice_control::server::serve(&data_dir, listen).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Pipe {
-            command,
-            server,
-            json,
-            data_dir,
-        } => {
+        Command::Pipe { command, server, json, data_dir } => {
             let client = sluice_control::client::Client::new(&server, None, data_dir)?;
             client.run(command, json).await?;
             Ok(std::process::ExitCode::SUCCESS)
@@ -169,18 +138,11 @@ async fn real_main(
             let spec = read_spec(&config)?;
             let mut conn = sluice_source::conn::connect(&spec.source).await?;
             let info = sluice_source::conn::server_info(&mut conn).await?;
-            let mut checks =
-                sluice_source::checks::run(&mut conn, &info, spec.source.replication_mechanism)
-                    .await?;
+            let mut checks = sluice_source::checks::run(&mut conn, &info, spec.source.replication_mechanism).await?;
             checks.extend(sluice_source::checks::tables(&mut conn, &spec.tables).await?);
             let ok = checks.iter().all(|c| c.ok);
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"ok": ok, "source": info.version, "checks": checks})
-                    )?
-                );
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "source": info.version, "checks": checks}))?);
             } else {
                 println!("source {}", info.version);
                 for c in &checks {
@@ -189,19 +151,11 @@ async fn real_main(
                         if c.ok { "PASS" } else { "FAIL" },
                         c.name,
                         c.found,
-                        if c.ok {
-                            String::new()
-                        } else {
-                            format!("\n     fix: {}", c.fix)
-                        }
+                        if c.ok { String::new() } else { format!("\n     fix: {}", c.fix) }
                     );
                 }
             }
-            Ok(if ok {
-                std::process::ExitCode::SUCCESS
-            } else {
-                std::process::ExitCode::FAILURE
-            })
+            Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
         }
     }
 }

@@ -12,35 +12,15 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(90);
 
 /// A pipe spec whose source user has a distinctive password (to grep the catalog for).
-async fn spec_with_own_user(
-    flavor: Flavor,
-    db: &str,
-    ch_db: &str,
-    mode: &str,
-) -> (serde_json::Value, String) {
+async fn spec_with_own_user(flavor: Flavor, db: &str, ch_db: &str, mode: &str) -> (serde_json::Value, String) {
     let mut c = mysql(flavor).await;
     let user = format!("u{}", rand::random::<u32>());
     let password = format!("Pw-{}-unique", rand::random::<u64>());
-    c.query_drop(format!(
-        "CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"
-    ))
-    .await
-    .unwrap();
-    let grants = if flavor == Flavor::MySql {
-        "SELECT, REPLICATION CLIENT, REPLICATION SLAVE"
-    } else {
-        "SELECT, REPLICATION SLAVE, BINLOG MONITOR"
-    };
-    c.query_drop(format!("GRANT {grants} ON *.* TO '{user}'@'%'"))
-        .await
-        .unwrap();
-    let mut spec = spec(
-        db,
-        flavor,
-        json!([{"source": format!("{db}.*")}]),
-        ch_db,
-        mode,
-    );
+    c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")).await.unwrap();
+    let grants =
+        if flavor == Flavor::MySql { "SELECT, REPLICATION CLIENT, REPLICATION SLAVE" } else { "SELECT, REPLICATION SLAVE, BINLOG MONITOR" };
+    c.query_drop(format!("GRANT {grants} ON *.* TO '{user}'@'%'")).await.unwrap();
+    let mut spec = spec(db, flavor, json!([{"source": format!("{db}.*")}]), ch_db, mode);
     spec["source"]["user"] = user.into();
     spec["source"]["password"] = password.clone().into();
     (spec, password)
@@ -60,20 +40,9 @@ async fn api_lifecycle_pause_resume_settings_and_security() {
     let (spec, password) = spec_with_own_user(flavor, &db, &ch_db, "snapshot_and_cdc").await;
 
     // Security: no token → 401; /healthz is open.
-    let anon = srv
-        .http
-        .get(format!("{}/v1/pipes", srv.base()))
-        .send()
-        .await
-        .unwrap();
+    let anon = srv.http.get(format!("{}/v1/pipes", srv.base())).send().await.unwrap();
     assert_eq!(anon.status().as_u16(), 401);
-    let wrong = srv
-        .http
-        .get(format!("{}/v1/pipes", srv.base()))
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
+    let wrong = srv.http.get(format!("{}/v1/pipes", srv.base())).bearer_auth("nope").send().await.unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
 
     // Bad input is refused, naming the field.
@@ -81,128 +50,59 @@ async fn api_lifecycle_pause_resume_settings_and_security() {
     bad["settings"]["sync_interval_ms"] = 0.into();
     let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(bad)).await;
     assert_eq!(code, 422, "{v}");
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap()
-            .contains("settings.sync_interval_ms"),
-        "{v}"
-    );
-    let (code, _) = srv
-        .call(Method::POST, "/v1/pipes", Some(json!({"name": "x"})))
-        .await;
+    assert!(v["error"].as_str().unwrap().contains("settings.sync_interval_ms"), "{v}");
+    let (code, _) = srv.call(Method::POST, "/v1/pipes", Some(json!({"name": "x"}))).await;
     assert_eq!(code, 400);
 
-    let (code, v) = srv
-        .call(Method::POST, "/v1/pipes", Some(spec.clone()))
-        .await;
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec.clone())).await;
     assert_eq!(code, 201, "{v}");
-    assert!(
-        !v.to_string().contains(&password),
-        "password shown in the API: {v}"
-    );
-    let (code, _) = srv
-        .call(Method::POST, "/v1/pipes", Some(spec.clone()))
-        .await;
+    assert!(!v.to_string().contains(&password), "password shown in the API: {v}");
+    let (code, _) = srv.call(Method::POST, "/v1/pipes", Some(spec.clone())).await;
     assert_eq!(code, 409, "duplicate name");
 
     srv.wait_state(&db, "Running", T).await;
     eventually(T, || compare(flavor, &db, &ch_db)).await;
 
     // Illegal requests get 409 with the current state.
-    let (code, v) = srv
-        .call(Method::POST, &format!("/v1/pipes/{db}/resume"), None)
-        .await;
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
     assert_eq!((code, v["state"].as_str()), (409, Some("Running")), "{v}");
 
     // Pause; changes made while paused arrive only after resume.
-    let (code, v) = srv
-        .call(Method::POST, &format!("/v1/pipes/{db}/pause"), None)
-        .await;
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
     assert_eq!((code, v["state"].as_str()), (202, Some("Pausing")), "{v}");
     srv.wait_state(&db, "Paused", T).await;
-    c.query_drop(format!("UPDATE {db}.orders SET qty = 7777 WHERE id <= 10"))
-        .await
-        .unwrap();
-    c.query_drop(format!(
-        "DELETE FROM {db}.orders WHERE id BETWEEN 11 AND 20"
-    ))
-    .await
-    .unwrap();
+    c.query_drop(format!("UPDATE {db}.orders SET qty = 7777 WHERE id <= 10")).await.unwrap();
+    c.query_drop(format!("DELETE FROM {db}.orders WHERE id BETWEEN 11 AND 20")).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let n = ch_rows(&format!(
-        "SELECT count() FROM {ch_db}.orders FINAL WHERE qty = 7777"
-    ))
-    .await
-    .unwrap();
+    let n = ch_rows(&format!("SELECT count() FROM {ch_db}.orders FINAL WHERE qty = 7777")).await.unwrap();
     assert_eq!(n[0][0], "0", "a paused pipe applied changes");
-    let (code, v) = srv
-        .call(Method::POST, &format!("/v1/pipes/{db}/pause"), None)
-        .await;
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
     assert_eq!((code, v["state"].as_str()), (409, Some("Paused")), "{v}");
 
     // Settings change on the live pipe.
-    let (code, v) = srv
-        .call(
-            Method::PATCH,
-            &format!("/v1/pipes/{db}/settings"),
-            Some(json!({"sync_interval_ms": 150, "pull_batch_size": 500})),
-        )
-        .await;
+    let (code, v) =
+        srv.call(Method::PATCH, &format!("/v1/pipes/{db}/settings"), Some(json!({"sync_interval_ms": 150, "pull_batch_size": 500}))).await;
     assert_eq!(code, 200, "{v}");
-    let (code, _) = srv
-        .call(
-            Method::PATCH,
-            &format!("/v1/pipes/{db}/settings"),
-            Some(json!({"sync_interval_ms": 0})),
-        )
-        .await;
+    let (code, _) = srv.call(Method::PATCH, &format!("/v1/pipes/{db}/settings"), Some(json!({"sync_interval_ms": 0}))).await;
     assert_eq!(code, 422);
-    let (code, _) = srv
-        .call(
-            Method::PATCH,
-            &format!("/v1/pipes/{db}/settings"),
-            Some(json!({"bogus": 1})),
-        )
-        .await;
+    let (code, _) = srv.call(Method::PATCH, &format!("/v1/pipes/{db}/settings"), Some(json!({"bogus": 1}))).await;
     assert_eq!(code, 400);
 
-    let (code, v) = srv
-        .call(Method::POST, &format!("/v1/pipes/{db}/resume"), None)
-        .await;
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
     assert_eq!((code, v["state"].as_str()), (200, Some("Running")), "{v}");
     eventually(T, || compare(flavor, &db, &ch_db)).await;
-    let (_, v) = srv
-        .call(Method::GET, &format!("/v1/pipes/{db}"), None)
-        .await;
+    let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
     assert_eq!(v["settings"]["sync_interval_ms"], 150);
     assert_eq!(v["tables"].as_array().unwrap().len(), 2);
     assert!(v["checkpoint"]["binlog_file"].is_string(), "{v}");
 
     // Per-table copy progress.
-    let orders = v["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["destination"] == "orders")
-        .unwrap();
-    assert_eq!(
-        (
-            orders["partitions_done"].as_u64(),
-            orders["partitions_total"].as_u64()
-        ),
-        (Some(1), Some(1)),
-        "{orders}"
-    );
+    let orders = v["tables"].as_array().unwrap().iter().find(|t| t["destination"] == "orders").unwrap();
+    assert_eq!((orders["partitions_done"].as_u64(), orders["partitions_total"].as_u64()), (Some(1), Some(1)), "{orders}");
     assert_eq!(orders["rows_copied"], 3000, "{orders}");
 
     // Prometheus metrics (behind the token like the rest of the API).
-    let anon = srv
-        .http
-        .get(format!("{}/metrics", srv.base()))
-        .send()
-        .await
-        .unwrap();
+    let anon = srv.http.get(format!("{}/metrics", srv.base())).send().await.unwrap();
     assert_eq!(anon.status().as_u16(), 401);
     let (code, m) = srv.call(Method::GET, "/metrics", None).await;
     assert_eq!(code, 200);
@@ -221,48 +121,18 @@ async fn api_lifecycle_pause_resume_settings_and_security() {
     }
 
     // The history holds every transition, in order, and the settings change (a note: no state change).
-    let (_, ev) = srv
-        .call(Method::GET, &format!("/v1/pipes/{db}/events"), None)
-        .await;
+    let (_, ev) = srv.call(Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
     let ev = ev.as_array().unwrap();
-    let states: Vec<&str> = ev
-        .iter()
-        .filter(|e| e["from_state"] != e["to_state"])
-        .map(|e| e["to_state"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        states,
-        [
-            "Provisioning",
-            "Setup",
-            "Snapshot",
-            "Running",
-            "Pausing",
-            "Paused",
-            "Running"
-        ],
-        "{ev:?}"
-    );
-    let notes: Vec<&str> = ev
-        .iter()
-        .filter(|e| e["from_state"] == e["to_state"])
-        .map(|e| e["reason"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        notes,
-        ["settings changed: sync_interval_ms 300 → 150, pull_batch_size 20000 → 500"],
-        "{ev:?}"
-    );
+    let states: Vec<&str> = ev.iter().filter(|e| e["from_state"] != e["to_state"]).map(|e| e["to_state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["Provisioning", "Setup", "Snapshot", "Running", "Pausing", "Paused", "Running"], "{ev:?}");
+    let notes: Vec<&str> = ev.iter().filter(|e| e["from_state"] == e["to_state"]).map(|e| e["reason"].as_str().unwrap()).collect();
+    assert_eq!(notes, ["settings changed: sync_interval_ms 300 → 150, pull_batch_size 20000 → 500"], "{ev:?}");
 
     // No password in clear text anywhere in the data dir.
     for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
         let p = entry.unwrap().path();
         let raw = std::fs::read(&p).unwrap();
-        assert!(
-            !raw.windows(password.len())
-                .any(|w| w == password.as_bytes()),
-            "password in clear text in {p:?}"
-        );
+        assert!(!raw.windows(password.len()).any(|w| w == password.as_bytes()), "password in clear text in {p:?}");
     }
     assert!(!srv.log().contains(&password), "password in the server log");
 
@@ -288,17 +158,11 @@ async fn api_lifecycle_pause_resume_settings_and_security() {
     }
 
     // Delete keeps the destination tables unless asked.
-    let (code, _) = srv
-        .call(Method::DELETE, &format!("/v1/pipes/{db}"), None)
-        .await;
+    let (code, _) = srv.call(Method::DELETE, &format!("/v1/pipes/{db}"), None).await;
     assert_eq!(code, 204);
-    let (code, _) = srv
-        .call(Method::GET, &format!("/v1/pipes/{db}"), None)
-        .await;
+    let (code, _) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
     assert_eq!(code, 404);
-    assert!(ch_rows(&format!("SELECT count() FROM {ch_db}.orders"))
-        .await
-        .is_ok());
+    assert!(ch_rows(&format!("SELECT count() FROM {ch_db}.orders")).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -317,24 +181,11 @@ async fn api_snapshot_only_completes_and_refuses_pause() {
     assert_eq!(code, 201, "{v}");
     srv.wait_state(&db, "Completed", T).await;
     compare(flavor, &db, &ch_db).await.unwrap();
-    let (code, v) = srv
-        .call(Method::POST, &format!("/v1/pipes/{db}/pause"), None)
-        .await;
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
     assert_eq!((code, v["state"].as_str()), (409, Some("Completed")), "{v}");
-    let (code, _) = srv
-        .call(
-            Method::DELETE,
-            &format!("/v1/pipes/{db}?drop_tables=true"),
-            None,
-        )
-        .await;
+    let (code, _) = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
     assert_eq!(code, 204);
-    assert!(
-        ch_rows(&format!("SELECT count() FROM {ch_db}.orders"))
-            .await
-            .is_err(),
-        "tables were not dropped"
-    );
+    assert!(ch_rows(&format!("SELECT count() FROM {ch_db}.orders")).await.is_err(), "tables were not dropped");
 }
 
 /// kill -9 of the server with one pipe Running and one Paused: both come back as they were.
@@ -350,8 +201,7 @@ async fn api_server_kill9_restores_running_and_paused_pipes() {
         create_schema(&mut c, &db).await;
         let mut r = rand::rngs::StdRng::seed_from_u64(9);
         load_orders(&mut c, &db, &mut r, 1, 1000).await;
-        let (spec, _) =
-            spec_with_own_user(flavor, &db, &format!("{db}_ch"), "snapshot_and_cdc").await;
+        let (spec, _) = spec_with_own_user(flavor, &db, &format!("{db}_ch"), "snapshot_and_cdc").await;
         let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec)).await;
         assert_eq!(code, 201, "{v}");
         names.push(db);
@@ -359,8 +209,7 @@ async fn api_server_kill9_restores_running_and_paused_pipes() {
     for n in &names {
         srv.wait_state(n, "Running", T).await;
     }
-    srv.call(Method::POST, &format!("/v1/pipes/{}/pause", names[1]), None)
-        .await;
+    srv.call(Method::POST, &format!("/v1/pipes/{}/pause", names[1]), None).await;
     srv.wait_state(&names[1], "Paused", T).await;
     let mut r = rand::rngs::StdRng::seed_from_u64(10);
     let mut next_id = 50_000;

@@ -28,12 +28,7 @@ fn offline_spec(name: &str) -> serde_json::Value {
 /// Runs `sluice` with `args` until it exits (at most 60 s); returns (success, stderr + stdout).
 fn sluice_exit(args: &[&str], data_dir: &Path, token: Option<&str>) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "info,sqlx=warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(args).arg("--data-dir").arg(data_dir).env("RUST_LOG", "info,sqlx=warn").stdout(Stdio::piped()).stderr(Stdio::piped());
     match token {
         Some(t) => cmd.env("SLUICE_API_TOKEN", t),
         None => cmd.env_remove("SLUICE_API_TOKEN"),
@@ -43,20 +38,13 @@ fn sluice_exit(args: &[&str], data_dir: &Path, token: Option<&str>) -> (bool, St
     loop {
         if child.try_wait().unwrap().is_some() {
             let out = child.wait_with_output().unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stderr),
-                String::from_utf8_lossy(&out.stdout)
-            );
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
             return (out.status.success(), text);
         }
         if start.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
-            panic!(
-                "sluice {args:?} did not exit (it should have been refused):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            panic!("sluice {args:?} did not exit (it should have been refused):\n{}", String::from_utf8_lossy(&out.stderr));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -72,36 +60,15 @@ async fn a_second_process_on_one_data_dir_is_refused() {
     let data = dir.path().join("data");
     let spec_path = dir.path().join("pipe.json");
     std::fs::write(&spec_path, offline_spec("locked").to_string()).unwrap();
-    let want = format!(
-        "data dir {} is in use by another sluice process (pid {pid})",
-        data.display()
-    );
+    let want = format!("data dir {} is in use by another sluice process (pid {pid})", data.display());
 
-    let (ok, out) = sluice_exit(
-        &["run", "--config", spec_path.to_str().unwrap()],
-        &data,
-        None,
-    );
-    assert!(
-        !ok,
-        "sluice run on a served data dir was not refused:\n{out}"
-    );
+    let (ok, out) = sluice_exit(&["run", "--config", spec_path.to_str().unwrap()], &data, None);
+    assert!(!ok, "sluice run on a served data dir was not refused:\n{out}");
     assert!(out.contains(&want), "expected {want:?} in:\n{out}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (ok, out) = sluice_exit(
-        &["server", "--listen", &format!("127.0.0.1:{port}")],
-        &data,
-        Some(&srv.token),
-    );
-    assert!(
-        !ok,
-        "a second server on one data dir was not refused:\n{out}"
-    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (ok, out) = sluice_exit(&["server", "--listen", &format!("127.0.0.1:{port}")], &data, Some(&srv.token));
+    assert!(!ok, "a second server on one data dir was not refused:\n{out}");
     assert!(out.contains(&want), "expected {want:?} in:\n{out}");
     // The refused processes changed nothing: the server still answers.
     let (code, _) = srv.call(Method::GET, "/v1/pipes", None).await;
@@ -118,50 +85,26 @@ async fn a_second_process_on_one_data_dir_is_refused() {
 /// refused, naming the file to delete; a missing one is generated whole.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_or_short_token_file_is_refused() {
-    for (content, what) in [
-        ("", "is empty"),
-        ("  \n", "is empty"),
-        ("abc123", "is shorter than 16 characters"),
-    ] {
+    for (content, what) in [("", "is empty"), ("  \n", "is empty"), ("abc123", "is shorter than 16 characters")] {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         let token_file = data.join("api-token");
         std::fs::write(&token_file, content).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let (ok, out) = sluice_exit(
-            &["server", "--listen", &format!("127.0.0.1:{port}")],
-            &data,
-            None,
-        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (ok, out) = sluice_exit(&["server", "--listen", &format!("127.0.0.1:{port}")], &data, None);
         assert!(!ok, "a server with token file {content:?} started:\n{out}");
         let want = format!("the API token file {} {what}", token_file.display());
         assert!(out.contains(&want), "expected {want:?} in:\n{out}");
-        assert!(
-            out.contains(&format!("Delete {}", token_file.display())),
-            "the message does not say which file to delete:\n{out}"
-        );
+        assert!(out.contains(&format!("Delete {}", token_file.display())), "the message does not say which file to delete:\n{out}");
     }
 
     // No token file: one is generated, whole, 0600, with no temporary file left beside it.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&data)
         .env_remove("SLUICE_API_TOKEN")
         .stdout(Stdio::null())
@@ -171,16 +114,8 @@ async fn an_empty_or_short_token_file_is_refused() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let start = Instant::now();
-    while !http
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the server did not start"
-        );
+    while !http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let token = std::fs::read_to_string(data.join("api-token")).unwrap();
@@ -194,83 +129,31 @@ async fn an_empty_or_short_token_file_is_refused() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(data.join("api-token"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(data.join("api-token")).unwrap().permissions().mode() & 0o777, 0o600);
     }
-    let r = http
-        .get(format!("http://127.0.0.1:{port}/v1/pipes"))
-        .bearer_auth(token.trim())
-        .send()
-        .await
-        .unwrap();
+    let r = http.get(format!("http://127.0.0.1:{port}/v1/pipes")).bearer_auth(token.trim()).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let r = http
-        .get(format!("http://127.0.0.1:{port}/v1/pipes"))
-        .bearer_auth("")
-        .send()
-        .await
-        .unwrap();
+    let r = http.get(format!("http://127.0.0.1:{port}/v1/pipes")).bearer_auth("").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
     child.kill().unwrap();
     child.wait().unwrap();
 }
 
 async fn events(srv: &SluiceServer, name: &str) -> Vec<String> {
-    let (_, ev) = srv
-        .call(Method::GET, &format!("/v1/pipes/{name}/events"), None)
-        .await;
-    ev.as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {}",
-                e["to_state"].as_str().unwrap(),
-                e["reason"].as_str().unwrap()
-            )
-        })
-        .collect()
+    let (_, ev) = srv.call(Method::GET, &format!("/v1/pipes/{name}/events"), None).await;
+    ev.as_array().unwrap().iter().map(|e| format!("{} {}", e["to_state"].as_str().unwrap(), e["reason"].as_str().unwrap())).collect()
 }
 
 /// A pipe over `{db}.t` (a few rows), created on `srv` and `Running`.
-async fn running_pipe(
-    srv: &SluiceServer,
-    flavor: Flavor,
-    db: &str,
-    ch_db: &str,
-) -> mysql_async::Conn {
+async fn running_pipe(srv: &SluiceServer, flavor: Flavor, db: &str, ch_db: &str) -> mysql_async::Conn {
     let mut c = mysql(flavor).await;
-    c.query_drop(format!("CREATE DATABASE `{db}`"))
-        .await
-        .unwrap();
+    c.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
     for t in ["t", "o", "ev"] {
-        c.query_drop(format!(
-            "CREATE TABLE `{db}`.{t} (id INT PRIMARY KEY, v VARCHAR(20))"
-        ))
-        .await
-        .unwrap();
-        c.query_drop(format!("INSERT INTO `{db}`.{t} VALUES (1, 'a'), (2, 'b')"))
-            .await
-            .unwrap();
+        c.query_drop(format!("CREATE TABLE `{db}`.{t} (id INT PRIMARY KEY, v VARCHAR(20))")).await.unwrap();
+        c.query_drop(format!("INSERT INTO `{db}`.{t} VALUES (1, 'a'), (2, 'b')")).await.unwrap();
     }
     let (code, v) = srv
-        .call(
-            Method::POST,
-            "/v1/pipes",
-            Some(spec(
-                db,
-                flavor,
-                json!([{"source": format!("{db}.t")}]),
-                ch_db,
-                "snapshot_and_cdc",
-            )),
-        )
+        .call(Method::POST, "/v1/pipes", Some(spec(db, flavor, json!([{"source": format!("{db}.t")}]), ch_db, "snapshot_and_cdc")))
         .await;
     assert_eq!(code, 201, "{v}");
     srv.wait_state(db, "Running", T).await;
@@ -279,14 +162,9 @@ async fn running_pipe(
 
 /// Inserts a row into `{db}.t` and waits until it is in ClickHouse: the pipe streams.
 async fn streams(c: &mut mysql_async::Conn, db: &str, ch_db: &str, id: u32) {
-    c.query_drop(format!("INSERT INTO `{db}`.t VALUES ({id}, 'later')"))
-        .await
-        .unwrap();
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES ({id}, 'later')")).await.unwrap();
     eventually(T, || async {
-        let r = ch_rows(&format!(
-            "SELECT count() FROM {ch_db}.t FINAL WHERE id = {id} AND _peerdb_is_deleted = 0"
-        ))
-        .await?;
+        let r = ch_rows(&format!("SELECT count() FROM {ch_db}.t FINAL WHERE id = {id} AND _peerdb_is_deleted = 0")).await?;
         if r[0][0] == "1" {
             Ok(())
         } else {
@@ -311,48 +189,25 @@ async fn failed_add_leaves_the_pipe_running(flavor: Flavor) {
 
     // Refused by ClickHouse while setting the tables up.
     let tables = json!([{"source": format!("{db}.o")}, {"source": format!("{db}.ev"), "partition_by": "nosuchfunction(id)"}]);
-    let (code, v) = srv
-        .call(Method::POST, &add, Some(json!({"tables": tables})))
-        .await;
+    let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": tables}))).await;
     assert_eq!(code, 422, "{v}");
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("nosuchfunction"),
-        "{v}"
-    );
+    assert!(v["error"].as_str().unwrap_or_default().contains("nosuchfunction"), "{v}");
     assert_eq!(srv.state(&db).await, "Running");
     let ev = events(&srv, &db).await;
-    assert!(
-        ev.iter()
-            .any(|e| e.contains(&format!("adding {db}.o, {db}.ev failed"))
-                && e.contains("nosuchfunction")),
-        "{ev:?}"
-    );
+    assert!(ev.iter().any(|e| e.contains(&format!("adding {db}.o, {db}.ev failed")) && e.contains("nosuchfunction")), "{ev:?}");
     streams(&mut c, &db, &ch_db, 100).await;
 
     // Two tables for one destination: refused, nothing added, still streaming.
     let tables = json!([{"source": format!("{db}.o"), "destination": "same"}, {"source": format!("{db}.ev"), "destination": "same"}]);
-    let (code, v) = srv
-        .call(Method::POST, &add, Some(json!({"tables": tables})))
-        .await;
+    let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": tables}))).await;
     assert_eq!(code, 422, "two tables for one destination: {v}");
     assert_eq!(srv.state(&db).await, "Running", "{}", srv.log());
-    let (_, p) = srv
-        .call(Method::GET, &format!("/v1/pipes/{db}"), None)
-        .await;
+    let (_, p) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
     assert_eq!(p["tables"].as_array().map(Vec::len), Some(1), "{p}");
     streams(&mut c, &db, &ch_db, 101).await;
 
     // The pipe still takes a valid change afterwards.
-    let (code, v) = srv
-        .call(
-            Method::POST,
-            &add,
-            Some(json!({"tables": [{"source": format!("{db}.o")}]})),
-        )
-        .await;
+    let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": [{"source": format!("{db}.o")}]}))).await;
     assert_eq!((code, v["state"].as_str()), (202, Some("Snapshot")), "{v}");
     srv.wait_state(&db, "Running", T).await;
     streams(&mut c, &db, &ch_db, 102).await;
@@ -400,26 +255,14 @@ async fn concurrent_settings_changes_are_all_applied() {
     for t in tasks {
         t.await.unwrap();
     }
-    let (_, v) = srv
-        .call(Method::GET, &format!("/v1/pipes/{db}"), None)
-        .await;
+    let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
     let s = &v["settings"];
     for p in &patches {
         let (k, want) = p.as_object().unwrap().iter().next().unwrap();
         assert_eq!(&s[k], want, "{k} was lost: {s}");
     }
     let ev = events(&srv, &db).await;
-    assert!(
-        ev.iter()
-            .any(|e| e.ends_with("settings changed: sync_interval_ms 300 → 432")),
-        "{ev:?}"
-    );
-    assert_eq!(
-        ev.iter()
-            .filter(|e| e.contains("settings changed: "))
-            .count(),
-        patches.len(),
-        "a repeated change is not a change: {ev:?}"
-    );
+    assert!(ev.iter().any(|e| e.ends_with("settings changed: sync_interval_ms 300 → 432")), "{ev:?}");
+    assert_eq!(ev.iter().filter(|e| e.contains("settings changed: ")).count(), patches.len(), "a repeated change is not a change: {ev:?}");
     streams(&mut c, &db, &ch_db, 100).await;
 }

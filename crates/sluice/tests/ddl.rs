@@ -15,9 +15,12 @@ const T: Duration = Duration::from_secs(90);
 
 /// The source table's columns, in order.
 async fn src_columns(c: &mut Conn, db: &str, table: &str) -> Vec<String> {
-    c.exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", (db, table))
-        .await
-        .unwrap()
+    c.exec(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+        (db, table),
+    )
+    .await
+    .unwrap()
 }
 
 /// The destination table (columns and `FINAL` rows) equals the source table, value for value.
@@ -60,7 +63,9 @@ async fn ddl_changes(flavor: Flavor) {
     c.query_drop(format!("INSERT INTO {db}.other VALUES (1, 1), (2, 2)")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let srv = SluiceServer::start(dir.path()).await;
-    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc"))).await;
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc")))
+        .await;
     assert_eq!(code, 201, "{v}");
     srv.wait_state(&db, "Running", T).await;
 
@@ -113,13 +118,22 @@ async fn ddl_changes(flavor: Flavor) {
     srv.wait_state(&db, "Running", T).await;
     c.query_drop(format!("INSERT INTO {db}.other VALUES (4, 4)")).await.unwrap();
     eventually(T, || same_table(url, &db, "other", &ch_db, "other")).await;
-    let ch_type = ch_rows(&format!("SELECT type FROM system.columns WHERE database = '{ch_db}' AND table = 'other' AND name = 'v'")).await.unwrap();
+    let ch_type =
+        ch_rows(&format!("SELECT type FROM system.columns WHERE database = '{ch_db}' AND table = 'other' AND name = 'v'")).await.unwrap();
     assert_eq!(ch_type[0][0], "Nullable(Int8)");
 
     // Every followed statement is in the pipe's history with its text.
     let (_, ev) = srv.call(Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
     let text = ev.to_string();
-    for want in ["ADD COLUMN d", "DROP COLUMN c", "RENAME COLUMN b TO b2", "MODIFY COLUMN a BIGINT", "TRUNCATE TABLE", "RENAME TABLE", "MODIFY COLUMN v TINYINT"] {
+    for want in [
+        "ADD COLUMN d",
+        "DROP COLUMN c",
+        "RENAME COLUMN b TO b2",
+        "MODIFY COLUMN a BIGINT",
+        "TRUNCATE TABLE",
+        "RENAME TABLE",
+        "MODIFY COLUMN v TINYINT",
+    ] {
         assert!(text.contains(want), "history lacks {want:?}: {ev}");
     }
 }
@@ -147,7 +161,9 @@ async fn ghost_cutover(flavor: Flavor) {
     insert(&mut c, &db, "t", "v", &mut next, 500, |i| format!("'v{i}'")).await;
     let dir = tempfile::tempdir().unwrap();
     let srv = SluiceServer::start(dir.path()).await;
-    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.t")}]), &ch_db, "snapshot_and_cdc"))).await;
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.t")}]), &ch_db, "snapshot_and_cdc")))
+        .await;
     assert_eq!(code, 201, "{v}");
     srv.wait_state(&db, "Running", T).await;
     c.query_drop(format!("CREATE TABLE {db}._t_gho LIKE {db}.t")).await.unwrap();

@@ -29,11 +29,8 @@ fn row_strategy() -> impl Strategy<Value = Vec<String>> {
     let decimal = (any::<bool>(), "[0-9]{0,28}", "[0-9]{0,12}").prop_map(|(neg, i, f)| {
         format!("{}{}.{}", if neg { "-" } else { "" }, if i.is_empty() { "0" } else { &i }, if f.is_empty() { "0" } else { &f })
     });
-    let double = prop_oneof![
-        prop::num::f64::NORMAL | prop::num::f64::ZERO | prop::num::f64::SUBNORMAL,
-        (-1e6..1e6f64),
-    ]
-    .prop_map(|d| format!("{d:e}"));
+    let double = prop_oneof![prop::num::f64::NORMAL | prop::num::f64::ZERO | prop::num::f64::SUBNORMAL, (-1e6..1e6f64),]
+        .prop_map(|d| format!("{d:e}"));
     let float = (prop::num::f32::NORMAL | prop::num::f32::ZERO).prop_map(|f| format!("{:e}", f as f64));
     let datetime = (1000u32..=9999, 1u32..=12, 1u32..=28, 0u32..24, 0u32..60, 0u32..60, 0u32..1_000_000)
         .prop_map(|(y, mo, d, h, mi, s, us)| format!("'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}'"));
@@ -74,9 +71,11 @@ fn row_strategy() -> impl Strategy<Value = Vec<String>> {
 
 /// TIME without a fraction (for TIME(0)), including the extremes.
 fn time_strategy_plain() -> impl Strategy<Value = String> {
-    (any::<bool>(), 0u32..=838, 0u32..60, 0u32..60)
-        .prop_map(|(neg, h, m, s)| format!("'{}{h}:{m:02}:{s:02}'", if neg { "-" } else { "" }))
+    (any::<bool>(), 0u32..=838, 0u32..60, 0u32..60).prop_map(|(neg, h, m, s)| format!("'{}{h}:{m:02}:{s:02}'", if neg { "-" } else { "" }))
 }
+
+/// The cells of one row as the binlog and as the snapshot decoded it.
+type CellPair = (Vec<Cell>, Vec<Cell>);
 
 struct Bench {
     rt: tokio::runtime::Runtime,
@@ -111,14 +110,15 @@ impl Bench {
             // Positioned by GTIDs (both test-bed servers have them), as CDC does by default.
             let by = sluice_source::binlog::resume_by(Default::default(), &info, &from).unwrap();
             assert_eq!(by, sluice_source::binlog::ResumeBy::Gtid);
-            let reader = BinlogReader::start(bin, info.flavor, spec.server_id(), "sluice-test:decoders", &from, by, vec![mapping]).await.unwrap();
+            let reader =
+                BinlogReader::start(bin, info.flavor, spec.server_id(), "sluice-test:decoders", &from, by, vec![mapping]).await.unwrap();
             (w, c, reader, table)
         });
         Bench { rt, writer, snap, reader, table, db, next_id: 1 }
     }
 
     /// Writes `rows`, then returns (binlog cells, snapshot cells) per key.
-    fn round_trip(&mut self, rows: &[Vec<String>], tz: &str) -> Result<Vec<(Vec<Cell>, Vec<Cell>)>, String> {
+    fn round_trip(&mut self, rows: &[Vec<String>], tz: &str) -> Result<Vec<CellPair>, String> {
         let ids: Vec<i64> = (0..rows.len() as i64).map(|i| self.next_id + i).collect();
         self.next_id += rows.len() as i64;
         let Bench { rt, writer, snap, reader, table, db, .. } = self;
@@ -146,7 +146,12 @@ impl Bench {
             let from_snapshot: HashMap<i64, Vec<Cell>> =
                 chunk.rows.into_iter().filter_map(|r| if let Cell::Int(id) = r[0] { Some((id, r)) } else { None }).collect();
             ids.iter()
-                .map(|id| Ok((from_binlog.remove(id).ok_or(format!("row {id} not in the binlog"))?, from_snapshot.get(id).cloned().ok_or(format!("row {id} not read"))?)))
+                .map(|id| {
+                    Ok((
+                        from_binlog.remove(id).ok_or(format!("row {id} not in the binlog"))?,
+                        from_snapshot.get(id).cloned().ok_or(format!("row {id} not read"))?,
+                    ))
+                })
                 .collect()
         })
     }

@@ -147,7 +147,11 @@ async fn clickhouse_outage_is_retried_with_the_error_visible() {
     eventually(Duration::from_secs(60), || async {
         let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
         let err = v["error"].as_str().unwrap_or_default().to_string();
-        if v["state"] == "Running" && err.contains("ClickHouse") && err.contains("retrying") { Ok(()) } else { Err(format!("{v}")) }
+        if v["state"] == "Running" && err.contains("ClickHouse") && err.contains("retrying") {
+            Ok(())
+        } else {
+            Err(format!("{v}"))
+        }
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -157,7 +161,11 @@ async fn clickhouse_outage_is_retried_with_the_error_visible() {
     eventually(Duration::from_secs(90), || compare(flavor, &db, &ch_db)).await;
     eventually(Duration::from_secs(30), || async {
         let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
-        if v["error"].is_null() { Ok(()) } else { Err(format!("error not cleared: {v}")) }
+        if v["error"].is_null() {
+            Ok(())
+        } else {
+            Err(format!("error not cleared: {v}"))
+        }
     })
     .await;
 }
@@ -176,7 +184,8 @@ async fn check_reports_every_check_with_its_fix() {
         let path = dir.path().join(format!("{}.json", rand::random::<u32>()));
         std::fs::write(&path, spec.to_string()).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(["check", "--json", "--config"]).arg(&path).output().unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
         (out.status.success(), v)
     };
     let failing = |v: &serde_json::Value| -> Vec<String> {
@@ -186,7 +195,16 @@ async fn check_reports_every_check_with_its_fix() {
     let (ok, v) = run(spec_all.clone());
     assert!(ok && v["ok"] == true, "{v}");
     let names: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    for want in ["replication_mechanism", "log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata", "binlog_retention", "grants", "tls"] {
+    for want in [
+        "replication_mechanism",
+        "log_bin",
+        "binlog_format",
+        "binlog_row_image",
+        "binlog_row_metadata",
+        "binlog_retention",
+        "grants",
+        "tls",
+    ] {
         assert!(names.contains(&want), "no {want} check: {v}");
     }
     assert!(v["checks"][0]["found"].as_str().unwrap().contains("resumes by GTIDs"), "{v}");
@@ -232,7 +250,11 @@ async fn duplicate_server_id_is_reported_not_fought_over() {
     eventually(Duration::from_secs(60), || async {
         let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{name2}"), None).await;
         let err = v["error"].as_str().unwrap_or_default();
-        if err.contains("already used by another replica") { Ok(()) } else { Err(format!("{v}")) }
+        if err.contains("already used by another replica") {
+            Ok(())
+        } else {
+            Err(format!("{v}"))
+        }
     })
     .await;
     // The first pipe keeps applying changes.
@@ -240,7 +262,11 @@ async fn duplicate_server_id_is_reported_not_fought_over() {
     c.query_drop(format!("INSERT INTO {db}.orders VALUES {}", order_values(&mut rng, 4242))).await.unwrap();
     eventually(Duration::from_secs(60), || async {
         let r = ch_rows(&format!("SELECT count() FROM {db}_ch.orders FINAL WHERE id = 4242")).await?;
-        if r[0][0] == "1" { Ok(()) } else { Err("the first pipe stopped applying changes".into()) }
+        if r[0][0] == "1" {
+            Ok(())
+        } else {
+            Err("the first pipe stopped applying changes".into())
+        }
     })
     .await;
     assert!(!srv.log().contains("Failed"), "{}", srv.log());

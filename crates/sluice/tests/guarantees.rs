@@ -46,7 +46,11 @@ async fn whole_transactions(flavor: Flavor) {
     srv.wait_state(&db, "Running", CONVERGE).await;
     eventually(CONVERGE, || async {
         let r = ch_rows(&format!("SELECT count() FROM {ch_db}.acct FINAL WHERE _peerdb_is_deleted = 0")).await?;
-        if r[0][0] == ACCOUNTS.to_string() { Ok(()) } else { Err(format!("{r:?}")) }
+        if r[0][0] == ACCOUNTS.to_string() {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
     })
     .await;
 
@@ -58,13 +62,16 @@ async fn whole_transactions(flavor: Flavor) {
             let mut seen = Vec::new();
             let mut reads = 0u64;
             while !stop.load(Ordering::SeqCst) {
-                if let Ok(r) = ch_rows(&format!("SELECT sum(balance), count() FROM {ch_db}.acct FINAL WHERE _peerdb_is_deleted = 0")).await {
+                if let Ok(r) = ch_rows(&format!("SELECT sum(balance), count() FROM {ch_db}.acct FINAL WHERE _peerdb_is_deleted = 0")).await
+                {
                     reads += 1;
                     if r[0] != vec![(ACCOUNTS * BALANCE).to_string(), ACCOUNTS.to_string()] {
                         seen.push(format!("accounts {r:?}"));
                     }
                 }
-                if let Ok(r) = ch_rows(&format!("SELECT batch, count() FROM {ch_db}.bulk FINAL WHERE _peerdb_is_deleted = 0 GROUP BY batch")).await {
+                if let Ok(r) =
+                    ch_rows(&format!("SELECT batch, count() FROM {ch_db}.bulk FINAL WHERE _peerdb_is_deleted = 0 GROUP BY batch")).await
+                {
                     for row in r.iter().filter(|row| row[1] != BULK_ROWS.to_string()) {
                         seen.push(format!("batch {} has {} of {BULK_ROWS} rows", row[0], row[1]));
                     }
@@ -78,7 +85,11 @@ async fn whole_transactions(flavor: Flavor) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(12);
     for round in 0..3u64 {
         for _ in 0..30 {
-            let (a, b, x) = (rand::Rng::gen_range(&mut rng, 1..=ACCOUNTS), rand::Rng::gen_range(&mut rng, 1..=ACCOUNTS), rand::Rng::gen_range(&mut rng, 1..50));
+            let (a, b, x) = (
+                rand::Rng::gen_range(&mut rng, 1..=ACCOUNTS),
+                rand::Rng::gen_range(&mut rng, 1..=ACCOUNTS),
+                rand::Rng::gen_range(&mut rng, 1..50),
+            );
             c.query_drop(format!(
                 "BEGIN; UPDATE {db}.acct SET balance = balance - {x} WHERE id = {a}; UPDATE {db}.acct SET balance = balance + {x} WHERE id = {b}; COMMIT"
             ))
@@ -108,7 +119,11 @@ async fn whole_transactions(flavor: Flavor) {
     }
     eventually(CONVERGE, || async {
         let r = ch_rows(&format!("SELECT count() FROM {ch_db}.bulk FINAL WHERE _peerdb_is_deleted = 0")).await?;
-        if r[0][0] == (3 * BULK_ROWS).to_string() { Ok(()) } else { Err(format!("bulk rows {r:?}")) }
+        if r[0][0] == (3 * BULK_ROWS).to_string() {
+            Ok(())
+        } else {
+            Err(format!("bulk rows {r:?}"))
+        }
     })
     .await;
     let acct_src = src_rows(&mut c, &format!("SELECT id, balance FROM {db}.acct ORDER BY id")).await;
@@ -220,14 +235,18 @@ async fn stalled_source_recovers(flavor: Flavor) {
     eventually(CONVERGE, || async {
         let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
         let lag = v["lag_seconds"].as_f64().unwrap_or(0.0);
-        let mut m = max_lag.lock().unwrap();
-        *m = m.max(lag);
-        drop(m);
+        {
+            let mut m = max_lag.lock().unwrap();
+            *m = m.max(lag);
+        }
         compare(flavor, &db, &ch_db).await
     })
     .await;
     let max_lag = *max_lag.lock().unwrap();
-    println!("{flavor:?}: stalled source connection recovered after {:.1}s; highest lag seen {max_lag:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "{flavor:?}: stalled source connection recovered after {:.1}s; highest lag seen {max_lag:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(srv.log().contains("stalled"), "the stall was not reported:\n{}", srv.log());
     assert!(max_lag > 0.0, "lag read 0 throughout the stall");
     assert_eq!(srv.state(&db).await, "Running");
@@ -259,7 +278,14 @@ async fn snapshot_only_is_consistent(flavor: Flavor) {
     let mut s = spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_only");
     s["settings"] = json!({"snapshot_rows_per_chunk": 500, "rows_per_partition": 1000000, "parallel_partitions": 1});
     let mut run = SluiceRun::start_with_env(dir.path(), &s, &[("FAILPOINTS", "snapshot-after-chunk-before-progress=sleep(100)")]);
-    eventually(CONVERGE, || async { if run.log().contains("copying partition") { Ok(()) } else { Err(run.log()) } }).await;
+    eventually(CONVERGE, || async {
+        if run.log().contains("copying partition") {
+            Ok(())
+        } else {
+            Err(run.log())
+        }
+    })
+    .await;
     let mut next_id = 100_000;
     for _ in 0..200 {
         random_write(&mut c, &db, &mut rng, &mut next_id, 20_000).await;
@@ -313,7 +339,14 @@ async fn crash_at(flavor: Flavor, point: &str, actions: &str, settings: serde_js
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(flavor, db.clone(), 1, stop.clone());
     if large_txn {
-        eventually(CONVERGE, || async { if run.log().contains("CDC reading the binlog") { Ok(()) } else { Err(run.log()) } }).await;
+        eventually(CONVERGE, || async {
+            if run.log().contains("CDC reading the binlog") {
+                Ok(())
+            } else {
+                Err(run.log())
+            }
+        })
+        .await;
         c.query_drop("BEGIN").await.unwrap();
         load_orders(&mut c, &db, &mut rng, 500_000, 12_000).await;
         c.query_drop("COMMIT").await.unwrap();
@@ -466,7 +499,14 @@ async fn source_stalled_during_the_snapshot_is_retried() {
     s["settings"] = json!({"snapshot_rows_per_chunk": 500, "rows_per_partition": 1000000, "parallel_partitions": 1});
     let run = SluiceRun::start_with_env(dir.path(), &s, &[("FAILPOINTS", "snapshot-after-chunk-before-progress=sleep(100)")]);
     // The orders partition's connection is open (and has read a chunk) before the stall.
-    eventually(CONVERGE, || async { if run.log().contains("copying partition 1/1 of orders") { Ok(()) } else { Err(run.log()) } }).await;
+    eventually(CONVERGE, || async {
+        if run.log().contains("copying partition 1/1 of orders") {
+            Ok(())
+        } else {
+            Err(run.log())
+        }
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     staller.stall();
     eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
@@ -503,7 +543,9 @@ async fn crash_mid_schema_change(flavor: Flavor) {
     eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
     let src = src_rows(&mut c, &format!("SELECT id, extra FROM {db}.orders WHERE extra IS NOT NULL ORDER BY id")).await;
     eventually(CONVERGE, || async {
-        let dst = ch_rows(&format!("SELECT id, extra FROM {ch_db}.orders FINAL WHERE _peerdb_is_deleted = 0 AND extra IS NOT NULL ORDER BY id")).await?;
+        let dst =
+            ch_rows(&format!("SELECT id, extra FROM {ch_db}.orders FINAL WHERE _peerdb_is_deleted = 0 AND extra IS NOT NULL ORDER BY id"))
+                .await?;
         diff(&src, &dst)
     })
     .await;

@@ -116,7 +116,9 @@ async fn resync_of_one_table_keeps_the_others_flowing() {
     load_orders(&mut c, &db, &mut rng, 1, 5000).await;
     let dir = tempfile::tempdir().unwrap();
     let srv = SluiceServer::start(dir.path()).await;
-    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc"))).await;
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc")))
+        .await;
     assert_eq!(code, 201, "{v}");
     srv.wait_state(&db, "Running", T).await;
     let (code, _) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resync"), Some(json!({"tables": ["nope"]}))).await;
@@ -146,7 +148,9 @@ async fn failed_pipe_recovers_by_resync() {
     load_orders(&mut c, &db, &mut rng, 1, 2000).await;
     let dir = tempfile::tempdir().unwrap();
     let srv = SluiceServer::start(dir.path()).await;
-    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec_for_url(&db, &url, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc"))).await;
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec_for_url(&db, &url, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc")))
+        .await;
     assert_eq!(code, 201, "{v}");
     srv.wait_state(&db, "Running", T).await;
     srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
@@ -203,7 +207,11 @@ async fn tables_added_and_removed(flavor: Flavor) {
             let mut worst = Duration::ZERO;
             let mut id = 9_000_000u64;
             while !stop.load(Ordering::Relaxed) {
-                c.query_drop(format!("INSERT INTO {db}.orders (id, customer, price, created, status, big) VALUES ({id}, 'probe', 1, NOW(), 'new', 1)")).await.unwrap();
+                c.query_drop(format!(
+                    "INSERT INTO {db}.orders (id, customer, price, created, status, big) VALUES ({id}, 'probe', 1, NOW(), 'new', 1)"
+                ))
+                .await
+                .unwrap();
                 let t0 = Instant::now();
                 loop {
                     let r = ch_rows(&format!("SELECT count() FROM {ch_db}.orders WHERE id = {id}")).await.unwrap();
@@ -220,10 +228,12 @@ async fn tables_added_and_removed(flavor: Flavor) {
         })
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/tables"), Some(json!({"tables": [{"source": format!("{db}.orders")}]}))).await;
+    let (code, v) =
+        srv.call(Method::POST, &format!("/v1/pipes/{db}/tables"), Some(json!({"tables": [{"source": format!("{db}.orders")}]}))).await;
     assert_eq!(code, 422, "adding a table twice: {v}");
     assert_eq!(srv.state(&db).await, "Running");
-    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/tables"), Some(json!({"tables": [{"source": format!("{db}.items")}]}))).await;
+    let (code, v) =
+        srv.call(Method::POST, &format!("/v1/pipes/{db}/tables"), Some(json!({"tables": [{"source": format!("{db}.items")}]}))).await;
     assert_eq!((code, v["state"].as_str()), (202, Some("Snapshot")), "{v}");
     srv.wait_state(&db, "Running", T).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -254,10 +264,18 @@ async fn tables_added_and_removed(flavor: Flavor) {
     c.query_drop(format!("INSERT INTO {db}.orders VALUES {}", order_values(&mut rng, 8_888_888))).await.unwrap();
     eventually(T, || async {
         let r = ch_rows(&format!("SELECT count() FROM {ch_db}.orders FINAL WHERE id = 8888888")).await?;
-        if r[0][0] == "1" { Ok(()) } else { Err("orders no longer receives changes".into()) }
+        if r[0][0] == "1" {
+            Ok(())
+        } else {
+            Err("orders no longer receives changes".into())
+        }
     })
     .await;
-    assert_eq!(ch_rows(&format!("SELECT count() FROM {ch_db}.items FINAL")).await.unwrap(), before, "a removed table still receives changes");
+    assert_eq!(
+        ch_rows(&format!("SELECT count() FROM {ch_db}.items FINAL")).await.unwrap(),
+        before,
+        "a removed table still receives changes"
+    );
     let (code, v) = srv.call(Method::DELETE, &format!("/v1/pipes/{db}/tables/orders"), None).await;
     assert_eq!(code, 422, "removing the only table: {v}");
 }

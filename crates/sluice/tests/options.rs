@@ -32,13 +32,11 @@ async fn exec(flavor: Flavor, db: &str, sql: &str) {
 
 /// `engine_full`, `sorting_key`, `partition_key` of a destination table.
 async fn table_ddl(ch_db: &str, table: &str) -> Vec<String> {
-    ch_rows(&format!(
-        "SELECT engine_full, sorting_key, partition_key FROM system.tables WHERE database = '{ch_db}' AND name = '{table}'"
-    ))
-    .await
-    .unwrap()
-    .pop()
-    .unwrap_or_default()
+    ch_rows(&format!("SELECT engine_full, sorting_key, partition_key FROM system.tables WHERE database = '{ch_db}' AND name = '{table}'"))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap_or_default()
 }
 
 /// The destination columns as `name type`.
@@ -153,7 +151,11 @@ async fn sorting_key_partition_by_hard_deletes(flavor: Flavor) {
     exec(flavor, &db, "ALTER TABLE t DROP COLUMN cust").await;
     eventually(T, || async {
         let log = r.log();
-        if log.contains("column \"cust\" of the sorting_key") { Ok(()) } else { Err(log) }
+        if log.contains("column \"cust\" of the sorting_key") {
+            Ok(())
+        } else {
+            Err(log)
+        }
     })
     .await;
     assert!(r.is_running(), "sluice exited:\n{}", r.log());
@@ -231,7 +233,14 @@ async fn null_engine_feeds_materialized_views() {
         .execute()
         .await
         .unwrap();
-    eventually(T, || async { if r.log().contains("→ Running") { Ok(()) } else { Err("not running".into()) } }).await;
+    eventually(T, || async {
+        if r.log().contains("→ Running") {
+            Ok(())
+        } else {
+            Err("not running".into())
+        }
+    })
+    .await;
     exec(flavor, &db, "INSERT INTO t VALUES (2, 20)").await;
     exec(flavor, &db, "UPDATE t SET a = 21 WHERE id = 2").await;
     exec(flavor, &db, "DELETE FROM t WHERE id = 1").await;
@@ -330,7 +339,8 @@ async fn tables_added_with_options(flavor: Flavor) {
         "CREATE TABLE o (id INT PRIMARY KEY, cust INT NOT NULL, created DATE NOT NULL, secret VARCHAR(20), note VARCHAR(20), KEY (created))",
     )
     .await;
-    let rows: Vec<String> = (1..=3000).map(|i| format!("({i}, {}, '2024-01-01' + INTERVAL {} DAY, 's{i}', 'n{i}')", i % 7, i % 90)).collect();
+    let rows: Vec<String> =
+        (1..=3000).map(|i| format!("({i}, {}, '2024-01-01' + INTERVAL {} DAY, 's{i}', 'n{i}')", i % 7, i % 90)).collect();
     exec(flavor, &db, &format!("INSERT INTO o VALUES {}", rows.join(","))).await;
     exec(flavor, &db, "CREATE TABLE ev (id INT PRIMARY KEY, kind VARCHAR(10), secret VARCHAR(20))").await;
     exec(flavor, &db, "INSERT INTO ev VALUES (1, 'a', 'x'), (2, 'b', 'y')").await;
@@ -357,7 +367,10 @@ async fn tables_added_with_options(flavor: Flavor) {
         (json!({"source": o, "destination": "o_resync"}), "tables[0].destination: must be non-empty and must not end in _resync"),
         (json!({"source": o, "partition_by": "nosuchfunction(id)"}), "Unknown function nosuchfunction"),
         // A valid table with an invalid one: neither is added, and o's destination is not left behind.
-        (json!([{"source": o, "sorting_key": ["cust", "id"]}, {"source": format!("{db}.ev"), "partition_by": "nosuchfunction(id)"}]), "Unknown function nosuchfunction"),
+        (
+            json!([{"source": o, "sorting_key": ["cust", "id"]}, {"source": format!("{db}.ev"), "partition_by": "nosuchfunction(id)"}]),
+            "Unknown function nosuchfunction",
+        ),
     ];
     for (entry, want) in refusals {
         let tables = if entry.is_array() { entry.clone() } else { json!([entry]) };

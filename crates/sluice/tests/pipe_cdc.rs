@@ -146,12 +146,20 @@ async fn modes(flavor: Flavor) {
     let cdc_run = SluiceRun::start(&f.dir.path().join("cdc"), &cdc_spec);
     // Changes count from the position Setup records: write only once the pipe is Running.
     eventually(Duration::from_secs(60), || async {
-        if cdc_run.log().contains("→ Running") { Ok(()) } else { Err(format!("cdc_only pipe not Running:\n{}", cdc_run.log())) }
+        if cdc_run.log().contains("→ Running") {
+            Ok(())
+        } else {
+            Err(format!("cdc_only pipe not Running:\n{}", cdc_run.log()))
+        }
     })
     .await;
     eventually(Duration::from_secs(30), || async {
         let r = ch_rows(&format!("SELECT count() FROM {cdc_db}.orders")).await?;
-        if r[0][0] == "0" { Ok(()) } else { Err(format!("cdc_only copied {} old rows", r[0][0])) }
+        if r[0][0] == "0" {
+            Ok(())
+        } else {
+            Err(format!("cdc_only copied {} old rows", r[0][0]))
+        }
     })
     .await;
     c.query_drop(format!("UPDATE {}.orders SET qty = 4242 WHERE id <= 3", f.db)).await.unwrap();
@@ -159,7 +167,11 @@ async fn modes(flavor: Flavor) {
     eventually(CONVERGE, || async {
         let r = ch_rows(&format!("SELECT id FROM {cdc_db}.orders FINAL WHERE _peerdb_is_deleted = 0 ORDER BY id")).await?;
         let ids: Vec<&str> = r.iter().map(|x| x[0].as_str()).collect();
-        if ids == ["1", "2", "3", "9999"] { Ok(()) } else { Err(format!("cdc_only rows {ids:?}; log:\n{}", cdc_run.log())) }
+        if ids == ["1", "2", "3", "9999"] {
+            Ok(())
+        } else {
+            Err(format!("cdc_only rows {ids:?}; log:\n{}", cdc_run.log()))
+        }
     })
     .await;
 }
@@ -212,7 +224,11 @@ async fn partitioned_snapshot_resumes_unfinished_partitions(flavor: Flavor) {
     };
     eventually(Duration::from_secs(120), || async {
         let d = done_re(&run.log());
-        if d.len() >= 3 { Ok(()) } else { Err(format!("{} partitions done so far:\n{}", d.len(), run.log())) }
+        if d.len() >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{} partitions done so far:\n{}", d.len(), run.log()))
+        }
     })
     .await;
     run.kill9();
@@ -315,8 +331,11 @@ async fn partition_key_columns(flavor: Flavor) {
         })
         .collect();
     c.query_drop(format!("INSERT INTO {db}.t VALUES {}", values.join(","))).await.unwrap();
-    c.query_drop(format!("CREATE TABLE {db}.e (at DATETIME(3) NOT NULL, id INT NOT NULL, note VARCHAR(20), PRIMARY KEY (at, id))")).await.unwrap();
-    let values: Vec<String> = (0..3000).map(|i| format!("('2023-05-01 00:00:00' + INTERVAL {} MICROSECOND, {i}, 'e{i}')", i as u64 * 60_001_000)).collect();
+    c.query_drop(format!("CREATE TABLE {db}.e (at DATETIME(3) NOT NULL, id INT NOT NULL, note VARCHAR(20), PRIMARY KEY (at, id))"))
+        .await
+        .unwrap();
+    let values: Vec<String> =
+        (0..3000).map(|i| format!("('2023-05-01 00:00:00' + INTERVAL {} MICROSECOND, {i}, 'e{i}')", i as u64 * 60_001_000)).collect();
     c.query_drop(format!("INSERT INTO {db}.e VALUES {}", values.join(","))).await.unwrap();
     // Keyed by a latin1 string with non-ASCII values: paging and partition bounds compare in its collation.
     c.query_drop(format!("CREATE TABLE {db}.g (id VARCHAR(20) CHARACTER SET latin1 PRIMARY KEY, val INT NOT NULL)")).await.unwrap();
@@ -347,7 +366,13 @@ async fn partition_key_columns(flavor: Flavor) {
         ("sp", "is indexed only by a prefix of its value"),
         ("nope", "no such column"),
     ] {
-        let spec = spec(&format!("{db}_{col}"), flavor, serde_json::json!([{"source": format!("{db}.t"), "partition_key": col}]), &format!("{ch_db}_{col}"), "snapshot_only");
+        let spec = spec(
+            &format!("{db}_{col}"),
+            flavor,
+            serde_json::json!([{"source": format!("{db}.t"), "partition_key": col}]),
+            &format!("{ch_db}_{col}"),
+            "snapshot_only",
+        );
         let mut run = SluiceRun::start(&dir.path().join(col), &spec);
         assert!(!run.wait_exit(Duration::from_secs(60)), "partition_key {col} was accepted");
         let want = format!("partition_key \"{col}\" of `{db}`.`t`: ");
@@ -359,7 +384,13 @@ async fn partition_key_columns(flavor: Flavor) {
     // Strings: 6000 rows in groups of 3 equal values, a bound every 1000 rows strictly above the last: 5 bounds.
     for (col, want) in [("d", est_t), ("ts", est_t), ("s", 6), ("l", 6)] {
         let ch = format!("{ch_db}_{col}");
-        let mut spec = spec(&format!("{db}_{col}"), flavor, serde_json::json!([{"source": format!("{db}.t"), "partition_key": col}]), &ch, "snapshot_only");
+        let mut spec = spec(
+            &format!("{db}_{col}"),
+            flavor,
+            serde_json::json!([{"source": format!("{db}.t"), "partition_key": col}]),
+            &ch,
+            "snapshot_only",
+        );
         spec["settings"]["rows_per_partition"] = 1000.into();
         spec["settings"]["snapshot_rows_per_chunk"] = 300.into();
         let mut run = SluiceRun::start(&dir.path().join(format!("ok_{col}")), &spec);
@@ -373,13 +404,29 @@ async fn partition_key_columns(flavor: Flavor) {
     // Zero dates (lax sql_mode) do not count as MIN: the ranges span the real dates, none is empty,
     // and the zero-date rows (NULL in ClickHouse) are copied in the first, open-ended range.
     c.query_drop("SET SESSION sql_mode = ''").await.unwrap();
-    c.query_drop(format!("CREATE TABLE {db}.z (id INT PRIMARY KEY, at DATETIME NOT NULL, ts TIMESTAMP NOT NULL DEFAULT '2000-01-01', KEY (at), KEY (ts))")).await.unwrap();
-    let values: Vec<String> = (0..900).map(|i| format!("({i}, '2024-01-01' + INTERVAL {i} HOUR, '2024-01-01' + INTERVAL {i} HOUR)")).collect();
-    c.query_drop(format!("INSERT INTO {db}.z VALUES (-1, '0000-00-00', '0000-00-00'), (-2, '0000-00-00', '0000-00-00'), {}", values.join(","))).await.unwrap();
+    c.query_drop(format!(
+        "CREATE TABLE {db}.z (id INT PRIMARY KEY, at DATETIME NOT NULL, ts TIMESTAMP NOT NULL DEFAULT '2000-01-01', KEY (at), KEY (ts))"
+    ))
+    .await
+    .unwrap();
+    let values: Vec<String> =
+        (0..900).map(|i| format!("({i}, '2024-01-01' + INTERVAL {i} HOUR, '2024-01-01' + INTERVAL {i} HOUR)")).collect();
+    c.query_drop(format!(
+        "INSERT INTO {db}.z VALUES (-1, '0000-00-00', '0000-00-00'), (-2, '0000-00-00', '0000-00-00'), {}",
+        values.join(",")
+    ))
+    .await
+    .unwrap();
     c.query_drop(format!("ANALYZE TABLE {db}.z")).await.unwrap();
     for col in ["at", "ts"] {
         let ch = format!("{ch_db}_z{col}");
-        let mut spec = spec(&format!("{db}_z{col}"), flavor, serde_json::json!([{"source": format!("{db}.z"), "partition_key": col}]), &ch, "snapshot_only");
+        let mut spec = spec(
+            &format!("{db}_z{col}"),
+            flavor,
+            serde_json::json!([{"source": format!("{db}.z"), "partition_key": col}]),
+            &ch,
+            "snapshot_only",
+        );
         spec["settings"]["rows_per_partition"] = 100.into();
         spec["settings"]["snapshot_rows_per_chunk"] = 50.into();
         let mut run = SluiceRun::start(&dir.path().join(format!("z_{col}")), &spec);

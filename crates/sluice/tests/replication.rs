@@ -32,7 +32,11 @@ async fn replica_caught_up(primary: &str, replica: &str, db: &str) {
             Ok(rows) => rows.into_iter().map(|r| r.unwrap().iter().map(render).collect::<Vec<_>>()).collect::<Vec<_>>(),
             Err(e) => return Err(e.to_string()),
         };
-        if a == b { Ok(()) } else { Err(format!("replica {b:?} vs primary {a:?}")) }
+        if a == b {
+            Ok(())
+        } else {
+            Err(format!("replica {b:?} vs primary {a:?}"))
+        }
     })
     .await;
 }
@@ -140,7 +144,11 @@ async fn mysql_tagged_gtids_are_tracked_and_resumed_from() {
         async move {
             eventually(T, || async {
                 let got = ch_rows(&sql).await?;
-                if got == want { Ok(()) } else { Err(format!("got {got:?}, want {want:?}")) }
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("got {got:?}, want {want:?}"))
+                }
             })
             .await
         }
@@ -236,7 +244,11 @@ async fn heartbeat_table(flavor: Flavor) {
     let first: String = mysql_url(&url).await.query_first(&beat_sql).await.unwrap().unwrap();
     eventually(T, || async {
         let now = mysql_url(&url).await.query_first::<String, _>(&beat_sql).await.map_err(|e| e.to_string())?.unwrap_or_default();
-        if now > first { Ok(()) } else { Err(format!("heartbeat still at {now}")) }
+        if now > first {
+            Ok(())
+        } else {
+            Err(format!("heartbeat still at {now}"))
+        }
     })
     .await;
     // The checkpoint reaches the source's current position (past the latest heartbeats).
@@ -247,7 +259,11 @@ async fn heartbeat_table(flavor: Flavor) {
         let (_, view) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
         let cp = &view["checkpoint"];
         let (f, p) = (cp["binlog_file"].as_str().unwrap_or_default().to_string(), cp["binlog_pos"].as_u64().unwrap_or(0));
-        if f > file || (f == file && p >= pos) { Ok(()) } else { Err(format!("checkpoint {f}:{p} behind the source's {file}:{pos}")) }
+        if f > file || (f == file && p >= pos) {
+            Ok(())
+        } else {
+            Err(format!("checkpoint {f}:{p} behind the source's {file}:{pos}"))
+        }
     })
     .await;
     let (_, view) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
@@ -267,7 +283,11 @@ async fn heartbeat_table(flavor: Flavor) {
     c.query_drop(format!("INSERT INTO `{db}`.t VALUES (3, 3)")).await.unwrap();
     eventually(T, || async {
         let n = ch_rows(&format!("SELECT count() FROM {bad}_ch.t FINAL")).await?;
-        if n[0][0] == "3" { Ok(()) } else { Err(format!("{n:?} rows")) }
+        if n[0][0] == "3" {
+            Ok(())
+        } else {
+            Err(format!("{n:?} rows"))
+        }
     })
     .await;
     let log = srv.log();
@@ -291,17 +311,20 @@ async fn heartbeat_event_checkpoint(url: &str) {
     use sluice_source::binlog::{BinlogEvent, BinlogReader, ResumeBy};
     let u = url::Url::parse(url).unwrap();
     let spec: sluice_core::PipeSpec =
-        sluice_core::PipeSpec::from_json(&spec_for_url("hbevent", url, json!([{"source": "x.y"}]), "unused", "cdc_only").to_string()).unwrap();
+        sluice_core::PipeSpec::from_json(&spec_for_url("hbevent", url, json!([{"source": "x.y"}]), "unused", "cdc_only").to_string())
+            .unwrap();
     let mut c = sluice_source::conn::connect(&spec.source).await.unwrap();
     let info = sluice_source::conn::server_info(&mut c).await.unwrap();
     for attempt in 0..4 {
         let (position, gtid_set) = sluice_source::conn::current_position(&mut c, &info).await.unwrap();
         let from = sluice_core::Checkpoint { position: position.clone(), gtid_set };
         let bin = sluice_source::conn::connect(&spec.source).await.unwrap();
-        let mut reader = BinlogReader::start(bin, info.flavor, spec.server_id(), "sluice-test:hb", &from, ResumeBy::FilePos, vec![]).await.unwrap();
+        let mut reader =
+            BinlogReader::start(bin, info.flavor, spec.server_id(), "sluice-test:hb", &from, ResumeBy::FilePos, vec![]).await.unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         while std::time::Instant::now() < deadline {
-            if let Ok(Ok(Some(BinlogEvent::Heartbeat { checkpoint }))) = tokio::time::timeout(Duration::from_secs(15), reader.next()).await {
+            if let Ok(Ok(Some(BinlogEvent::Heartbeat { checkpoint }))) = tokio::time::timeout(Duration::from_secs(15), reader.next()).await
+            {
                 let cp = checkpoint.expect("an idle stream's heartbeat offers a checkpoint");
                 let (now, _) = sluice_source::conn::current_position(&mut c, &info).await.unwrap();
                 if cp.position == now {

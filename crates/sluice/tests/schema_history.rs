@@ -19,9 +19,12 @@ const T: Duration = Duration::from_secs(120);
 
 /// The source table's columns, in order.
 async fn src_columns(c: &mut Conn, db: &str, table: &str) -> Vec<String> {
-    c.exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", (db, table))
-        .await
-        .unwrap()
+    c.exec(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+        (db, table),
+    )
+    .await
+    .unwrap()
 }
 
 /// The destination table (its columns, in order, and its `FINAL` rows) equals the source table, value for value.

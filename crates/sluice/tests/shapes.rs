@@ -30,7 +30,8 @@ async fn compare_shape(flavor: Flavor, db: &str, ch_db: &str, s: &Shape) -> Resu
     let mut c = mysql(flavor).await;
     let src_cols: Vec<String> = s.cols.iter().map(|n| format!("CAST({} AS CHAR)", mq(n))).collect();
     let order: Vec<String> = s.key.iter().map(|n| mq(n)).collect();
-    let src = src_rows(&mut c, &format!("SELECT {} FROM {}.{} ORDER BY {}", src_cols.join(", "), mq(db), mq(s.table), order.join(", "))).await;
+    let src =
+        src_rows(&mut c, &format!("SELECT {} FROM {}.{} ORDER BY {}", src_cols.join(", "), mq(db), mq(s.table), order.join(", "))).await;
     let _ = c.disconnect().await;
     let dst_cols: Vec<String> = s.cols.iter().map(|n| format!("toString({})", cq(n))).collect();
     let dst_order: Vec<String> = s.key.iter().map(|n| cq(n)).collect();
@@ -92,7 +93,8 @@ async fn shapes(flavor: Flavor) {
     }
     let quoted_source = format!("{}.*", mq(&db));
     let dir = tempfile::tempdir().unwrap();
-    let run = SluiceRun::start(dir.path(), &spec(&base, flavor, serde_json::json!([{ "source": quoted_source }]), &ch_db, "snapshot_and_cdc"));
+    let run =
+        SluiceRun::start(dir.path(), &spec(&base, flavor, serde_json::json!([{ "source": quoted_source }]), &ch_db, "snapshot_and_cdc"));
     eventually(CONVERGE, || compare_all(flavor, &db, &ch_db, &shapes, &run)).await;
     // CDC: inserts, updates of non-key and key columns (composite and unique keys), deletes.
     for sql in [
@@ -147,7 +149,10 @@ async fn keyless_refused(flavor: Flavor) {
     c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
     c.query_drop(format!("CREATE TABLE {db}.t (a INT NOT NULL, b INT NULL, UNIQUE KEY (b))")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut run = SluiceRun::start(dir.path(), &spec(&db, flavor, serde_json::json!([{"source": format!("{db}.t")}]), &format!("{db}_ch"), "snapshot_only"));
+    let mut run = SluiceRun::start(
+        dir.path(),
+        &spec(&db, flavor, serde_json::json!([{"source": format!("{db}.t")}]), &format!("{db}_ch"), "snapshot_only"),
+    );
     run.wait_exit(Duration::from_secs(60));
     let log = run.log();
     assert!(log.contains("→ Failed"), "{log}");

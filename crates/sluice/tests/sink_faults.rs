@@ -63,11 +63,7 @@ impl StallingProxy {
                 tokio::spawn(pump(out_r, in_w, s2));
             }
         });
-        StallingProxy {
-            port,
-            stalled,
-            open,
-        }
+        StallingProxy { port, stalled, open }
     }
 
     fn url(&self) -> String {
@@ -89,11 +85,7 @@ impl StallingProxy {
 
 /// Copies `from` to `to` until `from` ends, moving nothing while `stalled`
 /// (bytes read just as the stall began are held until it ends).
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    stalled: Arc<AtomicBool>,
-) {
+async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, stalled: Arc<AtomicBool>) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         while stalled.load(Ordering::SeqCst) {
@@ -114,21 +106,12 @@ async fn pump(
 }
 
 fn destination(url: String, database: &str, request_timeout_ms: u64) -> DestinationSpec {
-    DestinationSpec {
-        url,
-        user: "default".into(),
-        password: Secret::default(),
-        database: database.into(),
-        request_timeout_ms,
-    }
+    DestinationSpec { url, user: "default".into(), password: Secret::default(), database: database.into(), request_timeout_ms }
 }
 
 /// A two-column table: `id bigint` (the key) and `s longtext`.
 fn mapping() -> TableMapping {
-    let col = |name: &str, ty: &str, ordinal: u32| SourceColumn {
-        ordinal,
-        ..SourceColumn::new(name, ty, ty, false)
-    };
+    let col = |name: &str, ty: &str, ordinal: u32| SourceColumn { ordinal, ..SourceColumn::new(name, ty, ty, false) };
     let t = SourceTable {
         id: TableId::new("s", "t"),
         columns: vec![col("id", "bigint", 1), col("s", "longtext", 2)],
@@ -143,46 +126,24 @@ fn rows(ids: std::ops::Range<i64>, text_len: usize) -> Vec<RowChange> {
     ids.map(|id| {
         let mut text = vec![0u8; text_len];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut text);
-        RowChange {
-            op: ChangeOp::Upsert,
-            version: id,
-            cells: vec![Cell::Int(id), Cell::Bytes(text)],
-        }
+        RowChange { op: ChangeOp::Upsert, version: id, cells: vec![Cell::Int(id), Cell::Bytes(text)] }
     })
     .collect()
 }
 
 /// Runs `step`, which must fail (not hang) with a transient timeout naming the setting.
-async fn must_time_out<T: std::fmt::Debug>(
-    what: &str,
-    step: impl Future<Output = Result<T, SinkError>>,
-) {
-    let result = tokio::time::timeout(HANG, step)
-        .await
-        .unwrap_or_else(|_| panic!("{what} hung through a stalled connection"));
+async fn must_time_out<T: std::fmt::Debug>(what: &str, step: impl Future<Output = Result<T, SinkError>>) {
+    let result = tokio::time::timeout(HANG, step).await.unwrap_or_else(|_| panic!("{what} hung through a stalled connection"));
     let e = result.expect_err(&format!("{what} succeeded through a stalled connection"));
     assert!(matches!(e, SinkError::Timeout { .. }), "{what}: {e:?}");
     assert_eq!(e.severity(), Severity::Transient, "{what}: {e}");
     assert!(e.is_transient());
-    assert!(
-        e.to_string()
-            .contains("ClickHouse did not answer within 2 s (destination.request_timeout_ms)"),
-        "{what}: {e}"
-    );
+    assert!(e.to_string().contains("ClickHouse did not answer within 2 s (destination.request_timeout_ms)"), "{what}: {e}");
 }
 
 async fn count(sink: &ClickHouseSink, sql_where: &str) -> u64 {
-    let sql = format!(
-        "SELECT count() FROM {} WHERE {sql_where}",
-        sink.qualified("t")
-    );
-    tokio::time::timeout(HANG, sink.query_tsv(&sql))
-        .await
-        .expect("query hung")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    let sql = format!("SELECT count() FROM {} WHERE {sql_where}", sink.qualified("t"));
+    tokio::time::timeout(HANG, sink.query_tsv(&sql)).await.expect("query hung").unwrap().trim().parse().unwrap()
 }
 
 /// A ClickHouse that stops answering (a proxy holding the bytes, no reset): a
@@ -193,8 +154,7 @@ async fn count(sink: &ClickHouseSink, sql_where: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn stalled_clickhouse_fails_each_request_with_a_transient_timeout() {
     let ch: url::Url = testbed().clickhouse_url.parse().unwrap();
-    let proxy =
-        StallingProxy::start(format!("127.0.0.1:{}", ch.port().unwrap()).parse().unwrap()).await;
+    let proxy = StallingProxy::start(format!("127.0.0.1:{}", ch.port().unwrap()).parse().unwrap()).await;
     let db = unique("sink_stall");
     let sink = ClickHouseSink::new(&destination(proxy.url(), &db, 2000));
     let m = mapping();
@@ -205,14 +165,8 @@ async fn stalled_clickhouse_fails_each_request_with_a_transient_timeout() {
 
     proxy.stall();
     must_time_out("a query", sink.query_tsv("SELECT count() FROM system.one")).await;
-    must_time_out(
-        "a statement",
-        sink.execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (x UInt8) ENGINE = Null",
-            sink.qualified("other")
-        )),
-    )
-    .await;
+    must_time_out("a statement", sink.execute(&format!("CREATE TABLE IF NOT EXISTS {} (x UInt8) ENGINE = Null", sink.qualified("other"))))
+        .await;
     must_time_out("a small insert", sink.write(&m, &rows(10..20, 8))).await;
     // 64 MiB of random bytes (compressed, still 64 MiB): more than the client's and the
     // proxy's socket buffers hold, so sending a chunk of the body blocks.
@@ -222,36 +176,22 @@ async fn stalled_clickhouse_fails_each_request_with_a_transient_timeout() {
 
     proxy.resume();
     // The next requests succeed (on new connections).
-    tokio::time::timeout(HANG, sink.ping())
-        .await
-        .expect("ping hung")
-        .unwrap();
-    tokio::time::timeout(HANG, sink.write(&m, &rows(100_000..100_010, 8)))
-        .await
-        .expect("insert hung")
-        .unwrap();
+    tokio::time::timeout(HANG, sink.ping()).await.expect("ping hung").unwrap();
+    tokio::time::timeout(HANG, sink.write(&m, &rows(100_000..100_010, 8))).await.expect("insert hung").unwrap();
     assert_eq!(count(&sink, "id >= 100000").await, 10);
     // The stalled connections were closed by the client, not kept for reuse.
     eventually(HANG, || {
-        let left: Vec<u64> = proxy
-            .open_connections()
-            .intersection(&used_in_stall)
-            .copied()
-            .collect();
+        let left: Vec<u64> = proxy.open_connections().intersection(&used_in_stall).copied().collect();
         async move {
             if left.is_empty() {
                 Ok(())
             } else {
-                Err(format!(
-                    "connections {left:?} from the stall are still open"
-                ))
+                Err(format!("connections {left:?} from the stall are still open"))
             }
         }
     })
     .await;
-    sink.execute(&format!("DROP DATABASE IF EXISTS `{db}`"))
-        .await
-        .unwrap();
+    sink.execute(&format!("DROP DATABASE IF EXISTS `{db}`")).await.unwrap();
 }
 
 /// Serves every connection one fixed HTTP answer (after reading the request
@@ -303,52 +243,21 @@ const NGINX_401: &str = "<html>\r\n<head><title>401 Authorization Required</titl
 #[tokio::test(flavor = "multi_thread")]
 async fn proxy_error_pages_are_classified_by_status() {
     let cases = [
-        (
-            "502 Bad Gateway",
-            "text/html",
-            NGINX_502,
-            Some(502),
-            Severity::Transient,
-        ),
-        (
-            "503 Service Unavailable",
-            "text/plain",
-            "",
-            Some(503),
-            Severity::Transient,
-        ),
-        (
-            "401 Unauthorized",
-            "text/html",
-            NGINX_401,
-            Some(401),
-            Severity::Fatal,
-        ),
+        ("502 Bad Gateway", "text/html", NGINX_502, Some(502), Severity::Transient),
+        ("503 Service Unavailable", "text/plain", "", Some(503), Severity::Transient),
+        ("401 Unauthorized", "text/html", NGINX_401, Some(401), Severity::Fatal),
     ];
     for (status, content_type, body, code, severity) in cases {
         let port = fake_http(status, content_type, body).await;
-        let sink =
-            ClickHouseSink::new(&destination(format!("http://127.0.0.1:{port}"), "db", 2000));
-        let e = tokio::time::timeout(HANG, sink.ping())
-            .await
-            .expect("ping hung")
-            .expect_err("a proxy error page was taken for an answer");
-        assert!(
-            matches!(&e, SinkError::Http { status: s, .. } if *s == code),
-            "{status}: {e:?}"
-        );
+        let sink = ClickHouseSink::new(&destination(format!("http://127.0.0.1:{port}"), "db", 2000));
+        let e = tokio::time::timeout(HANG, sink.ping()).await.expect("ping hung").expect_err("a proxy error page was taken for an answer");
+        assert!(matches!(&e, SinkError::Http { status: s, .. } if *s == code), "{status}: {e:?}");
         assert_eq!(e.severity(), severity, "{status}: {e}");
-        assert!(
-            e.to_string().contains(&format!("HTTP {}", code.unwrap())),
-            "{e}"
-        );
+        assert!(e.to_string().contains(&format!("HTTP {}", code.unwrap())), "{e}");
         if severity == Severity::Fatal {
             assert!(e.to_string().contains("destination.password"), "{e}");
         }
-        let e = tokio::time::timeout(HANG, sink.write(&mapping(), &rows(0..10, 8)))
-            .await
-            .expect("insert hung")
-            .expect_err("insert");
+        let e = tokio::time::timeout(HANG, sink.write(&mapping(), &rows(0..10, 8))).await.expect("insert hung").expect_err("insert");
         assert_eq!(e.severity(), severity, "insert, {status}: {e:?}");
     }
 }

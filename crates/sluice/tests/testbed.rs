@@ -63,11 +63,7 @@ async fn clickhouse_replacing_merge_tree_with_lz4_inserts() {
         insert.write(&Item { id, name: name.into(), version, deleted }).await.unwrap();
     }
     insert.end().await.unwrap();
-    let rows = ch
-        .query(&format!("SELECT ?fields FROM {db}.items FINAL ORDER BY id"))
-        .fetch_all::<Item>()
-        .await
-        .unwrap();
+    let rows = ch.query(&format!("SELECT ?fields FROM {db}.items FINAL ORDER BY id")).fetch_all::<Item>().await.unwrap();
     assert_eq!(
         rows,
         vec![Item { id: 1, name: "a2".into(), version: 2, deleted: 0 }, Item { id: 3, name: "c".into(), version: 1, deleted: 0 }]

@@ -107,7 +107,19 @@ fn tables(flavor: Flavor) -> Vec<Table> {
         cols: ints.iter().map(|(n, t)| col(n, t, "{c}", "{c}", Norm::Exact)).collect(),
         rows: vec![
             lits(&["-128", "0", "-32768", "0", "-8388608", "0", "-2147483648", "0", "-9223372036854775808", "0", "0"]),
-            lits(&["127", "255", "32767", "65535", "8388607", "16777215", "2147483647", "4294967295", "9223372036854775807", "18446744073709551615", "1"]),
+            lits(&[
+                "127",
+                "255",
+                "32767",
+                "65535",
+                "8388607",
+                "16777215",
+                "2147483647",
+                "4294967295",
+                "9223372036854775807",
+                "18446744073709551615",
+                "1",
+            ]),
             lits(&["0", "1", "-1", "1", "-1", "1", "-1", "1", "-1", "1", "-128"]),
             lits(&["-1", "128", "256", "32768", "65536", "8388608", "16777216", "2147483648", "4294967296", "9223372036854775808", "127"]),
             same(11, "NULL"),
@@ -291,7 +303,9 @@ fn tables(flavor: Flavor) -> Vec<Table> {
     ];
     if flavor == Flavor::MySql {
         // Binary JSON's opaque types (DECIMAL, DATETIME) only exist on MySQL.
-        json_rows.push(lits(&["JSON_ARRAY(CAST(1.50 AS DECIMAL(5,2)), CAST('2024-01-02 03:04:05.5' AS DATETIME(1)), CAST('2024-01-02' AS DATE))"]));
+        json_rows.push(lits(&[
+            "JSON_ARRAY(CAST(1.50 AS DECIMAL(5,2)), CAST('2024-01-02 03:04:05.5' AS DATETIME(1)), CAST('2024-01-02' AS DATE))",
+        ]));
     }
     out.push(Table { name: "jsons".into(), cols: vec![col("j", "JSON", "{c}", "{c}", Norm::Json)], rows: json_rows });
 
@@ -367,8 +381,18 @@ fn tables(flavor: Flavor) -> Vec<Table> {
             col("pg", "POLYGON", wkt_src, "{c}", Norm::Wkt),
         ],
         rows: vec![
-            vec![g("POINT(1 2)"), g("POINT(-1.5 0.30000000000000004)"), g("LINESTRING(0 0,1 1,2 3)"), g("POLYGON((0 0,10 0,10 10,0 10,0 0),(1 1,2 1,2 2,1 1))")],
-            vec![g("LINESTRING(0.1 0.2,1e10 -1e-10)"), g("POINT(1e300 -2.5e-300)"), g("LINESTRING(-1 -1,1 1)"), g("POLYGON((0 0,1 0,0 1,0 0))")],
+            vec![
+                g("POINT(1 2)"),
+                g("POINT(-1.5 0.30000000000000004)"),
+                g("LINESTRING(0 0,1 1,2 3)"),
+                g("POLYGON((0 0,10 0,10 10,0 10,0 0),(1 1,2 1,2 2,1 1))"),
+            ],
+            vec![
+                g("LINESTRING(0.1 0.2,1e10 -1e-10)"),
+                g("POINT(1e300 -2.5e-300)"),
+                g("LINESTRING(-1 -1,1 1)"),
+                g("POLYGON((0 0,1 0,0 1,0 0))"),
+            ],
             vec![g("MULTIPOINT(1 1,2 2)"), g("POINT(0 0)"), "NULL".into(), "NULL".into()],
             vec![g("MULTILINESTRING((0 0,1 1),(2 2,3 3))"), "ST_GeomFromText('POINT(3 4)', 3857)".into(), "NULL".into(), "NULL".into()],
             vec![g("MULTIPOLYGON(((0 0,1 0,0 1,0 0)),((5 5,6 5,5 6,5 5)))"), "NULL".into(), "NULL".into(), "NULL".into()],
@@ -393,7 +417,10 @@ fn tables(flavor: Flavor) -> Vec<Table> {
         Flavor::MySql => {
             out.push(Table {
                 name: "vectors".into(),
-                cols: vec![col("v", "VECTOR(4)", "HEX({c})", "toString({c})", Norm::Vector), col("v1", "VECTOR(1)", "HEX({c})", "toString({c})", Norm::Vector)],
+                cols: vec![
+                    col("v", "VECTOR(4)", "HEX({c})", "toString({c})", Norm::Vector),
+                    col("v1", "VECTOR(1)", "HEX({c})", "toString({c})", Norm::Vector),
+                ],
                 rows: vec![
                     lits(&["STRING_TO_VECTOR('[1.5,-2,3.4e38,1.1754944e-38]')", "STRING_TO_VECTOR('[0]')"]),
                     lits(&["STRING_TO_VECTOR('[0.1,0.2,0.3,-0]')", "STRING_TO_VECTOR('[-1.17549435e-38]')"]),
@@ -436,14 +463,7 @@ fn insert_sql(db: &str, t: &Table, offset: usize) -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            format!(
-                "INSERT INTO {}.{} (id, {}) VALUES ({}, {})",
-                mq(db),
-                mq(&t.name),
-                names.join(", "),
-                offset + i + 1,
-                r.join(", ")
-            )
+            format!("INSERT INTO {}.{} (id, {}) VALUES ({}, {})", mq(db), mq(&t.name), names.join(", "), offset + i + 1, r.join(", "))
         })
         .collect()
 }
@@ -569,7 +589,11 @@ fn normalise(norm: Norm, source_side: bool, v: &str) -> String {
                 let bytes: Vec<u8> = (0..v.len() / 2).map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).unwrap()).collect();
                 bytes.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect()
             } else {
-                v.trim_matches(['[', ']']).split(',').filter(|s| !s.is_empty()).map(|s| s.parse::<f32>().map(f32::to_bits).unwrap_or(0xdead)).collect()
+                v.trim_matches(['[', ']'])
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse::<f32>().map(f32::to_bits).unwrap_or(0xdead))
+                    .collect()
             };
             format!("{floats:08x?}")
         }
@@ -643,7 +667,11 @@ async fn compare_all(flavor: Flavor, db: &str, ch_db: &str, tables: &[Table]) ->
             errors.push(e);
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
 /// The log lines worth showing when a comparison fails: errors, warnings, panics.
@@ -666,9 +694,14 @@ async fn type_torture(flavor: Flavor) {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let run = SluiceRun::start(dir.path(), &spec(&db, flavor, serde_json::json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc"));
+    let run =
+        SluiceRun::start(dir.path(), &spec(&db, flavor, serde_json::json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc"));
     eventually(CONVERGE, || async {
-        if run.log().contains("→ Running") { Ok(()) } else { Err(format!("pipe not Running; log:\n{}", run.log())) }
+        if run.log().contains("→ Running") {
+            Ok(())
+        } else {
+            Err(format!("pipe not Running; log:\n{}", run.log()))
+        }
     })
     .await;
     // 1. The snapshot copy.

@@ -37,7 +37,19 @@ async fn dashboard_is_served_without_token_and_api_stays_protected() {
     assert!(header(&r, "content-type").starts_with("text/javascript"), "{}", header(&r, "content-type"));
     assert!(!header(&r, "content-security-policy").is_empty());
     let js = r.text().await.unwrap();
-    for needle in ["/v1/pipes", "/pause", "/resume", "/resync", "/settings", "/tables", "/events", "drop_tables", "Authorization", "sessionStorage", "401"] {
+    for needle in [
+        "/v1/pipes",
+        "/pause",
+        "/resume",
+        "/resync",
+        "/settings",
+        "/tables",
+        "/events",
+        "drop_tables",
+        "Authorization",
+        "sessionStorage",
+        "401",
+    ] {
         assert!(js.contains(needle), "app.js does not mention {needle:?}");
     }
     assert!(!js.contains("innerHTML") && !js.contains("outerHTML") && !js.contains("insertAdjacentHTML"), "app.js writes HTML");

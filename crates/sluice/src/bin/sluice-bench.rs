@@ -60,10 +60,15 @@ fn testbed() -> Result<(Vec<Server>, String)> {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let get = |k: &str| {
-        text.lines().find_map(|l| l.strip_prefix(&format!("export {k}=")).map(str::to_string)).with_context(|| format!("testbed printed no {k}"))
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {k}=")).map(str::to_string))
+            .with_context(|| format!("testbed printed no {k}"))
     };
     Ok((
-        vec![Server { name: "MySQL 9.7", url: get("SLUICE_TEST_MYSQL_URL")? }, Server { name: "MariaDB 10.11", url: get("SLUICE_TEST_MARIADB_URL")? }],
+        vec![
+            Server { name: "MySQL 9.7", url: get("SLUICE_TEST_MYSQL_URL")? },
+            Server { name: "MariaDB 10.11", url: get("SLUICE_TEST_MARIADB_URL")? },
+        ],
         get("SLUICE_TEST_CLICKHOUSE_URL")?,
     ))
 }
@@ -95,7 +100,10 @@ async fn ensure_table(c: &mut Conn, rows: u64) -> Result<()> {
     c.query_drop("SET SESSION max_recursive_iterations = 100000").await.ok();
     c.query_drop(format!("DROP TABLE IF EXISTS {DB}.seq")).await?;
     c.query_drop(format!("CREATE TABLE {DB}.seq (n INT PRIMARY KEY)")).await?;
-    c.query_drop(format!("INSERT INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s")).await?;
+    c.query_drop(format!(
+        "INSERT INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s"
+    ))
+    .await?;
     let started = Instant::now();
     let mut done = 0u64;
     while done < rows {
@@ -190,7 +198,13 @@ async fn sink_only(url: &str, ch: &str, m: &TableMapping, rows: u64, parallel: u
     ClickHouseSink::encode(m, &changes, &mut buf)?;
     let bytes_per_row = buf.len() as f64 / n as f64;
     let data = bytes::Bytes::from(buf);
-    let dest = DestinationSpec { url: ch.to_string(), user: "default".into(), password: Default::default(), database: "sluice_bench_sink".into(), request_timeout_ms: DestinationSpec::DEFAULT_REQUEST_TIMEOUT_MS };
+    let dest = DestinationSpec {
+        url: ch.to_string(),
+        user: "default".into(),
+        password: Default::default(),
+        database: "sluice_bench_sink".into(),
+        request_timeout_ms: DestinationSpec::DEFAULT_REQUEST_TIMEOUT_MS,
+    };
     let sink = ClickHouseSink::new(&dest);
     sink.execute("DROP DATABASE IF EXISTS sluice_bench_sink").await?;
     sink.ensure_database().await?;
@@ -228,8 +242,15 @@ fn server_pids(source: &str) -> Vec<(&'static str, u32)> {
     let pid = |path: &str| std::fs::read_to_string(path).ok().and_then(|p| p.trim().parse().ok());
     let dir = std::env::var("SLUICE_TESTBED_DIR").unwrap_or_else(|_| "/var/lib/sluice-testbed".into());
     let cache = std::env::var("SLUICE_TESTBED_CACHE").unwrap_or_else(|_| "/var/cache/sluice-testbed".into());
-    let src = if source.starts_with("MySQL") { pid(&format!("{cache}/mysql-chroot/var/lib/sluice-mysql.pid")) } else { pid(&format!("{dir}/mariadb.pid")) };
-    [("source server", src), ("ClickHouse server", pid(&format!("{dir}/clickhouse.pid")))].into_iter().filter_map(|(n, p)| p.map(|p| (n, p))).collect()
+    let src = if source.starts_with("MySQL") {
+        pid(&format!("{cache}/mysql-chroot/var/lib/sluice-mysql.pid"))
+    } else {
+        pid(&format!("{dir}/mariadb.pid"))
+    };
+    [("source server", src), ("ClickHouse server", pid(&format!("{dir}/clickhouse.pid")))]
+        .into_iter()
+        .filter_map(|(n, p)| p.map(|p| (n, p)))
+        .collect()
 }
 
 /// Peak resident set (VmHWM) of a process, in MB.
@@ -317,7 +338,13 @@ async fn ch_value(sink: &ClickHouseSink, sql: &str) -> Result<String> {
 }
 
 fn ch_sink(ch: &str, db: &str) -> ClickHouseSink {
-    ClickHouseSink::new(&DestinationSpec { url: ch.to_string(), user: "default".into(), password: Default::default(), database: db.into(), request_timeout_ms: DestinationSpec::DEFAULT_REQUEST_TIMEOUT_MS })
+    ClickHouseSink::new(&DestinationSpec {
+        url: ch.to_string(),
+        user: "default".into(),
+        password: Default::default(),
+        database: db.into(),
+        request_timeout_ms: DestinationSpec::DEFAULT_REQUEST_TIMEOUT_MS,
+    })
 }
 
 /// `sluice run` of a snapshot_only pipe over the whole table.
@@ -357,7 +384,8 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
     let mut c = connect(&server.url).await?;
     c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
     c.query_drop(format!("DROP TABLE IF EXISTS {DB}.cdc")).await?;
-    c.query_drop(format!("CREATE TABLE {DB}.cdc (id BIGINT PRIMARY KEY, v INT NOT NULL, s VARCHAR(32) NOT NULL, ts DATETIME(6) NOT NULL)")).await?;
+    c.query_drop(format!("CREATE TABLE {DB}.cdc (id BIGINT PRIMARY KEY, v INT NOT NULL, s VARCHAR(32) NOT NULL, ts DATETIME(6) NOT NULL)"))
+        .await?;
     let ch_db = "sluice_bench_cdc";
     let sink = ch_sink(ch, ch_db);
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
@@ -400,7 +428,11 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
         let rows = last + 1 - first;
         loop {
             run.sample();
-            let n: u64 = ch_value(&sink, &format!("SELECT count() FROM {ch_db}.cdc WHERE id >= {first}")).await.unwrap_or_default().parse().unwrap_or(0);
+            let n: u64 = ch_value(&sink, &format!("SELECT count() FROM {ch_db}.cdc WHERE id >= {first}"))
+                .await
+                .unwrap_or_default()
+                .parse()
+                .unwrap_or(0);
             if n >= rows {
                 break;
             }
@@ -421,7 +453,14 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
         } else {
             (None, None)
         };
-        out.push(CdcResult { what: what.to_string(), offered: rows as f64 / gen_secs, applied: rows as f64 / total_secs, p50_ms: p50, p99_ms: p99, rss_mb: run.rss });
+        out.push(CdcResult {
+            what: what.to_string(),
+            offered: rows as f64 / gen_secs,
+            applied: rows as f64 / total_secs,
+            p50_ms: p50,
+            p99_ms: p99,
+            rss_mb: run.rss,
+        });
         eprintln!("  CDC {what}: {rows} rows, offered {:.0}/s, applied {:.0}/s", rows as f64 / gen_secs, rows as f64 / total_secs);
     }
     // One 1,000,000-row transaction (INSERT ... SELECT): memory must not grow with it.
@@ -429,8 +468,10 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
     c.query_drop(format!("CREATE TABLE IF NOT EXISTS {DB}.seq (n INT PRIMARY KEY)")).await?;
     c.query_drop("SET SESSION cte_max_recursion_depth = 100000").await.ok();
     c.query_drop("SET SESSION max_recursive_iterations = 100000").await.ok();
-    c.query_drop(format!("INSERT IGNORE INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s"))
-        .await?;
+    c.query_drop(format!(
+        "INSERT IGNORE INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s"
+    ))
+    .await?;
     let started = Instant::now();
     c.query_drop(format!(
         "INSERT INTO {DB}.cdc SELECT {first} + a.n * 10000 + b.n, b.n, CONCAT('big-', b.n), NOW(6) FROM {DB}.seq a JOIN {DB}.seq b WHERE a.n < 100"
@@ -439,7 +480,8 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
     let gen_secs = started.elapsed().as_secs_f64();
     loop {
         run.sample();
-        let n: u64 = ch_value(&sink, &format!("SELECT count() FROM {ch_db}.cdc WHERE id >= {first}")).await.unwrap_or_default().parse().unwrap_or(0);
+        let n: u64 =
+            ch_value(&sink, &format!("SELECT count() FROM {ch_db}.cdc WHERE id >= {first}")).await.unwrap_or_default().parse().unwrap_or(0);
         if n >= 1_000_000 {
             break;
         }
@@ -449,7 +491,14 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let total = started.elapsed().as_secs_f64();
-    out.push(CdcResult { what: "one 1,000,000-row transaction".into(), offered: 1e6 / gen_secs, applied: 1e6 / total, p50_ms: None, p99_ms: None, rss_mb: run.rss });
+    out.push(CdcResult {
+        what: "one 1,000,000-row transaction".into(),
+        offered: 1e6 / gen_secs,
+        applied: 1e6 / total,
+        p50_ms: None,
+        p99_ms: None,
+        rss_mb: run.rss,
+    });
     eprintln!("  CDC one 1,000,000-row transaction: applied {:.0}/s, peak RSS {:.0} MB", 1e6 / total, run.rss);
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
     Ok(out)
@@ -460,10 +509,8 @@ async fn main() -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     let (servers, ch) = testbed()?;
-    let servers: Vec<Server> = servers
-        .into_iter()
-        .filter(|s| args.source == "both" || s.name.to_lowercase().starts_with(&args.source))
-        .collect();
+    let servers: Vec<Server> =
+        servers.into_iter().filter(|s| args.source == "both" || s.name.to_lowercase().starts_with(&args.source)).collect();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("sluice-bench: {} rows, {cores} cores\n", args.rows);
     if !args.skip_snapshot {

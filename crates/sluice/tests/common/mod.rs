@@ -151,7 +151,8 @@ pub async fn purge_binlogs_through(c: &mut Conn, file: &str) {
     let start = Instant::now();
     loop {
         c.query_drop(format!("PURGE BINARY LOGS TO '{current}'")).await.unwrap();
-        let names: Vec<String> = c.query::<mysql_async::Row, _>("SHOW BINARY LOGS").await.unwrap().into_iter().map(|r| r.get(0).unwrap()).collect();
+        let names: Vec<String> =
+            c.query::<mysql_async::Row, _>("SHOW BINARY LOGS").await.unwrap().into_iter().map(|r| r.get(0).unwrap()).collect();
         if !names.iter().any(|n| n == file) {
             return;
         }
@@ -399,7 +400,10 @@ impl SluiceServer {
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)) })
+        (
+            status,
+            if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)) },
+        )
     }
 
     pub async fn state(&self, name: &str) -> String {

@@ -32,7 +32,11 @@ pub fn order_values(rng: &mut impl Rng, id: u64) -> String {
     } else {
         format!("'{{\"k\": {}, \"tags\": [\"a\", \"b\"], \"s\": \"é\"}}'", rng.gen_range(0..100))
     };
-    let ts = if rng.gen_bool(0.2) { "NULL".to_string() } else { format!("'2024-03-{:02} 10:11:12.{:03}'", rng.gen_range(1..28), rng.gen_range(0..1000)) };
+    let ts = if rng.gen_bool(0.2) {
+        "NULL".to_string()
+    } else {
+        format!("'2024-03-{:02} 10:11:12.{:03}'", rng.gen_range(1..28), rng.gen_range(0..1000))
+    };
     format!(
         "({id}, 'cust-{}-ü', {qty}, {}.{:02}, '2023-{:02}-{:02} 01:02:03.{:06}', {score}, '{}', {doc}, {ts}, {})",
         rng.gen_range(0..1000),
@@ -163,4 +167,3 @@ pub async fn compare_url(url: &str, src_db: &str, ch_db: &str) -> Result<(), Str
     diff(&fix(orders_src), &fix(orders_dst)).map_err(|e| format!("orders: {e}"))?;
     diff(&items_src, &items_dst).map_err(|e| format!("items: {e}"))
 }
-
