@@ -1084,6 +1084,13 @@ mod tests {
         assert_eq!(m.resume("p").await.unwrap(), PipeState::Running);
         let states: Vec<String> = catalog.events("p").await.unwrap().into_iter().map(|e| e.to_state).collect();
         assert_eq!(states, ["Provisioning", "Setup", "Running", "Pausing", "Paused", "Running"]);
+        // The engine task is spawned by the resume; it counts its start once it first runs.
+        for _ in 0..400 {
+            if starts.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
         assert_eq!(starts.load(Ordering::SeqCst), 2);
         m.delete("p", false).await.unwrap();
         assert!(catalog.pipe("p").await.unwrap().is_none());
