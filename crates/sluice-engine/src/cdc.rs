@@ -323,10 +323,7 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
         last_heard = Instant::now();
         ctx.status.heard();
         match event {
-            Err(e) if e.severity() == Severity::Table => {
-                // Only possible for a table the reader names; otherwise the stream cannot go on.
-                return Err(e.into());
-            }
+            // Table-level decode problems arrive as `TableError` events; an error here ends the stream.
             Err(e) => return Err(e.into()),
             Ok(None) => return Err(SourceError::Stalled("the source closed the binlog stream".into()).into()),
             Ok(Some(BinlogEvent::Rows { table, mut changes })) => {
@@ -387,17 +384,23 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
 
 /// Puts a table in `Error` with `msg` (history and log); the other tables go on.
 async fn table_error(ctx: &PipeContext, table: &mut Applied, msg: &str) -> Result<(), EngineError> {
-    error!(pipe = ctx.name(), "table {}: {msg}", table.mapping.destination);
+    stop_table(ctx, &table.mapping.destination, msg).await?;
+    table.state = TableState::Error;
+    Ok(())
+}
+
+/// Records that table `dest` stopped with `msg`: its state `Error` with the
+/// reason, a history entry, the log and `sluice_errors_total{kind="table"}`.
+/// The other tables of the pipe are not affected.
+pub(crate) async fn stop_table(ctx: &PipeContext, dest: &str, msg: &str) -> Result<(), EngineError> {
+    error!(pipe = ctx.name(), "table {dest}: {msg}");
     metrics::counter!("sluice_errors_total", "pipe" => ctx.name().to_string(), "kind" => "table").increment(1);
-    let dest = table.mapping.destination.clone();
     retry(ctx, "recording a table error", || async {
-        Ok(ctx.catalog.set_table_state(ctx.name(), &dest, TableState::Error, Some(msg)).await?)
+        Ok(ctx.catalog.set_table_state(ctx.name(), dest, TableState::Error, Some(msg)).await?)
     })
     .await?;
     retry(ctx, "recording a table error", || async { Ok(ctx.catalog.note(ctx.name(), &format!("table {dest} stopped: {msg}")).await?) })
-        .await?;
-    table.state = TableState::Error;
-    Ok(())
+        .await
 }
 
 /// Adds the binlog bytes received since the last call to the pipe's counter.

@@ -42,12 +42,8 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
             match copy_table(ctx, table, &table.mapping.destination, stored.snapshot_version).await {
                 // One table's rows cannot be read or written: that table stops, the others are copied.
                 Err(e) if e.severity() == Severity::Table => {
-                    let dest = &table.mapping.destination;
                     let msg = format!("copying {} failed: {e}; resync the table", table.mapping.source.id);
-                    tracing::error!(pipe = ctx.name(), "table {dest}: {msg}");
-                    ctx.catalog.set_table_state(ctx.name(), dest, TableState::Error, Some(&msg)).await?;
-                    ctx.catalog.note(ctx.name(), &format!("table {dest} stopped: {msg}")).await?;
-                    Ok(())
+                    crate::cdc::stop_table(ctx, &table.mapping.destination, &msg).await
                 }
                 other => other.map(|_| ()),
             }
