@@ -77,11 +77,14 @@ async fn random_workload_with_crashes(flavor: Flavor) {
     // Small chunks: the snapshot must still be running when it is killed.
     spec["settings"]["snapshot_rows_per_chunk"] = 500.into();
     let mut run = SluiceRun::start(f.dir.path(), &spec);
-    // Kill during the snapshot: wait until some but not all rows arrived.
+    // Kill during the snapshot: wait until some but not all rows arrived — more than one
+    // chunk per parallel reader (4 × 500), so that some partition wrote a chunk after its
+    // first one, i.e. after the first chunk's progress was recorded (a resume point exists
+    // whatever the machine's speed).
     eventually(Duration::from_secs(60), || async {
         let n = ch_rows(&format!("SELECT count() FROM {}.orders", f.ch_db)).await.unwrap_or_default();
         match n.first().and_then(|r| r.first()).and_then(|v| v.parse::<u64>().ok()) {
-            Some(n) if n > 0 => Ok(()),
+            Some(n) if n > 4 * 500 => Ok(()),
             _ => Err("no snapshot rows yet".into()),
         }
     })
