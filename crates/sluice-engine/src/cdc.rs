@@ -43,18 +43,16 @@
 //! one ends the stream (the pipe fails).
 
 use crate::batch::Batch;
-use crate::modify::resync_marker;
 use crate::retry::{retry, Backoff};
 use crate::schema_change;
 use crate::snapshot::copy_table;
 use crate::versions::VersionClock;
 use crate::{failpoint, EngineError, PipeContext};
 use sluice_catalog::TableRecord;
-use sluice_core::state::resync_table_name;
 use sluice_core::types::TableMapping;
 use sluice_core::{BinlogPosition, Checkpoint, PipeAction, PipeState, RowChange, Severity, TableState};
-use sluice_source::binlog::{self, BinlogEvent, BinlogReader, ResumeBy};
-use sluice_source::{conn, SourceError};
+use sluice_source::binlog::{self, BinlogEvent};
+use sluice_source::{ChangeStream, SourceError};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
@@ -128,9 +126,9 @@ struct Applied {
 /// Swaps a finished resync copy in and marks the table `Running`.
 async fn swap_in(ctx: &PipeContext, rec: &TableRecord) -> Result<(), EngineError> {
     let dest = &rec.mapping.destination;
-    let marker = resync_marker(rec.snapshot_version.unwrap_or_default());
+    let version = rec.snapshot_version.unwrap_or_default();
     ctx.catalog.set_table_state(ctx.name(), dest, TableState::Swapping, None).await?;
-    retry(ctx, "swapping in the resynced table", || async { Ok(ctx.sink.swap_in(dest, &resync_table_name(dest), &marker).await?) }).await?;
+    retry(ctx, "swapping in the resynced table", || async { Ok(ctx.sink.finish_recopy(dest, version).await?) }).await?;
     failpoint!("resync-after-exchange-before-catalog");
     ctx.catalog.set_table_state(ctx.name(), dest, TableState::Running, None).await?;
     ctx.catalog.note(ctx.name(), &format!("table {dest} resynced: the new copy was swapped in with EXCHANGE TABLES")).await?;
@@ -173,7 +171,6 @@ fn reached(at: &Checkpoint, target: Option<&BinlogPosition>) -> bool {
 }
 
 async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Result<Ended, EngineError> {
-    let spec = &ctx.spec;
     // A resync whose copy finished before a restart: swap it in before streaming.
     for rec in ctx.catalog.tables(ctx.name()).await? {
         if rec.state == TableState::Swapping || (rec.state == TableState::Resync && rec.snapshot_done) {
@@ -197,31 +194,17 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
         .map(|r| Applied {
             mapping: r.mapping.clone(),
             state: r.state,
-            target: if r.state == TableState::Resync { resync_table_name(&r.mapping.destination) } else { r.mapping.destination.clone() },
+            target: if r.state == TableState::Resync {
+                ctx.sink.recopy_table(&r.mapping.destination)
+            } else {
+                r.mapping.destination.clone()
+            },
         })
         .collect();
-    let mut c = conn::connect(&spec.source).await?;
-    let info = conn::server_info(&mut c).await?;
-    let by = binlog::resume_by(spec.source.replication_mechanism, &info, &start)?;
-    let mut clock = VersionClock::start(ctx, &mut c).await?;
-    let replica_name = format!("sluice:{}", ctx.name());
+    let mut clock = VersionClock::start(ctx).await?;
     let tracked = tables.iter().map(|t| t.mapping.clone()).collect();
-    let mut reader = conn::bounded(
-        &spec.source,
-        "opening the binlog stream",
-        BinlogReader::start(c, info.flavor, spec.server_id(), &replica_name, &start, by, tracked),
-    )
-    .await?;
+    let mut reader = ctx.source.stream(&start, tracked).await?;
     let _heartbeat = crate::heartbeat::start(ctx);
-    match by {
-        ResumeBy::FilePos => info!(pipe = ctx.name(), "CDC reading the binlog from {}", start.position),
-        ResumeBy::Gtid => info!(
-            pipe = ctx.name(),
-            "CDC reading the binlog after GTID set {} (checkpoint {})",
-            start.gtid_set.as_deref().unwrap_or(""),
-            start.position
-        ),
-    }
     ctx.status.heard();
     ctx.status.retrying(ctx.name(), false);
     crate::retry::show_error(ctx, "").await;
@@ -298,7 +281,7 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
                 // The interval elapsed: write the committed transactions held.
                 flush(ctx, &mut tables, &mut batch, &mut saved).await?;
                 batch.opened = Instant::now();
-                count_binlog_bytes(ctx, &reader, &mut bytes_counted);
+                count_binlog_bytes(ctx, reader.as_ref(), &mut bytes_counted);
                 ctx.status.publish_lag(ctx.name());
                 if reached(&saved, until) {
                     return Ok(Ended::Reached);
@@ -358,7 +341,7 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
                 if batch.flush_due(max_rows, interval) {
                     flush(ctx, &mut tables, &mut batch, &mut saved).await?;
                     batch.opened = Instant::now();
-                    count_binlog_bytes(ctx, &reader, &mut bytes_counted);
+                    count_binlog_bytes(ctx, reader.as_ref(), &mut bytes_counted);
                     if reached(&saved, until) {
                         return Ok(Ended::Reached);
                     }
@@ -404,7 +387,7 @@ pub(crate) async fn stop_table(ctx: &PipeContext, dest: &str, msg: &str) -> Resu
 }
 
 /// Adds the binlog bytes received since the last call to the pipe's counter.
-fn count_binlog_bytes(ctx: &PipeContext, reader: &BinlogReader, counted: &mut u64) {
+fn count_binlog_bytes(ctx: &PipeContext, reader: &dyn ChangeStream, counted: &mut u64) {
     let read = reader.bytes_read();
     metrics::counter!("sluice_binlog_bytes_total", "pipe" => ctx.name().to_string()).increment(read - *counted);
     *counted = read;
@@ -425,7 +408,7 @@ async fn write_rows(ctx: &PipeContext, tables: &mut [Applied], rows: &mut [Vec<R
         }
         let changes: &[RowChange] = held;
         let written =
-            retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write_into(&t.mapping, &t.target, changes).await?) }).await;
+            retry(ctx, "writing changes to ClickHouse", || async { Ok(ctx.sink.write(&t.mapping, &t.target, changes).await?) }).await;
         match written {
             Ok(_) => {
                 metrics::counter!("sluice_cdc_changes_total", "pipe" => ctx.name().to_string(), "table" => t.mapping.destination.clone())

@@ -10,9 +10,7 @@
 //! and retried at the next beat.
 
 use crate::PipeContext;
-use mysql_async::prelude::*;
-use sluice_core::schema::quote_mysql;
-use sluice_source::conn;
+use sluice_core::schema::TableId;
 use std::time::Duration;
 use tracing::{debug, warn};
 
@@ -30,19 +28,18 @@ pub fn start(ctx: &PipeContext) -> Option<Heartbeat> {
     let (schema, table) = ctx.spec.heartbeat_table()?;
     let ctx = ctx.clone();
     Some(Heartbeat(tokio::spawn(async move {
-        let target = format!("{}.{}", quote_mysql(&schema), quote_mysql(&table));
-        let mut conn: Option<mysql_async::Conn> = None;
+        let id = TableId::new(schema, table);
+        let target = id.to_string();
+        let mut writer = ctx.source.heartbeat_writer(id);
         let mut failing = false;
         loop {
-            let result = beat(&ctx, &mut conn, &target).await;
-            match result {
+            match writer.beat(ctx.name()).await {
                 Ok(()) if failing => {
                     failing = false;
                     tracing::info!(pipe = ctx.name(), "heartbeats to {target} are written again");
                 }
                 Ok(()) => debug!(pipe = ctx.name(), "heartbeat written to {target}"),
                 Err(e) => {
-                    conn = None;
                     metrics::counter!("sluice_errors_total", "pipe" => ctx.name().to_string(), "kind" => "heartbeat").increment(1);
                     if !failing {
                         warn!(
@@ -61,24 +58,4 @@ pub fn start(ctx: &PipeContext) -> Option<Heartbeat> {
             }
         }
     })))
-}
-
-/// One heartbeat: `(pipe, beat_at)` upserted; the table is created on the first beat of a connection.
-async fn beat(ctx: &PipeContext, conn: &mut Option<mysql_async::Conn>, target: &str) -> Result<(), String> {
-    if conn.is_none() {
-        let mut c = conn::connect(&ctx.spec.source).await.map_err(|e| e.to_string())?;
-        c.query_drop(format!(
-            "CREATE TABLE IF NOT EXISTS {target} (pipe VARCHAR(255) NOT NULL PRIMARY KEY, beat_at TIMESTAMP(6) NOT NULL)"
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
-        *conn = Some(c);
-    }
-    let c = conn.as_mut().ok_or("no connection")?;
-    c.exec_drop(
-        format!("INSERT INTO {target} (pipe, beat_at) VALUES (?, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE beat_at = VALUES(beat_at)"),
-        (ctx.name(),),
-    )
-    .await
-    .map_err(|e| e.to_string())
 }

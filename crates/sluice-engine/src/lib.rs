@@ -13,6 +13,12 @@
 //! Delivery is at-least-once with idempotent effects: a checkpoint only moves
 //! after ClickHouse acknowledged everything before it, and replayed changes
 //! carry higher versions than their first write (see `versions`).
+//!
+//! The engine reaches the outside world through two seams whose contracts are
+//! written on the traits: a `ChangeSource` (`sluice_source`; MySQL/MariaDB:
+//! `MySqlSource`) and a `Destination` (`sluice_sink`; ClickHouse:
+//! `ClickHouseSink`), plus the catalog. `PipeContext::with_parts` runs it over
+//! any implementations; the unit tests (`tests`) run it over in-memory ones.
 
 mod batch;
 mod cdc;
@@ -24,13 +30,16 @@ mod retry;
 mod schema_change;
 mod setup;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 pub mod versions;
 
 pub use error::EngineError;
 
 use sluice_catalog::Catalog;
 use sluice_core::{PipeAction, PipeSpec, PipeState, SyncSettings, TableState};
-use sluice_sink::ClickHouseSink;
+use sluice_sink::{ClickHouseSink, Destination};
+use sluice_source::{ChangeSource, MySqlSource};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -137,7 +146,10 @@ impl LiveStatus {
 pub struct PipeContext {
     pub spec: PipeSpec,
     pub catalog: Catalog,
-    pub sink: ClickHouseSink,
+    /// Where changes come from (`MySqlSource` for a real pipe).
+    pub source: Arc<dyn ChangeSource>,
+    /// Where they go (`ClickHouseSink` for a real pipe).
+    pub sink: Arc<dyn Destination>,
     pub cancel: CancellationToken,
     /// Sync settings, changeable while the pipe runs; read at every batch.
     pub settings: watch::Receiver<SyncSettings>,
@@ -157,8 +169,22 @@ impl PipeContext {
         settings: watch::Receiver<SyncSettings>,
         status: Arc<LiveStatus>,
     ) -> Self {
-        let sink = ClickHouseSink::new(&spec.destination);
-        Self { spec, catalog, sink, cancel, settings, status }
+        let source: Arc<dyn ChangeSource> = Arc::new(MySqlSource::new(&spec));
+        let sink: Arc<dyn Destination> = Arc::new(ClickHouseSink::new(&spec.destination));
+        Self::with_parts(spec, catalog, source, sink, cancel, settings, status)
+    }
+
+    /// A context over any source and destination (the engine's unit tests use in-memory ones).
+    pub fn with_parts(
+        spec: PipeSpec,
+        catalog: Catalog,
+        source: Arc<dyn ChangeSource>,
+        sink: Arc<dyn Destination>,
+        cancel: CancellationToken,
+        settings: watch::Receiver<SyncSettings>,
+        status: Arc<LiveStatus>,
+    ) -> Self {
+        Self { spec, catalog, source, sink, cancel, settings, status }
     }
 
     /// The current sync settings.

@@ -5,22 +5,18 @@
 //! alongside CDC (see `cdc`).
 
 use crate::EngineError;
-use mysql_async::Conn;
 use sluice_catalog::Catalog;
-use sluice_core::state::resync_table_name;
 use sluice_core::types::TableMapping;
 use sluice_core::{Checkpoint, PipeSpec, TableSpec};
-use sluice_sink::ClickHouseSink;
-use sluice_source::{conn, discovery, SourceError};
+use sluice_sink::Destination;
+use sluice_source::{ChangeSource, MySqlSource, SourceError};
 
 /// Expands table patterns and records each table's definition; every table
 /// needs a key (its primary key, or a unique key on NOT NULL columns).
-pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<TableMapping>, EngineError> {
+pub async fn describe_tables(source: &dyn ChangeSource, specs: &[TableSpec]) -> Result<Vec<TableMapping>, EngineError> {
     let mut mappings = Vec::new();
-    for e in discovery::expand(src, specs).await? {
-        let (id, dest, spec) = (e.id.clone(), e.destination.clone(), &specs[e.index]);
-        let partition_key = spec.partition_key.clone();
-        let table = discovery::describe(src, &id).await.map_err(|e| e.in_table(&id))?;
+    for d in source.describe_tables(specs).await? {
+        let (id, spec, table) = (d.table.id.clone(), &specs[d.index], d.table);
         if table.primary_key.is_empty() {
             return Err(SourceError::Config(format!(
                 "table {id} has no primary key and no unique key on NOT NULL columns: ReplacingMergeTree needs a key \
@@ -28,17 +24,16 @@ pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<
             ))
             .into());
         }
-        discovery::check_table_spec(src, &table, spec, &e).await.map_err(|err| err.in_table(&id))?;
         let unknown = spec.options().unknown_excluded(&table);
-        if !unknown.is_empty() && e.named {
+        if !unknown.is_empty() && d.named {
             tracing::warn!(
                 "tables[{}].exclude_columns: {id} has no column {} (yet); it is excluded if it is added later",
-                e.index,
+                d.index,
                 unknown.join(", ")
             );
         }
-        let mut m = TableMapping::with_options(table, dest, spec.options());
-        m.partition_key = partition_key;
+        let mut m = TableMapping::with_options(table, d.destination, spec.options());
+        m.partition_key = spec.partition_key.clone();
         mappings.push(m);
     }
     Ok(mappings)
@@ -47,11 +42,10 @@ pub async fn describe_tables(src: &mut Conn, specs: &[TableSpec]) -> Result<Vec<
 /// The source's current position, and the version a copy consistent from it
 /// writes, reserved from the pipe's clock: below every version of a stream
 /// started after this call.
-pub async fn copy_start(catalog: &Catalog, pipe: &str, src: &mut Conn) -> Result<(Checkpoint, i64), EngineError> {
-    let info = conn::server_info(src).await?;
-    let (position, gtid_set) = conn::current_position(src, &info).await?;
-    let version = crate::versions::reserve(catalog, pipe, src, 1).await?;
-    Ok((Checkpoint { position, gtid_set }, version))
+pub async fn copy_start(catalog: &Catalog, pipe: &str, source: &dyn ChangeSource) -> Result<(Checkpoint, i64), EngineError> {
+    let position = source.position().await?;
+    let version = crate::versions::reserve(catalog, pipe, source, 1).await?;
+    Ok((position, version))
 }
 
 /// Tables to add to a live pipe, ready to be recorded: their definitions, their
@@ -71,10 +65,21 @@ pub async fn prepare_added_tables(
     spec: &PipeSpec,
     existing: &[TableMapping],
     add: &[TableSpec],
-    sink: &ClickHouseSink,
+    sink: &dyn Destination,
 ) -> Result<AddedTables, EngineError> {
-    let mut src = conn::connect(&spec.source).await?;
-    let mappings = describe_tables(&mut src, add).await?;
+    add_tables_setup(catalog, spec, &MySqlSource::new(spec), existing, add, sink).await
+}
+
+/// `prepare_added_tables` over any source.
+pub async fn add_tables_setup(
+    catalog: &Catalog,
+    spec: &PipeSpec,
+    source: &dyn ChangeSource,
+    existing: &[TableMapping],
+    add: &[TableSpec],
+    sink: &dyn Destination,
+) -> Result<AddedTables, EngineError> {
+    let mappings = describe_tables(source, add).await?;
     for m in &mappings {
         if let Some(e) = existing.iter().find(|e| e.source.id == m.source.id || e.destination == m.destination) {
             return Err(EngineError::Spec(format!(
@@ -89,8 +94,7 @@ pub async fn prepare_added_tables(
     for m in &mappings {
         create_new_table(sink, m, &mut created).await?;
     }
-    let (_, snapshot_version) = copy_start(catalog, &spec.name, &mut src).await?;
-    let _ = src.disconnect().await;
+    let (_, snapshot_version) = copy_start(catalog, &spec.name, source).await?;
     Ok(AddedTables { mappings, snapshot_version })
 }
 
@@ -99,7 +103,7 @@ pub async fn prepare_added_tables(
 /// the tables `created` lists before returning the error, so that adding the
 /// tables again (with other options) does not find one created with the old
 /// options (`CREATE TABLE IF NOT EXISTS` would keep it).
-async fn create_new_table(sink: &ClickHouseSink, m: &TableMapping, created: &mut Vec<String>) -> Result<(), EngineError> {
+async fn create_new_table(sink: &dyn Destination, m: &TableMapping, created: &mut Vec<String>) -> Result<(), EngineError> {
     let result = match sink.table_exists(&m.destination).await {
         Ok(existed) => sink.create_table(m).await.map(|()| existed),
         Err(e) => Err(e),
@@ -125,11 +129,6 @@ async fn create_new_table(sink: &ClickHouseSink, m: &TableMapping, created: &mut
     }
 }
 
-/// The comment that marks a resync copy (see `ClickHouseSink::swap_in`).
-pub fn resync_marker(version: i64) -> String {
-    format!("sluice resync {version}")
-}
-
 /// A resync ready to be recorded: the tables' current definitions, and the
 /// position the new copies are consistent from (where a whole-pipe resync restarts CDC).
 pub struct Resync {
@@ -145,13 +144,24 @@ pub async fn prepare_resync(
     catalog: &Catalog,
     spec: &PipeSpec,
     tables: &[TableMapping],
-    sink: &ClickHouseSink,
+    sink: &dyn Destination,
 ) -> Result<Resync, EngineError> {
-    let mut src = conn::connect(&spec.source).await?;
+    resync_setup(catalog, spec, &MySqlSource::new(spec), tables, sink).await
+}
+
+/// `prepare_resync` over any source.
+pub async fn resync_setup(
+    catalog: &Catalog,
+    spec: &PipeSpec,
+    source: &dyn ChangeSource,
+    tables: &[TableMapping],
+    sink: &dyn Destination,
+) -> Result<Resync, EngineError> {
     let mut mappings = Vec::with_capacity(tables.len());
     for t in tables {
         let id = &t.source.id;
-        let table = discovery::describe(&mut src, id)
+        let table = source
+            .describe(id)
             .await
             .map_err(|e| EngineError::Spec(format!("cannot read source table {id} ({e}); if it is gone, remove it from the pipe")))?;
         if table.primary_key.is_empty() {
@@ -162,11 +172,10 @@ pub async fn prepare_resync(
         let m = t.rebuilt(table, t.options.clone()).map_err(EngineError::Spec)?;
         mappings.push(m);
     }
-    let (start, snapshot_version) = copy_start(catalog, &spec.name, &mut src).await?;
-    let _ = src.disconnect().await;
+    let (start, snapshot_version) = copy_start(catalog, &spec.name, source).await?;
     sink.ensure_database().await?;
     for m in &mappings {
-        sink.create_resync_table(m, &resync_table_name(&m.destination), &resync_marker(snapshot_version)).await?;
+        sink.begin_recopy(m, snapshot_version).await?;
     }
     Ok(Resync { mappings, start, snapshot_version })
 }

@@ -28,17 +28,14 @@
 //! one catalog transaction, so a crash at any instant replays the statement
 //! against the old definitions or not at all.
 
-use crate::modify::{copy_start, resync_marker};
+use crate::modify::copy_start;
 use crate::retry::retry;
 use crate::{EngineError, PipeContext};
 use sluice_catalog::{TableChange, TableRecord};
 use sluice_core::schema::TableId;
-use sluice_core::state::resync_table_name;
 use sluice_core::types::TableMapping;
 use sluice_core::{Checkpoint, PipeAction, PipeState, TableState};
-use sluice_sink::alter::alter_statements;
 use sluice_source::ddl::{self, SchemaChange};
-use sluice_source::{conn, discovery};
 use std::collections::HashMap;
 use tracing::{info, warn};
 
@@ -47,9 +44,8 @@ use tracing::{info, warn};
 pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkpoint) -> Result<bool, EngineError> {
     let records = ctx.catalog.tables(ctx.name()).await?;
     let tracked: Vec<_> = records.iter().map(|r| r.mapping.source.clone()).collect();
-    let mut src = retry(ctx, "connecting to the source", || async { Ok(conn::connect(&ctx.spec.source).await?) }).await?;
     // Only definitions recorded before table charsets were kept need the present one.
-    let charsets = legacy_table_charsets(&mut src, &records).await?;
+    let charsets = retry(ctx, "reading table charsets", || legacy_table_charsets(ctx, &records)).await?;
     let changes = match ddl::apply(schema, query, &tracked, &|t: &TableId| charsets.get(t).cloned()) {
         Ok(c) => c,
         Err(e) => {
@@ -79,11 +75,11 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
                         continue;
                     }
                 };
-                for target in write_targets(rec) {
-                    for sql in alter_statements(&ctx.sink.qualified(&target), &current[i], &new_mapping, &ops) {
-                        info!(pipe = ctx.name(), "{sql}");
-                        retry(ctx, "changing a destination table", || async { Ok(ctx.sink.execute(&sql).await?) }).await?;
-                    }
+                for target in write_targets(ctx, rec) {
+                    retry(ctx, "changing a destination table", || async {
+                        Ok(ctx.sink.alter(&target, &current[i], &new_mapping, &ops).await?)
+                    })
+                    .await?;
                 }
                 current[i] = new_mapping.clone();
                 entry(&mut out, rec).mapping = Some(new_mapping);
@@ -100,7 +96,14 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
                 let Some(i) = original.or_else(|| index(&current, &table)) else { continue };
                 let rec = &records[i];
                 let e = entry(&mut out, rec);
-                let described = discovery::describe(&mut src, &table).await;
+                let described = retry(ctx, "reading a replaced table", || async {
+                    match ctx.source.describe(&table).await {
+                        // Only a connection problem is retried: the table's own error is the answer.
+                        Err(e) if e.severity() == sluice_core::Severity::Transient => Err(e.into()),
+                        other => Ok(other),
+                    }
+                })
+                .await?;
                 match described {
                     Ok(t) if !t.primary_key.is_empty() => {
                         let mapping = match rec.mapping.rebuilt(t, rec.mapping.options.clone()) {
@@ -110,12 +113,10 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
                                 continue;
                             }
                         };
-                        let (_, version) = copy_start(&ctx.catalog, ctx.name(), &mut src).await?;
-                        let resync = resync_table_name(&rec.mapping.destination);
-                        retry(ctx, "creating the resync table", || async {
-                            Ok(ctx.sink.create_resync_table(&mapping, &resync, &resync_marker(version)).await?)
-                        })
-                        .await?;
+                        let (_, version) =
+                            retry(ctx, "reserving the copy's version", || copy_start(&ctx.catalog, ctx.name(), ctx.source.as_ref()))
+                                .await?;
+                        retry(ctx, "creating the resync table", || async { Ok(ctx.sink.begin_recopy(&mapping, version).await?) }).await?;
                         current[i] = mapping.clone();
                         e.mapping = Some(mapping);
                         e.state = Some((TableState::Resync, None));
@@ -141,9 +142,8 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
             }
             Ok(SchemaChange::Truncated { table }) => {
                 let Some(i) = index(&current, &table) else { continue };
-                for target in write_targets(&records[i]) {
-                    let sql = format!("TRUNCATE TABLE IF EXISTS {}", ctx.sink.qualified(&target));
-                    retry(ctx, "truncating a destination table", || async { Ok(ctx.sink.execute(&sql).await?) }).await?;
+                for target in write_targets(ctx, &records[i]) {
+                    retry(ctx, "truncating a destination table", || async { Ok(ctx.sink.truncate(&target).await?) }).await?;
                 }
                 entry(&mut out, &records[i]);
             }
@@ -160,7 +160,6 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
             }
         }
     }
-    let _ = src.disconnect().await;
     if out.is_empty() {
         return Ok(false);
     }
@@ -194,10 +193,10 @@ fn entry<'a>(out: &'a mut HashMap<String, TableChange>, rec: &TableRecord) -> &'
 }
 
 /// The destination tables the stream writes for a table: `<table>_resync` during a resync.
-pub fn write_targets(rec: &TableRecord) -> Vec<String> {
+pub fn write_targets(ctx: &PipeContext, rec: &TableRecord) -> Vec<String> {
     let dest = &rec.mapping.destination;
     match rec.state {
-        TableState::Resync | TableState::Swapping => vec![dest.clone(), resync_table_name(dest)],
+        TableState::Resync | TableState::Swapping => vec![dest.clone(), ctx.sink.recopy_table(dest)],
         _ => vec![dest.clone()],
     }
 }
@@ -205,11 +204,11 @@ pub fn write_targets(rec: &TableRecord) -> Vec<String> {
 /// The present default character set of each tracked table whose recorded
 /// definition has none (recorded before table charsets were kept): the best
 /// there is for them. Tables with a recorded charset are not looked up.
-async fn legacy_table_charsets(src: &mut mysql_async::Conn, records: &[TableRecord]) -> Result<HashMap<TableId, String>, EngineError> {
+async fn legacy_table_charsets(ctx: &PipeContext, records: &[TableRecord]) -> Result<HashMap<TableId, String>, EngineError> {
     let mut out = HashMap::new();
     for r in records.iter().filter(|r| r.mapping.source.charset.is_none()) {
         let id = &r.mapping.source.id;
-        if let Some(cs) = discovery::table_charset(src, id).await? {
+        if let Some(cs) = ctx.source.table_charset(id).await? {
             out.insert(id.clone(), cs);
         }
     }

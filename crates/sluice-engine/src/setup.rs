@@ -3,18 +3,17 @@
 
 use crate::retry::retry;
 use crate::{EngineError, PipeContext};
-use sluice_core::{Checkpoint, PipeAction, PipeState};
-use sluice_source::{checks, conn};
+use sluice_core::{PipeAction, PipeState};
 use tracing::info;
 
 pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     let spec = &ctx.spec;
-    let mut src = retry(ctx, "connecting to the source", || async { Ok(conn::connect(&spec.source).await?) }).await?;
-    let info = conn::server_info(&mut src).await?;
-    info!(pipe = ctx.name(), "source is {} (GTID {})", info.version, if info.gtid_mode { "on" } else { "off" });
-    checks::require(&mut src, &info, spec.source.replication_mechanism).await?;
+    let server = retry(ctx, "checking the source", || async { Ok(ctx.source.check().await?) }).await?;
+    info!(pipe = ctx.name(), "source is {server}");
 
-    let mappings = crate::modify::describe_tables(&mut src, &spec.tables).await?;
+    let mappings =
+        retry(ctx, "reading the source tables", || async { crate::modify::describe_tables(ctx.source.as_ref(), &spec.tables).await })
+            .await?;
 
     retry(ctx, "connecting to ClickHouse", || async { Ok(ctx.sink.ping().await?) }).await?;
     ctx.sink.ensure_database().await?;
@@ -25,12 +24,10 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
 
     // P0: every change after this position is replayed by CDC, so a snapshot
     // read after this point converges whatever it saw.
-    let (position, gtid_set) = conn::current_position(&mut src, &info).await?;
+    let start = retry(ctx, "reading the source's binlog position", || async { Ok(ctx.source.position().await?) }).await?;
     let snapshot_version = crate::versions::floor();
-    let start = Checkpoint { position, gtid_set };
     ctx.catalog.record_setup(ctx.name(), &mappings, &start, snapshot_version).await?;
     info!(pipe = ctx.name(), "CDC will start at {} (gtid {})", start.position, start.gtid_set.as_deref().unwrap_or("-"));
-    let _ = src.disconnect().await;
 
     if spec.mode.snapshots() {
         ctx.transition(

@@ -18,9 +18,8 @@ use futures_util::stream::{self, TryStreamExt};
 use sluice_catalog::{PartitionRecord, TableRecord};
 use sluice_core::types::TableMapping;
 use sluice_core::{ChangeOp, PipeAction, PipeState, RowChange, Severity, TableState};
-use sluice_source::conn;
-use sluice_source::snapshot::{Partition, TableReader};
-use std::sync::Arc;
+use sluice_source::snapshot::Partition;
+use sluice_source::CopyReader;
 use std::time::Instant;
 use tokio::task::JoinSet;
 use tracing::info;
@@ -58,14 +57,7 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     // Chunks were read at different moments: the copy equals the source as of
     // one position only once the changes made while it ran are applied. Catch
     // up from the start position to where the source stands now.
-    let target = retry(ctx, "reading the source's binlog position", || async {
-        let mut c = conn::connect(&spec.source).await?;
-        let info = conn::server_info(&mut c).await?;
-        let (position, _) = conn::bounded(&spec.source, "reading the binlog position", conn::current_position(&mut c, &info)).await?;
-        let _ = c.disconnect().await;
-        Ok(position)
-    })
-    .await?;
+    let target = retry(ctx, "reading the source's binlog position", || async { Ok(ctx.source.position().await?.position) }).await?;
     info!(pipe = ctx.name(), "snapshot_only pipe: copy done; applying the changes made during the copy, up to {target}");
     crate::cdc::catch_up(ctx, &target).await?;
     if ctx.cancel.is_cancelled() {
@@ -84,24 +76,17 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
 /// Returns the rows copied in total.
 pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, version: i64) -> Result<u64, EngineError> {
     let dest = table.mapping.destination.clone();
-    let reader = Arc::new(TableReader::new(&table.mapping)?);
+    let id = &table.mapping.source.id;
     let settings = ctx.current_settings();
     let mut parts = ctx.catalog.partitions(ctx.name(), &dest).await?;
     if parts.is_empty() {
-        let plan = retry(ctx, "planning snapshot partitions", || async {
-            let mut c = conn::connect(&ctx.spec.source).await?;
-            let est = conn::bounded(&ctx.spec.source, "the row estimate", reader.estimated_rows(&mut c)).await?;
-            let plan =
-                conn::bounded(&ctx.spec.source, "planning partitions", reader.plan_partitions(&mut c, est, settings.rows_per_partition))
-                    .await?;
-            let _ = c.disconnect().await;
-            Ok((est, plan))
+        let (est, plan) = retry(ctx, "planning snapshot partitions", || async {
+            Ok(ctx.source.plan_copy(&table.mapping, settings.rows_per_partition).await?)
         })
         .await?;
-        let (est, plan) = plan;
         ctx.catalog.set_rows_estimated(ctx.name(), &dest, est).await?;
         let ranges = plan.unwrap_or_else(|| {
-            info!(pipe = ctx.name(), "{}: the first paging column is not an integer, date/datetime/timestamp or whole-value-indexed string column; copied by one reader", reader.table().id);
+            info!(pipe = ctx.name(), "{}: the first paging column is not an integer, date/datetime/timestamp or whole-value-indexed string column; copied by one reader", id);
             vec![Partition::WHOLE]
         });
         let ranges: Vec<_> = ranges.into_iter().map(|p| (p.lo, p.hi)).collect();
@@ -115,7 +100,7 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
     info!(
         pipe = ctx.name(),
         "copying {} → {target}: {total} partition(s), {done} done{}, {parallel} at a time",
-        reader.table().id,
+        id,
         if done > 0 || parts.iter().any(|p| p.last_key.is_some()) { ", resuming after the last acknowledged keys" } else { "" }
     );
     let mut pending = parts.into_iter().filter(|p| !p.done);
@@ -125,7 +110,7 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
             let Some(part) = pending.next() else { break };
             let job = PartitionJob {
                 ctx: ctx.clone(),
-                reader: reader.clone(),
+                reader: tokio::sync::Mutex::new(ctx.source.copy_reader(&table.mapping)?),
                 mapping: table.mapping.clone(),
                 target: target.to_string(),
                 version,
@@ -141,14 +126,15 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
         }
     }
     let copied = ctx.catalog.mark_copied(ctx.name(), &dest).await?;
-    info!(pipe = ctx.name(), "copy of {} → {target} done: {copied} rows in {:.1}s", reader.table().id, started.elapsed().as_secs_f64());
+    info!(pipe = ctx.name(), "copy of {id} → {target} done: {copied} rows in {:.1}s", started.elapsed().as_secs_f64());
     Ok(copied)
 }
 
 /// One partition's copy, run as a task of its own.
 struct PartitionJob {
     ctx: PipeContext,
-    reader: Arc<TableReader>,
+    /// Behind a lock only so that the retried read can borrow it; one task uses it.
+    reader: tokio::sync::Mutex<Box<dyn CopyReader>>,
     mapping: TableMapping,
     target: String,
     version: i64,
@@ -163,38 +149,20 @@ impl PartitionJob {
         let chunk_rows = ctx.current_settings().snapshot_rows_per_chunk;
         let (mut last_key, mut copied) = (part.last_key.clone(), part.rows_copied);
         info!(pipe = ctx.name(), "copying partition {}/{} of {dest}", part.idx + 1, self.total);
-        // One connection for the partition, opened again after a failure.
-        let slot = tokio::sync::Mutex::new(None);
         loop {
             if ctx.cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
             let chunk = retry(ctx, "reading a snapshot chunk", || {
-                let (slot, key, range, reader) = (&slot, last_key.clone(), &range, &self.reader);
-                async move {
-                    let mut c = slot.lock().await;
-                    if c.is_none() {
-                        *c = Some(conn::connect(&ctx.spec.source).await?);
-                    }
-                    let conn = c.as_mut().expect("connected above");
-                    let read = conn::bounded(
-                        &ctx.spec.source,
-                        "a snapshot chunk query",
-                        reader.read_partition_chunk(conn, range, key.as_ref(), chunk_rows),
-                    )
-                    .await;
-                    if read.is_err() {
-                        *c = None;
-                    }
-                    Ok(read?)
-                }
+                let (key, range, reader) = (last_key.clone(), &range, &self.reader);
+                async move { Ok(reader.lock().await.read_chunk(range, key.as_ref(), chunk_rows).await?) }
             })
             .await?;
             let n = chunk.rows.len() as u64;
             let changes: Vec<RowChange> =
                 chunk.rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version: self.version, cells }).collect();
             retry(ctx, "writing snapshot rows to ClickHouse", || async {
-                Ok(ctx.sink.write_into(&self.mapping, &self.target, &changes).await?)
+                Ok(ctx.sink.write(&self.mapping, &self.target, &changes).await?)
             })
             .await?;
             copied += n;
@@ -207,9 +175,7 @@ impl PartitionJob {
             ctx.catalog.record_partition_progress(ctx.name(), dest, part.idx, last_key.as_ref(), copied, done).await?;
             if done {
                 info!(pipe = ctx.name(), "partition {}/{} of {dest} done ({copied} rows)", part.idx + 1, self.total);
-                if let Some(c) = slot.lock().await.take() {
-                    let _ = c.disconnect().await;
-                }
+                self.reader.lock().await.close().await;
                 return Ok(());
             }
         }

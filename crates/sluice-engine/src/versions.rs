@@ -18,10 +18,9 @@
 //!   practice: that would take over a billion changes per second.)
 
 use crate::{EngineError, PipeContext};
-use mysql_async::Conn;
 use sluice_catalog::Catalog;
 use sluice_core::RowChange;
-use sluice_source::conn;
+use sluice_source::ChangeSource;
 
 /// Versions reserved at once by a stream (one catalog write per block).
 const BLOCK: i64 = 1 << 20;
@@ -36,11 +35,10 @@ pub fn floor() -> i64 {
 /// clock existed wrote versions derived from binlog positions; its clock
 /// starts above the version of the source's current position, which is above
 /// every one of them.
-pub async fn reserve(catalog: &Catalog, pipe: &str, src: &mut Conn, n: i64) -> Result<i64, EngineError> {
+pub async fn reserve(catalog: &Catalog, pipe: &str, source: &dyn ChangeSource, n: i64) -> Result<i64, EngineError> {
     let mut floor = floor();
     if catalog.next_version(pipe).await?.is_none() {
-        let info = conn::server_info(src).await?;
-        let (position, _) = conn::current_position(src, &info).await?;
+        let position = source.position().await?.position;
         if let Ok(v) = position.version(0) {
             floor = floor.max(v + 1);
         }
@@ -56,8 +54,8 @@ pub struct VersionClock {
 
 impl VersionClock {
     /// Reserves the stream's first block.
-    pub async fn start(ctx: &PipeContext, src: &mut Conn) -> Result<Self, EngineError> {
-        let next = reserve(&ctx.catalog, ctx.name(), src, BLOCK).await?;
+    pub async fn start(ctx: &PipeContext) -> Result<Self, EngineError> {
+        let next = reserve(&ctx.catalog, ctx.name(), ctx.source.as_ref(), BLOCK).await?;
         Ok(Self { next, end: next + BLOCK })
     }
 

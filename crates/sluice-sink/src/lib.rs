@@ -16,6 +16,7 @@
 //! reach ([`SinkError::severity`], see [`error`]).
 
 pub mod alter;
+pub mod destination;
 pub mod error;
 pub mod rowbinary;
 pub mod transport;
@@ -26,6 +27,7 @@ use sluice_core::{ChangeOp, RowChange};
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use destination::Destination;
 pub use error::SinkError;
 pub use rowbinary::EncodeError;
 

@@ -7,8 +7,10 @@
 //! - `wkt`: stored spatial values (SRID + WKB) → WKT text.
 //! - `snapshot`: keyset-paged, streaming table reads.
 //! - `binlog`: the replication stream, decoded into row changes and commits.
+//! - `change_source`: the `ChangeSource` seam the engine uses, and `MySqlSource`.
 
 pub mod binlog;
+pub mod change_source;
 pub mod checks;
 pub mod conn;
 pub mod convert;
@@ -18,4 +20,5 @@ pub mod gtid;
 pub mod snapshot;
 pub mod wkt;
 
+pub use change_source::{ChangeSource, ChangeStream, CopyReader, DescribedTable, HeartbeatWriter, MySqlSource};
 pub use conn::{Flavor, ServerInfo, SourceError};
