@@ -22,8 +22,10 @@
 
 mod error;
 pub mod secrets;
+mod store;
 
 pub use error::CatalogError;
+pub use store::{CatalogStore, KeyRange};
 
 use chrono::Utc;
 use secrets::SecretBox;

@@ -17,7 +17,8 @@
 //! The engine reaches the outside world through two seams whose contracts are
 //! written on the traits: a `ChangeSource` (`sluice_source`; MySQL/MariaDB:
 //! `MySqlSource`) and a `Destination` (`sluice_sink`; ClickHouse:
-//! `ClickHouseSink`), plus the catalog. `PipeContext::with_parts` runs it over
+//! `ClickHouseSink`), and keeps its state in a `CatalogStore` (`sluice_catalog`;
+//! SQLite: `Catalog`). `PipeContext::with_parts` runs it over
 //! any implementations; the unit tests (`tests`) run it over in-memory ones.
 
 mod batch;
@@ -36,7 +37,7 @@ pub mod versions;
 
 pub use error::EngineError;
 
-use sluice_catalog::Catalog;
+use sluice_catalog::{Catalog, CatalogStore};
 use sluice_core::{PipeAction, PipeSpec, PipeState, SyncSettings, TableState};
 use sluice_sink::{ClickHouseSink, Destination};
 use sluice_source::{ChangeSource, MySqlSource};
@@ -145,7 +146,8 @@ impl LiveStatus {
 #[derive(Clone)]
 pub struct PipeContext {
     pub spec: PipeSpec,
-    pub catalog: Catalog,
+    /// Where the pipe's state is kept (`Catalog`, SQLite, for a real pipe).
+    pub catalog: Arc<dyn CatalogStore>,
     /// Where changes come from (`MySqlSource` for a real pipe).
     pub source: Arc<dyn ChangeSource>,
     /// Where they go (`ClickHouseSink` for a real pipe).
@@ -171,13 +173,13 @@ impl PipeContext {
     ) -> Self {
         let source: Arc<dyn ChangeSource> = Arc::new(MySqlSource::new(&spec));
         let sink: Arc<dyn Destination> = Arc::new(ClickHouseSink::new(&spec.destination));
-        Self::with_parts(spec, catalog, source, sink, cancel, settings, status)
+        Self::with_parts(spec, Arc::new(catalog), source, sink, cancel, settings, status)
     }
 
-    /// A context over any source and destination (the engine's unit tests use in-memory ones).
+    /// A context over any catalog store, source and destination (the engine's unit tests use in-memory seams).
     pub fn with_parts(
         spec: PipeSpec,
-        catalog: Catalog,
+        catalog: Arc<dyn CatalogStore>,
         source: Arc<dyn ChangeSource>,
         sink: Arc<dyn Destination>,
         cancel: CancellationToken,
@@ -214,7 +216,7 @@ impl PipeContext {
 
 /// Registers the pipe in the catalog if new; refuses a changed spec for an existing pipe
 /// except for its settings, which are updated.
-pub async fn register(catalog: &Catalog, spec: &PipeSpec) -> Result<(), EngineError> {
+pub async fn register(catalog: &dyn CatalogStore, spec: &PipeSpec) -> Result<(), EngineError> {
     match catalog.pipe(&spec.name).await? {
         None => {
             catalog.create_pipe(spec).await?;

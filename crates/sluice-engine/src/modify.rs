@@ -5,7 +5,7 @@
 //! alongside CDC (see `cdc`).
 
 use crate::EngineError;
-use sluice_catalog::Catalog;
+use sluice_catalog::CatalogStore;
 use sluice_core::types::TableMapping;
 use sluice_core::{Checkpoint, PipeSpec, TableSpec};
 use sluice_sink::Destination;
@@ -42,7 +42,7 @@ pub async fn describe_tables(source: &dyn ChangeSource, specs: &[TableSpec]) -> 
 /// The source's current position, and the version a copy consistent from it
 /// writes, reserved from the pipe's clock: below every version of a stream
 /// started after this call.
-pub async fn copy_start(catalog: &Catalog, pipe: &str, source: &dyn ChangeSource) -> Result<(Checkpoint, i64), EngineError> {
+pub async fn copy_start(catalog: &dyn CatalogStore, pipe: &str, source: &dyn ChangeSource) -> Result<(Checkpoint, i64), EngineError> {
     let position = source.position().await?;
     let version = crate::versions::reserve(catalog, pipe, source, 1).await?;
     Ok((position, version))
@@ -61,7 +61,7 @@ pub struct AddedTables {
 /// are they copied. A change before that restart is in what the copy reads; a
 /// change after it is applied by CDC with a higher version.
 pub async fn prepare_added_tables(
-    catalog: &Catalog,
+    catalog: &dyn CatalogStore,
     spec: &PipeSpec,
     existing: &[TableMapping],
     add: &[TableSpec],
@@ -72,7 +72,7 @@ pub async fn prepare_added_tables(
 
 /// `prepare_added_tables` over any source.
 pub async fn add_tables_setup(
-    catalog: &Catalog,
+    catalog: &dyn CatalogStore,
     spec: &PipeSpec,
     source: &dyn ChangeSource,
     existing: &[TableMapping],
@@ -141,7 +141,7 @@ pub struct Resync {
 /// way out of a schema change that could not be followed), creates a fresh
 /// `<table>_resync` for it, and reads the copies' start position.
 pub async fn prepare_resync(
-    catalog: &Catalog,
+    catalog: &dyn CatalogStore,
     spec: &PipeSpec,
     tables: &[TableMapping],
     sink: &dyn Destination,
@@ -151,7 +151,7 @@ pub async fn prepare_resync(
 
 /// `prepare_resync` over any source.
 pub async fn resync_setup(
-    catalog: &Catalog,
+    catalog: &dyn CatalogStore,
     spec: &PipeSpec,
     source: &dyn ChangeSource,
     tables: &[TableMapping],

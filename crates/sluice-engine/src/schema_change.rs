@@ -113,9 +113,10 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
                                 continue;
                             }
                         };
-                        let (_, version) =
-                            retry(ctx, "reserving the copy's version", || copy_start(&ctx.catalog, ctx.name(), ctx.source.as_ref()))
-                                .await?;
+                        let (_, version) = retry(ctx, "reserving the copy's version", || {
+                            copy_start(ctx.catalog.as_ref(), ctx.name(), ctx.source.as_ref())
+                        })
+                        .await?;
                         retry(ctx, "creating the resync table", || async { Ok(ctx.sink.begin_recopy(&mapping, version).await?) }).await?;
                         current[i] = mapping.clone();
                         e.mapping = Some(mapping);

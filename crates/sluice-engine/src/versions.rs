@@ -18,7 +18,7 @@
 //!   practice: that would take over a billion changes per second.)
 
 use crate::{EngineError, PipeContext};
-use sluice_catalog::Catalog;
+use sluice_catalog::CatalogStore;
 use sluice_core::RowChange;
 use sluice_source::ChangeSource;
 
@@ -35,7 +35,7 @@ pub fn floor() -> i64 {
 /// clock existed wrote versions derived from binlog positions; its clock
 /// starts above the version of the source's current position, which is above
 /// every one of them.
-pub async fn reserve(catalog: &Catalog, pipe: &str, source: &dyn ChangeSource, n: i64) -> Result<i64, EngineError> {
+pub async fn reserve(catalog: &dyn CatalogStore, pipe: &str, source: &dyn ChangeSource, n: i64) -> Result<i64, EngineError> {
     let mut floor = floor();
     if catalog.next_version(pipe).await?.is_none() {
         let position = source.position().await?.position;
@@ -55,7 +55,7 @@ pub struct VersionClock {
 impl VersionClock {
     /// Reserves the stream's first block.
     pub async fn start(ctx: &PipeContext) -> Result<Self, EngineError> {
-        let next = reserve(&ctx.catalog, ctx.name(), ctx.source.as_ref(), BLOCK).await?;
+        let next = reserve(ctx.catalog.as_ref(), ctx.name(), ctx.source.as_ref(), BLOCK).await?;
         Ok(Self { next, end: next + BLOCK })
     }
 

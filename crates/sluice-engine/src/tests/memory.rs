@@ -47,6 +47,8 @@ struct SourceState {
     /// Events a stream hands on before it fails (a broken connection), once.
     fail_stream_after: Option<usize>,
     streams_opened: usize,
+    /// A pause before each rows event a stream hands on (a slow network mid-transaction).
+    row_gap: Option<Duration>,
 }
 
 /// A source database in memory (see the module doc).
@@ -211,6 +213,11 @@ impl MemorySource {
         self.state.lock().unwrap().fail_stream_after = Some(events);
     }
 
+    /// Streams pause `gap` before each rows event, so that timers fire in the middle of transactions.
+    pub fn set_row_gap(&self, gap: Duration) {
+        self.state.lock().unwrap().row_gap = Some(gap);
+    }
+
     /// How many streams have been opened.
     pub fn streams_opened(&self) -> usize {
         self.state.lock().unwrap().streams_opened
@@ -368,11 +375,10 @@ impl MemoryStream {
                     }
                     match cells(&self.tables[i], &row) {
                         Some(cells) => {
+                            // One rows event per change: a binlog splits a transaction's rows into
+                            // several events, and the engine must hold them all until the commit.
                             let change = RowChange { op, version: 0, cells };
-                            match self.queue.back_mut() {
-                                Some(BinlogEvent::Rows { table, changes }) if *table == i => changes.push(change),
-                                _ => self.queue.push_back(BinlogEvent::Rows { table: i, changes: vec![change] }),
-                            }
+                            self.queue.push_back(BinlogEvent::Rows { table: i, changes: vec![change] });
                         }
                         None => {
                             self.failed.insert(i, ());
@@ -403,6 +409,13 @@ impl ChangeStream for MemoryStream {
                 if *n == 0 {
                     self.fail_after = None;
                     return Err(SourceError::Stalled("memory source: the stream broke (injected)".into()));
+                }
+            }
+            if matches!(self.queue.front(), Some(BinlogEvent::Rows { .. })) {
+                let gap = self.source.state.lock().unwrap().row_gap;
+                if let Some(gap) = gap {
+                    // Cancel-safe: nothing was taken from the queue yet.
+                    tokio::time::sleep(gap).await;
                 }
             }
             if let Some(e) = self.queue.pop_front() {

@@ -111,7 +111,7 @@ impl Harness {
         let (_tx, settings) = watch::channel(self.spec.settings.clone());
         let ctx = PipeContext::with_parts(
             self.spec.clone(),
-            self.catalog.clone(),
+            Arc::new(self.catalog.clone()),
             Arc::new(self.src.clone()),
             Arc::new(self.dst.clone()),
             cancel.clone(),
@@ -310,8 +310,9 @@ async fn every_acknowledged_write_holds_whole_transactions() {
     let engine = h.start();
     h.wait_state(PipeState::Running).await;
     h.converged("accounts").await;
+    h.src.set_row_gap(Duration::from_millis(2));
     let mut rng = Lcg(11);
-    for _ in 0..300 {
+    for _ in 0..200 {
         let (a, b) = (1 + rng.below(50) as i64, 1 + rng.below(50) as i64);
         if a == b {
             continue;
