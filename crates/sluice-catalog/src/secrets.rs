@@ -26,6 +26,13 @@ impl SecretBox {
             let path = data_dir.join("secret.key");
             if path.exists() {
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                if text.trim().is_empty() {
+                    return Err(format!(
+                        "{} is empty: the key that encrypts the stored passwords is lost. Restore the file from a backup, \
+                         or set SLUICE_SECRET_KEY; a data dir without pipes can simply have the file deleted",
+                        path.display()
+                    ));
+                }
                 hex::decode(text.trim()).map_err(|_| format!("{} must hold 64 hex digits", path.display()))?
             } else {
                 let mut key = [0u8; 32];
@@ -67,18 +74,39 @@ impl SecretBox {
     }
 }
 
-/// Writes a file readable only by its owner.
+/// Writes a file readable only by its owner, atomically: the content goes to
+/// a temporary file in the same directory, is flushed to disk, and is then
+/// renamed over `path`, so a crash leaves either no file or the whole file
+/// (never an empty or partial key, which would make every stored password
+/// unreadable). Refuses to replace an existing file.
 pub fn write_private(path: &Path, content: &str) -> Result<(), String> {
     use std::io::Write;
+    if path.exists() {
+        return Err(format!("{} already exists", path.display()));
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
+    opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    f.write_all(content.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let written = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(content.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            // The rename itself is durable once the directory is.
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok::<_, std::io::Error>(())
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot create {}: {e}", path.display())
+    })
 }
 
 #[cfg(test)]
@@ -102,5 +130,18 @@ mod tests {
             let mode = std::fs::metadata(a.path().join("secret.key")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn an_empty_key_file_is_refused_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("secret.key"), "").unwrap();
+        let err = SecretBox::load(d.path()).err().expect("an empty key must be refused");
+        assert!(err.contains("secret.key is empty") && err.contains("backup"), "{err}");
+        // No temporary file is left next to a written key.
+        let e = tempfile::tempdir().unwrap();
+        SecretBox::load(e.path()).unwrap();
+        let names: Vec<_> = std::fs::read_dir(e.path()).unwrap().map(|f| f.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names, ["secret.key"]);
     }
 }
