@@ -720,7 +720,13 @@ impl Owner {
                 return Err(ManagerError::Invalid(msg));
             }
         };
-        let (rec, from) = self.begin_modify(&format!("adding {what}")).await?;
+        let (rec, from) = match self.begin_modify(&format!("adding {what}")).await {
+            Ok(v) => v,
+            Err(e) => {
+                sluice_engine::modify::drop_created(&sink, &added.created, &e).await;
+                return Err(e);
+            }
+        };
         let copy = rec.spec.mode.snapshots();
         let state = if copy { TableState::Adding } else { TableState::Running };
         let mut spec = rec.spec.clone();
@@ -743,6 +749,8 @@ impl Owner {
         .await;
         if let Err(e) = recorded {
             let msg = format!("adding {what} failed: {e}");
+            // Nothing of the addition was recorded: the tables it created go too.
+            sluice_engine::modify::drop_created(&sink, &added.created, &e).await;
             self.abort_modify(from, &msg).await;
             return Err(ManagerError::Internal(msg));
         }

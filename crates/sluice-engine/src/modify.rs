@@ -53,6 +53,9 @@ pub async fn copy_start(catalog: &dyn CatalogStore, pipe: &str, source: &dyn Cha
 pub struct AddedTables {
     pub mappings: Vec<TableMapping>,
     pub snapshot_version: i64,
+    /// The destination tables this call created (they did not exist before):
+    /// the ones to drop if the addition is not recorded after all.
+    pub created: Vec<String>,
 }
 
 /// Setup for tables added to a live pipe. Refuses a table (or destination name)
@@ -94,8 +97,14 @@ pub async fn add_tables_setup(
     for m in &mappings {
         create_new_table(sink, m, &mut created).await?;
     }
-    let (_, snapshot_version) = copy_start(catalog, &spec.name, source).await?;
-    Ok(AddedTables { mappings, snapshot_version })
+    let (_, snapshot_version) = match copy_start(catalog, &spec.name, source).await {
+        Ok(v) => v,
+        Err(e) => {
+            drop_created(sink, &created, &e).await;
+            return Err(e);
+        }
+    };
+    Ok(AddedTables { mappings, snapshot_version, created })
 }
 
 /// Creates `m`'s destination table, noting it in `created` when it did not
@@ -116,15 +125,21 @@ async fn create_new_table(sink: &dyn Destination, m: &TableMapping, created: &mu
             Ok(())
         }
         Err(e) => {
-            for d in created.iter() {
-                if let Err(drop) = sink.drop_table(d).await {
-                    tracing::warn!(
-                        "creating {} failed ({e}); dropping {d}, created for the same request, failed too: {drop}",
-                        m.destination
-                    );
-                }
-            }
-            Err(e.into())
+            let e = EngineError::from(e);
+            drop_created(sink, created, &e).await;
+            Err(e)
+        }
+    }
+}
+
+/// Drops the destination tables an addition that failed with `why` created
+/// (they did not exist before it), so that adding the tables again — with
+/// other options — starts from nothing. A failure to drop is logged.
+pub async fn drop_created(sink: &dyn Destination, created: &[String], why: &(dyn std::fmt::Display + Sync)) {
+    for d in created {
+        match sink.drop_table(d).await {
+            Ok(()) => tracing::info!("dropped {d}, created for an addition of tables that failed ({why})"),
+            Err(e) => tracing::warn!("adding tables failed ({why}); dropping {d}, created for it, failed too: {e}"),
         }
     }
 }
