@@ -33,6 +33,8 @@ pub struct Batch {
     oldest_ts: Option<u32>,
     /// When the batch was last written (the sync interval counts from here).
     pub opened: Instant,
+    /// When changes were last taken out for writing (`None`: not yet).
+    last_write: Option<Instant>,
     open: Vec<Vec<RowChange>>,
     open_count: u64,
     /// Parts of the open transaction were already taken out (it outgrew the budget).
@@ -47,6 +49,7 @@ impl Batch {
             checkpoint: None,
             oldest_ts: None,
             opened: Instant::now(),
+            last_write: None,
             open: vec![Vec::new(); tables],
             open_count: 0,
             open_split: false,
@@ -115,6 +118,23 @@ impl Batch {
         self.committed_count
     }
 
+    /// When the committed changes held should be written, given that the
+    /// stream has `caught_up` with the source (nothing more to read right now):
+    /// - under load (not caught up), when `interval` has passed since the
+    ///   batch opened — or earlier, at `max_rows` (see `flush_due`);
+    /// - caught up, at once, but no sooner than `interval` after the last
+    ///   write: a quiet pipe writes a change as soon as it has read it, a busy
+    ///   one still writes at most once per interval (one insert per table —
+    ///   ClickHouse wants few, large inserts).
+    pub fn flush_at(&self, interval: Duration, caught_up: bool, now: Instant) -> Instant {
+        let by_interval = self.opened + interval;
+        if caught_up && self.committed_count > 0 {
+            let earliest = self.last_write.map_or(now, |w| w + interval);
+            return earliest.max(now).min(by_interval);
+        }
+        by_interval
+    }
+
     /// Commit time of the oldest committed change held (for lag).
     pub fn oldest_ts(&self) -> Option<u32> {
         self.oldest_ts
@@ -132,6 +152,9 @@ impl Batch {
         let fresh = vec![Vec::new(); self.committed.len()];
         let rows = std::mem::replace(&mut self.committed, fresh);
         let count = std::mem::take(&mut self.committed_count);
+        if count > 0 {
+            self.last_write = Some(Instant::now());
+        }
         self.oldest_ts = None;
         Some(Committed { rows, count, checkpoint })
     }
@@ -245,5 +268,28 @@ mod tests {
         assert_eq!(b.oldest_ts(), None);
         b.commit(cp(30), 110);
         assert_eq!(b.oldest_ts(), None, "an empty transaction holds nothing");
+    }
+
+    #[test]
+    fn a_caught_up_stream_writes_at_once_but_at_most_once_per_interval() {
+        let second = Duration::from_secs(1);
+        let mut b = Batch::new(1);
+        let t0 = Instant::now();
+        // Nothing held: the interval decides, caught up or not.
+        assert_eq!(b.flush_at(second, true, t0), b.opened + second);
+        b.add_rows(0, rows(1), 100);
+        b.commit(cp(10), 1);
+        // Under load: at the end of the interval.
+        assert_eq!(b.flush_at(second, false, t0), b.opened + second);
+        // Caught up, never written before: now.
+        assert_eq!(b.flush_at(second, true, t0), t0);
+        let _ = b.take_committed().expect("committed");
+        b.opened = Instant::now();
+        b.add_rows(0, rows(1), 100);
+        b.commit(cp(20), 2);
+        // Caught up right after a write: not before an interval has passed since it.
+        let now = Instant::now();
+        let at = b.flush_at(second, true, now);
+        assert!(at > now && at <= b.opened + second, "{:?} after now", at - now);
     }
 }

@@ -1,10 +1,12 @@
 //! CDC: follow the binlog from the checkpoint and apply changes in batches.
 //!
 //! **Whole transactions.** The rows of the transaction being read are held
-//! apart (`OpenTxn`) until its commit arrives; only then do they join the
-//! batch of committed transactions (`Pending`). A batch is written when
-//! `sync_interval_ms` has passed or `pull_batch_size` changes are held, on a
-//! pause, and before a DDL statement — always committed transactions only, so
+//! apart until its commit arrives; only then do they join the batch of
+//! committed transactions (`batch`). A batch is written when the stream has
+//! caught up with the source (no event for `CAUGHT_UP_AFTER`) but at most once
+//! per `sync_interval_ms`, and under load when `sync_interval_ms` has passed
+//! or `pull_batch_size` changes are held; also on a pause, and before a DDL
+//! statement — always committed transactions only, so
 //! a reader of `FINAL` never sees part of a transaction. The one exception: a
 //! transaction larger than `LARGE_TXN_FACTOR × pull_batch_size` changes is
 //! written in parts before its commit (memory stays bounded); this is said in
@@ -65,6 +67,9 @@ pub const SERVER_HEARTBEAT: Duration = binlog::HEARTBEAT_PERIOD;
 pub const STALL_AFTER: Duration = Duration::from_secs(SERVER_HEARTBEAT.as_secs() * 2);
 /// How often the apply loop looks at the clock (stall detection, the lag gauge).
 const TICK: Duration = Duration::from_millis(250);
+/// No event for this long: the stream has read everything the source has
+/// written so far (it is caught up), and what it holds can be written now.
+const CAUGHT_UP_AFTER: Duration = Duration::from_millis(20);
 
 /// Why a stream ended without an error.
 enum Ended {
@@ -230,12 +235,16 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let flush_timer = tokio::time::sleep(Duration::from_millis(ctx.current_settings().sync_interval_ms));
     tokio::pin!(flush_timer);
+    // Fires when no event has arrived for CAUGHT_UP_AFTER (reset by each event).
+    let quiet = tokio::time::sleep(CAUGHT_UP_AFTER);
+    tokio::pin!(quiet);
+    let mut caught_up = false;
     loop {
         // Settings may change while the pipe runs; they apply from the next batch on.
         let settings = ctx.current_settings();
         let interval = Duration::from_millis(settings.sync_interval_ms);
         let max_rows = settings.pull_batch_size;
-        let flush_at = tokio::time::Instant::from_std(batch.opened + interval);
+        let flush_at = tokio::time::Instant::from_std(batch.flush_at(interval, caught_up, Instant::now()));
         if flush_timer.deadline() != flush_at {
             flush_timer.as_mut().reset(flush_at);
         }
@@ -288,6 +297,10 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
                 }
                 continue;
             }
+            _ = &mut quiet, if !caught_up => {
+                caught_up = true;
+                continue;
+            }
             _ = tick.tick() => {
                 if last_heard.elapsed() >= STALL_AFTER {
                     return Err(SourceError::Stalled(format!(
@@ -304,6 +317,8 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
             event = reader.next() => event,
         };
         last_heard = Instant::now();
+        caught_up = false;
+        quiet.as_mut().reset(tokio::time::Instant::now() + CAUGHT_UP_AFTER);
         ctx.status.heard();
         match event {
             // Table-level decode problems arrive as `TableError` events; an error here ends the stream.

@@ -470,3 +470,39 @@ async fn broken_stream_resumes_from_the_checkpoint() {
     assert!(h.src.streams_opened() >= 2, "the stream was never reopened");
     engine.stop().await.expect("stopped");
 }
+
+/// A quiet pipe writes a change as soon as its stream has caught up, not at
+/// the end of `sync_interval_ms` (here a minute: the test would time out).
+#[tokio::test]
+async fn caught_up_stream_writes_without_waiting_for_the_interval() {
+    let h = Harness::new("snapshot_and_cdc", json!({"sync_interval_ms": 60_000}), 10).await;
+    let engine = h.start();
+    h.wait_state(PipeState::Running).await;
+    h.converged("accounts").await;
+    // The first write after a quiet while goes out at once; so does one after an interval since it.
+    h.src.commit(vec![upsert(1, "trickle", 1)]);
+    h.converged("accounts").await;
+    engine.stop().await.expect("stopped");
+}
+
+/// A busy stream still writes at most once per `sync_interval_ms` (one insert
+/// per table): catching up between transactions does not multiply inserts.
+#[tokio::test]
+async fn busy_stream_writes_at_most_once_per_interval() {
+    let h = Harness::new("snapshot_and_cdc", json!({"sync_interval_ms": 200}), 10).await;
+    let engine = h.start();
+    h.wait_state(PipeState::Running).await;
+    h.converged("accounts").await;
+    let before = h.dst.writes().len();
+    let t0 = tokio::time::Instant::now();
+    let mut rng = Lcg(17);
+    while t0.elapsed() < Duration::from_millis(1200) {
+        h.random_writes(&mut rng, 1, 10);
+        tokio::time::sleep(Duration::from_millis(30)).await; // each transaction arrives to a caught-up stream
+    }
+    h.converged("accounts").await;
+    let writes = h.dst.writes().len() - before;
+    let allowed = (t0.elapsed().as_millis() / 200) as usize + 2;
+    assert!(writes <= allowed, "{writes} writes in {:?} with a 200 ms interval", t0.elapsed());
+    engine.stop().await.expect("stopped");
+}

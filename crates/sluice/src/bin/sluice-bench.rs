@@ -14,7 +14,9 @@
 //! CDC (`cdc_only` pipe, default settings): end-to-end changes/s for 1,000-row
 //! transactions and for single-row transactions written as fast as the
 //! generator can, and the p50/p99 lag (`_peerdb_synced_at` − source commit
-//! time) at a paced 10,000 changes/s.
+//! time) with the inserts per second into the table at paced 100, 1,000 and
+//! 10,000 changes/s. `--baseline-sluice PATH` runs the paced loads again with
+//! another `sluice` binary (e.g. an older build) in the same run.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -45,6 +47,9 @@ struct Args {
     skip_snapshot: bool,
     #[arg(long)]
     skip_cdc: bool,
+    /// Another `sluice` binary whose paced CDC lag is measured in the same run, as a baseline.
+    #[arg(long)]
+    baseline_sluice: Option<std::path::PathBuf>,
 }
 
 struct Server {
@@ -270,9 +275,13 @@ struct Run {
 
 impl Run {
     fn start(spec: &serde_json::Value) -> Result<Run> {
+        Self::start_with(&std::env::current_exe()?.with_file_name("sluice"), spec)
+    }
+
+    /// Runs the pipe with the `sluice` binary `exe`.
+    fn start_with(exe: &Path, spec: &serde_json::Value) -> Result<Run> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("pipe.json"), spec.to_string())?;
-        let exe = std::env::current_exe()?.with_file_name("sluice");
         let log = std::fs::File::create(dir.path().join("sluice.log"))?;
         let child = Command::new(exe)
             .args(["run", "--config"])
@@ -376,11 +385,14 @@ struct CdcResult {
     applied: f64,
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
+    /// Inserts per second into the table (distinct `_peerdb_synced_at` values: one per insert).
+    inserts_per_s: Option<f64>,
     rss_mb: f64,
 }
 
-/// CDC: a cdc_only pipe with default settings; three generator shapes.
-async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
+/// CDC: a cdc_only pipe with default settings, run by the `sluice` binary
+/// `exe`; the generator shapes (only the paced ones when `paced_only`).
+async fn cdc(server: &Server, ch: &str, exe: &Path, paced_only: bool) -> Result<Vec<CdcResult>> {
     let mut c = connect(&server.url).await?;
     c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
     c.query_drop(format!("DROP TABLE IF EXISTS {DB}.cdc")).await?;
@@ -389,17 +401,22 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
     let ch_db = "sluice_bench_cdc";
     let sink = ch_sink(ch, ch_db);
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
-    let mut run = Run::start(&spec("bench_cdc", &server.url, ch, ch_db, "cdc", "cdc_only", json!({})))?;
+    let mut run = Run::start_with(exe, &spec("bench_cdc", &server.url, ch, ch_db, "cdc", "cdc_only", json!({})))?;
     run.wait_log("→ Running").await?;
     let mut out = Vec::new();
     let next = Arc::new(AtomicU64::new(1));
     // (label, writers, rows per transaction, duration, paced rows/s)
-    let shapes: [(&str, usize, u64, u64, Option<u64>); 3] = [
+    let shapes: [(&str, usize, u64, u64, Option<u64>); 5] = [
         ("1,000-row transactions, as fast as the generator goes", 2, 1000, 15, None),
         ("single-row transactions, as fast as the generator goes", 8, 1, 15, None),
+        ("paced at 100 changes/s (single-row transactions every 10 ms)", 1, 1, 20, Some(100)),
+        ("paced at 1,000 changes/s (10-row transactions every 10 ms)", 1, 10, 20, Some(1_000)),
         ("paced at 10,000 changes/s (100-row transactions every 10 ms)", 1, 100, 20, Some(10_000)),
     ];
     for (what, writers, per_txn, secs, paced) in shapes {
+        if paced_only && paced.is_none() {
+            continue;
+        }
         let first = next.load(Ordering::Relaxed);
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -442,6 +459,16 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let total_secs = started.elapsed().as_secs_f64();
+        let inserts_per_s = if paced.is_some() {
+            let n: f64 = ch_value(&sink, &format!("SELECT count(DISTINCT _peerdb_synced_at) FROM {ch_db}.cdc WHERE id >= {first}"))
+                .await?
+                .trim()
+                .parse()
+                .unwrap_or(0.0);
+            Some(n / gen_secs)
+        } else {
+            None
+        };
         let (p50, p99) = if paced.is_some() {
             let q = ch_value(
                 &sink,
@@ -459,9 +486,14 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
             applied: rows as f64 / total_secs,
             p50_ms: p50,
             p99_ms: p99,
+            inserts_per_s,
             rss_mb: run.rss,
         });
         eprintln!("  CDC {what}: {rows} rows, offered {:.0}/s, applied {:.0}/s", rows as f64 / gen_secs, rows as f64 / total_secs);
+    }
+    if paced_only {
+        sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
+        return Ok(out);
     }
     // One 1,000,000-row transaction (INSERT ... SELECT): memory must not grow with it.
     let first = next.fetch_add(1_000_000, Ordering::Relaxed);
@@ -497,6 +529,7 @@ async fn cdc(server: &Server, ch: &str) -> Result<Vec<CdcResult>> {
         applied: 1e6 / total,
         p50_ms: None,
         p99_ms: None,
+        inserts_per_s: None,
         rss_mb: run.rss,
     });
     eprintln!("  CDC one 1,000,000-row transaction: applied {:.0}/s, peak RSS {:.0} MB", 1e6 / total, run.rss);
@@ -558,15 +591,28 @@ async fn main() -> Result<()> {
         println!();
     }
     if !args.skip_cdc {
-        println!("| source | CDC load | offered changes/s | applied changes/s (end to end) | lag p50 / p99 | peak RSS |\n|---|---|---|---|---|---|");
+        println!(
+            "| source | sluice | CDC load | offered changes/s | applied changes/s (end to end) | lag p50 / p99 | inserts/s into the table | peak RSS |\n|---|---|---|---|---|---|---|---|"
+        );
+        let this = std::env::current_exe()?.with_file_name("sluice");
+        let mut binaries = vec![("this build".to_string(), this, false)];
+        if let Some(b) = &args.baseline_sluice {
+            binaries.push((format!("baseline ({})", b.display()), b.clone(), true));
+        }
         for s in &servers {
-            eprintln!("{}: CDC", s.name);
-            for r in cdc(s, &ch).await? {
-                let lag = match (r.p50_ms, r.p99_ms) {
-                    (Some(a), Some(b)) => format!("{a:.0} ms / {b:.0} ms"),
-                    _ => "-".into(),
-                };
-                println!("| {} | {} | {:.0} | {:.0} | {lag} | {:.0} MB |", s.name, r.what, r.offered, r.applied, r.rss_mb);
+            for (label, exe, paced_only) in &binaries {
+                eprintln!("{}: CDC, {label}", s.name);
+                for r in cdc(s, &ch, exe, *paced_only).await? {
+                    let lag = match (r.p50_ms, r.p99_ms) {
+                        (Some(a), Some(b)) => format!("{a:.0} ms / {b:.0} ms"),
+                        _ => "-".into(),
+                    };
+                    let inserts = r.inserts_per_s.map(|v| format!("{v:.2}")).unwrap_or("-".into());
+                    println!(
+                        "| {} | {label} | {} | {:.0} | {:.0} | {lag} | {inserts} | {:.0} MB |",
+                        s.name, r.what, r.offered, r.applied, r.rss_mb
+                    );
+                }
             }
         }
     }
