@@ -193,7 +193,9 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
     if reached(&start, until) {
         return Ok(Ended::Reached);
     }
-    let records: Vec<TableRecord> = ctx.catalog.tables(ctx.name()).await?.into_iter().filter(|t| t.state != TableState::Error).collect();
+    let all = ctx.catalog.tables(ctx.name()).await?;
+    publish_tables_in_error(ctx, &all);
+    let records: Vec<TableRecord> = all.into_iter().filter(|t| t.state != TableState::Error).collect();
     let mut tables: Vec<Applied> = records
         .iter()
         .map(|r| Applied {
@@ -398,7 +400,18 @@ pub(crate) async fn stop_table(ctx: &PipeContext, dest: &str, msg: &str) -> Resu
     })
     .await?;
     retry(ctx, "recording a table error", || async { Ok(ctx.catalog.note(ctx.name(), &format!("table {dest} stopped: {msg}")).await?) })
-        .await
+        .await?;
+    if let Ok(all) = ctx.catalog.tables(ctx.name()).await {
+        publish_tables_in_error(ctx, &all);
+    }
+    Ok(())
+}
+
+/// Sets `sluice_tables_in_error{pipe}`: how many of the pipe's tables are in
+/// `Error` (a pipe that is `Running` with such a table is degraded).
+fn publish_tables_in_error(ctx: &PipeContext, tables: &[TableRecord]) {
+    let n = tables.iter().filter(|t| t.state == TableState::Error).count();
+    metrics::gauge!("sluice_tables_in_error", "pipe" => ctx.name().to_string()).set(n as f64);
 }
 
 /// Adds the binlog bytes received since the last call to the pipe's counter.

@@ -164,8 +164,9 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
     if out.is_empty() {
         return Ok(false);
     }
-    let note = format!("schema change followed ({}): {query}", out.keys().cloned().collect::<Vec<_>>().join(", "));
-    let changes: Vec<TableChange> = out.into_values().collect();
+    let mut changes: Vec<TableChange> = out.into_values().collect();
+    changes.sort_by(|a, b| a.destination.cmp(&b.destination));
+    let note = schema_note(&changes, query);
     for c in &changes {
         if let Some((TableState::Error, Some(msg))) = &c.state {
             warn!(pipe = ctx.name(), "table {}: {msg}", c.destination);
@@ -186,6 +187,29 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
         }
     }
     Ok(true)
+}
+
+/// The history entry for a DDL statement: per table, whether it was followed,
+/// is being resynced, or stopped the table (with the reason) — never
+/// "followed" for a change that was not.
+fn schema_note(changes: &[TableChange], query: &str) -> String {
+    let mut followed = Vec::new();
+    let mut other = Vec::new();
+    for c in changes {
+        match &c.state {
+            Some((TableState::Error, msg)) => {
+                other.push(format!("{}: NOT followed, table stopped: {}", c.destination, msg.as_deref().unwrap_or("unknown reason")))
+            }
+            Some((TableState::Resync, _)) => other.push(format!("{}: replaced on the source, resyncing it", c.destination)),
+            _ => followed.push(c.destination.clone()),
+        }
+    }
+    let mut parts = Vec::new();
+    if !followed.is_empty() {
+        parts.push(format!("schema change followed ({})", followed.join(", ")));
+    }
+    parts.extend(other);
+    format!("{}: {query}", parts.join("; "))
 }
 
 fn entry<'a>(out: &'a mut HashMap<String, TableChange>, rec: &TableRecord) -> &'a mut TableChange {
@@ -214,4 +238,22 @@ async fn legacy_table_charsets(ctx: &PipeContext, records: &[TableRecord]) -> Re
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(dest: &str, state: Option<(TableState, Option<String>)>) -> TableChange {
+        TableChange { destination: dest.into(), mapping: None, state, recopy_version: None }
+    }
+
+    #[test]
+    fn the_history_never_calls_an_unfollowed_change_followed() {
+        let err = Some((TableState::Error, Some("narrowing product_id to SMALLINT cannot be followed; resync the table".into())));
+        let note = schema_note(&[change("orders", err)], "ALTER TABLE orders MODIFY product_id SMALLINT");
+        assert!(!note.contains("followed (") && note.contains("orders: NOT followed") && note.contains("resync the table"), "{note}");
+        let note = schema_note(&[change("a", None), change("b", Some((TableState::Resync, None)))], "RENAME TABLE ...");
+        assert!(note.starts_with("schema change followed (a); b: replaced on the source, resyncing it: RENAME"), "{note}");
+    }
 }
