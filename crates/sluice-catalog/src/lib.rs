@@ -22,8 +22,10 @@
 
 mod error;
 pub mod secrets;
+mod verifications;
 
 pub use error::CatalogError;
+pub use verifications::{VerificationRecord, VERIFY_DONE, VERIFY_FAILED, VERIFY_RUNNING};
 
 use chrono::Utc;
 use secrets::SecretBox;

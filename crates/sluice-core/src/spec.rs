@@ -301,6 +301,8 @@ pub struct SyncSettings {
     pub parallel_tables: u32,
     /// How often the `source.heartbeat_table` row is written (when one is set).
     pub heartbeat_interval_ms: u64,
+    /// Most source rows a verification (`sluice verify`) scans per second, so that it does not load the source.
+    pub verify_rows_per_second: u64,
 }
 
 impl Default for SyncSettings {
@@ -313,6 +315,7 @@ impl Default for SyncSettings {
             parallel_partitions: 4,
             parallel_tables: 1,
             heartbeat_interval_ms: 30_000,
+            verify_rows_per_second: 200_000,
         }
     }
 }
@@ -461,6 +464,9 @@ impl PipeSpec {
         }
         if s.heartbeat_interval_ms < 100 || s.heartbeat_interval_ms > 86_400_000 {
             return Err(err("settings.heartbeat_interval_ms", "must be between 100 and 86400000"));
+        }
+        if s.verify_rows_per_second < 1000 || s.verify_rows_per_second > 100_000_000 {
+            return Err(err("settings.verify_rows_per_second", "must be between 1000 and 100000000"));
         }
         Ok(())
     }
