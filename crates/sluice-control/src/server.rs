@@ -109,6 +109,8 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr) -> Result<()> {
         .context("metric buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    // Verification runs are tasks of the process that started them.
+    catalog.fail_unfinished_verifications("interrupted: the server stopped during the run; start it again").await?;
     let manager = Manager::new(catalog);
     manager.resume_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let app = router(AppState { manager: manager.clone(), token: Arc::new(token), metrics });

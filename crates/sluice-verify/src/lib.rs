@@ -19,7 +19,7 @@ mod rows;
 mod run;
 mod sides;
 
-pub use run::{verify, RepairGate, Request};
+pub use run::{select_tables, summary, verify, RepairGate, Request};
 
 use serde::{Deserialize, Serialize};
 

@@ -26,7 +26,7 @@ const RANGE_ROWS: u64 = 100_000;
 /// A differing range with at most this many rows (on either side) is compared row by row.
 const SMALL_RANGE: u64 = 1000;
 /// Re-checks of a difference on a live pipe before it is reported.
-const LIVE_ROUNDS: u32 = 3;
+const LIVE_ROUNDS: u32 = 2;
 /// Longest wait for the pipe's checkpoint to pass a source position.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -76,7 +76,7 @@ impl Pace {
 /// table progresses and the run is finished (`done`/`failed`) at the end.
 ///
 /// On a `Running` pipe a difference is re-checked after the pipe's checkpoint
-/// passed the source position read with it, up to three times; what differs
+/// passed the source position read with it, up to twice; what differs
 /// every time is reported. On a pipe in another state the first comparison is
 /// reported (nothing would change it).
 ///
@@ -216,6 +216,8 @@ pub fn select_tables(all: Vec<TableRecord>, names: &[String]) -> Result<Vec<Tabl
 struct Found {
     part: Partition,
     diffs: Vec<KeyDiff>,
+    /// Compared over every column (else over the key and the fetched columns only).
+    full: bool,
 }
 
 pub(crate) struct Verifier {
@@ -290,6 +292,7 @@ impl Verifier {
         for part in ranges {
             found.extend(self.range(&mut c, &info, &tab, part, live, r).await?);
         }
+        let found = self.recheck(&mut c, &info, &tab, found, live).await?;
         let diffs: Vec<KeyDiff> = found.iter().flat_map(|f| f.diffs.iter().cloned()).collect();
         if repair && !diffs.is_empty() {
             r.differing_before_repair = Some(diffs.len() as u64);
@@ -298,9 +301,10 @@ impl Verifier {
             let live = self.live().await?;
             let mut after = Vec::new();
             for f in &found {
-                after.extend(self.compare(&mut c, &info, &tab, &f.part, &tab.mapping, live).await?);
+                let diffs = self.compare_once(&mut c, &tab, &f.part, &tab.mapping).await?;
+                after.push(Found { part: f.part.clone(), diffs, full: true });
             }
-            for d in after {
+            for d in self.recheck(&mut c, &info, &tab, after, live).await?.into_iter().flat_map(|f| f.diffs) {
                 r.add(d);
             }
         } else {
@@ -349,9 +353,9 @@ impl Verifier {
             if s == d {
                 if !tab.fetched.is_empty() {
                     let narrow = narrowed(&tab.mapping, &tab.fetched);
-                    let diffs = self.compare(c, info, tab, &part, &narrow, live).await?;
+                    let diffs = self.compare_once(c, tab, &part, &narrow).await?;
                     if !diffs.is_empty() {
-                        out.push(Found { part, diffs });
+                        out.push(Found { part, diffs, full: false });
                     }
                 }
                 continue;
@@ -370,9 +374,9 @@ impl Verifier {
                     todo.push((a, false));
                 }
                 None => {
-                    let diffs = self.compare(c, info, tab, &part, &tab.mapping, live).await?;
+                    let diffs = self.compare_once(c, tab, &part, &tab.mapping).await?;
                     if !diffs.is_empty() {
-                        out.push(Found { part, diffs });
+                        out.push(Found { part, diffs, full: true });
                     }
                 }
             }
@@ -421,29 +425,24 @@ impl Verifier {
         }
     }
 
-    /// Row comparison of `part` over `mapping`'s columns; on a live pipe the
-    /// differing rows are compared again after the pipe caught up, and only
-    /// rows that differ every time are returned.
-    async fn compare(
-        &self,
-        c: &mut Conn,
-        info: &conn::ServerInfo,
-        tab: &Table,
-        part: &Partition,
-        mapping: &TableMapping,
-        live: bool,
-    ) -> Result<Vec<KeyDiff>, VerifyError> {
-        let mut diffs = self.compare_once(c, tab, part, mapping).await?;
+    /// On a live pipe, compares the differing ranges again once the pipe's
+    /// checkpoint has passed the source position read after the previous
+    /// comparison; keeps only the rows that differ every time.
+    async fn recheck(&self, c: &mut Conn, info: &conn::ServerInfo, tab: &Table, mut found: Vec<Found>, live: bool) -> Result<Vec<Found>, VerifyError> {
         let mut round = 0;
-        while !diffs.is_empty() && live && round < LIVE_ROUNDS {
+        while live && round < LIVE_ROUNDS && found.iter().any(|f| !f.diffs.is_empty()) {
             round += 1;
             let pos = self.position(c, info).await?;
             self.wait_for(Some(&pos)).await?;
-            let again: BTreeMap<String, KeyDiff> =
-                self.compare_once(c, tab, part, mapping).await?.into_iter().map(|d| (d.key.clone(), d)).collect();
-            diffs = diffs.into_iter().filter_map(|d| again.get(&d.key).cloned()).collect();
+            for f in found.iter_mut().filter(|f| !f.diffs.is_empty()) {
+                let mapping = if f.full { tab.mapping.clone() } else { narrowed(&tab.mapping, &tab.fetched) };
+                let again: BTreeMap<String, KeyDiff> =
+                    self.compare_once(c, tab, &f.part, &mapping).await?.into_iter().map(|d| (d.key.clone(), d)).collect();
+                f.diffs = std::mem::take(&mut f.diffs).into_iter().filter_map(|d| again.get(&d.key).cloned()).collect();
+            }
         }
-        Ok(diffs)
+        found.retain(|f| !f.diffs.is_empty());
+        Ok(found)
     }
 
     async fn compare_once(&self, c: &mut Conn, tab: &Table, part: &Partition, mapping: &TableMapping) -> Result<Vec<KeyDiff>, VerifyError> {
