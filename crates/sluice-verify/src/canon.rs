@@ -118,15 +118,17 @@ fn ch_part(expr: &str) -> String {
     format!("ifNull(concat(toString(length({expr})), ':', {expr}), 'N')")
 }
 
-/// The MD5 of a row's canonical text, per side, over the given hashed columns
-/// (`(mysql, clickhouse)` expression pairs). An empty list hashes a constant.
+/// The SHA-256 of a row's canonical text, per side, over the given hashed
+/// columns (`(mysql, clickhouse)` expression pairs); an empty list hashes a
+/// constant. SHA-256 because MySQL 9 has neither `MD5` nor `SHA1` any more;
+/// MySQL/MariaDB return it as hex text, ClickHouse as 32 bytes.
 pub fn row_hash(parts: &[(String, String)]) -> (String, String) {
     if parts.is_empty() {
-        return ("MD5('')".into(), "MD5('')".into());
+        return ("SHA2('', 256)".into(), "SHA256('')".into());
     }
     let my: Vec<String> = parts.iter().map(|(m, _)| mysql_part(m)).collect();
     let ch: Vec<String> = parts.iter().map(|(_, c)| ch_part(c)).collect();
-    (format!("MD5(CONCAT_WS(',', {}))", my.join(", ")), format!("MD5(concatWithSeparator(',', {}))", ch.join(", ")))
+    (format!("SHA2(CONCAT_WS(',', {}), 256)", my.join(", ")), format!("SHA256(concatWithSeparator(',', {}))", ch.join(", ")))
 }
 
 /// The ClickHouse expression reading a column so that `parse_ch_cell` can turn it into a `Cell`.
@@ -315,9 +317,9 @@ mod tests {
     #[test]
     fn row_hash_is_length_prefixed_with_a_null_marker() {
         let (m, c) = row_hash(&[("`a`".into(), "`a`".into())]);
-        assert_eq!(m, "MD5(CONCAT_WS(',', IFNULL(CONCAT(LENGTH(CAST(`a` AS BINARY)), ':', CAST(`a` AS BINARY)), 'N')))");
-        assert_eq!(c, "MD5(concatWithSeparator(',', ifNull(concat(toString(length(`a`)), ':', `a`), 'N')))");
-        assert_eq!(row_hash(&[]).0, "MD5('')");
+        assert_eq!(m, "SHA2(CONCAT_WS(',', IFNULL(CONCAT(LENGTH(CAST(`a` AS BINARY)), ':', CAST(`a` AS BINARY)), 'N')), 256)");
+        assert_eq!(c, "SHA256(concatWithSeparator(',', ifNull(concat(toString(length(`a`)), ':', `a`), 'N')))");
+        assert_eq!(row_hash(&[]).0, "SHA2('', 256)");
     }
 
     #[test]

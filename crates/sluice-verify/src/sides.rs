@@ -1,5 +1,5 @@
 //! The queries a verification runs on each side for one range: the range's
-//! checksum (row count and four sums of 32-bit parts of each row's MD5,
+//! checksum (row count and four sums of 32-bit parts of each row's SHA-256 (its first 16 bytes),
 //! order-independent and exact in both databases: MySQL sums them as
 //! DECIMAL, ClickHouse as UInt64, which cannot overflow below 2^32 rows),
 //! and the range's lowest and highest key (for bisection).

@@ -236,7 +236,8 @@ async fn types_and_injections(flavor: Flavor) {
     // (b) Differences injected into ClickHouse.
     let t = format!("{ch_db}.tt");
     let bump = "_peerdb_version + 1000 AS _peerdb_version";
-    ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE (1 AS _peerdb_is_deleted, {bump}) FROM {t} FINAL WHERE id = 10")).await;
+    // (The rows are selected in a subquery: a `REPLACE` alias would shadow the column in `WHERE`.)
+    ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE (1 AS _peerdb_is_deleted, {bump}) FROM (SELECT * FROM {t} FINAL WHERE id = 10)")).await;
     let mut changes = vec![
         (20, "mi", "mi + 1"),
         (21, "d102", "d102 + 1"),
@@ -256,13 +257,16 @@ async fn types_and_injections(flavor: Flavor) {
         Flavor::MariaDb => changes.extend([(32, "i6", "toIPv6('::1')"), (33, "u", "toUUID('00000000-0000-0000-0000-000000000001')")]),
     }
     for (id, col, expr) in &changes {
-        ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE ({expr} AS `{col}`, {bump}) FROM {t} FINAL WHERE id = {id}")).await;
+        ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE ({expr} AS `{col}`, {bump}) FROM (SELECT * FROM {t} FINAL WHERE id = {id})")).await;
     }
-    ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE (999999 AS id, {bump}) FROM {t} FINAL WHERE id = 11")).await;
+    ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE (999999 AS id, {bump}) FROM (SELECT * FROM {t} FINAL WHERE id = 11)")).await;
     // A row deleted at the source whose delete marker is overridden: it is back in FINAL.
-    ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE (0 AS _peerdb_is_deleted, {bump}) FROM {t} WHERE id = 7 AND _peerdb_is_deleted = 1")).await;
+    ch_exec(&format!(
+        "INSERT INTO {t} SELECT * REPLACE (0 AS _peerdb_is_deleted, {bump}) FROM (SELECT * FROM {t} WHERE id = 7 AND _peerdb_is_deleted = 1)"
+    ))
+    .await;
     let sk = format!("{ch_db}.sk");
-    ch_exec(&format!("INSERT INTO {sk} SELECT * REPLACE ('other' AS note, {bump}) FROM {sk} FINAL WHERE k = 'k00050'")).await;
+    ch_exec(&format!("INSERT INTO {sk} SELECT * REPLACE ('other' AS note, {bump}) FROM (SELECT * FROM {sk} FINAL WHERE k = 'k00050')")).await;
 
     let mut expected: BTreeSet<(String, String, String)> =
         changes.iter().map(|(id, col, _)| (format!("id={id}"), "differs".to_string(), col.to_string())).collect();
