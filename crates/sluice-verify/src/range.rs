@@ -6,7 +6,9 @@
 //! Only integer and DATE/DATETIME/TIMESTAMP first columns are ranged: their
 //! order is the same in both databases. A string column's order is its
 //! collation's in MySQL and byte order in ClickHouse, so a range of it would
-//! not hold the same rows on both sides; such a table is one range.
+//! not hold the same rows on both sides; such a table is split into hash
+//! buckets of its key instead (`Scope::Bucket`: the CRC-32 of the key's
+//! canonical text, which both databases compute alike).
 
 use serde_json::json;
 use sluice_core::schema::quote_mysql;
@@ -17,6 +19,33 @@ use sluice_source::convert::ColKind;
 use sluice_source::snapshot::Partition;
 
 const DAY_US: i128 = 86_400_000_000;
+
+/// A set of rows compared at once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    /// A range of the first paging column.
+    Range(Partition),
+    /// The rows whose key hash has `value` in its low `bits` bits.
+    Bucket { bits: u32, value: u32 },
+}
+
+impl Scope {
+    /// The bucket filter on a side, given that side's key-hash expression.
+    pub fn bucket_pred(bits: u32, value: u32, hash: &str, clickhouse: bool) -> String {
+        let mask = ((1u64 << bits) - 1) as u32;
+        if clickhouse {
+            format!("bitAnd({hash}, {mask}) = {value}")
+        } else {
+            format!("({hash} & {mask}) = {value}")
+        }
+    }
+}
+
+/// Bits of hash buckets holding about `per_bucket` of `rows` rows each (at most 2^16 buckets).
+pub fn bucket_bits(rows: u64, per_bucket: u64) -> u32 {
+    let n = rows.div_ceil(per_bucket.max(1)).max(1);
+    (64 - (n - 1).leading_zeros()).min(16)
+}
 
 /// What the first paging column holds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -209,6 +238,17 @@ mod tests {
         let d = key(KeyKind::Date);
         assert_eq!(d.ch_pred(&Partition { lo: None, hi: Some(d.bound(parse_datetime("1999-12-31").unwrap())) }), "`k` < toDate32('1999-12-31')");
         assert_eq!(parse_datetime("0000-00-00"), parse_datetime("0000-01-01"));
+    }
+
+    #[test]
+    fn hash_buckets_cover_the_rows_in_about_the_asked_size() {
+        assert_eq!(bucket_bits(0, 1000), 0);
+        assert_eq!(bucket_bits(1000, 1000), 0);
+        assert_eq!(bucket_bits(1001, 1000), 1);
+        assert_eq!(bucket_bits(5_000_000, 1000), 13);
+        assert_eq!(bucket_bits(u64::MAX, 1), 16);
+        assert_eq!(Scope::bucket_pred(3, 5, "CRC32(k)", false), "(CRC32(k) & 7) = 5");
+        assert_eq!(Scope::bucket_pred(0, 0, "CRC32(k)", true), "bitAnd(CRC32(k), 0) = 0");
     }
 
     #[test]

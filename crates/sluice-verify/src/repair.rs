@@ -1,24 +1,19 @@
-//! Repair: re-copies the rows of a range that differ from the source into
+//! Repair: re-copies the rows of a scope that differ from the source into
 //! the live destination table, as snapshot chunks are written (`write_into`),
 //! with versions reserved from the pipe's version clock; a row that is no
 //! longer at the source gets a delete marker carrying its destination values.
 
-use crate::rows::{dest_rows, diff, source_rows};
-use crate::run::{Table as VerifiedTable, Verifier as VerifierRef};
+use crate::range::Scope;
+use crate::rows::diff;
+use crate::run::{Table, Verifier};
 use crate::{DiffKind, VerifyError};
 use mysql_async::Conn;
 use sluice_core::{ChangeOp, RowChange};
-use sluice_source::snapshot::Partition;
 
-/// Repairs `part` of `tab`; returns the rows written.
-pub(crate) async fn range(v: &VerifierRef, c: &mut Conn, tab: &VerifiedTable, part: &Partition) -> Result<u64, VerifyError> {
-    let ctx = v.repair_ctx(tab);
-    let src = {
-        let mut pace = v.pace().await;
-        source_rows(c, &ctx.spec.source, ctx.mapping, part, &mut pace).await?
-    };
-    let dst = dest_rows(ctx.sink, ctx.mapping, ctx.key, part).await?;
-    let mut changes: Vec<RowChange> = diff(ctx.mapping, &src, &dst)
+/// Repairs `scope` of `tab`; returns the rows written.
+pub(crate) async fn scope(v: &Verifier, c: &mut Conn, tab: &Table, scope: &Scope) -> Result<u64, VerifyError> {
+    let (src, dst) = v.rows(c, tab, scope, &tab.mapping).await?;
+    let mut changes: Vec<RowChange> = diff(&tab.mapping, &src, &dst)
         .into_iter()
         .filter_map(|d| match d.kind {
             DiffKind::Missing | DiffKind::Differs => src.get(&d.key).map(|cells| (ChangeOp::Upsert, cells.clone())),
@@ -29,10 +24,10 @@ pub(crate) async fn range(v: &VerifierRef, c: &mut Conn, tab: &VerifiedTable, pa
     if changes.is_empty() {
         return Ok(0);
     }
-    let first = ctx.catalog.reserve_versions(ctx.pipe, changes.len() as i64, sluice_engine::versions::floor()).await?;
-    for (ch, v) in changes.iter_mut().zip(first..) {
-        ch.version = v;
+    let first = v.catalog().reserve_versions(v.pipe(), changes.len() as i64, sluice_engine::versions::floor()).await?;
+    for (ch, version) in changes.iter_mut().zip(first..) {
+        ch.version = version;
     }
-    ctx.sink.write_into(ctx.mapping, &ctx.mapping.destination, &changes).await?;
+    v.sink().write_into(&tab.mapping, &tab.mapping.destination, &changes).await?;
     Ok(changes.len() as u64)
 }

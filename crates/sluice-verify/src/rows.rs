@@ -5,7 +5,6 @@
 //! source cells get the sink's lossy rules (`canon::normalise`).
 
 use crate::canon::{ch_read_expr, normalise, parse_ch_cell, same, show};
-use crate::range::KeyCol;
 use crate::sides::ch_live_rows;
 use crate::{DiffKind, KeyDiff, VerifyError};
 use mysql_async::Conn;
@@ -14,6 +13,7 @@ use sluice_core::types::TableMapping;
 use sluice_core::Cell;
 use sluice_sink::{quote, ClickHouseSink};
 use sluice_source::conn::bounded;
+use sluice_source::convert::{from_snapshot, ColKind};
 use sluice_source::snapshot::{Partition, TableReader};
 use std::collections::BTreeMap;
 
@@ -68,11 +68,37 @@ pub async fn source_rows(
     }
 }
 
-/// The ClickHouse rows of `part` (newest version, not deleted). Without a
-/// ranged key (`key` None) the whole table.
-pub async fn dest_rows(sink: &ClickHouseSink, mapping: &TableMapping, key: Option<&KeyCol>, part: &Partition) -> Result<Rows, VerifyError> {
+/// The source rows matching the MySQL filter `pred` (one query, binary
+/// protocol, the snapshot's conversion), normalised as the sink writes them.
+pub async fn source_rows_where(
+    conn: &mut Conn,
+    spec: &SourceSpec,
+    mapping: &TableMapping,
+    pred: &str,
+    pace: &mut crate::run::Pace,
+) -> Result<Rows, VerifyError> {
+    use mysql_async::prelude::*;
+    let reader = TableReader::new(mapping)?;
+    let sql = format!("{} WHERE {pred}", reader.select_sql());
+    let raw: Vec<mysql_async::Row> = bounded(spec, "a verification read", async { Ok(conn.exec(sql, ()).await?) }).await?;
+    let kinds: Vec<ColKind> = mapping.columns.iter().map(|c| ColKind::of(&mapping.source.columns[c.source_index])).collect();
+    let mut rows = Rows::new();
+    pace.scanned(raw.len() as u64).await;
+    for row in raw {
+        let cells = row
+            .unwrap()
+            .into_iter()
+            .zip(mapping.columns.iter().zip(&kinds))
+            .map(|(v, (m, kind))| from_snapshot(&mapping.source.columns[m.source_index], kind, v).map(|c| normalise(&m.ch_type, c)))
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.insert(key_text(mapping, &cells), cells);
+    }
+    Ok(rows)
+}
+
+/// The ClickHouse rows matching the ClickHouse filter `pred` (newest version, not deleted).
+pub async fn dest_rows(sink: &ClickHouseSink, mapping: &TableMapping, pred: &str) -> Result<Rows, VerifyError> {
     let cols: Vec<String> = mapping.columns.iter().map(|c| ch_read_expr(&c.name, &c.ch_type)).collect();
-    let pred = key.map(|k| k.ch_pred(part)).unwrap_or_else(|| "1 = 1".into());
     let sql = format!(
         "SELECT {} FROM {} AND ({pred}) SETTINGS output_format_tsv_crlf_end_of_line = 0",
         cols.join(", "),

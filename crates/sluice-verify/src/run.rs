@@ -4,9 +4,9 @@
 //! written to the catalog as it goes, a pipe event and metrics at the end.
 
 use crate::canon::{canon, row_hash, Canon};
-use crate::range::KeyCol;
-use crate::rows::{dest_rows, diff, narrowed, source_rows};
-use crate::sides::{dest_sum, key_span, source_sum};
+use crate::range::{bucket_bits, KeyCol, Scope};
+use crate::rows::{dest_rows, diff, narrowed, source_rows, source_rows_where, Rows};
+use crate::sides::{dest_bucket_sums, dest_sum, key_span, source_bucket_sums, source_sum};
 use crate::{DiffKind, KeyDiff, TableResult, VerifyError};
 use futures_util::future::BoxFuture;
 use mysql_async::Conn;
@@ -16,7 +16,7 @@ use sluice_core::{PipeSpec, PipeState};
 use sluice_sink::ClickHouseSink;
 use sluice_source::conn;
 use sluice_source::snapshot::{Partition, TableReader};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -212,9 +212,9 @@ pub fn select_tables(all: Vec<TableRecord>, names: &[String]) -> Result<Vec<Tabl
     Ok(out)
 }
 
-/// A range found differing, with the differences of its rows.
+/// Rows found differing, and where.
 struct Found {
-    part: Partition,
+    scope: Scope,
     diffs: Vec<KeyDiff>,
     /// Compared over every column (else over the key and the fetched columns only).
     full: bool,
@@ -229,13 +229,34 @@ pub(crate) struct Verifier {
     pace: tokio::sync::Mutex<Pace>,
 }
 
-/// One table's verification state: its mapping, key, hashed and fetched columns.
+/// One table's verification plan: its mapping, how it is split, hashed and fetched columns.
 pub(crate) struct Table {
-    mapping: TableMapping,
+    pub(crate) mapping: TableMapping,
+    /// The ranged first paging column, if any.
     key: Option<KeyCol>,
+    /// The key's CRC-32 on MySQL and on ClickHouse, when every key column is hashed.
+    bucket: Option<(String, String)>,
     src_hash: String,
     ch_hash: String,
     fetched: Vec<String>,
+}
+
+impl Table {
+    pub(crate) fn mysql_pred(&self, scope: &Scope) -> String {
+        match (scope, &self.key, &self.bucket) {
+            (Scope::Range(p), Some(k), _) => k.mysql_pred(p),
+            (Scope::Bucket { bits, value }, _, Some((h, _))) => Scope::bucket_pred(*bits, *value, h, false),
+            _ => "1 = 1".into(),
+        }
+    }
+
+    pub(crate) fn ch_pred(&self, scope: &Scope) -> String {
+        match (scope, &self.key, &self.bucket) {
+            (Scope::Range(p), Some(k), _) => k.ch_pred(p),
+            (Scope::Bucket { bits, value }, _, Some((_, h))) => Scope::bucket_pred(*bits, *value, h, true),
+            _ => "1 = 1".into(),
+        }
+    }
 }
 
 impl Verifier {
@@ -249,6 +270,32 @@ impl Verifier {
         Ok((c, info))
     }
 
+    fn plan(mapping: TableMapping) -> Table {
+        let mut parts = Vec::new();
+        let mut fetched = Vec::new();
+        let mut key_parts = Vec::new();
+        let mut key_hashed = true;
+        for c in &mapping.columns {
+            let src = &mapping.source.columns[c.source_index];
+            let in_key = mapping.source.primary_key.contains(&src.name);
+            match canon(src, &c.name, &c.ch_type) {
+                Canon::Hashed { mysql, clickhouse } => {
+                    if in_key {
+                        key_parts.push((mysql.clone(), clickhouse.clone()));
+                    }
+                    parts.push((mysql, clickhouse));
+                }
+                Canon::Fetched => {
+                    key_hashed &= !in_key;
+                    fetched.push(c.name.clone());
+                }
+            }
+        }
+        let (src_hash, ch_hash) = row_hash(&parts);
+        let bucket = (key_hashed && !key_parts.is_empty()).then(|| key_hash(&key_parts));
+        Table { key: KeyCol::of(&mapping), bucket, mapping, src_hash, ch_hash, fetched }
+    }
+
     async fn table(&self, t: &TableRecord, repair: bool, gate: Option<&dyn RepairGate>, r: &mut TableResult) -> Result<(), VerifyError> {
         use sluice_core::TableState::*;
         if !matches!(t.state, Running | Snapshotted) {
@@ -257,52 +304,44 @@ impl Verifier {
                 t.mapping.destination, t.state
             )));
         }
-        let mapping = t.mapping.clone();
-        let mut parts = Vec::new();
-        let mut fetched = Vec::new();
-        for c in &mapping.columns {
-            let src = &mapping.source.columns[c.source_index];
-            match canon(src, &c.name, &c.ch_type) {
-                Canon::Hashed { mysql, clickhouse } => parts.push((mysql, clickhouse)),
-                Canon::Fetched => fetched.push(c.name.clone()),
-            }
-        }
-        let (src_hash, ch_hash) = row_hash(&parts);
-        r.fetched_columns = fetched.clone();
-        let tab = Table { key: KeyCol::of(&mapping), mapping, src_hash, ch_hash, fetched };
+        let tab = Self::plan(t.mapping.clone());
+        r.fetched_columns = tab.fetched.clone();
         let (mut c, info) = self.connect().await?;
-        let ranges = match &tab.key {
-            None => {
-                r.notes.push("the first key column is not an integer or date/time: the table is one range (compared row by row if it differs)".into());
-                vec![Partition::WHOLE]
-            }
-            Some(_) => {
-                let reader = TableReader::new(&tab.mapping)?;
-                let est = conn::bounded(&self.spec.source, "the row estimate", reader.estimated_rows(&mut c)).await?;
-                conn::bounded(&self.spec.source, "planning ranges", reader.plan_partitions(&mut c, est, RANGE_ROWS))
-                    .await?
-                    .unwrap_or_else(|| vec![Partition::WHOLE])
-            }
-        };
+        let reader = TableReader::new(&tab.mapping)?;
+        let est = conn::bounded(&self.spec.source, "the row estimate", reader.estimated_rows(&mut c)).await?;
         let live = self.live().await?;
         if !live {
             r.notes.push("the pipe is not Running: differences are reported as first found (no live re-check)".into());
         }
         let mut found = Vec::new();
-        for part in ranges {
-            found.extend(self.range(&mut c, &info, &tab, part, live, r).await?);
+        if tab.key.is_some() {
+            let ranges = conn::bounded(&self.spec.source, "planning ranges", reader.plan_partitions(&mut c, est, RANGE_ROWS))
+                .await?
+                .unwrap_or_else(|| vec![Partition::WHOLE]);
+            for part in ranges {
+                found.extend(self.range(&mut c, &info, &tab, part, live, r).await?);
+            }
+        } else if tab.bucket.is_some() {
+            r.notes.push("the first key column is not an integer or date/time: the table is compared in hash buckets of its key".into());
+            found = self.buckets(&mut c, &info, &tab, est, live, r).await?;
+        } else {
+            r.notes.push("the key has a column that cannot be checksummed alike on both sides: the table is compared row by row".into());
+            let scope = Scope::Range(Partition::WHOLE);
+            let diffs = self.compare_once(&mut c, &tab, &scope, &tab.mapping).await?;
+            r.ranges_checked += 1;
+            found.push(Found { scope, diffs, full: true });
         }
         let found = self.recheck(&mut c, &info, &tab, found, live).await?;
         let diffs: Vec<KeyDiff> = found.iter().flat_map(|f| f.diffs.iter().cloned()).collect();
         if repair && !diffs.is_empty() {
             r.differing_before_repair = Some(diffs.len() as u64);
             r.rows_repaired = self.repair(&mut c, &tab, &found, gate).await?;
-            // Re-verify the repaired ranges.
+            // Re-verify the repaired rows.
             let live = self.live().await?;
             let mut after = Vec::new();
             for f in &found {
-                let diffs = self.compare_once(&mut c, &tab, &f.part, &tab.mapping).await?;
-                after.push(Found { part: f.part.clone(), diffs, full: true });
+                let diffs = self.compare_once(&mut c, &tab, &f.scope, &tab.mapping).await?;
+                after.push(Found { scope: f.scope.clone(), diffs, full: true });
             }
             for d in self.recheck(&mut c, &info, &tab, after, live).await?.into_iter().flat_map(|f| f.diffs) {
                 r.add(d);
@@ -336,7 +375,8 @@ impl Verifier {
             if self.cancel.is_cancelled() {
                 return Err(VerifyError::Cancelled);
             }
-            let (mut s, mut d, mut pos) = self.sums(c, info, tab, &part, live).await?;
+            let scope = Scope::Range(part.clone());
+            let (mut s, mut d, mut pos) = self.sums(c, info, tab, &scope, live).await?;
             r.ranges_checked += 1;
             metrics::counter!("sluice_verify_ranges_total", &labels).increment(1);
             if top {
@@ -347,15 +387,15 @@ impl Verifier {
             while s != d && live && top && round < LIVE_ROUNDS {
                 round += 1;
                 self.wait_for(pos.as_ref()).await?;
-                (s, d, pos) = self.sums(c, info, tab, &part, live).await?;
+                (s, d, pos) = self.sums(c, info, tab, &scope, live).await?;
                 r.ranges_checked += 1;
             }
             if s == d {
                 if !tab.fetched.is_empty() {
                     let narrow = narrowed(&tab.mapping, &tab.fetched);
-                    let diffs = self.compare_once(c, tab, &part, &narrow).await?;
+                    let diffs = self.compare_once(c, tab, &scope, &narrow).await?;
                     if !diffs.is_empty() {
-                        out.push(Found { part, diffs, full: false });
+                        out.push(Found { scope, diffs, full: false });
                     }
                 }
                 continue;
@@ -374,10 +414,76 @@ impl Verifier {
                     todo.push((a, false));
                 }
                 None => {
-                    let diffs = self.compare_once(c, tab, &part, &tab.mapping).await?;
+                    let diffs = self.compare_once(c, tab, &scope, &tab.mapping).await?;
                     if !diffs.is_empty() {
-                        out.push(Found { part, diffs, full: true });
+                        out.push(Found { scope, diffs, full: true });
                     }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A table without a ranged key: checksums of hash buckets of about
+    /// `SMALL_RANGE` rows, each side in one scan (re-checked on a live pipe);
+    /// the rows of differing buckets are compared. Fetched columns are compared
+    /// in groups of buckets of about `RANGE_ROWS` rows.
+    async fn buckets(
+        &self,
+        c: &mut Conn,
+        info: &conn::ServerInfo,
+        tab: &Table,
+        est: u64,
+        live: bool,
+        r: &mut TableResult,
+    ) -> Result<Vec<Found>, VerifyError> {
+        let Some((src_bucket, ch_bucket)) = &tab.bucket else { return Ok(Vec::new()) };
+        let bits = bucket_bits(est, SMALL_RANGE);
+        let mask = (1u64 << bits) - 1;
+        let src_table = tab.mapping.source.id.to_string();
+        let (src_b, ch_b) = (format!("({src_bucket} & {mask})"), format!("bitAnd({ch_bucket}, {mask})"));
+        let mut differing: Option<BTreeSet<u32>> = None;
+        let mut round = 0;
+        loop {
+            let s = source_bucket_sums(c, &self.spec.source, &src_table, &tab.src_hash, &src_b).await?;
+            let pos = if live { Some(self.position(c, info).await?) } else { None };
+            let n: u64 = s.values().map(|x| x.rows).sum();
+            self.pace.lock().await.scanned(n).await;
+            let d = dest_bucket_sums(&self.sink, &tab.mapping.destination, &tab.ch_hash, &ch_b).await?;
+            r.ranges_checked += 1;
+            metrics::counter!("sluice_verify_ranges_total", "pipe" => self.pipe.clone(), "table" => tab.mapping.destination.clone()).increment(1);
+            if differing.is_none() {
+                r.rows_compared += n;
+            }
+            let now: BTreeSet<u32> = s.keys().chain(d.keys()).filter(|b| s.get(b) != d.get(b)).copied().collect();
+            let now = match differing {
+                None => now,
+                Some(before) => before.intersection(&now).copied().collect(),
+            };
+            let done = now.is_empty() || !live || round >= LIVE_ROUNDS;
+            differing = Some(now);
+            if done {
+                break;
+            }
+            round += 1;
+            self.wait_for(pos.as_ref()).await?;
+        }
+        let mut out = Vec::new();
+        for value in differing.unwrap_or_default() {
+            let scope = Scope::Bucket { bits, value };
+            let diffs = self.compare_once(c, tab, &scope, &tab.mapping).await?;
+            if !diffs.is_empty() {
+                out.push(Found { scope, diffs, full: true });
+            }
+        }
+        if !tab.fetched.is_empty() {
+            let narrow = narrowed(&tab.mapping, &tab.fetched);
+            let group_bits = bucket_bits(est, RANGE_ROWS);
+            for value in 0..(1u32 << group_bits) {
+                let scope = Scope::Bucket { bits: group_bits, value };
+                let diffs = self.compare_once(c, tab, &scope, &narrow).await?;
+                if !diffs.is_empty() {
+                    out.push(Found { scope, diffs, full: false });
                 }
             }
         }
@@ -390,17 +496,13 @@ impl Verifier {
         c: &mut Conn,
         info: &conn::ServerInfo,
         tab: &Table,
-        part: &Partition,
+        scope: &Scope,
         live: bool,
     ) -> Result<(crate::sides::Sum, crate::sides::Sum, Option<sluice_core::BinlogPosition>), VerifyError> {
-        let (src_pred, ch_pred) = match &tab.key {
-            Some(k) => (k.mysql_pred(part), k.ch_pred(part)),
-            None => ("1 = 1".to_string(), "1 = 1".to_string()),
-        };
-        let s = source_sum(c, &self.spec.source, &tab.mapping.source.id.to_string(), &tab.src_hash, &src_pred).await?;
+        let s = source_sum(c, &self.spec.source, &tab.mapping.source.id.to_string(), &tab.src_hash, &tab.mysql_pred(scope)).await?;
         let pos = if live { Some(self.position(c, info).await?) } else { None };
         self.pace.lock().await.scanned(s.rows).await;
-        let d = dest_sum(&self.sink, &tab.mapping.destination, &tab.ch_hash, &ch_pred).await?;
+        let d = dest_sum(&self.sink, &tab.mapping.destination, &tab.ch_hash, &tab.ch_pred(scope)).await?;
         Ok((s, d, pos))
     }
 
@@ -425,7 +527,7 @@ impl Verifier {
         }
     }
 
-    /// On a live pipe, compares the differing ranges again once the pipe's
+    /// On a live pipe, compares the differing rows again once the pipe's
     /// checkpoint has passed the source position read after the previous
     /// comparison; keeps only the rows that differ every time.
     async fn recheck(&self, c: &mut Conn, info: &conn::ServerInfo, tab: &Table, mut found: Vec<Found>, live: bool) -> Result<Vec<Found>, VerifyError> {
@@ -437,7 +539,7 @@ impl Verifier {
             for f in found.iter_mut().filter(|f| !f.diffs.is_empty()) {
                 let mapping = if f.full { tab.mapping.clone() } else { narrowed(&tab.mapping, &tab.fetched) };
                 let again: BTreeMap<String, KeyDiff> =
-                    self.compare_once(c, tab, &f.part, &mapping).await?.into_iter().map(|d| (d.key.clone(), d)).collect();
+                    self.compare_once(c, tab, &f.scope, &mapping).await?.into_iter().map(|d| (d.key.clone(), d)).collect();
                 f.diffs = std::mem::take(&mut f.diffs).into_iter().filter_map(|d| again.get(&d.key).cloned()).collect();
             }
         }
@@ -445,12 +547,23 @@ impl Verifier {
         Ok(found)
     }
 
-    async fn compare_once(&self, c: &mut Conn, tab: &Table, part: &Partition, mapping: &TableMapping) -> Result<Vec<KeyDiff>, VerifyError> {
+    /// The rows of `scope` on both sides, over `mapping`'s columns.
+    pub(crate) async fn rows(&self, c: &mut Conn, tab: &Table, scope: &Scope, mapping: &TableMapping) -> Result<(Rows, Rows), VerifyError> {
         let src = {
             let mut pace = self.pace.lock().await;
-            source_rows(c, &self.spec.source, mapping, part, &mut pace).await?
+            match scope {
+                Scope::Range(part) if tab.key.is_some() || *part == Partition::WHOLE => {
+                    source_rows(c, &self.spec.source, mapping, part, &mut pace).await?
+                }
+                _ => source_rows_where(c, &self.spec.source, mapping, &tab.mysql_pred(scope), &mut pace).await?,
+            }
         };
-        let dst = dest_rows(&self.sink, mapping, tab.key.as_ref(), part).await?;
+        let dst = dest_rows(&self.sink, mapping, &tab.ch_pred(scope)).await?;
+        Ok((src, dst))
+    }
+
+    async fn compare_once(&self, c: &mut Conn, tab: &Table, scope: &Scope, mapping: &TableMapping) -> Result<Vec<KeyDiff>, VerifyError> {
+        let (src, dst) = self.rows(c, tab, scope, mapping).await?;
         Ok(diff(mapping, &src, &dst))
     }
 
@@ -462,7 +575,7 @@ impl Verifier {
         let mut written = 0;
         let mut result = Ok(());
         for f in found {
-            match crate::repair::range(self, c, tab, &f.part).await {
+            match crate::repair::scope(self, c, tab, &f.scope).await {
                 Ok(n) => written += n,
                 Err(e) => {
                     result = Err(e);
@@ -475,25 +588,23 @@ impl Verifier {
         }
         result.map(|_| written)
     }
-}
 
-/// What `repair` needs of a verifier and a table.
-pub(crate) struct RepairCtx<'a> {
-    pub catalog: &'a Catalog,
-    pub pipe: &'a str,
-    pub spec: &'a PipeSpec,
-    pub sink: &'a ClickHouseSink,
-    pub mapping: &'a TableMapping,
-    pub key: Option<&'a KeyCol>,
-}
-
-impl Verifier {
-    pub(crate) fn repair_ctx<'a>(&'a self, tab: &'a Table) -> RepairCtx<'a> {
-        RepairCtx { catalog: &self.catalog, pipe: &self.pipe, spec: &self.spec, sink: &self.sink, mapping: &tab.mapping, key: tab.key.as_ref() }
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
-    pub(crate) async fn pace(&self) -> tokio::sync::MutexGuard<'_, Pace> {
-        self.pace.lock().await
+    pub(crate) fn pipe(&self) -> &str {
+        &self.pipe
+    }
+
+    pub(crate) fn sink(&self) -> &ClickHouseSink {
+        &self.sink
     }
 }
 
+/// The CRC-32 of a key's canonical text, on MySQL and on ClickHouse (both the IEEE polynomial).
+fn key_hash(parts: &[(String, String)]) -> (String, String) {
+    let my: Vec<String> = parts.iter().map(|(m, _)| format!("CAST({m} AS BINARY)")).collect();
+    let ch: Vec<&str> = parts.iter().map(|(_, c)| c.as_str()).collect();
+    (format!("CRC32(CONCAT_WS(',', {}))", my.join(", ")), format!("CRC32(concatWithSeparator(',', {}))", ch.join(", ")))
+}

@@ -60,6 +60,58 @@ pub async fn dest_sum(sink: &ClickHouseSink, table: &str, row_hash: &str, pred: 
     Ok(Sum { rows: num(f[0])? as u64, parts: [num(f[1])?, num(f[2])?, num(f[3])?, num(f[4])?] })
 }
 
+/// Checksums per hash bucket (`bucket` is the side's bucket expression) over
+/// the whole table, in one scan; buckets without rows are absent.
+pub async fn source_bucket_sums(
+    conn: &mut Conn,
+    spec: &SourceSpec,
+    table: &str,
+    row_hash: &str,
+    bucket: &str,
+) -> Result<std::collections::BTreeMap<u32, Sum>, VerifyError> {
+    let part = |i: usize| format!("CAST(IFNULL(SUM(CAST(CONV(SUBSTRING(h, {}, 8), 16, 10) AS UNSIGNED)), 0) AS CHAR)", 1 + 8 * i);
+    let sql = format!(
+        "SELECT CAST(b AS CHAR), CAST(COUNT(*) AS CHAR), {}, {}, {}, {} FROM (SELECT {bucket} AS b, {row_hash} AS h FROM {table}) x GROUP BY b",
+        part(0),
+        part(1),
+        part(2),
+        part(3)
+    );
+    let rows: Vec<(String, String, String, String, String, String)> =
+        bounded(spec, "verification bucket checksums", async { Ok(conn.query(sql).await?) }).await?;
+    let mut out = std::collections::BTreeMap::new();
+    for (b, n, p0, p1, p2, p3) in rows {
+        out.insert(num(&b)? as u32, Sum { rows: num(&n)? as u64, parts: [num(&p0)?, num(&p1)?, num(&p2)?, num(&p3)?] });
+    }
+    Ok(out)
+}
+
+pub async fn dest_bucket_sums(
+    sink: &ClickHouseSink,
+    table: &str,
+    row_hash: &str,
+    bucket: &str,
+) -> Result<std::collections::BTreeMap<u32, Sum>, VerifyError> {
+    let part = |i: usize| format!("toString(sum(reinterpretAsUInt32(reverse(substring(h, {}, 4)))))", 1 + 4 * i);
+    let sql = format!(
+        "SELECT b, count(), {}, {}, {}, {} FROM (SELECT {bucket} AS b, {row_hash} AS h FROM {}) GROUP BY b",
+        part(0),
+        part(1),
+        part(2),
+        part(3),
+        ch_live_rows(sink, table)
+    );
+    let mut out = std::collections::BTreeMap::new();
+    for line in sink.query_tsv(&sql).await?.lines().filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() != 6 {
+            return Err(VerifyError::Invalid(format!("unexpected checksum answer from ClickHouse: {line:?}")));
+        }
+        out.insert(num(f[0])? as u32, Sum { rows: num(f[1])? as u64, parts: [num(f[2])?, num(f[3])?, num(f[4])?, num(f[5])?] });
+    }
+    Ok(out)
+}
+
 /// Lowest and highest key of the range over both sides; `None` when both are empty.
 pub async fn key_span(
     conn: &mut Conn,
