@@ -49,7 +49,8 @@ impl Catalog {
         let (pipe, request) = (pipe.to_owned(), request.to_string());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            let exists: Option<String> = sqlx::query_scalar("SELECT name FROM pipes WHERE name = ?").bind(&pipe).fetch_optional(&mut *tx).await?;
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT name FROM pipes WHERE name = ?").bind(&pipe).fetch_optional(&mut *tx).await?;
             if exists.is_none() {
                 return Err(CatalogError::NoSuchPipe(pipe));
             }

@@ -236,8 +236,9 @@ impl Client {
     /// Returns whether the pipe verified clean (no differing row, no error).
     pub async fn verify(&self, name: &str, tables: &[String], repair: bool, json: bool) -> Result<bool> {
         use reqwest::Method;
-        let started =
-            self.call(Method::POST, &format!("/v1/pipes/{name}/verify"), Some(serde_json::json!({"tables": tables, "repair": repair}))).await?;
+        let started = self
+            .call(Method::POST, &format!("/v1/pipes/{name}/verify"), Some(serde_json::json!({"tables": tables, "repair": repair})))
+            .await?;
         let id = started.get("id").and_then(Value::as_i64).context("the server did not return a verification id")?;
         if !json {
             eprintln!("verification #{id} of pipe {name} started{}", if repair { " (with repair)" } else { "" });
@@ -278,10 +279,16 @@ fn progress_line(v: &Value) -> String {
 
 /// The result of a verification run, one block per table.
 pub fn print_verification(v: &Value) {
-    println!("verification #{} of {}: {}{}", s(v, "id"), s(v, "pipe"), s(v, "state"), match v.get("error") {
-        Some(Value::String(e)) => format!(" ({e})"),
-        _ => String::new(),
-    });
+    println!(
+        "verification #{} of {}: {}{}",
+        s(v, "id"),
+        s(v, "pipe"),
+        s(v, "state"),
+        match v.get("error") {
+            Some(Value::String(e)) => format!(" ({e})"),
+            _ => String::new(),
+        }
+    );
     for t in v.get("tables").and_then(Value::as_array).cloned().unwrap_or_default() {
         let differing = t.get("rows_differing").and_then(Value::as_u64).unwrap_or(0);
         println!(
@@ -296,8 +303,11 @@ pub fn print_verification(v: &Value) {
                 _ => String::new(),
             }
         );
-        let fetched: Vec<String> =
-            t.get("fetched_columns").and_then(Value::as_array).map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let fetched: Vec<String> = t
+            .get("fetched_columns")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
         if !fetched.is_empty() {
             println!("    compared by fetching: {}", fetched.join(", "));
         }
@@ -305,9 +315,17 @@ pub fn print_verification(v: &Value) {
             println!("    error: {e}");
         }
         for d in t.get("differences").and_then(Value::as_array).cloned().unwrap_or_default() {
-            let cols: Vec<String> =
-                d.get("columns").and_then(Value::as_array).map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect()).unwrap_or_default();
-            println!("    {:<8} {}{}", s(&d, "kind"), s(&d, "key"), if cols.is_empty() { String::new() } else { format!("  ({})", cols.join(", ")) });
+            let cols: Vec<String> = d
+                .get("columns")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            println!(
+                "    {:<8} {}{}",
+                s(&d, "kind"),
+                s(&d, "key"),
+                if cols.is_empty() { String::new() } else { format!("  ({})", cols.join(", ")) }
+            );
         }
         if t.get("differences_capped").and_then(Value::as_bool) == Some(true) {
             println!("    ... more rows differ than are listed ({differing} in all)");

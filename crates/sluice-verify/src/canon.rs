@@ -44,9 +44,9 @@ pub fn canon(col: &SourceColumn, ch_name: &str, ch_type: &ChType) -> Canon {
         ColKind::Date => {
             format!("IF({c} BETWEEN '1900-01-01' AND '2299-12-31' AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0, CAST({c} AS CHAR), NULL)")
         }
-        ColKind::DateTime | ColKind::Timestamp => format!(
-            "IF({c} >= '1900-01-01' AND {c} < '2300-01-01' AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0, CAST({c} AS CHAR), NULL)"
-        ),
+        ColKind::DateTime | ColKind::Timestamp => {
+            format!("IF({c} >= '1900-01-01' AND {c} < '2300-01-01' AND MONTH({c}) <> 0 AND DAYOFMONTH({c}) <> 0, CAST({c} AS CHAR), NULL)")
+        }
         ColKind::Bytes { .. } | ColKind::Enum(..) | ColKind::Set(..) => match text_conversion(col) {
             Some(expr) => expr,
             None => return Canon::Fetched,
@@ -154,7 +154,7 @@ pub fn ch_read_expr(name: &str, t: &ChType) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
@@ -307,7 +307,8 @@ mod tests {
         ] {
             assert_eq!(canon(&col(dt, dt, None), "c", &t), Canon::Fetched, "{dt}");
         }
-        let Canon::Hashed { mysql, clickhouse } = canon(&col("decimal", "decimal(9,3)", None), "c", &ChType::Decimal { precision: 9, scale: 3 })
+        let Canon::Hashed { mysql, clickhouse } =
+            canon(&col("decimal", "decimal(9,3)", None), "c", &ChType::Decimal { precision: 9, scale: 3 })
         else {
             panic!()
         };

@@ -50,7 +50,9 @@ pub fn bucket_bits(rows: u64, per_bucket: u64) -> u32 {
 /// What the first paging column holds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum KeyKind {
-    Int { unsigned: bool },
+    Int {
+        unsigned: bool,
+    },
     /// DATE: bounds are whole days.
     Date,
     /// DATETIME/TIMESTAMP (session UTC): bounds are microseconds.
@@ -236,7 +238,10 @@ mod tests {
         assert_eq!(t.mysql_pred(&p), "`k` >= '2024-02-29 23:59:59.500000'");
         assert_eq!(t.ch_pred(&p), "`k` >= toDateTime64('2024-02-29 23:59:59.500000', 6, 'UTC')");
         let d = key(KeyKind::Date);
-        assert_eq!(d.ch_pred(&Partition { lo: None, hi: Some(d.bound(parse_datetime("1999-12-31").unwrap())) }), "`k` < toDate32('1999-12-31')");
+        assert_eq!(
+            d.ch_pred(&Partition { lo: None, hi: Some(d.bound(parse_datetime("1999-12-31").unwrap())) }),
+            "`k` < toDate32('1999-12-31')"
+        );
         assert_eq!(parse_datetime("0000-00-00"), parse_datetime("0000-01-01"));
     }
 

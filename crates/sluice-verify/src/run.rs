@@ -158,7 +158,8 @@ async fn run(
     cancel: &CancellationToken,
 ) -> Result<Vec<TableResult>, Partial> {
     let fail = |e: VerifyError| (Vec::new(), e);
-    let rec = catalog.pipe(pipe).await.map_err(|e| fail(e.into()))?.ok_or_else(|| fail(VerifyError::Invalid(format!("no pipe {pipe:?}"))))?;
+    let rec =
+        catalog.pipe(pipe).await.map_err(|e| fail(e.into()))?.ok_or_else(|| fail(VerifyError::Invalid(format!("no pipe {pipe:?}"))))?;
     let tables = select_tables(catalog.tables(pipe).await.map_err(|e| fail(e.into()))?, &req.tables).map_err(fail)?;
     let mut results: Vec<TableResult> = tables
         .iter()
@@ -402,7 +403,8 @@ impl Verifier {
             }
             let small = s.rows.max(d.rows) <= SMALL_RANGE;
             let halves = match (&tab.key, small) {
-                (Some(k), false) => match key_span(c, &self.spec.source, &self.sink, &src_table, &tab.mapping.destination, k, &part).await? {
+                (Some(k), false) => match key_span(c, &self.spec.source, &self.sink, &src_table, &tab.mapping.destination, k, &part).await?
+                {
                     Some((lo, hi)) => k.split(&part, lo, hi),
                     None => None,
                 },
@@ -451,7 +453,8 @@ impl Verifier {
             self.pace.lock().await.scanned(n).await;
             let d = dest_bucket_sums(&self.sink, &tab.mapping.destination, &tab.ch_hash, &ch_b).await?;
             r.ranges_checked += 1;
-            metrics::counter!("sluice_verify_ranges_total", "pipe" => self.pipe.clone(), "table" => tab.mapping.destination.clone()).increment(1);
+            metrics::counter!("sluice_verify_ranges_total", "pipe" => self.pipe.clone(), "table" => tab.mapping.destination.clone())
+                .increment(1);
             if differing.is_none() {
                 r.rows_compared += n;
             }
@@ -530,7 +533,14 @@ impl Verifier {
     /// On a live pipe, compares the differing rows again once the pipe's
     /// checkpoint has passed the source position read after the previous
     /// comparison; keeps only the rows that differ every time.
-    async fn recheck(&self, c: &mut Conn, info: &conn::ServerInfo, tab: &Table, mut found: Vec<Found>, live: bool) -> Result<Vec<Found>, VerifyError> {
+    async fn recheck(
+        &self,
+        c: &mut Conn,
+        info: &conn::ServerInfo,
+        tab: &Table,
+        mut found: Vec<Found>,
+        live: bool,
+    ) -> Result<Vec<Found>, VerifyError> {
         let mut round = 0;
         while live && round < LIVE_ROUNDS && found.iter().any(|f| !f.diffs.is_empty()) {
             round += 1;

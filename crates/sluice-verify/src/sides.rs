@@ -37,7 +37,8 @@ pub async fn source_sum(conn: &mut Conn, spec: &SourceSpec, table: &str, row_has
         part(2),
         part(3)
     );
-    let row: Option<(String, String, String, String, String)> = bounded(spec, "a verification checksum", async { Ok(conn.query_first(sql).await?) }).await?;
+    let row: Option<(String, String, String, String, String)> =
+        bounded(spec, "a verification checksum", async { Ok(conn.query_first(sql).await?) }).await?;
     let (n, a, b, c, d) = row.ok_or_else(|| VerifyError::Invalid("the checksum query returned no row".into()))?;
     Ok(Sum { rows: num(&n)? as u64, parts: [num(&a)?, num(&b)?, num(&c)?, num(&d)?] })
 }
@@ -122,8 +123,10 @@ pub async fn key_span(
     key: &KeyCol,
     part: &sluice_source::snapshot::Partition,
 ) -> Result<Option<(i128, i128)>, VerifyError> {
-    let sql = format!("SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {src_table} WHERE {}", key.mysql_pred(part), k = key.mysql);
-    let row: Option<(Option<String>, Option<String>)> = bounded(spec, "a verification key range", async { Ok(conn.query_first(sql).await?) }).await?;
+    let sql =
+        format!("SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {src_table} WHERE {}", key.mysql_pred(part), k = key.mysql);
+    let row: Option<(Option<String>, Option<String>)> =
+        bounded(spec, "a verification key range", async { Ok(conn.query_first(sql).await?) }).await?;
     let mut span: Option<(i128, i128)> = None;
     let mut add = |lo: Option<i128>, hi: Option<i128>| {
         if let (Some(lo), Some(hi)) = (lo, hi) {

@@ -240,7 +240,8 @@ async fn types_and_injections(flavor: Flavor) {
     let t = format!("{ch_db}.tt");
     let bump = "_peerdb_version + 1000 AS _peerdb_version";
     // (The rows are selected in a subquery: a `REPLACE` alias would shadow the column in `WHERE`.)
-    ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE (1 AS _peerdb_is_deleted, {bump}) FROM (SELECT * FROM {t} FINAL WHERE id = 10)")).await;
+    ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE (1 AS _peerdb_is_deleted, {bump}) FROM (SELECT * FROM {t} FINAL WHERE id = 10)"))
+        .await;
     let mut changes = vec![
         (20, "mi", "mi + 1"),
         (21, "d102", "d102 + 1"),
@@ -260,7 +261,8 @@ async fn types_and_injections(flavor: Flavor) {
         Flavor::MariaDb => changes.extend([(32, "i6", "toIPv6('::1')"), (33, "u", "toUUID('00000000-0000-0000-0000-000000000001')")]),
     }
     for (id, col, expr) in &changes {
-        ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE ({expr} AS `{col}`, {bump}) FROM (SELECT * FROM {t} FINAL WHERE id = {id})")).await;
+        ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE ({expr} AS `{col}`, {bump}) FROM (SELECT * FROM {t} FINAL WHERE id = {id})"))
+            .await;
     }
     ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE (999999 AS id, {bump}) FROM (SELECT * FROM {t} FINAL WHERE id = 11)")).await;
     // A row deleted at the source whose delete marker is overridden: it is back in FINAL.
@@ -269,7 +271,8 @@ async fn types_and_injections(flavor: Flavor) {
     ))
     .await;
     let sk = format!("{ch_db}.sk");
-    ch_exec(&format!("INSERT INTO {sk} SELECT * REPLACE ('other' AS note, {bump}) FROM (SELECT * FROM {sk} FINAL WHERE k = 'k00050')")).await;
+    ch_exec(&format!("INSERT INTO {sk} SELECT * REPLACE ('other' AS note, {bump}) FROM (SELECT * FROM {sk} FINAL WHERE k = 'k00050')"))
+        .await;
 
     let mut expected: BTreeSet<(String, String, String)> =
         changes.iter().map(|(id, col, _)| (format!("id={id}"), "differs".to_string(), col.to_string())).collect();
@@ -351,7 +354,9 @@ async fn under_workload(flavor: Flavor) {
     workload::load_orders(&mut c, &db, &mut rng, 1, 3000).await;
     let dir = tempfile::tempdir().unwrap();
     let s = SluiceServer::start(dir.path()).await;
-    let (code, v) = s.call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc"))).await;
+    let (code, v) = s
+        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc")))
+        .await;
     assert_eq!(code, 201, "{v}");
     s.wait_state(&db, "Running", RUN).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
