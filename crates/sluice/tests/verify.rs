@@ -395,3 +395,63 @@ async fn mysql_verifies_clean_under_workload() {
 async fn mariadb_verifies_clean_under_workload() {
     under_workload(Flavor::MariaDb).await;
 }
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Cost measurement, not part of the suite: `VERIFY_MEASURE_ROWS=1000000 VERIFY_SRC_PID=<mysqld>
+/// VERIFY_CH_PID=<clickhouse> cargo nextest run --workspace --test verify measure --run-ignored only`.
+/// Loads the workload's `orders` table, copies it, verifies it unthrottled and prints rows/s and CPU seconds.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn measure_verification_cost() {
+    let n: u64 = std::env::var("VERIFY_MEASURE_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let pid = |v: &str| std::env::var(v).ok().and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
+    let (src_pid, ch_pid) = (pid("VERIFY_SRC_PID"), pid("VERIFY_CH_PID"));
+    let flavor = if std::env::var("VERIFY_MEASURE_MARIADB").is_ok() { Flavor::MariaDb } else { Flavor::MySql };
+    let db = unique(&format!("vm_{}", flavor.tag()));
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    workload::create_schema(&mut c, &db).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    workload::load_orders(&mut c, &db, &mut rng, 1, n).await;
+    c.query_drop(format!("ANALYZE TABLE {db}.orders")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = SluiceServer::start(dir.path()).await;
+    // VERIFY_MEASURE_HASHED_ONLY: leave out the DOUBLE and JSON columns (compared by fetching), so every column is checksummed in the databases.
+    let exclude: Vec<&str> = if std::env::var("VERIFY_MEASURE_HASHED_ONLY").is_ok() { vec!["score", "doc"] } else { vec![] };
+    let tables = json!([{"source": format!("{db}.orders"), "exclude_columns": exclude}]);
+    let mut sp = spec(&db, flavor, tables, &ch_db, "snapshot_and_cdc");
+    sp["settings"]["verify_rows_per_second"] = json!(100_000_000);
+    let (code, v) = s.call(Method::POST, "/v1/pipes", Some(sp)).await;
+    assert_eq!(code, 201, "{v}");
+    s.wait_state(&db, "Running", Duration::from_secs(1800)).await;
+    let sluice_pid = s.child.as_ref().unwrap().id();
+    let before = (cpu_seconds(sluice_pid), cpu_seconds(src_pid), cpu_seconds(ch_pid));
+    let start = std::time::Instant::now();
+    let run = run_verification(&s, &db, json!({})).await;
+    let wall = start.elapsed().as_secs_f64();
+    let after = (cpu_seconds(sluice_pid), cpu_seconds(src_pid), cpu_seconds(ch_pid));
+    assert_clean(&run);
+    let t = table(&run, "orders");
+    println!(
+        "MEASURE {:?}: {} rows, {} ranges, fetched {}, wall {wall:.1}s, {:.0} rows/s, CPU s sluice {:.1} / source {:.1} / clickhouse {:.1}",
+        flavor,
+        t["rows_compared"],
+        t["ranges_checked"],
+        t["fetched_columns"],
+        t["rows_compared"].as_f64().unwrap() / wall,
+        after.0 - before.0,
+        after.1 - before.1,
+        after.2 - before.2
+    );
+    let (code, _) = s.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
+    assert_eq!(code, 204);
+    c.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
+}
