@@ -1,8 +1,8 @@
 //! The queries a verification runs on each side for one range: the range's
-//! checksum (row count and four sums of 32-bit parts of each row's SHA-256 (its first 16 bytes),
-//! order-independent and exact in both databases: MySQL sums them as
-//! DECIMAL, ClickHouse as UInt64, which cannot overflow below 2^32 rows),
-//! and the range's lowest and highest key (for bisection).
+//! checksum (row count and the sum of the first 64 bits of each row's
+//! SHA-256: order-independent and exact in both databases — MySQL sums
+//! them as DECIMAL, ClickHouse as UInt128 — with one hash per row), and the
+//! range's lowest and highest key (for bisection).
 
 use crate::range::KeyCol;
 use crate::VerifyError;
@@ -16,8 +16,13 @@ use sluice_source::conn::bounded;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sum {
     pub rows: u64,
-    pub parts: [u128; 4],
+    pub hash: u128,
 }
+
+/// MySQL: the sum of the first 64 bits of the hex hashes `h`, as text.
+const MY_SUM: &str = "CAST(IFNULL(SUM(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0) AS CHAR)";
+/// ClickHouse: the same sum over the binary hashes `h`.
+const CH_SUM: &str = "toString(sum(toUInt128(reinterpretAsUInt64(reverse(substring(h, 1, 8))))))";
 
 /// The ClickHouse rows of a destination table that exist (newest version, not deleted).
 pub fn ch_live_rows(sink: &ClickHouseSink, table: &str) -> String {
@@ -29,36 +34,20 @@ fn num(s: &str) -> Result<u128, VerifyError> {
 }
 
 pub async fn source_sum(conn: &mut Conn, spec: &SourceSpec, table: &str, row_hash: &str, pred: &str) -> Result<Sum, VerifyError> {
-    let part = |i: usize| format!("CAST(IFNULL(SUM(CAST(CONV(SUBSTRING(h, {}, 8), 16, 10) AS UNSIGNED)), 0) AS CHAR)", 1 + 8 * i);
-    let sql = format!(
-        "SELECT CAST(COUNT(*) AS CHAR), {}, {}, {}, {} FROM (SELECT {row_hash} AS h FROM {table} WHERE {pred}) x",
-        part(0),
-        part(1),
-        part(2),
-        part(3)
-    );
-    let row: Option<(String, String, String, String, String)> =
-        bounded(spec, "a verification checksum", async { Ok(conn.query_first(sql).await?) }).await?;
-    let (n, a, b, c, d) = row.ok_or_else(|| VerifyError::Invalid("the checksum query returned no row".into()))?;
-    Ok(Sum { rows: num(&n)? as u64, parts: [num(&a)?, num(&b)?, num(&c)?, num(&d)?] })
+    let sql = format!("SELECT CAST(COUNT(*) AS CHAR), {MY_SUM} FROM (SELECT {row_hash} AS h FROM {table} WHERE {pred}) x");
+    let row: Option<(String, String)> = bounded(spec, "a verification checksum", async { Ok(conn.query_first(sql).await?) }).await?;
+    let (n, h) = row.ok_or_else(|| VerifyError::Invalid("the checksum query returned no row".into()))?;
+    Ok(Sum { rows: num(&n)? as u64, hash: num(&h)? })
 }
 
 pub async fn dest_sum(sink: &ClickHouseSink, table: &str, row_hash: &str, pred: &str) -> Result<Sum, VerifyError> {
-    let part = |i: usize| format!("toString(sum(reinterpretAsUInt32(reverse(substring(h, {}, 4)))))", 1 + 4 * i);
-    let sql = format!(
-        "SELECT count(), {}, {}, {}, {} FROM (SELECT {row_hash} AS h FROM {} AND ({pred}))",
-        part(0),
-        part(1),
-        part(2),
-        part(3),
-        ch_live_rows(sink, table)
-    );
+    let sql = format!("SELECT count(), {CH_SUM} FROM (SELECT {row_hash} AS h FROM {} AND ({pred}))", ch_live_rows(sink, table));
     let out = sink.query_tsv(&sql).await?;
     let f: Vec<&str> = out.trim_end_matches('\n').split('\t').collect();
-    if f.len() != 5 {
+    if f.len() != 2 {
         return Err(VerifyError::Invalid(format!("unexpected checksum answer from ClickHouse: {out:?}")));
     }
-    Ok(Sum { rows: num(f[0])? as u64, parts: [num(f[1])?, num(f[2])?, num(f[3])?, num(f[4])?] })
+    Ok(Sum { rows: num(f[0])? as u64, hash: num(f[1])? })
 }
 
 /// Checksums per hash bucket (`bucket` is the side's bucket expression) over
@@ -70,19 +59,13 @@ pub async fn source_bucket_sums(
     row_hash: &str,
     bucket: &str,
 ) -> Result<std::collections::BTreeMap<u32, Sum>, VerifyError> {
-    let part = |i: usize| format!("CAST(IFNULL(SUM(CAST(CONV(SUBSTRING(h, {}, 8), 16, 10) AS UNSIGNED)), 0) AS CHAR)", 1 + 8 * i);
     let sql = format!(
-        "SELECT CAST(b AS CHAR), CAST(COUNT(*) AS CHAR), {}, {}, {}, {} FROM (SELECT {bucket} AS b, {row_hash} AS h FROM {table}) x GROUP BY b",
-        part(0),
-        part(1),
-        part(2),
-        part(3)
+        "SELECT CAST(b AS CHAR), CAST(COUNT(*) AS CHAR), {MY_SUM} FROM (SELECT {bucket} AS b, {row_hash} AS h FROM {table}) x GROUP BY b"
     );
-    let rows: Vec<(String, String, String, String, String, String)> =
-        bounded(spec, "verification bucket checksums", async { Ok(conn.query(sql).await?) }).await?;
+    let rows: Vec<(String, String, String)> = bounded(spec, "verification bucket checksums", async { Ok(conn.query(sql).await?) }).await?;
     let mut out = std::collections::BTreeMap::new();
-    for (b, n, p0, p1, p2, p3) in rows {
-        out.insert(num(&b)? as u32, Sum { rows: num(&n)? as u64, parts: [num(&p0)?, num(&p1)?, num(&p2)?, num(&p3)?] });
+    for (b, n, h) in rows {
+        out.insert(num(&b)? as u32, Sum { rows: num(&n)? as u64, hash: num(&h)? });
     }
     Ok(out)
 }
@@ -93,22 +76,15 @@ pub async fn dest_bucket_sums(
     row_hash: &str,
     bucket: &str,
 ) -> Result<std::collections::BTreeMap<u32, Sum>, VerifyError> {
-    let part = |i: usize| format!("toString(sum(reinterpretAsUInt32(reverse(substring(h, {}, 4)))))", 1 + 4 * i);
-    let sql = format!(
-        "SELECT b, count(), {}, {}, {}, {} FROM (SELECT {bucket} AS b, {row_hash} AS h FROM {}) GROUP BY b",
-        part(0),
-        part(1),
-        part(2),
-        part(3),
-        ch_live_rows(sink, table)
-    );
+    let sql =
+        format!("SELECT b, count(), {CH_SUM} FROM (SELECT {bucket} AS b, {row_hash} AS h FROM {}) GROUP BY b", ch_live_rows(sink, table));
     let mut out = std::collections::BTreeMap::new();
     for line in sink.query_tsv(&sql).await?.lines().filter(|l| !l.is_empty()) {
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() != 6 {
+        if f.len() != 3 {
             return Err(VerifyError::Invalid(format!("unexpected checksum answer from ClickHouse: {line:?}")));
         }
-        out.insert(num(f[0])? as u32, Sum { rows: num(f[1])? as u64, parts: [num(f[2])?, num(f[3])?, num(f[4])?, num(f[5])?] });
+        out.insert(num(f[0])? as u32, Sum { rows: num(f[1])? as u64, hash: num(f[2])? });
     }
     Ok(out)
 }
