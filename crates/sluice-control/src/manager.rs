@@ -235,6 +235,8 @@ pub struct SettingsPatch {
     pub heartbeat_interval_ms: Option<u64>,
     /// Source rows a verification scans per second at most.
     pub verify_rows_per_second: Option<u64>,
+    /// Hours between scheduled verifications (0: none).
+    pub verify_interval_hours: Option<u64>,
 }
 
 /// A partial change of how the source is reached (`PATCH /v1/pipes/{name}/source`),

@@ -177,6 +177,7 @@ fn settings_diff(before: &SyncSettings, after: &SyncSettings) -> String {
         parallel_tables: _,
         heartbeat_interval_ms: _,
         verify_rows_per_second: _,
+        verify_interval_hours: _,
     } = after;
     field!(
         sync_interval_ms,
@@ -186,7 +187,8 @@ fn settings_diff(before: &SyncSettings, after: &SyncSettings) -> String {
         parallel_partitions,
         parallel_tables,
         heartbeat_interval_ms,
-        verify_rows_per_second
+        verify_rows_per_second,
+        verify_interval_hours
     );
     out.join(", ")
 }
@@ -559,6 +561,9 @@ impl Owner {
         }
         if let Some(v) = patch.verify_rows_per_second {
             s.verify_rows_per_second = v;
+        }
+        if let Some(v) = patch.verify_interval_hours {
+            s.verify_interval_hours = v;
         }
         rec.spec.validate().map_err(|e| ManagerError::Invalid(e.to_string()))?;
         let changed = settings_diff(&before, &rec.spec.settings);

@@ -131,26 +131,38 @@ pub async fn start(State(st): State<AppState>, Path(name): Path<String>, body: a
             Err(e) => return bad_request(format!("invalid verification request: {e}")),
         }
     };
-    let catalog = st.manager.catalog().clone();
-    match catalog.pipe(&name).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return ManagerError::NotFound(name).into_response(),
-        Err(e) => return ManagerError::from(e).into_response(),
+    match start_run(&st.manager, &name, Request { tables: req.tables, repair: req.repair }).await {
+        Ok(id) => (StatusCode::ACCEPTED, Json(VerifyStarted { id, pipe: name })).into_response(),
+        Err(StartError::UnknownTable(msg)) => bad_request(msg),
+        Err(StartError::Manager(e)) => e.into_response(),
     }
-    let tables = match catalog.tables(&name).await {
-        Ok(t) => t,
-        Err(e) => return ManagerError::from(e).into_response(),
-    };
-    if let Err(e) = sluice_verify::select_tables(tables, &req.tables) {
-        return bad_request(e.to_string());
+}
+
+/// Why a run could not start.
+pub enum StartError {
+    UnknownTable(String),
+    Manager(ManagerError),
+}
+
+impl From<sluice_catalog::CatalogError> for StartError {
+    fn from(e: sluice_catalog::CatalogError) -> Self {
+        StartError::Manager(e.into())
     }
-    let request = Request { tables: req.tables, repair: req.repair };
-    let id = match catalog.start_verification(&name, request.repair, &serde_json::to_value(&request).unwrap_or_default()).await {
-        Ok(id) => id,
-        Err(e) => return ManagerError::from(e).into_response(),
-    };
-    let manager = st.manager.clone();
-    let pipe = name.clone();
+}
+
+/// Records a run of `pipe` and starts it as a background task; returns its id.
+pub async fn start_run(manager: &Manager, pipe: &str, request: Request) -> Result<i64, StartError> {
+    let catalog = manager.catalog().clone();
+    if catalog.pipe(pipe).await?.is_none() {
+        return Err(StartError::Manager(ManagerError::NotFound(pipe.into())));
+    }
+    let tables = catalog.tables(pipe).await?;
+    if let Err(e) = sluice_verify::select_tables(tables, &request.tables) {
+        return Err(StartError::UnknownTable(e.to_string()));
+    }
+    let id = catalog.start_verification(pipe, request.repair, &serde_json::to_value(&request).unwrap_or_default()).await?;
+    let manager = manager.clone();
+    let pipe = pipe.to_string();
     tokio::spawn(async move {
         let gate = PauseGate { manager: manager.clone(), pipe: pipe.clone(), paused_by_us: false.into() };
         let cancel = CancellationToken::new();
@@ -158,7 +170,47 @@ pub async fn start(State(st): State<AppState>, Path(name): Path<String>, body: a
             tracing::warn!(pipe = pipe.as_str(), "verification #{id} failed: {e}");
         }
     });
-    (StatusCode::ACCEPTED, Json(VerifyStarted { id, pipe: name })).into_response()
+    Ok(id)
+}
+
+/// Whether a scheduled run is due: `interval_hours` > 0 and the last run
+/// started at least that long before `now` (or there was none).
+pub fn due(interval_hours: u64, last_started: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> bool {
+    if interval_hours == 0 {
+        return false;
+    }
+    match last_started.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+        None => true,
+        Some(at) => now - at.with_timezone(&chrono::Utc) >= chrono::Duration::hours(interval_hours as i64),
+    }
+}
+
+/// Starts scheduled verifications (`settings.verify_interval_hours`) of
+/// `Running` and `Completed` pipes, checking once a minute; never two runs of
+/// a pipe at once.
+pub fn spawn_scheduler(manager: Manager) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let Ok(names) = manager.catalog().pipe_names().await else { continue };
+            for name in names {
+                let Ok(Some(rec)) = manager.catalog().pipe(&name).await else { continue };
+                if !matches!(rec.state, PipeState::Running | PipeState::Completed) {
+                    continue;
+                }
+                let Ok(last) = manager.catalog().verifications(&name, 1).await else { continue };
+                if last.first().is_some_and(|r| r.state == sluice_catalog::VERIFY_RUNNING) {
+                    continue;
+                }
+                if due(rec.spec.settings.verify_interval_hours, last.first().map(|r| r.started_at.as_str()), chrono::Utc::now()) {
+                    match start_run(&manager, &name, Request::default()).await {
+                        Ok(id) => tracing::info!(pipe = name.as_str(), "scheduled verification #{id} started"),
+                        Err(_) => tracing::warn!(pipe = name.as_str(), "cannot start the scheduled verification"),
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// The pipe's verification runs, newest first (the last 50).
@@ -178,5 +230,21 @@ pub async fn get_one(State(st): State<AppState>, Path((name, id)): Path<(String,
     match st.manager.catalog().verification(&name, id).await? {
         Some(r) => Ok(Json(VerificationView::of(r))),
         None => Err(ManagerError::NotFound(format!("{name}/verifications/{id}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduled_runs_are_due_after_the_interval() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-02T12:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        assert!(!due(0, None, now));
+        assert!(due(1, None, now));
+        assert!(due(1, Some("2026-01-02T11:00:00.000Z"), now));
+        assert!(!due(1, Some("2026-01-02T11:30:00.000Z"), now));
+        assert!(!due(24, Some("2026-01-01T13:00:00Z"), now));
+        assert!(due(24, Some("garbage"), now));
     }
 }

@@ -502,11 +502,18 @@ impl Verifier {
         scope: &Scope,
         live: bool,
     ) -> Result<(crate::sides::Sum, crate::sides::Sum, Option<sluice_core::BinlogPosition>), VerifyError> {
-        let s = source_sum(c, &self.spec.source, &tab.mapping.source.id.to_string(), &tab.src_hash, &tab.mysql_pred(scope)).await?;
-        let pos = if live { Some(self.position(c, info).await?) } else { None };
+        // Both sides at once; a difference that is only the pipe's delay is re-checked by the caller.
+        let (src_table, src_pred, ch_pred) = (tab.mapping.source.id.to_string(), tab.mysql_pred(scope), tab.ch_pred(scope));
+        let source = async {
+            let s = source_sum(c, &self.spec.source, &src_table, &tab.src_hash, &src_pred).await?;
+            let pos = if live { Some(self.position(c, info).await?) } else { None };
+            Ok::<_, VerifyError>((s, pos))
+        };
+        let dest = dest_sum(&self.sink, &tab.mapping.destination, &tab.ch_hash, &ch_pred);
+        let (src, d) = tokio::join!(source, dest);
+        let (s, pos) = src?;
         self.pace.lock().await.scanned(s.rows).await;
-        let d = dest_sum(&self.sink, &tab.mapping.destination, &tab.ch_hash, &tab.ch_pred(scope)).await?;
-        Ok((s, d, pos))
+        Ok((s, d?, pos))
     }
 
     async fn position(&self, c: &mut Conn, info: &conn::ServerInfo) -> Result<sluice_core::BinlogPosition, VerifyError> {
@@ -559,17 +566,18 @@ impl Verifier {
 
     /// The rows of `scope` on both sides, over `mapping`'s columns.
     pub(crate) async fn rows(&self, c: &mut Conn, tab: &Table, scope: &Scope, mapping: &TableMapping) -> Result<(Rows, Rows), VerifyError> {
-        let src = {
+        let src = async {
             let mut pace = self.pace.lock().await;
             match scope {
                 Scope::Range(part) if tab.key.is_some() || *part == Partition::WHOLE => {
-                    source_rows(c, &self.spec.source, mapping, part, &mut pace).await?
+                    source_rows(c, &self.spec.source, mapping, part, &mut pace).await
                 }
-                _ => source_rows_where(c, &self.spec.source, mapping, &tab.mysql_pred(scope), &mut pace).await?,
+                _ => source_rows_where(c, &self.spec.source, mapping, &tab.mysql_pred(scope), &mut pace).await,
             }
         };
-        let dst = dest_rows(&self.sink, mapping, &tab.ch_pred(scope)).await?;
-        Ok((src, dst))
+        let ch_pred = tab.ch_pred(scope);
+        let (src, dst) = tokio::join!(src, dest_rows(&self.sink, mapping, &ch_pred));
+        Ok((src?, dst?))
     }
 
     async fn compare_once(&self, c: &mut Conn, tab: &Table, scope: &Scope, mapping: &TableMapping) -> Result<Vec<KeyDiff>, VerifyError> {
