@@ -26,7 +26,7 @@ const RANGE_ROWS: u64 = 100_000;
 /// A differing range with at most this many rows (on either side) is compared row by row.
 const SMALL_RANGE: u64 = 1000;
 /// Re-checks of a difference on a live pipe before it is reported.
-const LIVE_ROUNDS: u32 = 2;
+const LIVE_ROUNDS: u32 = 4;
 /// Longest wait for the pipe's checkpoint to pass a source position.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -76,7 +76,7 @@ impl Pace {
 /// table progresses and the run is finished (`done`/`failed`) at the end.
 ///
 /// On a `Running` pipe a difference is re-checked after the pipe's checkpoint
-/// passed the source position read with it, up to twice; what differs
+/// passed the source position read with it, up to four times; what differs
 /// every time is reported. On a pipe in another state the first comparison is
 /// reported (nothing would change it).
 ///
@@ -440,13 +440,14 @@ impl Verifier {
         r: &mut TableResult,
     ) -> Result<Vec<Found>, VerifyError> {
         let Some((src_bucket, ch_bucket)) = &tab.bucket else { return Ok(Vec::new()) };
-        let bits = bucket_bits(est, SMALL_RANGE);
-        let mask = (1u64 << bits) - 1;
+        let mut bits = bucket_bits(est, SMALL_RANGE);
+        let mut known_rows = est;
         let src_table = tab.mapping.source.id.to_string();
-        let (src_b, ch_b) = (format!("({src_bucket} & {mask})"), format!("bitAnd({ch_bucket}, {mask})"));
         let mut differing: Option<BTreeSet<u32>> = None;
         let mut round = 0;
         loop {
+            let mask = (1u64 << bits) - 1;
+            let (src_b, ch_b) = (format!("({src_bucket} & {mask})"), format!("bitAnd({ch_bucket}, {mask})"));
             let s = source_bucket_sums(c, &self.spec.source, &src_table, &tab.src_hash, &src_b).await?;
             let pos = if live { Some(self.position(c, info).await?) } else { None };
             let n: u64 = s.values().map(|x| x.rows).sum();
@@ -455,6 +456,13 @@ impl Verifier {
             r.ranges_checked += 1;
             metrics::counter!("sluice_verify_ranges_total", "pipe" => self.pipe.clone(), "table" => tab.mapping.destination.clone())
                 .increment(1);
+            // The row estimate was far off (no statistics yet): scan again with buckets of the right size.
+            let total = n.max(d.values().map(|x| x.rows).sum());
+            known_rows = known_rows.max(total);
+            if differing.is_none() && bucket_bits(total, SMALL_RANGE) > bits {
+                bits = bucket_bits(total, SMALL_RANGE);
+                continue;
+            }
             if differing.is_none() {
                 r.rows_compared += n;
             }
@@ -481,7 +489,7 @@ impl Verifier {
         }
         if !tab.fetched.is_empty() {
             let narrow = narrowed(&tab.mapping, &tab.fetched);
-            let group_bits = bucket_bits(est, RANGE_ROWS);
+            let group_bits = bucket_bits(known_rows, RANGE_ROWS);
             for value in 0..(1u32 << group_bits) {
                 let scope = Scope::Bucket { bits: group_bits, value };
                 let diffs = self.compare_once(c, tab, &scope, &narrow).await?;

@@ -124,7 +124,6 @@ async fn create_tables(c: &mut mysql_async::Conn, flavor: Flavor, db: &str) {
     c.query_drop(format!("CREATE TABLE {db}.sk (k VARCHAR(20) PRIMARY KEY, n INT, note VARCHAR(20)) CHARACTER SET utf8mb4")).await.unwrap();
     let rows: Vec<String> = (0..3000).map(|i| format!("('k{i:05}', {i}, 'n{i}')")).collect();
     c.query_drop(format!("INSERT INTO {db}.sk VALUES {}", rows.join(", "))).await.unwrap();
-    c.query_drop(format!("ANALYZE TABLE {db}.sk")).await.unwrap();
 }
 
 /// Starts a run, waits for its end, returns it.
