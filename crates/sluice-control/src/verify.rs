@@ -121,7 +121,7 @@ impl RepairGate for PauseGate {
 
 /// Start a verification run of the pipe's tables (all unless `tables`); it runs in the background.
 #[utoipa::path(post, path = "/v1/pipes/{name}/verify", tag = "verify", params(("name" = String, Path)), request_body(content = VerifyRequest, description = "optional"),
-    responses((status = 202, body = VerifyStarted), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 202, body = VerifyStarted), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn start(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
     let req: VerifyRequest = if body.iter().all(u8::is_ascii_whitespace) {
         VerifyRequest::default()
@@ -153,8 +153,15 @@ impl From<sluice_catalog::CatalogError> for StartError {
 /// Records a run of `pipe` and starts it as a background task; returns its id.
 pub async fn start_run(manager: &Manager, pipe: &str, request: Request) -> Result<i64, StartError> {
     let catalog = manager.catalog().clone();
-    if catalog.pipe(pipe).await?.is_none() {
+    let Some(rec) = catalog.pipe(pipe).await? else {
         return Err(StartError::Manager(ManagerError::NotFound(pipe.into())));
+    };
+    // One run per pipe at a time: a repair pauses and resumes the pipe, which another run would see change under it.
+    if let Some(running) = catalog.verifications(pipe, 50).await?.into_iter().find(|r| r.state == sluice_catalog::VERIFY_RUNNING) {
+        return Err(StartError::Manager(ManagerError::Conflict {
+            message: format!("verification #{} of pipe {pipe:?} is still running; wait for it to end", running.id),
+            state: rec.state,
+        }));
     }
     let tables = catalog.tables(pipe).await?;
     if let Err(e) = sluice_verify::select_tables(tables, &request.tables) {

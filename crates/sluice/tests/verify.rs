@@ -286,6 +286,22 @@ async fn types_and_injections(flavor: Flavor) {
     assert_eq!(found(&run, "tt"), expected, "{run:#}");
     assert_eq!(found(&run, "sk"), [("k='k00050'".to_string(), "differs".to_string(), "note".to_string())].into());
     assert_eq!(run["clean"], false);
+    // One run at a time per pipe.
+    let (code, first) = s.call(Method::POST, &format!("/v1/pipes/{db}/verify"), Some(json!({"tables": ["tt"]}))).await;
+    assert_eq!(code, 202, "{first}");
+    let (code, v) = s.call(Method::POST, &format!("/v1/pipes/{db}/verify"), Some(json!({}))).await;
+    assert_eq!(code, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("still running"), "{v}");
+    let first = first["id"].as_i64().unwrap();
+    eventually(RUN, || async {
+        let (_, v) = s.call(Method::GET, &format!("/v1/pipes/{db}/verifications/{first}"), None).await;
+        if v["state"] == "running" {
+            Err("running".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
     // One table only; unknown tables and pipes are refused.
     let only = run_verification(&s, &db, json!({"tables": ["sk"]})).await;
     assert_eq!(only["tables"].as_array().unwrap().len(), 1);
@@ -328,7 +344,7 @@ async fn types_and_injections(flavor: Flavor) {
 
     // Runs are listed newest first, summarised in the pipe's events and counted in the metrics.
     let (_, list) = s.call(Method::GET, &format!("/v1/pipes/{db}/verifications"), None).await;
-    assert!(list.as_array().unwrap().len() >= 6, "{list:#}");
+    assert!(list.as_array().unwrap().len() >= 7, "{list:#}");
     let (_, events) = s.call(Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
     assert!(events.as_array().unwrap().iter().any(|e| e["reason"].as_str().unwrap().contains("rows repaired")), "{events:#}");
     let metrics = s.http.get(format!("{}/metrics", s.base())).bearer_auth(&s.token).send().await.unwrap().text().await.unwrap();
