@@ -75,7 +75,8 @@ fn bad_request(msg: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(ApiError { error: msg, state: None })).into_response()
 }
 
-/// Pauses a running pipe while a repair writes, and resumes it after.
+/// Pauses a running pipe while a repair writes, and resumes it after (only
+/// if it paused it: a pipe the user had paused stays paused).
 struct PauseGate {
     manager: Manager,
     pipe: String,

@@ -45,6 +45,7 @@ pub trait RepairGate: Send + Sync {
     /// Stops the pipe's stream (e.g. pauses the pipe) and returns once it is stopped.
     fn hold(&self) -> BoxFuture<'_, Result<(), String>>;
     /// Lets the stream run again (it then reserves versions above the repair's).
+    /// Also called after a `hold` that failed, to undo what it did on its way.
     fn release(&self) -> BoxFuture<'_, Result<(), String>>;
 }
 
@@ -596,7 +597,11 @@ impl Verifier {
     /// Re-copies the differing rows of `found` (see `verify`); returns the rows written.
     async fn repair(&self, c: &mut Conn, tab: &Table, found: &[Found], gate: Option<&dyn RepairGate>) -> Result<u64, VerifyError> {
         if let Some(g) = gate {
-            g.hold().await.map_err(VerifyError::Invalid)?;
+            if let Err(e) = g.hold().await {
+                // Undo whatever the gate did on its way (a pause requested but not reached).
+                let _ = g.release().await;
+                return Err(VerifyError::Invalid(e));
+            }
         }
         let mut written = 0;
         let mut result = Ok(());
