@@ -458,6 +458,12 @@ async fn measure_verification_cost() {
     let (code, v) = s.call(Method::POST, "/v1/pipes", Some(sp)).await;
     assert_eq!(code, 201, "{v}");
     s.wait_state(&db, "Running", Duration::from_secs(1800)).await;
+    // VERIFY_MEASURE_PAUSED: verify a paused pipe (no live re-check: any difference is reported).
+    if std::env::var("VERIFY_MEASURE_PAUSED").is_ok() {
+        let (code, v) = s.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
+        assert_eq!(code, 202, "{v}");
+        s.wait_state(&db, "Paused", RUN).await;
+    }
     let sluice_pid = s.child.as_ref().unwrap().id();
     let before = (cpu_seconds(sluice_pid), cpu_seconds(src_pid), cpu_seconds(ch_pid));
     let start = std::time::Instant::now();
