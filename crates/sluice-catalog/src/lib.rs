@@ -23,9 +23,11 @@
 mod error;
 pub mod secrets;
 mod store;
+mod verifications;
 
 pub use error::CatalogError;
 pub use store::{CatalogStore, KeyRange};
+pub use verifications::{VerificationRecord, VERIFY_DONE, VERIFY_FAILED, VERIFY_RUNNING};
 
 use chrono::Utc;
 use secrets::SecretBox;

@@ -415,8 +415,8 @@ async fn healthz() -> &'static str {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
-    paths(create_pipe, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, metrics_text, healthz, openapi_json),
-    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, SettingsPatch, SourcePatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec)),
+    paths(create_pipe, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, metrics_text, healthz, openapi_json),
+    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, SettingsPatch, SourcePatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -475,6 +475,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pipes/{name}/tables", post(add_tables))
         .route("/v1/pipes/{name}/tables/{table}", axum::routing::delete(remove_table))
         .route("/v1/pipes/{name}/events", get(pipe_events))
+        .route("/v1/pipes/{name}/verify", post(crate::verify::start))
+        .route("/v1/pipes/{name}/verifications", get(crate::verify::list))
+        .route("/v1/pipes/{name}/verifications/{id}", get(crate::verify::get_one))
         .route("/openapi.json", get(openapi_json))
         .route("/metrics", get(metrics_text))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

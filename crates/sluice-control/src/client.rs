@@ -230,6 +230,109 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `sluice verify`: starts a verification run, polls it until it ends and
+    /// prints a per-table summary and the differing keys (or the run as JSON).
+    /// Returns whether the pipe verified clean (no differing row, no error).
+    pub async fn verify(&self, name: &str, tables: &[String], repair: bool, json: bool) -> Result<bool> {
+        use reqwest::Method;
+        let started = self
+            .call(Method::POST, &format!("/v1/pipes/{name}/verify"), Some(serde_json::json!({"tables": tables, "repair": repair})))
+            .await?;
+        let id = started.get("id").and_then(Value::as_i64).context("the server did not return a verification id")?;
+        if !json {
+            eprintln!("verification #{id} of pipe {name} started{}", if repair { " (with repair)" } else { "" });
+        }
+        let mut shown = String::new();
+        let run = loop {
+            let v = self.call(Method::GET, &format!("/v1/pipes/{name}/verifications/{id}"), None).await?;
+            if s(&v, "state") != "running" {
+                break v;
+            }
+            if !json {
+                let line = progress_line(&v);
+                if line != shown {
+                    eprintln!("{line}");
+                    shown = line;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        };
+        if json {
+            println!("{}", serde_json::to_string_pretty(&run)?);
+        } else {
+            print_verification(&run);
+        }
+        Ok(run.get("clean").and_then(Value::as_bool).unwrap_or(false))
+    }
+}
+
+fn progress_line(v: &Value) -> String {
+    let tables = v.get("tables").and_then(Value::as_array).cloned().unwrap_or_default();
+    let parts: Vec<String> = tables
+        .iter()
+        .filter(|t| s(t, "state") != "pending")
+        .map(|t| format!("{} {} ({} ranges)", s(t, "destination"), s(t, "state"), s(t, "ranges_checked")))
+        .collect();
+    format!("  {}", parts.join(", "))
+}
+
+/// The result of a verification run, one block per table.
+pub fn print_verification(v: &Value) {
+    println!(
+        "verification #{} of {}: {}{}",
+        s(v, "id"),
+        s(v, "pipe"),
+        s(v, "state"),
+        match v.get("error") {
+            Some(Value::String(e)) => format!(" ({e})"),
+            _ => String::new(),
+        }
+    );
+    for t in v.get("tables").and_then(Value::as_array).cloned().unwrap_or_default() {
+        let differing = t.get("rows_differing").and_then(Value::as_u64).unwrap_or(0);
+        println!(
+            "{:<28} {:<7} rows {:>10}  ranges {:>6}  differing {}{}",
+            s(&t, "destination"),
+            s(&t, "state"),
+            s(&t, "rows_compared"),
+            s(&t, "ranges_checked"),
+            differing,
+            match t.get("rows_repaired").and_then(Value::as_u64) {
+                Some(n) if n > 0 => format!("  repaired {n}"),
+                _ => String::new(),
+            }
+        );
+        let fetched: Vec<String> = t
+            .get("fetched_columns")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        if !fetched.is_empty() {
+            println!("    compared by fetching: {}", fetched.join(", "));
+        }
+        if let Some(Value::String(e)) = t.get("error") {
+            println!("    error: {e}");
+        }
+        for d in t.get("differences").and_then(Value::as_array).cloned().unwrap_or_default() {
+            let cols: Vec<String> = d
+                .get("columns")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            println!(
+                "    {:<8} {}{}",
+                s(&d, "kind"),
+                s(&d, "key"),
+                if cols.is_empty() { String::new() } else { format!("  ({})", cols.join(", ")) }
+            );
+        }
+        if t.get("differences_capped").and_then(Value::as_bool) == Some(true) {
+            println!("    ... more rows differ than are listed ({differing} in all)");
+        }
+    }
+}
+
 fn s(v: &Value, k: &str) -> String {
     match v.get(k) {
         Some(Value::String(x)) => x.clone(),

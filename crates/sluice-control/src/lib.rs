@@ -9,3 +9,4 @@ mod owner;
 pub use owner::{real_engine, EngineFuture, EngineResult, EngineStarter};
 pub mod server;
 pub mod ui;
+pub mod verify;

@@ -233,6 +233,10 @@ pub struct SettingsPatch {
     pub parallel_partitions: Option<u32>,
     pub parallel_tables: Option<u32>,
     pub heartbeat_interval_ms: Option<u64>,
+    /// Source rows a verification scans per second at most.
+    pub verify_rows_per_second: Option<u64>,
+    /// Hours between scheduled verifications (0: none).
+    pub verify_interval_hours: Option<u64>,
 }
 
 /// A partial change of how the source is reached (`PATCH /v1/pipes/{name}/source`),

@@ -176,6 +176,8 @@ fn settings_diff(before: &SyncSettings, after: &SyncSettings) -> String {
         parallel_partitions: _,
         parallel_tables: _,
         heartbeat_interval_ms: _,
+        verify_rows_per_second: _,
+        verify_interval_hours: _,
     } = after;
     field!(
         sync_interval_ms,
@@ -184,7 +186,9 @@ fn settings_diff(before: &SyncSettings, after: &SyncSettings) -> String {
         rows_per_partition,
         parallel_partitions,
         parallel_tables,
-        heartbeat_interval_ms
+        heartbeat_interval_ms,
+        verify_rows_per_second,
+        verify_interval_hours
     );
     out.join(", ")
 }
@@ -554,6 +558,12 @@ impl Owner {
         }
         if let Some(v) = patch.heartbeat_interval_ms {
             s.heartbeat_interval_ms = v;
+        }
+        if let Some(v) = patch.verify_rows_per_second {
+            s.verify_rows_per_second = v;
+        }
+        if let Some(v) = patch.verify_interval_hours {
+            s.verify_interval_hours = v;
         }
         rec.spec.validate().map_err(|e| ManagerError::Invalid(e.to_string()))?;
         let changed = settings_diff(&before, &rec.spec.settings);

@@ -109,8 +109,11 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr) -> Result<()> {
         .context("metric buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    // Verification runs are tasks of the process that started them.
+    catalog.fail_unfinished_verifications("interrupted: the server stopped during the run; start it again").await?;
     let manager = Manager::new(catalog);
     manager.resume_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::verify::spawn_scheduler(manager.clone());
     let app = router(AppState { manager: manager.clone(), token: Arc::new(token), metrics });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     info!("sluice server listening on http://{listen} (data dir {})", data_dir.display());

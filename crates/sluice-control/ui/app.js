@@ -588,6 +588,48 @@
       refreshSoon();
     });
 
+    // Verification: start a run (optionally with repair), show the last run's result per table.
+    const verifyBody = h("div");
+    const verifyMsg = h("div", { class: "notice", hidden: true });
+    async function startVerify(repair) {
+      notice(verifyMsg, repair ? "Starting a verification with repair…" : "Starting a verification…");
+      try {
+        const r = await api("POST", pipePath(name) + "/verify", { tables: [], repair });
+        notice(verifyMsg, "Verification #" + r.id + " started; its result appears below.", "ok");
+      } catch (err) {
+        notice(verifyMsg, "Verification failed to start: " + err.message, "error");
+      }
+      refreshSoon();
+    }
+    const btnVerify = h("button", { type: "button", class: "secondary", onclick: () => startVerify(false) }, "Verify");
+    const btnVerifyRepair = h("button", { type: "button", class: "secondary", onclick: async () => {
+      const ok = await confirmAction({
+        title: "Verify and repair " + name + "?",
+        text: "Rows that differ from the source are copied again from the source (a running pipe is paused while they are written, then resumed).",
+        okLabel: "Verify and repair",
+      });
+      if (ok) startVerify(true);
+    } }, "Verify and repair…");
+
+    function renderVerification(runs) {
+      const run = runs && runs[0];
+      if (!run) return verifyBody.replaceChildren(h("p", { class: "muted" }, "No verification yet."));
+      const head = h("p", null, "Run #" + run.id + ", started ", timeCell(run.started_at), ": ", badge(run.state === "done" ? (run.clean ? "clean" : "differences") : run.state),
+        run.repair ? h("span", { class: "muted" }, " (with repair)") : "", run.error ? h("span", { class: "error-cell" }, " " + run.error) : "");
+      const rows = run.tables.map((t) => h("tr", null,
+        h("td", null, t.destination),
+        h("td", null, t.state),
+        h("td", null, fmtInt(t.rows_compared)),
+        h("td", null, fmtInt(t.ranges_checked)),
+        h("td", null, fmtInt(t.rows_differing) + (t.rows_repaired ? " (" + fmtInt(t.rows_repaired) + " repaired)" : "")),
+        h("td", { class: "wrap" }, (t.fetched_columns || []).join(", ")),
+        h("td", { class: "wrap" }, t.error ? h("span", { class: "error-cell" }, t.error) : (t.differences || []).slice(0, 50).map((d) => d.kind + " " + d.key + (d.columns && d.columns.length ? " (" + d.columns.join(", ") + ")" : "")).join("; ") + (t.differences_capped || (t.differences || []).length > 50 ? " …" : ""))
+      ));
+      verifyBody.replaceChildren(head, h("table", { class: "grid" },
+        h("thead", null, h("tr", null, ["Table", "State", "Rows compared", "Ranges", "Differing", "Compared by fetching", "Differing keys"].map((x) => h("th", null, x)))),
+        h("tbody", null, ...rows)));
+    }
+
     main.append(
       h(
         "div",
@@ -623,6 +665,7 @@
         )
       ),
       h("section", { class: "card" }, h("h2", null, "Add tables"), addForm),
+      h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", null, "Verification"), h("span", { class: "spacer" }), h("div", { class: "actions" }, btnVerify, btnVerifyRepair)), verifyMsg, verifyBody),
       h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", null, "History"), eventsCount), h("table", { class: "grid" },
         h("thead", null, h("tr", null, ["Time", "From", "To", "Reason"].map((t) => h("th", null, t)))), eventsBody))
     );
@@ -733,13 +776,14 @@
 
     async function refresh() {
       try {
-        const [p, ev] = await Promise.all([api("GET", pipePath(name)), api("GET", pipePath(name) + "/events")]);
+        const [p, ev, vr] = await Promise.all([api("GET", pipePath(name)), api("GET", pipePath(name) + "/events"), api("GET", pipePath(name) + "/verifications")]);
         renderPipe(p);
         renderEvents(ev);
+        renderVerification(vr);
       } catch (e) {
         if (e.status === 404) {
           notice(msg, "There is no pipe named " + name + " (deleted?).", "error");
-          for (const b of [btnPause, btnResume, btnResyncAll, btnDelete, btnResyncSel, addBtn]) b.disabled = true;
+          for (const b of [btnPause, btnResume, btnResyncAll, btnDelete, btnResyncSel, addBtn, btnVerify, btnVerifyRepair]) b.disabled = true;
           return;
         }
         throw e;

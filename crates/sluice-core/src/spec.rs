@@ -301,6 +301,10 @@ pub struct SyncSettings {
     pub parallel_tables: u32,
     /// How often the `source.heartbeat_table` row is written (when one is set).
     pub heartbeat_interval_ms: u64,
+    /// Most source rows a verification (`sluice verify`) scans per second, so that it does not load the source.
+    pub verify_rows_per_second: u64,
+    /// Run a verification of every table this often (hours; 0 = never, only on request).
+    pub verify_interval_hours: u64,
 }
 
 impl Default for SyncSettings {
@@ -313,6 +317,8 @@ impl Default for SyncSettings {
             parallel_partitions: 4,
             parallel_tables: 1,
             heartbeat_interval_ms: 30_000,
+            verify_rows_per_second: 200_000,
+            verify_interval_hours: 0,
         }
     }
 }
@@ -461,6 +467,12 @@ impl PipeSpec {
         }
         if s.heartbeat_interval_ms < 100 || s.heartbeat_interval_ms > 86_400_000 {
             return Err(err("settings.heartbeat_interval_ms", "must be between 100 and 86400000"));
+        }
+        if s.verify_rows_per_second < 1000 || s.verify_rows_per_second > 100_000_000 {
+            return Err(err("settings.verify_rows_per_second", "must be between 1000 and 100000000"));
+        }
+        if s.verify_interval_hours > 8760 {
+            return Err(err("settings.verify_interval_hours", "must be between 0 (never) and 8760 (a year)"));
         }
         Ok(())
     }

@@ -49,6 +49,27 @@ enum Command {
         #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Verify that a pipe's ClickHouse tables equal its source tables (on a running server);
+    /// prints the differing keys and exits non-zero when differences remain.
+    Verify {
+        /// The pipe.
+        name: String,
+        /// A table to verify (destination name or schema.table); repeatable; all tables when absent.
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        /// Re-copy the differing rows from the source, then verify them again.
+        #[arg(long)]
+        repair: bool,
+        /// Server URL.
+        #[arg(long, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:7878")]
+        server: String,
+        /// Print the run as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Data dir whose api-token to use when SLUICE_API_TOKEN is not set.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Check a source for CDC readiness without changing anything.
     Check {
         /// Pipe spec (JSON).
@@ -133,6 +154,11 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             let client = sluice_control::client::Client::new(&server, None, data_dir)?;
             client.run(command, json).await?;
             Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Verify { name, tables, repair, server, json, data_dir } => {
+            let client = sluice_control::client::Client::new(&server, None, data_dir)?;
+            let clean = client.verify(&name, &tables, repair, json).await?;
+            Ok(if clean { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(2) })
         }
         Command::Check { config, json } => {
             let spec = read_spec(&config)?;
