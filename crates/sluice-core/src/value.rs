@@ -36,6 +36,20 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146097 + doe - 719468
 }
 
+/// The proleptic Gregorian date `(year, month, day)` of a day number since
+/// 1970-01-01: the inverse of `days_from_civil`.
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
 /// Builds a `Cell::Date`/`Cell::DateTime` from calendar parts; `None` for zero or
 /// partial-zero dates (`0000-00-00`, `2024-00-10`) and impossible ones.
 #[allow(clippy::too_many_arguments)] // the calendar parts of one value, as both decoders have them
@@ -108,6 +122,9 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11017);
         assert_eq!(days_from_civil(1900, 1, 1), -25567);
+        for (y, m, d) in [(1970, 1, 1), (2000, 2, 29), (1900, 3, 1), (1, 1, 1), (9999, 12, 31), (-44, 3, 15)] {
+            assert_eq!(civil_from_days(days_from_civil(y, m as u32, d as u32)), (y, m, d));
+        }
         assert_eq!(calendar_cell(2024, 0, 10, 0, 0, 0, 0, false), None);
         assert_eq!(calendar_cell(1970, 1, 2, 0, 0, 1, 5, true), Some(Cell::DateTime(86_401_000_005)));
     }

@@ -18,6 +18,7 @@ use mysql_async::{Conn, Value};
 use serde_json::json;
 use sluice_core::schema::{quote_mysql, SourceColumn, SourceTable};
 use sluice_core::types::TableMapping;
+use sluice_core::value::{civil_from_days, days_from_civil};
 use sluice_core::Cell;
 
 /// A range of the first paging column, `[lo, hi)` in the column's order (its
@@ -334,35 +335,11 @@ fn is_zero_date(v: &Value) -> bool {
     matches!(v, Value::Date(0, 0, 0, ..))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day number since 1970-01-01 (inverse of `days_from_civil`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
-}
-
 /// Microseconds since 1970 of a DATE/DATETIME/TIMESTAMP value; a zero month
 /// or day (lax `sql_mode`) counts as 1, as it only places a bound.
 fn value_to_micros(v: &Value) -> Option<i128> {
     let Value::Date(y, mo, d, h, mi, s, us) = *v else { return None };
-    let days = days_from_civil(y as i64, mo.clamp(1, 12) as i64, d.max(1) as i64) as i128;
+    let days = days_from_civil(y as i64, mo.clamp(1, 12) as u32, d.max(1) as u32) as i128;
     Some(((days * 24 + h as i128) * 60 + mi as i128) * 60_000_000 + s as i128 * 1_000_000 + us as i128)
 }
 

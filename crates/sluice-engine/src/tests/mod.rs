@@ -133,6 +133,14 @@ impl Harness {
         }
     }
 
+    async fn wait_table_state(&self, dest: &str, want: TableState) {
+        let t0 = tokio::time::Instant::now();
+        while self.table(dest).await.state != want {
+            assert!(t0.elapsed() < PATIENCE, "{dest} never went to {want:?} (it is {:?})", self.table(dest).await.state);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     async fn table(&self, dest: &str) -> sluice_catalog::TableRecord {
         let tables = self.catalog.tables("mem").await.expect("tables");
         tables.into_iter().find(|t| t.mapping.destination == dest).unwrap_or_else(|| panic!("no table {dest}"))
@@ -399,11 +407,7 @@ async fn table_level_write_error_stops_only_that_table() {
     h.src.commit(vec![(ledger.clone(), ChangeOp::Upsert, row(100, "x", 1)), upsert(100, "a", 1)]);
     h.random_writes(&mut Lcg(9), 50, 40);
     h.converged("accounts").await;
-    let t0 = tokio::time::Instant::now();
-    while h.table("ledger").await.state != TableState::Error {
-        assert!(t0.elapsed() < PATIENCE, "ledger never went to Error");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    h.wait_table_state("ledger", TableState::Error).await;
     let err = h.table("ledger").await.error.unwrap_or_default();
     assert!(err.contains("TYPE_MISMATCH") && err.contains("resync"), "error: {err}");
     assert_eq!(h.state().await, PipeState::Running);
@@ -423,11 +427,7 @@ async fn undecodable_rows_stop_only_their_table() {
     h.src.commit(vec![(TableId::new("shop", "ledger"), ChangeOp::Upsert, odd), upsert(1, "fine", 5)]);
     h.random_writes(&mut Lcg(2), 30, 30);
     h.converged("accounts").await;
-    let t0 = tokio::time::Instant::now();
-    while h.table("ledger").await.state != TableState::Error {
-        assert!(t0.elapsed() < PATIENCE, "ledger never went to Error");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    h.wait_table_state("ledger", TableState::Error).await;
     assert_eq!(h.state().await, PipeState::Running);
     engine.stop().await.expect("stopped");
 }
