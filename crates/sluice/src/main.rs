@@ -148,10 +148,14 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
                 for c in &checks {
                     println!(
                         "{} {:<26} {}{}",
-                        if c.ok { "PASS" } else { "FAIL" },
+                        c.verdict(),
                         c.name,
                         c.found,
-                        if c.ok { String::new() } else { format!("\n     fix: {}", c.fix) }
+                        match c.verdict() {
+                            "FAIL" => format!("\n     fix: {}", c.fix),
+                            "WARN" => format!("\n     note: {}", c.fix),
+                            _ => String::new(),
+                        }
                     );
                 }
             }
