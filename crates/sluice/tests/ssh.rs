@@ -25,6 +25,8 @@ struct Relay {
     bytes: Arc<AtomicU64>,
     connections: Arc<AtomicU64>,
     live: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    /// Local ports of the relay's connections to sshd (they identify sshd's per-connection processes).
+    ports: Arc<Mutex<Vec<u16>>>,
 }
 
 impl Relay {
@@ -35,14 +37,19 @@ impl Relay {
         let bytes = Arc::new(AtomicU64::new(0));
         let connections = Arc::new(AtomicU64::new(0));
         let live: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (b, n, l) = (bytes.clone(), connections.clone(), live.clone());
+        let ports: Arc<Mutex<Vec<u16>>> = Arc::default();
+        let (b, n, l, p) = (bytes.clone(), connections.clone(), live.clone(), ports.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((inbound, _)) = listener.accept().await else { continue };
                 n.fetch_add(1, Ordering::SeqCst);
                 let b = b.clone();
+                let p = p.clone();
                 let task = tokio::spawn(async move {
                     let Ok(out) = TcpStream::connect(("127.0.0.1", sshd_port)).await else { return };
+                    if let Ok(a) = out.local_addr() {
+                        p.lock().unwrap().push(a.port());
+                    }
                     let (ri, wi) = inbound.into_split();
                     let (ro, wo) = out.into_split();
                     tokio::join!(pump(ri, wo, b.clone()), pump(ro, wi, b));
@@ -50,7 +57,35 @@ impl Relay {
                 l.lock().unwrap().push(task.abort_handle());
             }
         });
-        Relay { port, bytes, connections, live }
+        Relay { port, bytes, connections, live, ports }
+    }
+
+    /// Kills (SIGKILL) the sshd processes serving the relay's connections, as
+    /// a crashing or restarted bastion would, leaving sshd's listener alone.
+    fn kill_sshd_sessions(&self) -> usize {
+        let master = std::fs::read_to_string(testbed_url("SLUICE_TEST_SSH_PID")).unwrap().trim().to_string();
+        let sshd_port = testbed_url("SLUICE_TEST_SSH_PORT");
+        let out = Command::new("ss").args(["-tnpH", "state", "established"]).output().expect("ss (iproute2)");
+        let ports = self.ports.lock().unwrap().clone();
+        let mut pids = std::collections::BTreeSet::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(peer)) = (fields.get(2), fields.get(3)) else { continue };
+            let ours = local.ends_with(&format!(":{sshd_port}")) && ports.iter().any(|p| peer.ends_with(&format!(":{p}")));
+            if !ours {
+                continue;
+            }
+            for part in line.split("pid=").skip(1) {
+                let pid: String = part.chars().take_while(|c| c.is_ascii_digit()).collect();
+                if !pid.is_empty() && pid != master {
+                    pids.insert(pid);
+                }
+            }
+        }
+        for pid in &pids {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+        pids.len()
     }
 
     /// Drops every connection the relay carries (both sockets closed at once).
@@ -123,9 +158,10 @@ async fn tunnel_snapshot_cdc_and_dropped_session(flavor: Flavor) {
     let log = run.log();
     assert!(log.contains("SSH tunnel to") && log.contains("SSH session to"), "{log}");
 
-    for round in 0..2 {
+    // Twice the network drops the SSH connection; then the bastion's sshd process serving it dies.
+    for round in 0..3 {
         let before = relay.connections.load(Ordering::SeqCst);
-        let cut = relay.cut();
+        let cut = if round < 2 { relay.cut() } else { relay.kill_sshd_sessions() };
         assert!(cut > 0, "round {round}: the pipe holds no SSH connection to cut");
         for _ in 0..200 {
             random_write(&mut c, &db, &mut rng, &mut next_id, 5_000).await;
