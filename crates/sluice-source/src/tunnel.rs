@@ -15,6 +15,10 @@
 //! dropped session break with an I/O error, which is transient, and their
 //! retries open a new session.
 //!
+//! A session that has carried no connection for `IDLE_CLOSE` is closed (a
+//! deleted pipe, or one that moved to another source, leaves no SSH session
+//! behind); the next connection opens a new one.
+//!
 //! Host keys are checked by default: the server's key must equal
 //! `known_host_key`; without one, the connection is refused with an error that
 //! prints the key the server offered, unless `insecure_skip_host_key_check`.
@@ -26,8 +30,12 @@ use sluice_core::spec::{host_key_parts, SourceSpec, SshSpec};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a session may carry no connection before it is closed.
+const IDLE_CLOSE: Duration = Duration::from_secs(300);
 use tokio::net::{TcpListener, TcpStream};
 
 /// Where a source connection goes: the source itself, or a tunnel's local end.
@@ -49,6 +57,7 @@ pub async fn endpoint(spec: &SourceSpec) -> Result<Endpoint, SourceError> {
         return Ok(Endpoint { host: spec.host.clone(), port: spec.port, tunneled: false });
     };
     let tunnel = tunnel_for(ssh, &spec.host, spec.port).await?;
+    tunnel.touch();
     tunnel.session().await?;
     Ok(Endpoint { host: "127.0.0.1".into(), port: tunnel.local.port(), tunneled: true })
 }
@@ -88,6 +97,8 @@ async fn tunnel_for(ssh: &SshSpec, host: &str, port: u16) -> Result<Arc<Tunnel>,
             target_port: port,
             local,
             session: tokio::sync::Mutex::new(None),
+            active: AtomicUsize::new(0),
+            last_used: Mutex::new(Instant::now()),
         });
         all.insert(key, t.clone());
         t
@@ -101,6 +112,7 @@ async fn tunnel_for(ssh: &SshSpec, host: &str, port: u16) -> Result<Arc<Tunnel>,
         ssh.port
     );
     tokio::spawn(tunnel.clone().accept_loop(listener));
+    tokio::spawn(tunnel.clone().close_when_idle());
     Ok(tunnel)
 }
 
@@ -112,6 +124,10 @@ struct Tunnel {
     local: SocketAddr,
     /// The live session, if any; replaced when found closed.
     session: tokio::sync::Mutex<Option<Arc<client::Handle<HostKeyCheck>>>>,
+    /// Connections being forwarded now.
+    active: AtomicUsize,
+    /// When a connection last started or ended.
+    last_used: Mutex<Instant>,
 }
 
 impl Tunnel {
@@ -137,6 +153,29 @@ impl Tunnel {
         }
     }
 
+    fn touch(&self) {
+        *self.last_used.lock().expect("tunnel clock") = Instant::now();
+    }
+
+    /// Closes the session once no connection has used it for `IDLE_CLOSE`.
+    async fn close_when_idle(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(IDLE_CLOSE / 10).await;
+            // Checked under the session's lock: a connection counts itself active before it asks for the session.
+            let mut slot = self.session.lock().await;
+            let idle = self.last_used.lock().expect("tunnel clock").elapsed();
+            if self.active.load(Ordering::SeqCst) > 0 || idle < IDLE_CLOSE {
+                continue;
+            }
+            let closing = slot.take();
+            drop(slot);
+            if let Some(s) = closing {
+                tracing::info!("closing the idle SSH session to {}:{}", self.ssh.host, self.ssh.port);
+                let _ = s.disconnect(russh::Disconnect::ByApplication, "idle", "en").await;
+            }
+        }
+    }
+
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
         loop {
             match listener.accept().await {
@@ -155,7 +194,15 @@ impl Tunnel {
 
     /// Carries one local connection through a `direct-tcpip` channel; on any
     /// failure the local connection is closed (its user sees an I/O error).
-    async fn forward(&self, mut tcp: TcpStream, peer: SocketAddr) {
+    async fn forward(&self, tcp: TcpStream, peer: SocketAddr) {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        self.touch();
+        self.forward_counted(tcp, peer).await;
+        self.touch();
+        self.active.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    async fn forward_counted(&self, mut tcp: TcpStream, peer: SocketAddr) {
         let _ = tcp.set_nodelay(true);
         let mut tried_fresh = false;
         let channel = loop {
