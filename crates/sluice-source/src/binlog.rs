@@ -580,6 +580,23 @@ impl BinlogReader {
         let key = mapping.identity_positions();
         let ncols = mapping.columns.len();
         let fail = |msg: String| (mapped.table, format!("table {} at {base}: {msg}; resync the table", mapping.source.id));
+        // Rows must be whole: a session (or server) with binlog_row_image MINIMAL/NOBLOB
+        // leaves columns out, and their values would land in the wrong columns.
+        let partial_image = rows.columns_before_image().is_some_and(|b| !b.all()) || rows.columns_after_image().is_some_and(|b| !b.all());
+        if partial_image {
+            return Err(fail(
+                "a row image lacks columns: it was written with binlog_row_image MINIMAL or NOBLOB (a global or session setting); \
+                 SET PERSIST binlog_row_image = 'FULL' (MariaDB: SET GLOBAL and my.cnf) and make sure no session sets it otherwise"
+                    .into(),
+            ));
+        }
+        if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
+            return Err(fail(
+                "a partial JSON update (binlog_row_value_options=PARTIAL_JSON) cannot be applied without the old document; \
+                 SET PERSIST binlog_row_value_options = ''"
+                    .into(),
+            ));
+        }
         let to_cells = |mut row: mysql_common::binlog::row::BinlogRow| -> Result<Vec<Cell>, (usize, String)> {
             let mut cells = vec![Cell::Null; ncols];
             for (i, pos) in mapped.positions.iter().enumerate() {

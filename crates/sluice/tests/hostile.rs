@@ -148,3 +148,56 @@ async fn mysql_compressed_transactions_are_replicated() {
     eventually(Duration::from_secs(120), || compare(flavor, &db, &ch_db)).await;
     assert!(run.is_running(), "{}", run.log());
 }
+
+/// A session that writes partial row images (`SET SESSION binlog_row_image =
+/// MINIMAL`, which no global check can see) puts that table in Error with the
+/// fix instead of shifting values into the wrong columns; other tables go on.
+async fn partial_row_images_stop_only_their_table(flavor: Flavor) {
+    let db = unique(&format!("minimal_{}", flavor.tag()));
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    create_schema(&mut c, &db).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(91);
+    load_orders(&mut c, &db, &mut rng, 1, 200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc");
+    let mut run = SluiceRun::start(dir.path(), &spec);
+    eventually(Duration::from_secs(90), || compare(flavor, &db, &ch_db)).await;
+
+    let mut minimal = mysql(flavor).await;
+    minimal.query_drop("SET SESSION binlog_row_image = 'MINIMAL'").await.unwrap();
+    minimal.query_drop(format!("UPDATE {db}.orders SET qty = 4242 WHERE id = 7")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {db}.items VALUES (9, 1, 'after', 'still flowing')")).await.unwrap();
+    eventually(Duration::from_secs(90), || async {
+        let log = run.log();
+        if log.contains("binlog_row_image MINIMAL or NOBLOB") {
+            Ok(())
+        } else {
+            Err("no error naming binlog_row_image yet".to_string())
+        }
+    })
+    .await;
+    eventually(Duration::from_secs(90), || async {
+        let rows = ch_rows(&format!("SELECT note FROM {ch_db}.items FINAL WHERE order_id = 9 AND _peerdb_is_deleted = 0")).await?;
+        if rows == vec![vec!["still flowing".to_string()]] {
+            Ok(())
+        } else {
+            Err(format!("items: {rows:?}"))
+        }
+    })
+    .await;
+    // The partial update was not applied as a row (its other columns would be wrong).
+    let qty = ch_rows(&format!("SELECT qty FROM {ch_db}.orders FINAL WHERE id = 7")).await.unwrap();
+    assert_ne!(qty, vec![vec!["4242".to_string()]], "{}", run.log());
+    assert!(run.is_running(), "{}", run.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_partial_row_images_stop_only_their_table() {
+    partial_row_images_stop_only_their_table(Flavor::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_partial_row_images_stop_only_their_table() {
+    partial_row_images_stop_only_their_table(Flavor::MariaDb).await;
+}
