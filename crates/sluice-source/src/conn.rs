@@ -176,6 +176,12 @@ async fn connect_unbounded(spec: &SourceSpec) -> Result<Conn, SourceError> {
         }
         other => other,
     };
+    if conn.is_err() && at.tunneled {
+        // The handshake broke because the SSH server would not reach the source: say that instead.
+        if let Some(e) = crate::tunnel::explain(spec) {
+            return Err(e);
+        }
+    }
     let mut conn = conn.map_err(|e| match e {
         mysql_async::Error::Io(io) if io.to_string().to_ascii_lowercase().contains("certificate") => {
             SourceError::Config(format!("TLS to the source failed: {io}; check source.tls.ca_cert (and tls_host for verify_identity)"))

@@ -62,6 +62,31 @@ pub async fn endpoint(spec: &SourceSpec) -> Result<Endpoint, SourceError> {
     Ok(Endpoint { host: "127.0.0.1".into(), port: tunnel.local.port(), tunneled: true })
 }
 
+/// Why the tunnel of `spec` could not carry a connection just now (its SSH
+/// server refused or failed to open the channel to the source within the last
+/// 30 s), for `connect` to report instead of the broken MySQL handshake it
+/// sees: `Config` when the SSH server forbids forwarding, `Tunnel` otherwise.
+pub fn explain(spec: &SourceSpec) -> Option<SourceError> {
+    let ssh = spec.ssh.as_ref()?;
+    let tunnel = tunnels().lock().expect("tunnel registry").get(&tunnel_key(ssh, &spec.host, spec.port))?.clone();
+    let last = tunnel.channel_error.lock().expect("channel error").clone()?;
+    (last.at.elapsed() < Duration::from_secs(30)).then(|| {
+        if last.fatal {
+            SourceError::Config(last.message)
+        } else {
+            SourceError::Tunnel(last.message)
+        }
+    })
+}
+
+/// The last channel the SSH server would not open.
+#[derive(Clone)]
+struct ChannelError {
+    at: Instant,
+    fatal: bool,
+    message: String,
+}
+
 /// Every tunnel of the process, by its settings (secrets hashed, never kept as the key).
 fn tunnels() -> &'static Mutex<HashMap<u64, Arc<Tunnel>>> {
     static TUNNELS: OnceLock<Mutex<HashMap<u64, Arc<Tunnel>>>> = OnceLock::new();
@@ -99,6 +124,7 @@ async fn tunnel_for(ssh: &SshSpec, host: &str, port: u16) -> Result<Arc<Tunnel>,
             session: tokio::sync::Mutex::new(None),
             active: AtomicUsize::new(0),
             last_used: Mutex::new(Instant::now()),
+            channel_error: Mutex::new(None),
         });
         all.insert(key, t.clone());
         t
@@ -128,6 +154,8 @@ struct Tunnel {
     active: AtomicUsize,
     /// When a connection last started or ended.
     last_used: Mutex<Instant>,
+    /// The last channel the SSH server would not open (see `explain`).
+    channel_error: Mutex<Option<ChannelError>>,
 }
 
 impl Tunnel {
@@ -218,6 +246,32 @@ impl Tunnel {
                 .await
             {
                 Ok(c) => break c,
+                Err(russh::Error::ChannelOpenFailure(why)) => {
+                    // The session is fine; the SSH server would not (or could not) reach the source.
+                    let (ssh_at, target) =
+                        (format!("{}:{}", self.ssh.host, self.ssh.port), format!("{}:{}", self.target_host, self.target_port));
+                    let (fatal, message) = match why {
+                        russh::ChannelOpenFailure::AdministrativelyProhibited => (
+                            true,
+                            format!(
+                                "the SSH server {ssh_at} refuses to forward connections to {target} (administratively prohibited): \
+                                 allow TCP forwarding for user {} on it (sshd_config: AllowTcpForwarding yes, PermitOpen)",
+                                self.ssh.user
+                            ),
+                        ),
+                        russh::ChannelOpenFailure::ConnectFailed => (
+                            false,
+                            format!(
+                                "the SSH server {ssh_at} could not connect to {target}: is the source running, and reachable from the \
+                                 SSH server under that name (source.host is resolved there)?"
+                            ),
+                        ),
+                        other => (false, format!("the SSH server {ssh_at} would not open a channel to {target}: {other:?}")),
+                    };
+                    tracing::warn!("{message}");
+                    *self.channel_error.lock().expect("channel error") = Some(ChannelError { at: Instant::now(), fatal, message });
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(
                         "SSH server {}:{} could not open a channel to {}:{}: {e}",
@@ -235,6 +289,7 @@ impl Tunnel {
                 }
             }
         };
+        *self.channel_error.lock().expect("channel error") = None;
         let mut stream = channel.into_stream();
         if let Err(e) = tokio::io::copy_bidirectional(&mut tcp, &mut stream).await {
             tracing::debug!("SSH tunnel connection from {peer} ended: {e}");

@@ -236,6 +236,12 @@ async fn ssh_host_key_checks_and_tls_through_the_tunnel() {
         let (ok, out) = check(&with_ssh(other), dir.path());
         assert!(!ok && out.contains("refused user nobody-here"), "{flavor:?}: {out}");
 
+        // A source the SSH server cannot reach: said so, naming the target.
+        let mut unreachable = with_ssh(ssh_settings(sshd_port));
+        unreachable["source"]["port"] = 1.into();
+        let (ok, out) = check(&unreachable, dir.path());
+        assert!(!ok && out.contains("could not connect to 127.0.0.1:1"), "{flavor:?}: {out}");
+
         if flavor == Flavor::MySql {
             // verify_identity through the tunnel: the certificate is checked against the source's name.
             let ca = std::fs::read_to_string(testbed_url("SLUICE_TEST_MYSQL_CA")).unwrap();
