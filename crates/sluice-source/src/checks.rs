@@ -193,6 +193,23 @@ pub fn replication(info: &ServerInfo, mechanism: ReplicationMechanism) -> Check 
     }
 }
 
+/// How the source is reached when `source.ssh` is set (the tunnel is up by
+/// the time any check runs): a warning when host keys are not checked.
+pub fn ssh_tunnel(source: &sluice_core::spec::SourceSpec) -> Option<Check> {
+    let ssh = source.ssh.as_ref()?;
+    let through = format!("through {}@{}:{} to {}:{}", ssh.user, ssh.host, ssh.port, source.host, source.port);
+    Some(if ssh.insecure_skip_host_key_check {
+        warn(
+            "ssh_tunnel",
+            format!("{through}; the SSH server's host key is NOT checked"),
+            "set source.ssh.known_host_key (ssh-keyscan prints it) and drop insecure_skip_host_key_check: without it a man in the \
+             middle can read the source's data",
+        )
+    } else {
+        check("ssh_tunnel", true, format!("{through}; host key checked"), "")
+    })
+}
+
 /// Runs every server-level check (tables are checked by `tables`).
 pub async fn run(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMechanism) -> Result<Vec<Check>, SourceError> {
     let mut out = vec![replication(info, mechanism)];

@@ -138,7 +138,8 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             let spec = read_spec(&config)?;
             let mut conn = sluice_source::conn::connect(&spec.source).await?;
             let info = sluice_source::conn::server_info(&mut conn).await?;
-            let mut checks = sluice_source::checks::run(&mut conn, &info, spec.source.replication_mechanism).await?;
+            let mut checks: Vec<_> = sluice_source::checks::ssh_tunnel(&spec.source).into_iter().collect();
+            checks.extend(sluice_source::checks::run(&mut conn, &info, spec.source.replication_mechanism).await?);
             checks.extend(sluice_source::checks::tables(&mut conn, &spec.tables).await?);
             let ok = checks.iter().all(|c| c.ok);
             if json {

@@ -146,7 +146,7 @@ async fn tunnel_snapshot_cdc_and_dropped_session(flavor: Flavor) {
     spec["source"]["ssh"] = ssh_settings(relay.port);
 
     let (ok, out) = check(&spec, dir.path());
-    assert!(ok && out.contains("PASS"), "sluice check through the tunnel:\n{out}");
+    assert!(ok && out.contains("PASS ssh_tunnel") && out.contains("host key checked"), "sluice check through the tunnel:\n{out}");
 
     let mut run = SluiceRun::start(dir.path(), &spec);
     let mut next_id = 100_000;
@@ -228,7 +228,7 @@ async fn ssh_host_key_checks_and_tls_through_the_tunnel() {
         let mut skip = ssh.clone();
         skip["insecure_skip_host_key_check"] = true.into();
         let (ok, out) = check(&with_ssh(skip), dir.path());
-        assert!(ok, "{flavor:?}: {out}");
+        assert!(ok && out.contains("WARN ssh_tunnel") && out.contains("NOT checked"), "{flavor:?}: {out}");
 
         // A key the server does not authorize: refused, naming the setting.
         let mut other = ssh_settings(sshd_port);
