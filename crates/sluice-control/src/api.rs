@@ -81,6 +81,19 @@ pub struct SourceView {
     pub tls_mode: TlsMode,
     pub replication_mechanism: ReplicationMechanism,
     pub heartbeat_table: Option<String>,
+    /// The SSH tunnel the source is reached through, if any (its key or password is never shown).
+    pub ssh: Option<SshView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SshView {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// `private_key` or `password`.
+    pub auth: String,
+    pub known_host_key: Option<String>,
+    pub insecure_skip_host_key_check: bool,
 }
 
 impl SourceView {
@@ -94,6 +107,14 @@ impl SourceView {
             tls_mode: s.tls.mode,
             replication_mechanism: s.replication_mechanism,
             heartbeat_table: s.heartbeat_table.clone(),
+            ssh: s.ssh.as_ref().map(|t| SshView {
+                host: t.host.clone(),
+                port: t.port,
+                user: t.user.clone(),
+                auth: if t.private_key.is_empty() { "password" } else { "private_key" }.into(),
+                known_host_key: t.known_host_key.clone(),
+                insecure_skip_host_key_check: t.insecure_skip_host_key_check,
+            }),
         }
     }
 }

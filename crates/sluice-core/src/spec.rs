@@ -12,6 +12,13 @@ use std::fmt;
 #[serde(transparent)]
 pub struct Secret(pub String);
 
+impl Secret {
+    /// Whether no secret is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
@@ -62,6 +69,89 @@ pub struct SourceSpec {
     /// answer in time is a transient error, retried on a new connection.
     #[serde(default = "default_query_timeout_ms")]
     pub query_timeout_ms: u64,
+    /// Reach the source through an SSH server (a bastion host): every source
+    /// connection, the binlog stream included, is a `direct-tcpip` channel to
+    /// `host:port` opened by that server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshSpec>,
+}
+
+/// An SSH tunnel to the source (`source.ssh`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSpec {
+    /// The SSH server (bastion) to connect to.
+    pub host: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    pub user: String,
+    /// The client's private key, PEM or OpenSSH text (unencrypted). Set it or `password`.
+    #[serde(default, skip_serializing_if = "Secret::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub private_key: Secret,
+    /// The SSH user's password. Set it or `private_key`.
+    #[serde(default, skip_serializing_if = "Secret::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub password: Secret,
+    /// The server's public host key as a known_hosts / `ssh-keyscan` line
+    /// (`ssh-ed25519 AAAA...`; a leading host name and a trailing comment are ignored).
+    /// Without it the connection is refused with an error that prints the key the
+    /// server offered, unless `insecure_skip_host_key_check` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_host_key: Option<String>,
+    /// Accept any host key (open to a man in the middle; for tests only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_host_key_check: bool,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+/// The key type and base64 body of a host key line (`[hosts] type base64 [comment]`), when it has that shape.
+pub fn host_key_parts(line: &str) -> Option<(&str, &str)> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let is_type = |w: &str| w.starts_with("ssh-") || w.starts_with("ecdsa-") || w.starts_with("sk-") || w.starts_with("rsa-");
+    let at = words.iter().position(|w| is_type(w))?;
+    let body = *words.get(at + 1)?;
+    let b64 = !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
+    b64.then_some((words[at], body))
+}
+
+impl SshSpec {
+    /// Checks the tunnel settings (field names as `source.ssh.*`).
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.host.trim().is_empty() {
+            return Err(err("source.ssh.host", "must not be empty"));
+        }
+        if self.port == 0 {
+            return Err(err("source.ssh.port", "must be between 1 and 65535"));
+        }
+        if self.user.is_empty() {
+            return Err(err("source.ssh.user", "must not be empty"));
+        }
+        match (self.private_key.is_empty(), self.password.is_empty()) {
+            (true, true) => return Err(err("source.ssh", "set private_key (PEM or OpenSSH text) or password")),
+            (false, false) => return Err(err("source.ssh", "set private_key or password, not both")),
+            _ => {}
+        }
+        if !self.private_key.is_empty() && !self.private_key.0.contains("-----BEGIN ") {
+            return Err(err(
+                "source.ssh.private_key",
+                "must be the text of a private key (-----BEGIN OPENSSH PRIVATE KEY----- or a PEM key), not a path",
+            ));
+        }
+        if let Some(k) = &self.known_host_key {
+            if host_key_parts(k).is_none() {
+                return Err(err(
+                    "source.ssh.known_host_key",
+                    "must be a public host key line such as \"ssh-ed25519 AAAA...\" (what ssh-keyscan prints)",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_query_timeout_ms() -> u64 {
@@ -416,6 +506,9 @@ impl PipeSpec {
         if self.source.query_timeout_ms < 1000 || self.source.query_timeout_ms > 86_400_000 {
             return Err(err("source.query_timeout_ms", "must be between 1000 and 86400000"));
         }
+        if let Some(ssh) = &self.source.ssh {
+            ssh.validate()?;
+        }
         if self.source.server_id == Some(0) {
             return Err(err("source.server_id", "must be between 1 and 4294967295 (0 is not a valid replica id)"));
         }
@@ -475,6 +568,17 @@ impl PipeSpec {
             return Err(err("settings.verify_interval_hours", "must be between 0 (never) and 8760 (a year)"));
         }
         Ok(())
+    }
+
+    /// Every secret of the spec (passwords, keys), for whoever stores the spec
+    /// to seal them and to open them again.
+    pub fn secrets_mut(&mut self) -> Vec<&mut Secret> {
+        let mut out = vec![&mut self.source.password, &mut self.destination.password];
+        if let Some(ssh) = &mut self.source.ssh {
+            out.push(&mut ssh.private_key);
+            out.push(&mut ssh.password);
+        }
+        out
     }
 
     /// `source.heartbeat_table` as (schema, table), when set (validated by `validate`).
@@ -579,6 +683,37 @@ mod tests {
             let text = EXAMPLE.replace(from, to);
             let e = PipeSpec::from_json(&text).unwrap_err();
             assert_eq!(e.field, field, "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn ssh_settings_are_read_checked_and_kept_secret() {
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\\nAAAA\\n-----END OPENSSH PRIVATE KEY-----";
+        let with = |ssh: &str| EXAMPLE.replace(r#""server_id": 51001}"#, &format!(r#""server_id": 51001, "ssh": {ssh}}}"#));
+        let ok = with(&format!(
+            r#"{{"host": "bastion", "user": "tunnel", "private_key": "{key}", "known_host_key": "bastion ssh-ed25519 AAAAC3Nz= c"}}"#
+        ));
+        let mut spec = PipeSpec::from_json(&ok).unwrap();
+        let ssh = spec.source.ssh.clone().unwrap();
+        assert_eq!((ssh.port, ssh.insecure_skip_host_key_check), (22, false));
+        assert!(!format!("{spec:?}").contains("OPENSSH PRIVATE"));
+        assert_eq!(spec.secrets_mut().len(), 4);
+        let again: PipeSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(again, spec);
+        assert!(!serde_json::to_string(&PipeSpec::from_json(EXAMPLE).unwrap()).unwrap().contains("ssh"));
+        let cases = [
+            (r#"{"host": "", "user": "u", "password": "p"}"#.to_string(), "source.ssh.host"),
+            (r#"{"host": "b", "port": 0, "user": "u", "password": "p"}"#.to_string(), "source.ssh.port"),
+            (r#"{"host": "b", "user": "", "password": "p"}"#.to_string(), "source.ssh.user"),
+            (r#"{"host": "b", "user": "u"}"#.to_string(), "source.ssh"),
+            (format!(r#"{{"host": "b", "user": "u", "password": "p", "private_key": "{key}"}}"#), "source.ssh"),
+            (r#"{"host": "b", "user": "u", "private_key": "/home/u/.ssh/id_ed25519"}"#.to_string(), "source.ssh.private_key"),
+            (r#"{"host": "b", "user": "u", "password": "p", "known_host_key": "AAAA"}"#.to_string(), "source.ssh.known_host_key"),
+            (r#"{"host": "b", "user": "u", "password": "p", "hostkey": "x"}"#.to_string(), "(json)"),
+        ];
+        for (ssh, field) in cases {
+            let e = PipeSpec::from_json(&with(&ssh)).unwrap_err();
+            assert_eq!(e.field, field, "{ssh}: {e}");
         }
     }
 

@@ -118,6 +118,10 @@ pub struct BinlogReader {
     resumed_by: ResumeBy,
     /// Bytes of binlog events received so far.
     bytes_read: u64,
+    /// The end position of the MySQL TRANSACTION_PAYLOAD event (a compressed
+    /// transaction, `binlog_transaction_compression=ON`) whose events are being
+    /// read: they carry no position of their own (0), so they take this one.
+    payload_end: Option<u32>,
 }
 
 /// How a binlog stream is positioned on the source.
@@ -156,7 +160,12 @@ pub fn resume_by(mechanism: ReplicationMechanism, info: &ServerInfo, from: &Chec
 }
 
 const MARIADB_GTID_EVENT: u8 = 0xa2;
+/// MySQL's compressed transaction (`binlog_transaction_compression=ON`).
+const TRANSACTION_PAYLOAD_EVENT: u8 = 40;
 const MARIADB_FL_STANDALONE: u8 = 1;
+/// MariaDB's compressed events (`log_bin_compress`): QUERY_COMPRESSED and the
+/// WRITE/UPDATE/DELETE_ROWS_COMPRESSED events, v1 and v2 (165–171).
+const MARIADB_COMPRESSED_EVENTS: std::ops::RangeInclusive<u8> = 0xa5..=0xab;
 
 impl BinlogReader {
     /// Opens a replication stream at `from`, positioned `by` its file/offset or
@@ -234,6 +243,7 @@ impl BinlogReader {
             started_at: from.clone(),
             resumed_by: by,
             bytes_read: 0,
+            payload_end: None,
         })
     }
 
@@ -317,8 +327,19 @@ impl BinlogReader {
             let event = event.map_err(|e| purged_or(e, &self.started_at, self.resumed_by))?;
             let header = event.header();
             self.bytes_read += header.event_size() as u64;
-            let log_pos = header.log_pos();
             let raw_type = header.event_type_raw();
+            if raw_type == TRANSACTION_PAYLOAD_EVENT {
+                // Its decompressed events follow, each with log_pos 0.
+                self.payload_end = Some(header.log_pos());
+                continue;
+            }
+            let log_pos = match (header.log_pos(), self.payload_end) {
+                (0, Some(end)) => end,
+                (pos, _) => {
+                    self.payload_end = None;
+                    pos
+                }
+            };
             if raw_type == MARIADB_GTID_EVENT {
                 let data = event.data();
                 if data.len() >= 13 {
@@ -328,6 +349,14 @@ impl BinlogReader {
                     self.in_txn = data[12] & MARIADB_FL_STANDALONE == 0;
                 }
                 continue;
+            }
+            if MARIADB_COMPRESSED_EVENTS.contains(&raw_type) {
+                // Skipping it would lose its rows: refuse instead.
+                return Err(SourceError::Config(format!(
+                    "the source wrote a compressed binlog event (MariaDB log_bin_compress=ON) at {}:{log_pos}, which Sluice cannot \
+                     read; SET GLOBAL log_bin_compress = OFF (and remove it from my.cnf), then resync the pipe",
+                    self.file
+                )));
             }
             let data = match event.read_data() {
                 Ok(Some(d)) => d,
@@ -551,6 +580,23 @@ impl BinlogReader {
         let key = mapping.identity_positions();
         let ncols = mapping.columns.len();
         let fail = |msg: String| (mapped.table, format!("table {} at {base}: {msg}; resync the table", mapping.source.id));
+        // Rows must be whole: a session (or server) with binlog_row_image MINIMAL/NOBLOB
+        // leaves columns out, and their values would land in the wrong columns.
+        let partial_image = rows.columns_before_image().is_some_and(|b| !b.all()) || rows.columns_after_image().is_some_and(|b| !b.all());
+        if partial_image {
+            return Err(fail(
+                "a row image lacks columns: it was written with binlog_row_image MINIMAL or NOBLOB (a global or session setting); \
+                 SET PERSIST binlog_row_image = 'FULL' (MariaDB: SET GLOBAL and my.cnf) and make sure no session sets it otherwise"
+                    .into(),
+            ));
+        }
+        if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
+            return Err(fail(
+                "a partial JSON update (binlog_row_value_options=PARTIAL_JSON) cannot be applied without the old document; \
+                 SET PERSIST binlog_row_value_options = ''"
+                    .into(),
+            ));
+        }
         let to_cells = |mut row: mysql_common::binlog::row::BinlogRow| -> Result<Vec<Cell>, (usize, String)> {
             let mut cells = vec![Cell::Null; ncols];
             for (i, pos) in mapped.positions.iter().enumerate() {

@@ -1,7 +1,9 @@
 //! Pre-flight checks: is the source configured for row-based CDC?
 //!
 //! Each failing check says which setting is wrong and the statement that fixes it.
-//! Nothing here changes the source.
+//! A check that cannot be made with the grants the README lists (a managed
+//! service hides a setting or a status) degrades to a warning saying what to
+//! verify by hand, never to a failure. Nothing here changes the source.
 
 use crate::conn::{Flavor, ServerInfo, SourceError};
 use mysql_async::prelude::*;
@@ -12,20 +14,165 @@ use sluice_core::spec::ReplicationMechanism;
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub name: String,
+    /// False: CDC cannot work (or would lose data) until `fix` is applied.
     pub ok: bool,
+    /// True (with `ok`): nothing is broken, but something could not be
+    /// checked or deserves attention; `fix` says what to verify or do.
+    pub warning: bool,
     /// What was found.
     pub found: String,
-    /// How to fix it when not ok.
+    /// How to fix it when not ok; what to verify or do for a warning.
     pub fix: String,
 }
 
+impl Check {
+    /// `PASS`, `WARN` or `FAIL`.
+    pub fn verdict(&self) -> &'static str {
+        match (self.ok, self.warning) {
+            (false, _) => "FAIL",
+            (true, true) => "WARN",
+            (true, false) => "PASS",
+        }
+    }
+}
+
+/// A global variable; `None` when the server does not have it or does not show it to this user.
 async fn var(conn: &mut Conn, name: &str) -> Result<Option<String>, SourceError> {
-    let row: Option<(String, String)> = conn.exec_first("SHOW GLOBAL VARIABLES WHERE Variable_name = ?", (name,)).await?;
-    Ok(row.map(|r| r.1))
+    match conn.exec_first::<(String, String), _, _>("SHOW GLOBAL VARIABLES WHERE Variable_name = ?", (name,)).await {
+        Ok(row) => Ok(row.map(|r| r.1)),
+        Err(mysql_async::Error::Server(e)) if is_denied(e.code) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Access denied / a privilege is missing (1227, 1142, 1044, 1370, 1045).
+fn is_denied(code: u16) -> bool {
+    matches!(code, 1044 | 1045 | 1142 | 1227 | 1370)
 }
 
 fn check(name: &str, ok: bool, found: impl Into<String>, fix: impl Into<String>) -> Check {
-    Check { name: name.into(), ok, found: found.into(), fix: if ok { String::new() } else { fix.into() } }
+    Check { name: name.into(), ok, warning: false, found: found.into(), fix: if ok { String::new() } else { fix.into() } }
+}
+
+/// A passing check with something to verify or do (`advice`).
+fn warn(name: &str, found: impl Into<String>, advice: impl Into<String>) -> Check {
+    Check { name: name.into(), ok: true, warning: true, found: found.into(), fix: advice.into() }
+}
+
+/// Where the source runs, when it is a managed service whose settings differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Managed {
+    /// Amazon RDS for MySQL/MariaDB or Aurora MySQL: binlog retention is set by
+    /// `mysql.rds_set_configuration`, not by `binlog_expire_logs_seconds`.
+    Rds,
+}
+
+/// Recognises RDS/Aurora: `@@basedir` under `/rdsdbbin`, or `rds_*` / `aurora_*` variables.
+async fn managed(conn: &mut Conn) -> Result<Option<Managed>, SourceError> {
+    let basedir = var(conn, "basedir").await?.unwrap_or_default();
+    let rds_vars: Vec<(String, String)> =
+        match conn.query("SHOW GLOBAL VARIABLES WHERE Variable_name LIKE 'rds\\_%' OR Variable_name LIKE 'aurora\\_%'").await {
+            Ok(v) => v,
+            Err(mysql_async::Error::Server(e)) if is_denied(e.code) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+    Ok((basedir.starts_with("/rdsdbbin") || !rds_vars.is_empty()).then_some(Managed::Rds))
+}
+
+/// RDS's `binlog retention hours` (`CALL mysql.rds_show_configuration`): `Ok(None)`
+/// when it is NULL (binlogs purged as soon as possible), `Err` when it cannot be read.
+async fn rds_retention_hours(conn: &mut Conn) -> Result<Option<f64>, String> {
+    let rows: Vec<mysql_async::Row> = conn.query("CALL mysql.rds_show_configuration").await.map_err(|e| e.to_string())?;
+    for row in rows {
+        let name: Option<String> = row.get::<Option<String>, _>(0).flatten();
+        if name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("binlog retention hours")) {
+            let value: Option<String> = row.get::<Option<String>, _>(1).flatten();
+            return Ok(value.and_then(|v| v.trim().parse().ok()));
+        }
+    }
+    Err("mysql.rds_show_configuration has no 'binlog retention hours' row".into())
+}
+
+const RDS_RETENTION_FIX: &str =
+    "CALL mysql.rds_set_configuration('binlog retention hours', 168); (RDS/Aurora keep binlogs only as long as \
+     this says, whatever binlog_expire_logs_seconds is; NULL, the default, purges them within minutes; 168 h = 7 days covers an \
+     initial load and a pause)";
+
+/// The binlog retention check. `secs`/`days`: `binlog_expire_logs_seconds` /
+/// `expire_logs_days` (0 or absent = never). On RDS/Aurora `rds_hours` is what
+/// `mysql.rds_show_configuration` said (`Err`: it could not be read).
+pub fn retention_check(managed: Option<Managed>, rds_hours: Result<Option<f64>, String>, secs: u64, days: f64) -> Check {
+    const NAME: &str = "binlog_retention";
+    if managed == Some(Managed::Rds) {
+        return match rds_hours {
+            Ok(Some(h)) if h >= 24.0 => check(NAME, true, format!("RDS/Aurora: binlog retention hours = {h}"), ""),
+            Ok(Some(h)) => check(NAME, false, format!("RDS/Aurora: binlog retention hours = {h} (less than 24 h)"), RDS_RETENTION_FIX),
+            Ok(None) => check(NAME, false, "RDS/Aurora: binlog retention hours is NULL (binlogs purged within minutes)", RDS_RETENTION_FIX),
+            Err(e) => warn(
+                NAME,
+                format!("RDS/Aurora: binlog retention could not be read ({e})"),
+                format!("make sure it is at least 24 h: {RDS_RETENTION_FIX}"),
+            ),
+        };
+    }
+    let retention = if secs > 0 {
+        Some(secs as f64)
+    } else if days > 0.0 {
+        Some(days * 86400.0)
+    } else {
+        None
+    };
+    check(
+        NAME,
+        retention.is_none_or(|r| r >= 86400.0),
+        match retention {
+            Some(r) => format!("binlogs kept {:.1} h", r / 3600.0),
+            None => "binlogs never expire".to_string(),
+        },
+        "SET PERSIST binlog_expire_logs_seconds = 604800; (MariaDB: SET GLOBAL binlog_expire_logs_seconds = 604800 and add it to my.cnf); \
+         a purged binlog forces a resync",
+    )
+}
+
+/// `binlog_row_metadata`: FULL passes; MINIMAL fails (row events then carry no
+/// column names, so a column added or dropped without Sluice seeing the DDL maps
+/// values onto the wrong columns); absent (a server before MySQL 8.0.14 /
+/// MariaDB 10.5, or hidden) is a warning.
+pub fn row_metadata_check(v: Option<&str>) -> Check {
+    let fix = "SET PERSIST binlog_row_metadata = 'FULL'; (MariaDB: SET GLOBAL binlog_row_metadata = 'FULL' and add it to my.cnf); \
+               existing sessions keep the old value until they reconnect";
+    match v {
+        Some(v) if v.eq_ignore_ascii_case("FULL") => check("binlog_row_metadata", true, "binlog_row_metadata=FULL", ""),
+        Some(v) => check(
+            "binlog_row_metadata",
+            false,
+            format!("binlog_row_metadata={v}: row events carry no column names, so rows cannot be matched to columns by name"),
+            fix,
+        ),
+        None => warn(
+            "binlog_row_metadata",
+            "binlog_row_metadata is not visible (server older than MySQL 8.0.14 / MariaDB 10.5, or hidden)",
+            "without FULL row metadata, rows are matched to columns by position only: every schema change must be made while the \
+             pipe runs (so Sluice follows it); on a newer server set binlog_row_metadata = 'FULL'",
+        ),
+    }
+}
+
+/// `binlog_row_image`: FULL passes; MINIMAL/NOBLOB (and MariaDB's FULL_NODUP)
+/// leave columns out of row images, so updated rows could not be rebuilt.
+pub fn row_image_check(v: Option<&str>) -> Check {
+    let fix = "SET PERSIST binlog_row_image = 'FULL'; (MariaDB: SET GLOBAL binlog_row_image = 'FULL' and add it to my.cnf); \
+               existing sessions keep the old value until they reconnect";
+    match v {
+        Some(v) if v.eq_ignore_ascii_case("FULL") => check("binlog_row_image", true, "binlog_row_image=FULL", ""),
+        Some(v) => check(
+            "binlog_row_image",
+            false,
+            format!("binlog_row_image={v}: updates and deletes would carry only some columns, so rows could not be rebuilt"),
+            fix,
+        ),
+        None => warn("binlog_row_image", "binlog_row_image is not visible", format!("make sure it is FULL: {fix}")),
+    }
 }
 
 /// How CDC will position itself with `mechanism` on this server; refused when
@@ -46,6 +193,23 @@ pub fn replication(info: &ServerInfo, mechanism: ReplicationMechanism) -> Check 
     }
 }
 
+/// How the source is reached when `source.ssh` is set (the tunnel is up by
+/// the time any check runs): a warning when host keys are not checked.
+pub fn ssh_tunnel(source: &sluice_core::spec::SourceSpec) -> Option<Check> {
+    let ssh = source.ssh.as_ref()?;
+    let through = format!("through {}@{}:{} to {}:{}", ssh.user, ssh.host, ssh.port, source.host, source.port);
+    Some(if ssh.insecure_skip_host_key_check {
+        warn(
+            "ssh_tunnel",
+            format!("{through}; the SSH server's host key is NOT checked"),
+            "set source.ssh.known_host_key (ssh-keyscan prints it) and drop insecure_skip_host_key_check: without it a man in the \
+             middle can read the source's data",
+        )
+    } else {
+        check("ssh_tunnel", true, format!("{through}; host key checked"), "")
+    })
+}
+
 /// Runs every server-level check (tables are checked by `tables`).
 pub async fn run(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMechanism) -> Result<Vec<Check>, SourceError> {
     let mut out = vec![replication(info, mechanism)];
@@ -56,58 +220,98 @@ pub async fn run(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMecha
         format!("log_bin={log_bin}"),
         "binary logging is off: start the server with --log-bin (e.g. log_bin=binlog in my.cnf) and restart it",
     ));
-    for (name, want) in [("binlog_format", "ROW"), ("binlog_row_image", "FULL")] {
-        let v = var(conn, name).await?.unwrap_or_default();
-        out.push(check(
-            name,
-            v.eq_ignore_ascii_case(want),
-            format!("{name}={v}"),
-            format!("SET PERSIST {name} = '{want}'; (MariaDB: SET GLOBAL {name} = '{want}' and add it to my.cnf); existing sessions keep the old value until they reconnect"),
-        ));
-    }
-    let meta = var(conn, "binlog_row_metadata").await?.unwrap_or_default();
-    out.push(check(
-        "binlog_row_metadata",
-        meta.eq_ignore_ascii_case("FULL"),
-        format!("binlog_row_metadata={meta}"),
-        "SET PERSIST binlog_row_metadata = 'FULL'; (MariaDB: SET GLOBAL binlog_row_metadata = 'FULL' and add it to my.cnf)",
-    ));
+    let format = var(conn, "binlog_format").await?;
+    out.push(match format.as_deref() {
+        Some(v) => check(
+            "binlog_format",
+            v.eq_ignore_ascii_case("ROW"),
+            format!("binlog_format={v}"),
+            "SET PERSIST binlog_format = 'ROW'; (MariaDB: SET GLOBAL binlog_format = 'ROW' and add it to my.cnf); existing sessions keep \
+             the old value until they reconnect",
+        ),
+        None => warn("binlog_format", "binlog_format is not visible", "make sure it is ROW"),
+    });
+    out.push(row_image_check(var(conn, "binlog_row_image").await?.as_deref()));
+    out.push(row_metadata_check(var(conn, "binlog_row_metadata").await?.as_deref()));
     if info.flavor == Flavor::MySql {
         let opts = var(conn, "binlog_row_value_options").await?.unwrap_or_default();
         out.push(check(
             "binlog_row_value_options",
             opts.is_empty(),
-            format!("binlog_row_value_options={opts}"),
+            if opts.is_empty() {
+                "binlog_row_value_options=''".to_string()
+            } else {
+                format!("binlog_row_value_options={opts}: JSON updates would be logged as partial diffs")
+            },
             "SET PERSIST binlog_row_value_options = ''; (PARTIAL_JSON updates cannot be applied without the old document)",
+        ));
+        if let Some(c) = var(conn, "binlog_transaction_compression").await? {
+            let on = c.eq_ignore_ascii_case("ON") || c == "1";
+            out.push(check(
+                "binlog_transaction_compression",
+                true,
+                if on {
+                    "binlog_transaction_compression=ON: compressed transactions are decompressed by the reader".to_string()
+                } else {
+                    format!("binlog_transaction_compression={c}")
+                },
+                "",
+            ));
+        }
+    } else if let Some(c) = var(conn, "log_bin_compress").await? {
+        // MariaDB's compressed events (QUERY_COMPRESSED, *_ROWS_COMPRESSED) are not decoded.
+        let on = c.eq_ignore_ascii_case("ON") || c == "1";
+        out.push(check(
+            "log_bin_compress",
+            !on,
+            format!("log_bin_compress={c}{}", if on { ": MariaDB writes compressed row events, which Sluice cannot read" } else { "" }),
+            "SET GLOBAL log_bin_compress = OFF; and remove log_bin_compress from my.cnf (compressed events written before that \
+             cannot be read: start the pipe, or resync, after the change)",
         ));
     }
     // Retention: the binlog must outlive an initial load and a pause (24 h at least).
     let secs: u64 = var(conn, "binlog_expire_logs_seconds").await?.and_then(|v| v.parse().ok()).unwrap_or(0);
     let days: f64 = var(conn, "expire_logs_days").await?.and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    let retention = if secs > 0 {
-        Some(secs as f64)
-    } else if days > 0.0 {
-        Some(days * 86400.0)
-    } else {
-        None
+    let managed = managed(conn).await?;
+    let rds_hours = match managed {
+        Some(Managed::Rds) => rds_retention_hours(conn).await,
+        None => Err(String::new()),
     };
-    out.push(check(
-        "binlog_retention",
-        retention.is_none_or(|r| r >= 86400.0),
-        match retention {
-            Some(r) => format!("binlogs kept {:.1} h", r / 3600.0),
-            None => "binlogs never expire".to_string(),
-        },
-        "SET PERSIST binlog_expire_logs_seconds = 604800; (MariaDB: SET GLOBAL binlog_expire_logs_seconds = 604800 and add it to my.cnf); \
-         a purged binlog forces a resync",
-    ));
+    out.push(retention_check(managed, rds_hours, secs, days));
+    if let Some(v) = var(conn, "lower_case_table_names").await? {
+        out.push(if v == "0" {
+            check("lower_case_table_names", true, "lower_case_table_names=0 (names are case-sensitive)", "")
+        } else {
+            warn(
+                "lower_case_table_names",
+                format!("lower_case_table_names={v}: table names are case-insensitive"),
+                "spell table names in DDL as they are defined: DDL that names a replicated table in another case is not recognised \
+                 (it is recorded, not followed; resync the table after such a change)",
+            )
+        });
+    }
     // A source that is itself a replica must write what it replicates to its own binlog.
     let replica_status = match info.flavor {
         Flavor::MySql => "SHOW REPLICA STATUS",
         Flavor::MariaDb => "SHOW SLAVE STATUS",
     };
-    let is_replica = conn.query_first::<mysql_async::Row, _>(replica_status).await.ok().flatten().is_some();
-    if is_replica {
+    let is_replica = match conn.query_first::<mysql_async::Row, _>(replica_status).await {
+        Ok(row) => Some(row.is_some()),
+        Err(mysql_async::Error::Server(e)) if is_denied(e.code) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if is_replica.is_none() {
+        let (grant, var) = match info.flavor {
+            Flavor::MySql => ("REPLICATION CLIENT", "log_replica_updates"),
+            Flavor::MariaDb => ("SLAVE MONITOR", "log_slave_updates"),
+        };
+        out.push(warn(
+            "replica",
+            format!("cannot tell whether the source is a replica ({replica_status} needs {grant})"),
+            format!("if the source is a replica, make sure {var} is ON, or changes it replicates never reach its binlog"),
+        ));
+    }
+    if is_replica == Some(true) {
         let (name, v) = match info.flavor {
             Flavor::MySql => ("log_replica_updates", var(conn, "log_replica_updates").await?),
             Flavor::MariaDb => ("log_slave_updates", var(conn, "log_slave_updates").await?),
@@ -134,7 +338,14 @@ pub async fn run(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMecha
         },
         "",
     ));
-    let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
+    let grants: Vec<String> = match conn.query("SHOW GRANTS").await {
+        Ok(g) => g,
+        Err(mysql_async::Error::Server(e)) if is_denied(e.code) => {
+            out.push(warn("grants", "SHOW GRANTS is not allowed", "the user needs SELECT, REPLICATION CLIENT, REPLICATION SLAVE"));
+            return Ok(out);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let all = grants.join("\n").to_ascii_uppercase();
     let has = |p: &str| all.contains("ALL PRIVILEGES ON *.*") || all.contains(p);
     let repl_ok = has("REPLICATION SLAVE") || has("REPLICATION REPLICA");
@@ -151,6 +362,9 @@ pub async fn run(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMecha
 /// Fails with every failing check's message, or returns the checks when all pass.
 pub async fn require(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationMechanism) -> Result<Vec<Check>, SourceError> {
     let checks = run(conn, info, mechanism).await?;
+    for c in checks.iter().filter(|c| c.ok && c.warning) {
+        tracing::warn!("source check {}: {}; {}", c.name, c.found, c.fix);
+    }
     let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{} (found {}): fix: {}", c.name, c.found, c.fix)).collect();
     if failed.is_empty() {
         Ok(checks)
@@ -204,4 +418,37 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
         out.push(check(&name, true, format!("key ({})", t.primary_key.join(", ")), ""));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rds_retention_prints_the_rds_fix() {
+        let c = retention_check(Some(Managed::Rds), Ok(None), 2_592_000, 0.0);
+        assert!(!c.ok && c.fix.contains("CALL mysql.rds_set_configuration('binlog retention hours', 168)"), "{c:?}");
+        let c = retention_check(Some(Managed::Rds), Ok(Some(12.0)), 0, 0.0);
+        assert!(!c.ok && c.found.contains("12"), "{c:?}");
+        assert!(retention_check(Some(Managed::Rds), Ok(Some(168.0)), 0, 0.0).ok);
+        let c = retention_check(Some(Managed::Rds), Err("denied".into()), 0, 0.0);
+        assert!(c.ok && c.warning && c.fix.contains("rds_set_configuration"), "{c:?}");
+        assert!(!retention_check(None, Err(String::new()), 3600, 0.0).ok);
+        assert!(retention_check(None, Err(String::new()), 0, 0.0).ok);
+        assert!(retention_check(None, Err(String::new()), 0, 7.0).ok);
+    }
+
+    #[test]
+    fn hostile_row_settings_fail_with_their_fix() {
+        for v in ["MINIMAL", "NOBLOB", "FULL_NODUP"] {
+            let c = row_image_check(Some(v));
+            assert!(!c.ok && c.found.contains(v) && c.fix.contains("binlog_row_image = 'FULL'"), "{c:?}");
+        }
+        assert!(row_image_check(Some("full")).ok);
+        let c = row_metadata_check(Some("MINIMAL"));
+        assert!(!c.ok && c.fix.contains("binlog_row_metadata = 'FULL'"), "{c:?}");
+        let c = row_metadata_check(None);
+        assert!(c.ok && c.warning && c.verdict() == "WARN", "{c:?}");
+        assert_eq!(row_metadata_check(Some("FULL")).verdict(), "PASS");
+    }
 }

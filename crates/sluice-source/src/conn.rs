@@ -1,5 +1,6 @@
 //! Connections to the source server and what it is (MySQL or MariaDB, which version).
 
+use crate::tunnel::Endpoint;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
 use sluice_core::spec::{SourceSpec, TlsMode};
@@ -29,6 +30,10 @@ pub enum SourceError {
     /// The binlog stream went silent or was closed by the server.
     #[error("{0}; reconnecting")]
     Stalled(String),
+    /// The SSH tunnel to the source could not be opened or broke (network, the
+    /// SSH server restarting); retried on a new SSH session.
+    #[error("SSH tunnel: {0}; reconnecting")]
+    Tunnel(String),
     /// An error while working on one source table, named.
     #[error("table {table}: {source}")]
     InTable { table: String, source: Box<SourceError> },
@@ -44,7 +49,8 @@ impl SourceError {
     /// the server says (access denied, unknown table, a purged binlog, a
     /// replication protocol error) needs a user's action: fatal. Errors below
     /// the protocol (I/O, a dropped TLS session, a driver error on a broken
-    /// packet) are transient. A value that cannot be decoded concerns one table.
+    /// packet) are transient, and so is a broken or unreachable SSH tunnel. A
+    /// value that cannot be decoded concerns one table.
     pub fn severity(&self) -> Severity {
         match self {
             SourceError::Mysql(mysql_async::Error::Server(e)) => {
@@ -56,9 +62,11 @@ impl SourceError {
                 }
             }
             SourceError::Mysql(mysql_async::Error::Url(_)) => Severity::Fatal,
-            SourceError::Mysql(_) | SourceError::ServerIdInUse(_) | SourceError::Timeout { .. } | SourceError::Stalled(_) => {
-                Severity::Transient
-            }
+            SourceError::Mysql(_)
+            | SourceError::ServerIdInUse(_)
+            | SourceError::Timeout { .. }
+            | SourceError::Stalled(_)
+            | SourceError::Tunnel(_) => Severity::Transient,
             SourceError::Decode(_) => Severity::Table,
             SourceError::Config(_) | SourceError::BinlogPurged(_) => Severity::Fatal,
             SourceError::InTable { source, .. } => source.severity(),
@@ -108,12 +116,15 @@ pub struct ServerInfo {
     pub gtid_mode: bool,
 }
 
-/// Connection options; `tls` false leaves TLS off whatever the spec says
-/// (the plain-TCP fallback of `preferred`).
-pub fn opts(spec: &SourceSpec, tls: bool) -> Opts {
+/// Connection options for connecting at `at` (the source, or an SSH tunnel's
+/// local end: see `tunnel::endpoint`); `tls` false leaves TLS off whatever the
+/// spec says (the plain-TCP fallback of `preferred`). Through a tunnel, TLS
+/// still verifies the certificate against the source's name (`tls_host` or
+/// `host`), never against the tunnel's 127.0.0.1.
+pub fn opts(spec: &SourceSpec, at: &Endpoint, tls: bool) -> Opts {
     let b = OptsBuilder::default()
-        .ip_or_hostname(spec.host.clone())
-        .tcp_port(spec.port)
+        .ip_or_hostname(at.host.clone())
+        .tcp_port(at.port)
         .user(Some(spec.user.clone()))
         .pass(Some(spec.password.0.clone()))
         .prefer_socket(false)
@@ -135,6 +146,8 @@ pub fn opts(spec: &SourceSpec, tls: bool) -> Opts {
                 o = o.with_danger_skip_domain_validation(true);
             } else if let Some(h) = &t.tls_host {
                 o = o.with_danger_tls_hostname_override(Some(h.clone()));
+            } else if at.tunneled {
+                o = o.with_danger_tls_hostname_override(Some(spec.host.clone()));
             }
             Some(o)
         }
@@ -142,16 +155,18 @@ pub fn opts(spec: &SourceSpec, tls: bool) -> Opts {
     b.ssl_opts(ssl).into()
 }
 
-/// Connects as the spec says: TLS per `source.tls` (a `preferred` connection
-/// falls back to plain TCP when the server offers no TLS).
+/// Connects as the spec says: through `source.ssh` when set, TLS per
+/// `source.tls` (a `preferred` connection falls back to plain TCP when the
+/// server offers no TLS).
 pub async fn connect(spec: &SourceSpec) -> Result<Conn, SourceError> {
     bounded(spec, "connecting", connect_unbounded(spec)).await
 }
 
 async fn connect_unbounded(spec: &SourceSpec) -> Result<Conn, SourceError> {
-    let conn = match Conn::new(opts(spec, true)).await {
+    let at = crate::tunnel::endpoint(spec).await?;
+    let conn = match Conn::new(opts(spec, &at, true)).await {
         Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)) if spec.tls.mode == TlsMode::Preferred => {
-            Conn::new(opts(spec, false)).await
+            Conn::new(opts(spec, &at, false)).await
         }
         Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)) => {
             return Err(SourceError::Config(format!(
@@ -161,6 +176,12 @@ async fn connect_unbounded(spec: &SourceSpec) -> Result<Conn, SourceError> {
         }
         other => other,
     };
+    if conn.is_err() && at.tunneled {
+        // The handshake broke because the SSH server would not reach the source: say that instead.
+        if let Some(e) = crate::tunnel::explain(spec) {
+            return Err(e);
+        }
+    }
     let mut conn = conn.map_err(|e| match e {
         mysql_async::Error::Io(io) if io.to_string().to_ascii_lowercase().contains("certificate") => {
             SourceError::Config(format!("TLS to the source failed: {io}; check source.tls.ca_cert (and tls_host for verify_identity)"))

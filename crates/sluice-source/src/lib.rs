@@ -1,6 +1,7 @@
 //! Sluice source: everything that talks to MySQL or MariaDB.
 //!
 //! - `conn`: connection options, server flavour and version.
+//! - `tunnel`: SSH tunnels to the source (`source.ssh`).
 //! - `checks`: pre-flight validation of binlog settings and grants.
 //! - `discovery`: table patterns → recorded `SourceTable`s from `information_schema`.
 //! - `convert`: snapshot values and binlog values → the same `Cell`s.
@@ -18,6 +19,7 @@ pub mod ddl;
 pub mod discovery;
 pub mod gtid;
 pub mod snapshot;
+pub mod tunnel;
 pub mod wkt;
 
 pub use change_source::{ChangeSource, ChangeStream, CopyReader, DescribedTable, HeartbeatWriter, MySqlSource};

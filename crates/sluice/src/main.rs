@@ -164,7 +164,8 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             let spec = read_spec(&config)?;
             let mut conn = sluice_source::conn::connect(&spec.source).await?;
             let info = sluice_source::conn::server_info(&mut conn).await?;
-            let mut checks = sluice_source::checks::run(&mut conn, &info, spec.source.replication_mechanism).await?;
+            let mut checks: Vec<_> = sluice_source::checks::ssh_tunnel(&spec.source).into_iter().collect();
+            checks.extend(sluice_source::checks::run(&mut conn, &info, spec.source.replication_mechanism).await?);
             checks.extend(sluice_source::checks::tables(&mut conn, &spec.tables).await?);
             let ok = checks.iter().all(|c| c.ok);
             if json {
@@ -174,10 +175,14 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
                 for c in &checks {
                     println!(
                         "{} {:<26} {}{}",
-                        if c.ok { "PASS" } else { "FAIL" },
+                        c.verdict(),
                         c.name,
                         c.found,
-                        if c.ok { String::new() } else { format!("\n     fix: {}", c.fix) }
+                        match c.verdict() {
+                            "FAIL" => format!("\n     fix: {}", c.fix),
+                            "WARN" => format!("\n     note: {}", c.fix),
+                            _ => String::new(),
+                        }
                     );
                 }
             }
