@@ -216,17 +216,20 @@ impl Catalog {
     }
 
     /// The spec as stored: passwords sealed.
+    /// The spec as stored: every secret it holds (passwords, the SSH key) encrypted.
     fn seal_spec(&self, spec: &PipeSpec) -> Result<String> {
         let mut s = spec.clone();
-        s.source.password.0 = self.secrets.seal(&spec.source.password.0);
-        s.destination.password.0 = self.secrets.seal(&spec.destination.password.0);
+        for secret in s.secrets_mut() {
+            secret.0 = self.secrets.seal(&secret.0);
+        }
         serde_json::to_string(&s).map_err(corrupt)
     }
 
     fn open_spec(&self, stored: &str) -> Result<PipeSpec> {
         let mut s: PipeSpec = serde_json::from_str(stored).map_err(corrupt)?;
-        s.source.password.0 = self.secrets.open(&s.source.password.0).map_err(CatalogError::Corrupt)?;
-        s.destination.password.0 = self.secrets.open(&s.destination.password.0).map_err(CatalogError::Corrupt)?;
+        for secret in s.secrets_mut() {
+            secret.0 = self.secrets.open(&secret.0).map_err(CatalogError::Corrupt)?;
+        }
         Ok(s)
     }
 
