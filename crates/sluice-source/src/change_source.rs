@@ -286,12 +286,11 @@ struct MySqlHeartbeat {
 #[async_trait]
 impl HeartbeatWriter for MySqlHeartbeat {
     async fn beat(&mut self, pipe: &str) -> Result<(), SourceError> {
-        let target = self.target.clone();
-        let spec = self.source.spec.source.clone();
-        let slot = &mut self.conn;
-        let written = conn::bounded(&spec, "writing a heartbeat", async {
+        // Disjoint borrows of the fields: nothing is copied per beat.
+        let (spec, target, slot) = (&self.source.spec.source, &self.target, &mut self.conn);
+        let written = conn::bounded(spec, "writing a heartbeat", async {
             if slot.is_none() {
-                let mut c = conn::connect(&spec).await?;
+                let mut c = conn::connect(spec).await?;
                 c.query_drop(format!(
                     "CREATE TABLE IF NOT EXISTS {target} (pipe VARCHAR(255) NOT NULL PRIMARY KEY, beat_at TIMESTAMP(6) NOT NULL)"
                 ))
@@ -310,7 +309,8 @@ impl HeartbeatWriter for MySqlHeartbeat {
         })
         .await;
         if written.is_err() {
-            self.conn = None;
+            // Never reuse a connection a failed (or timed-out) request left behind.
+            *slot = None;
         }
         written
     }
