@@ -11,6 +11,10 @@
 //! - Sluice: `sluice run` (snapshot_only) as a child process, wall time from
 //!   start to exit, peak RSS (VmHWM) of that process.
 //!
+//! Verification (`sluice verify`) of the table the default snapshot run copied,
+//! unthrottled (`verify_rows_per_second` at its maximum): rows/s and the CPU
+//! seconds of Sluice, the source server and ClickHouse per million rows.
+//!
 //! CDC (`cdc_only` pipe, default settings): end-to-end changes/s for 1,000-row
 //! transactions and for single-row transactions written as fast as the
 //! generator can, and the p50/p99 lag (`_peerdb_synced_at` − source commit
@@ -47,6 +51,9 @@ struct Args {
     skip_snapshot: bool,
     #[arg(long)]
     skip_cdc: bool,
+    /// Skip the verification of the copied table (after the first Sluice snapshot run).
+    #[arg(long)]
+    skip_verify: bool,
     /// Another `sluice` binary whose paced CDC lag is measured in the same run, as a baseline.
     #[arg(long)]
     baseline_sluice: Option<std::path::PathBuf>,
@@ -356,13 +363,15 @@ fn ch_sink(ch: &str, db: &str) -> ClickHouseSink {
     })
 }
 
-/// `sluice run` of a snapshot_only pipe over the whole table.
-async fn sluice_load(server: &Server, ch: &str, rows: u64, settings: serde_json::Value) -> Result<Measured> {
+/// `sluice run` of a snapshot_only pipe over the whole table; then, when
+/// `verify`, a verification of the copy (its measure is the second value).
+async fn sluice_load(server: &Server, ch: &str, rows: u64, mut settings: serde_json::Value, verify: bool) -> Result<(Measured, Option<Measured>)> {
     let ch_db = "sluice_bench_load";
     let sink = ch_sink(ch, ch_db);
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
     let servers = server_pids(server.name);
     let before: Vec<f64> = servers.iter().map(|(_, p)| cpu_secs(*p).unwrap_or(0.0)).collect();
+    settings["verify_rows_per_second"] = json!(100_000_000);
     let mut run = Run::start(&spec("bench_load", &server.url, ch, ch_db, "t", "snapshot_only", settings))?;
     let started = Instant::now();
     run.wait().await?;
@@ -375,8 +384,32 @@ async fn sluice_load(server: &Server, ch: &str, rows: u64, settings: serde_json:
     if got != rows {
         bail!("the load copied {got} rows, expected {rows}");
     }
+    let verified = if verify { Some(verify_copy(&run, &servers, rows).await?) } else { None };
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
-    Ok(Measured { rows, secs, rss_mb: Some(run.rss), cpu })
+    Ok((Measured { rows, secs, rss_mb: Some(run.rss), cpu }, verified))
+}
+
+/// Verifies the copy a finished snapshot run made (its catalog, in-process),
+/// measuring wall time and the CPU of this process, the source and ClickHouse.
+async fn verify_copy(run: &Run, servers: &[(&'static str, u32)], rows: u64) -> Result<Measured> {
+    let catalog = sluice_catalog::Catalog::open(&run.dir.path().join("data")).await?;
+    let request = sluice_verify::Request::default();
+    let id = catalog.start_verification("bench_load", false, &serde_json::to_value(&request)?).await?;
+    let me = std::process::id();
+    let before: Vec<f64> = std::iter::once(me).chain(servers.iter().map(|(_, p)| *p)).map(|p| cpu_secs(p).unwrap_or(0.0)).collect();
+    let started = Instant::now();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let results = sluice_verify::verify(&catalog, "bench_load", id, &request, None, &cancel).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let after: Vec<f64> = std::iter::once(me).chain(servers.iter().map(|(_, p)| *p)).map(|p| cpu_secs(p).unwrap_or(0.0)).collect();
+    let names = std::iter::once("Sluice").chain(servers.iter().map(|(n, _)| *n));
+    let cpu = names.zip(after.iter().zip(&before)).map(|(n, (a, b))| (n, a - b)).collect();
+    let t = results.first().context("the verification returned no table")?;
+    if t.rows_differing != 0 || t.error.is_some() {
+        bail!("the verification of a correct copy found differences: {}", serde_json::to_string(t)?);
+    }
+    eprintln!("  verification: {} rows compared, {} ranges, fetched columns {:?}", t.rows_compared, t.ranges_checked, t.fetched_columns);
+    Ok(Measured { rows, secs, rss_mb: None, cpu })
 }
 
 struct CdcResult {
@@ -548,6 +581,7 @@ async fn main() -> Result<()> {
     println!("sluice-bench: {} rows, {cores} cores\n", args.rows);
     if !args.skip_snapshot {
         println!("| source | run | rows/s | MB/s (RowBinary) | vs. ceiling | vs. shared ceiling | peak RSS | CPU s: Sluice / source / ClickHouse (wall s) |\n|---|---|---|---|---|---|---|---|");
+        let mut verifications = Vec::new();
         for s in &servers {
             eprintln!("{}: preparing {DB}.t", s.name);
             let mut c = connect(&s.url).await?;
@@ -571,8 +605,8 @@ async fn main() -> Result<()> {
                 ("Sluice, 2 partitions × 50,000-row chunks", json!({"parallel_partitions": 2, "snapshot_rows_per_chunk": 50000})),
                 ("Sluice, 8 partitions × 20,000-row chunks", json!({"parallel_partitions": 8, "snapshot_rows_per_chunk": 20000})),
             ];
-            for (label, settings) in runs {
-                let r = sluice_load(s, &ch, args.rows, settings).await?;
+            for (i, (label, settings)) in runs.into_iter().enumerate() {
+                let (r, verified) = sluice_load(s, &ch, args.rows, settings, i == 0 && !args.skip_verify).await?;
                 eprintln!("  {label}: {:.0} rows/s, {:.0} MB peak", r.rate(), r.rss_mb.unwrap_or(0.0));
                 let cpu: Vec<String> = r.cpu.iter().map(|(_, c)| format!("{c:.1}")).collect();
                 println!(
@@ -586,9 +620,20 @@ async fn main() -> Result<()> {
                     cpu.join(" / "),
                     r.secs
                 );
+                if let Some(v) = verified {
+                    verifications.push((s.name, v));
+                }
             }
         }
         println!();
+        if !verifications.is_empty() {
+            println!("| source | verification of the copied table | rows/s | wall s | CPU s per million rows: Sluice / source / ClickHouse |\n|---|---|---|---|---|");
+            for (name, v) in &verifications {
+                let per_m: Vec<String> = v.cpu.iter().map(|(_, c)| format!("{:.2}", c * 1e6 / v.rows as f64)).collect();
+                println!("| {name} | {} rows, unthrottled | {:.0} | {:.1} | {} |", v.rows, v.rate(), v.secs, per_m.join(" / "));
+            }
+            println!();
+        }
     }
     if !args.skip_cdc {
         println!(
