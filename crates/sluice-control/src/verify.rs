@@ -194,12 +194,15 @@ pub fn due(interval_hours: u64, last_started: Option<&str>, now: chrono::DateTim
 }
 
 /// Starts scheduled verifications (`settings.verify_interval_hours`) of
-/// `Running` and `Completed` pipes, checking once a minute; never two runs of
-/// a pipe at once.
+/// `Running` and `Completed` pipes, checking a few seconds after the server
+/// starts (so a run that fell due while it was down starts promptly) and then
+/// once a minute; never two runs of a pipe at once.
 pub fn spawn_scheduler(manager: Manager) {
     tokio::spawn(async move {
+        let mut wait = Duration::from_secs(5);
         loop {
-            tokio::time::sleep(Duration::from_secs(60)).await;
+            tokio::time::sleep(wait).await;
+            wait = Duration::from_secs(60);
             let Ok(names) = manager.catalog().pipe_names().await else { continue };
             for name in names {
                 let Ok(Some(rec)) = manager.catalog().pipe(&name).await else { continue };

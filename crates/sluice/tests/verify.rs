@@ -415,6 +415,58 @@ async fn mariadb_verifies_clean_under_workload() {
     under_workload(Flavor::MariaDb).await;
 }
 
+/// `verify_interval_hours` starts verifications by itself: a pipe whose interval is set and
+/// that was never verified gets a run after a server (re)start, without any request, and
+/// its result is in the history; a second one is not started while the interval has not
+/// passed. Source-independent, so one flavour.
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_verification_runs_by_itself() {
+    let flavor = Flavor::MariaDb;
+    let db = unique("vsched");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    workload::create_schema(&mut c, &db).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    workload::load_orders(&mut c, &db, &mut rng, 1, 500).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SluiceServer::start(dir.path()).await;
+    let mut body = spec(&db, flavor, json!([{"source": format!("{db}.orders")}]), &ch_db, "snapshot_and_cdc");
+    body["settings"]["verify_interval_hours"] = json!(24);
+    let (code, v) = s.call(Method::POST, "/v1/pipes", Some(body)).await;
+    assert_eq!(code, 201, "{v}");
+    s.wait_state(&db, "Running", RUN).await;
+    // The scheduler looks a few seconds after start: restart so that it finds the pipe Running.
+    s.kill9();
+    s.restart().await;
+    eventually(RUN, || async {
+        match runs(&s, &db).await.first() {
+            Some(r) if r["state"] == "done" => Ok(()),
+            other => Err(format!("no finished scheduled verification yet: {other:?}\n{}", s.log())),
+        }
+    })
+    .await;
+    let all = runs(&s, &db).await;
+    assert_eq!(all.len(), 1, "one scheduled run within the interval: {all:#?}");
+    let id = all[0]["id"].as_i64().unwrap();
+    let (_, run) = s.call(Method::GET, &format!("/v1/pipes/{db}/verifications/{id}"), None).await;
+    assert_clean(&run);
+    assert!(s.log().contains("scheduled verification"), "{}", s.log());
+    let (_, ev) = s.call(Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
+    assert!(ev.to_string().contains(&format!("verification #{id}")), "{ev}");
+    // Another restart: the last run is recent, nothing new starts.
+    s.kill9();
+    s.restart().await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(runs(&s, &db).await.len(), 1, "a run started before the interval passed");
+}
+
+/// The pipe's verification runs, newest first.
+async fn runs(s: &SluiceServer, pipe: &str) -> Vec<Value> {
+    let (code, v) = s.call(Method::GET, &format!("/v1/pipes/{pipe}/verifications"), None).await;
+    assert_eq!(code, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
 /// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
