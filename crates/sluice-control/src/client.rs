@@ -57,6 +57,8 @@ pub enum PipeCommand {
         /// `schema.table` to write heartbeats to ("" to stop).
         #[arg(long)]
         heartbeat_table: Option<String>,
+        #[command(flatten)]
+        ssh: Box<SshFlags>,
     },
     /// List a pipe's state transitions and table/schema changes.
     Events { name: String },
@@ -173,7 +175,7 @@ impl Client {
                 }
                 self.call(Method::PATCH, &format!("/v1/pipes/{name}/settings"), Some(Value::Object(body))).await?
             }
-            PipeCommand::SetSource { name, host, port, user, password_env, server_id, replication_mechanism, heartbeat_table } => {
+            PipeCommand::SetSource { name, host, port, user, password_env, server_id, replication_mechanism, heartbeat_table, ssh } => {
                 let mut body = serde_json::Map::new();
                 let password = match password_env {
                     Some(var) => Some(std::env::var(&var).with_context(|| format!("environment variable {var} is not set"))?),
@@ -193,8 +195,15 @@ impl Client {
                         body.insert(k.into(), v);
                     }
                 }
+                if let Some(v) = ssh.patch()? {
+                    body.insert("ssh".into(), v);
+                }
                 if body.is_empty() {
-                    bail!("nothing to change: give at least one of --host, --port, --user, --password-env, --server-id, --replication-mechanism, --heartbeat-table");
+                    bail!(
+                        "nothing to change: give at least one of --host, --port, --user, --password-env, --server-id, \
+                         --replication-mechanism, --heartbeat-table, --ssh-host, --ssh-port, --ssh-user, --ssh-private-key-file, \
+                         --ssh-password-env, --ssh-known-host-key, --no-ssh"
+                    );
                 }
                 self.call(Method::PATCH, &format!("/v1/pipes/{name}/source"), Some(Value::Object(body))).await?
             }
@@ -432,5 +441,56 @@ mod tests {
         assert!(line.starts_with("[===============>"), "{line}");
         assert!(line.contains(" 50%  500/1000 rows  250 rows/s  ETA 2s  partitions 2/4"), "{line}");
         assert!(copy_progress(&json!({"snapshot_done": true, "partitions_total": 4})).is_none());
+    }
+}
+
+/// `pipe set-source` flags that change the SSH tunnel (`source.ssh`).
+#[derive(clap::Args, Debug, Default)]
+pub struct SshFlags {
+    /// SSH server (bastion) to tunnel through; with --ssh-user and a key or password, adds a tunnel.
+    #[arg(long)]
+    ssh_host: Option<String>,
+    #[arg(long)]
+    ssh_port: Option<u16>,
+    #[arg(long)]
+    ssh_user: Option<String>,
+    /// File holding the SSH private key (PEM or OpenSSH, unencrypted).
+    #[arg(long)]
+    ssh_private_key_file: Option<std::path::PathBuf>,
+    /// Name of an environment variable holding the SSH password.
+    #[arg(long)]
+    ssh_password_env: Option<String>,
+    /// The server's host key as a known_hosts line (`ssh-ed25519 AAAA...`).
+    #[arg(long)]
+    ssh_known_host_key: Option<String>,
+    /// Remove the tunnel: connect to the source directly.
+    #[arg(long, conflicts_with_all = ["ssh_host", "ssh_port", "ssh_user", "ssh_private_key_file", "ssh_password_env", "ssh_known_host_key"])]
+    no_ssh: bool,
+}
+
+impl SshFlags {
+    /// The `ssh` member of the source patch, if any flag was given.
+    fn patch(self) -> Result<Option<Value>> {
+        if self.no_ssh {
+            return Ok(Some(Value::Null));
+        }
+        let key = match &self.ssh_private_key_file {
+            Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading the SSH private key {}", p.display()))?),
+            None => None,
+        };
+        let password = match &self.ssh_password_env {
+            Some(var) => Some(std::env::var(var).with_context(|| format!("environment variable {var} is not set"))?),
+            None => None,
+        };
+        let fields: [(&str, Option<Value>); 6] = [
+            ("host", self.ssh_host.map(Value::from)),
+            ("port", self.ssh_port.map(Value::from)),
+            ("user", self.ssh_user.map(Value::from)),
+            ("private_key", key.map(Value::from)),
+            ("password", password.map(Value::from)),
+            ("known_host_key", self.ssh_known_host_key.map(Value::from)),
+        ];
+        let body: serde_json::Map<String, Value> = fields.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();
+        Ok((!body.is_empty()).then_some(Value::Object(body)))
     }
 }

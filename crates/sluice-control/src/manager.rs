@@ -253,4 +253,74 @@ pub struct SourcePatch {
     pub replication_mechanism: Option<sluice_core::spec::ReplicationMechanism>,
     /// `schema.table`, or an empty string to stop writing heartbeats.
     pub heartbeat_table: Option<String>,
+    /// The SSH tunnel: absent leaves it as it is, `null` removes it, an object
+    /// changes the fields it names (a pipe without a tunnel needs `host` and `user`,
+    /// and `private_key` or `password`). Setting `private_key` clears a stored
+    /// `password` and the other way round.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<SshPatch>)]
+    pub ssh: Option<Option<SshPatch>>,
+}
+
+/// Fields of `source.ssh` to change (`SourcePatch::ssh`).
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SshPatch {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub private_key: Option<String>,
+    pub password: Option<String>,
+    /// A known_hosts line of the server's key; an empty string removes it.
+    pub known_host_key: Option<String>,
+    pub insecure_skip_host_key_check: Option<bool>,
+}
+
+impl SshPatch {
+    /// Applies the patch to the tunnel `current` (None: the pipe has none yet).
+    pub fn apply(self, current: Option<sluice_core::spec::SshSpec>) -> Result<sluice_core::spec::SshSpec, String> {
+        use sluice_core::spec::{Secret, SshSpec};
+        let mut t = match current {
+            Some(t) => t,
+            None => SshSpec {
+                host: self.host.clone().ok_or("source.ssh.host is required to add a tunnel")?,
+                port: 22,
+                user: self.user.clone().ok_or("source.ssh.user is required to add a tunnel")?,
+                private_key: Secret::default(),
+                password: Secret::default(),
+                known_host_key: None,
+                insecure_skip_host_key_check: false,
+            },
+        };
+        if let Some(v) = self.host {
+            t.host = v;
+        }
+        if let Some(v) = self.port {
+            t.port = v;
+        }
+        if let Some(v) = self.user {
+            t.user = v;
+        }
+        if let Some(v) = self.private_key {
+            t.private_key = Secret(v);
+            t.password = Secret::default();
+        }
+        if let Some(v) = self.password {
+            t.password = Secret(v);
+            t.private_key = Secret::default();
+        }
+        if let Some(v) = self.known_host_key {
+            t.known_host_key = (!v.is_empty()).then_some(v);
+        }
+        if let Some(v) = self.insecure_skip_host_key_check {
+            t.insecure_skip_host_key_check = v;
+        }
+        Ok(t)
+    }
+}
+
+/// Deserializes a field that is present (even as `null`) to `Some(..)`, so that
+/// an absent field (`None`, by `#[serde(default)]`) and `null` (`Some(None)`) differ.
+fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }

@@ -617,6 +617,13 @@ impl Owner {
         if let Some(v) = patch.heartbeat_table {
             src.heartbeat_table = (!v.is_empty()).then_some(v);
         }
+        let ssh_before = src.ssh.as_ref().map(|t| format!("{}@{}:{}", t.user, t.host, t.port));
+        match patch.ssh {
+            None => {}
+            Some(None) => src.ssh = None,
+            Some(Some(p)) => src.ssh = Some(p.apply(src.ssh.take()).map_err(ManagerError::Invalid)?),
+        }
+        let ssh_after = src.ssh.as_ref().map(|t| format!("{}@{}:{}", t.user, t.host, t.port));
         rec.spec.validate().map_err(|e| ManagerError::Invalid(e.to_string()))?;
         self.catalog.update_spec(&rec.spec).await?;
         let src = &rec.spec.source;
@@ -625,8 +632,13 @@ impl Owner {
             // Another server numbers its binlog files independently: its first checkpoint may be anywhere.
             self.catalog.allow_checkpoint_rebase(&self.name, &format!("source moved from {before} to {after}")).await?;
         }
+        let tunnel = match (&ssh_before, &ssh_after) {
+            (None, None) => String::new(),
+            (b, a) if b == a => format!(", SSH tunnel via {}", a.as_deref().unwrap_or_default()),
+            (b, a) => format!(", SSH tunnel {} → {}", b.as_deref().unwrap_or("none"), a.as_deref().unwrap_or("none (direct connection)")),
+        };
         let msg = format!(
-            "source changed: {before} → {}:{} (user {}, replication_mechanism {:?}); CDC resumes from the checkpoint there",
+            "source changed: {before} → {}:{} (user {}, replication_mechanism {:?}{tunnel}); CDC resumes from the checkpoint there",
             src.host, src.port, src.user, src.replication_mechanism
         );
         info!(pipe = self.name.as_str(), "{msg}");
@@ -1114,6 +1126,39 @@ mod tests {
         assert!(catalog.pipe("p").await.unwrap().is_none());
         let after = m.pause("p").await;
         assert!(matches!(after, Err(ManagerError::NotFound(_))), "{after:?}");
+    }
+
+    /// `PATCH /source` adds, changes (keeping what it does not name) and removes the SSH
+    /// tunnel of a paused pipe; a new tunnel without a host is refused; the history says so.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_ssh_tunnel_of_a_paused_pipe_can_change() {
+        let (_dir, catalog, m) = manager(streaming_engine(Arc::new(AtomicU32::new(0)))).await;
+        m.create(spec("p")).await.unwrap();
+        until(&catalog, "p", |(s, _)| s == PipeState::Running).await;
+        m.pause("p").await.unwrap();
+        until(&catalog, "p", |(s, _)| s == PipeState::Paused).await;
+        let patch = |v: serde_json::Value| serde_json::from_value::<SourcePatch>(v).unwrap();
+        let refused = m.update_source("p", patch(serde_json::json!({"ssh": {"user": "u", "password": "pw"}}))).await;
+        assert!(matches!(&refused, Err(ManagerError::Invalid(e)) if e.contains("source.ssh.host")), "{refused:?}");
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----";
+        let added =
+            serde_json::json!({"ssh": {"host": "bastion", "user": "tunnel", "private_key": key, "known_host_key": "ssh-ed25519 AAAA"}});
+        m.update_source("p", patch(added)).await.unwrap();
+        let t = catalog.pipe("p").await.unwrap().unwrap().spec.source.ssh.unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.user.as_str(), t.private_key.0.as_str()), ("bastion", 22, "tunnel", key));
+        // Only the port changes; the stored key stays.
+        m.update_source("p", patch(serde_json::json!({"ssh": {"port": 2222}}))).await.unwrap();
+        let t = catalog.pipe("p").await.unwrap().unwrap().spec.source.ssh.unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.private_key.0.as_str()), ("bastion", 2222, key));
+        // Fields other than ssh leave the tunnel alone; `null` removes it.
+        m.update_source("p", patch(serde_json::json!({"port": 3307}))).await.unwrap();
+        assert!(catalog.pipe("p").await.unwrap().unwrap().spec.source.ssh.is_some());
+        m.update_source("p", patch(serde_json::json!({"ssh": null}))).await.unwrap();
+        assert!(catalog.pipe("p").await.unwrap().unwrap().spec.source.ssh.is_none());
+        let ev: Vec<String> = catalog.events("p").await.unwrap().into_iter().map(|e| e.reason).collect();
+        assert!(ev.iter().any(|e| e.contains("SSH tunnel none → tunnel@bastion:22")), "{ev:?}");
+        assert!(ev.iter().any(|e| e.contains("SSH tunnel tunnel@bastion:2222 → none (direct connection)")), "{ev:?}");
+        m.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread")]

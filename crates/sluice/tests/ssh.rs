@@ -260,3 +260,82 @@ async fn ssh_host_key_checks_and_tls_through_the_tunnel() {
         }
     }
 }
+
+/// `sluice pipe set-source` moves a paused pipe behind an SSH tunnel and back:
+/// CDC resumes from its checkpoint through the tunnel (the relay carries it),
+/// then directly again after `--no-ssh`; the history records both changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn set_source_adds_and_removes_the_tunnel_of_a_paused_pipe() {
+    let flavor = Flavor::MariaDb;
+    let relay = Relay::start().await;
+    let db = unique("sshset");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    create_schema(&mut c, &db).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(67);
+    load_orders(&mut c, &db, &mut rng, 1, 500).await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let (code, v) = srv
+        .call(
+            reqwest::Method::POST,
+            "/v1/pipes",
+            Some(spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc")),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", CONVERGE).await;
+    assert_eq!(relay.connections.load(Ordering::SeqCst), 0);
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["pipe"])
+            .args(args)
+            .args(["--server", &srv.base()])
+            .env("SLUICE_API_TOKEN", &srv.token)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "sluice pipe {args:?}:\n{text}");
+    };
+    let port = relay.port.to_string();
+    let key = testbed_url("SLUICE_TEST_SSH_KEY");
+    let (user, host_key) = (testbed_url("SLUICE_TEST_SSH_USER"), testbed_url("SLUICE_TEST_SSH_HOST_KEY"));
+    let mut next_id = 100_000;
+    for (args, through_tunnel) in [
+        (
+            vec![
+                "--ssh-host",
+                "127.0.0.1",
+                "--ssh-port",
+                &port,
+                "--ssh-user",
+                &user,
+                "--ssh-private-key-file",
+                &key,
+                "--ssh-known-host-key",
+                &host_key,
+            ],
+            true,
+        ),
+        (vec!["--no-ssh"], false),
+    ] {
+        cli(&["pause", &db]);
+        srv.wait_state(&db, "Paused", CONVERGE).await;
+        for _ in 0..100 {
+            random_write(&mut c, &db, &mut rng, &mut next_id, 500).await;
+        }
+        let mut set = vec!["set-source", db.as_str()];
+        set.extend(args.iter().copied());
+        cli(&set);
+        let before = relay.connections.load(Ordering::SeqCst);
+        cli(&["resume", &db]);
+        eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
+        srv.wait_state(&db, "Running", CONVERGE).await;
+        // A new SSH session through the relay exactly when the pipe was moved behind the tunnel.
+        let sessions = relay.connections.load(Ordering::SeqCst) - before;
+        assert_eq!(sessions > 0, through_tunnel, "{sessions} new SSH sessions after set-source {args:?}\n{}", srv.log());
+    }
+    let (_, ev) = srv.call(reqwest::Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
+    let ev = ev.to_string();
+    assert!(ev.contains("SSH tunnel none → ") && ev.contains("→ none (direct connection)"), "{ev}");
+}

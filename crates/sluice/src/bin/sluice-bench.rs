@@ -365,7 +365,13 @@ fn ch_sink(ch: &str, db: &str) -> ClickHouseSink {
 
 /// `sluice run` of a snapshot_only pipe over the whole table; then, when
 /// `verify`, a verification of the copy (its measure is the second value).
-async fn sluice_load(server: &Server, ch: &str, rows: u64, mut settings: serde_json::Value, verify: bool) -> Result<(Measured, Option<Measured>)> {
+async fn sluice_load(
+    server: &Server,
+    ch: &str,
+    rows: u64,
+    mut settings: serde_json::Value,
+    verify: bool,
+) -> Result<(Measured, Option<Measured>)> {
     let ch_db = "sluice_bench_load";
     let sink = ch_sink(ch, ch_db);
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
