@@ -32,7 +32,7 @@ pub struct ApiError {
 impl IntoResponse for ManagerError {
     fn into_response(self) -> Response {
         let (code, state) = match &self {
-            ManagerError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+            ManagerError::NotFound(_) | ManagerError::Missing(_) => (StatusCode::NOT_FOUND, None),
             ManagerError::Exists { .. } => (StatusCode::CONFLICT, None),
             ManagerError::Conflict { state, .. } => (StatusCode::CONFLICT, Some(*state)),
             ManagerError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),

@@ -27,15 +27,11 @@ pub enum PipeCommand {
     Pause { name: String },
     /// Resume a paused pipe.
     Resume { name: String },
-    /// Change sync settings of a live pipe.
+    /// Show a pipe's settings, or change them on the live pipe (no restart needed).
     Settings {
         name: String,
-        #[arg(long)]
-        sync_interval_ms: Option<u64>,
-        #[arg(long)]
-        pull_batch_size: Option<u64>,
-        #[arg(long)]
-        snapshot_rows_per_chunk: Option<u64>,
+        #[command(flatten)]
+        set: Box<SettingsFlags>,
     },
     /// Change how a paused pipe reaches its source (e.g. another server after a fail-over).
     SetSource {
@@ -87,8 +83,12 @@ pub enum PipeCommand {
     /// Delete a pipe (destination tables are kept unless --drop-tables).
     Delete {
         name: String,
+        /// Also drop the pipe's ClickHouse tables (asks to type the pipe's name unless --yes).
         #[arg(long)]
         drop_tables: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -159,19 +159,18 @@ impl Client {
             }
             PipeCommand::Pause { name } => self.call(Method::POST, &format!("/v1/pipes/{name}/pause"), None).await?,
             PipeCommand::Resume { name } => self.call(Method::POST, &format!("/v1/pipes/{name}/resume"), None).await?,
-            PipeCommand::Settings { name, sync_interval_ms, pull_batch_size, snapshot_rows_per_chunk } => {
-                let mut body = serde_json::Map::new();
-                for (k, v) in [
-                    ("sync_interval_ms", sync_interval_ms),
-                    ("pull_batch_size", pull_batch_size),
-                    ("snapshot_rows_per_chunk", snapshot_rows_per_chunk),
-                ] {
-                    if let Some(v) = v {
-                        body.insert(k.into(), v.into());
-                    }
-                }
+            PipeCommand::Settings { name, set } => {
+                let body = set.patch();
                 if body.is_empty() {
-                    bail!("nothing to change: give --sync-interval-ms, --pull-batch-size or --snapshot-rows-per-chunk");
+                    let v = self.call(Method::GET, &format!("/v1/pipes/{name}"), None).await?;
+                    let settings = v.get("spec").and_then(|s| s.get("settings")).or_else(|| v.get("settings")).cloned();
+                    let settings = settings.context("the server's answer has no settings")?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&settings)?);
+                    } else {
+                        print_settings(&settings);
+                    }
+                    return Ok(());
                 }
                 self.call(Method::PATCH, &format!("/v1/pipes/{name}/settings"), Some(Value::Object(body))).await?
             }
@@ -225,7 +224,10 @@ impl Client {
                 let t = url::form_urlencoded::byte_serialize(table.as_bytes()).collect::<String>().replace('+', "%20");
                 self.call(Method::DELETE, &format!("/v1/pipes/{name}/tables/{t}?drop={drop}"), None).await?
             }
-            PipeCommand::Delete { name, drop_tables } => {
+            PipeCommand::Delete { name, drop_tables, yes } => {
+                if drop_tables && !yes {
+                    confirm_drop(&name)?;
+                }
                 self.call(Method::DELETE, &format!("/v1/pipes/{name}?drop_tables={drop_tables}"), None).await?;
                 serde_json::json!({"deleted": name})
             }
@@ -355,10 +357,17 @@ fn print_pipe(v: &Value) {
     if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
         println!("error    {e}");
     }
+    if let Some(w) = v.get("warning").and_then(|e| e.as_str()) {
+        println!("warning  {w}");
+    }
+    let (errors, total) = table_counts(v);
+    if errors > 0 {
+        println!("DEGRADED {errors} of {total} tables in Error (not replicated until resynced; see below)");
+    }
     if let Some(cp) = v.get("checkpoint").filter(|c| !c.is_null()) {
         println!("position {}:{}  gtid {}", s(cp, "binlog_file"), s(cp, "binlog_pos"), s(cp, "gtid_set"));
     }
-    println!("lag      {}s   changes applied {}", s(v, "lag_seconds"), s(v, "changes_applied"));
+    println!("lag      {}   changes applied {}", lag(v), s(v, "changes_applied"));
     println!("{:<40} {:<30} {:<12} {:>12} {:>12}", "SOURCE", "DESTINATION", "STATE", "ROWS COPIED", "ESTIMATED");
     for t in v.get("tables").and_then(|t| t.as_array()).into_iter().flatten() {
         println!(
@@ -376,6 +385,38 @@ fn print_pipe(v: &Value) {
             println!("  error: {e}");
         }
     }
+}
+
+/// The pipe's lag for people: one decimal, or `-` before CDC ran.
+fn lag(p: &Value) -> String {
+    match p.get("lag_seconds").and_then(Value::as_f64) {
+        Some(l) => format!("{l:.1}s"),
+        None => "-".into(),
+    }
+}
+
+/// (tables in `Error`, all tables) of a pipe view.
+fn table_counts(p: &Value) -> (usize, usize) {
+    let tables = p.get("tables").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    (tables.iter().filter(|t| s(t, "state") == "Error").count(), tables.len())
+}
+
+/// `5` or `4 ok, 1 error` for the pipe list.
+fn tables_summary(p: &Value) -> String {
+    match table_counts(p) {
+        (0, n) => n.to_string(),
+        (e, n) => format!("{} ok, {e} error", n - e),
+    }
+}
+
+/// What is wrong with a pipe, for the pipe list: its error, else its warning, else its first table error.
+fn problem(p: &Value) -> Option<String> {
+    let first = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+    first("error").or_else(|| first("warning")).or_else(|| {
+        let tables = p.get("tables").and_then(Value::as_array)?;
+        let t = tables.iter().find(|t| s(t, "state") == "Error")?;
+        Some(format!("DEGRADED: {}: {}", s(t, "destination"), t.get("error").and_then(Value::as_str).unwrap_or("in Error")))
+    })
 }
 
 /// `[=====>    ]  45%  12345/27000 rows  5100 rows/s  ETA 3s  partitions 4/10` for a table being copied.
@@ -407,9 +448,17 @@ fn print_human(v: &Value) {
             }
         }
         Value::Array(items) => {
-            println!("{:<24} {:<12} {:<18} {:>8} ERROR", "NAME", "STATE", "MODE", "LAG(s)");
+            println!("{:<24} {:<12} {:<18} {:>8} {:<16} PROBLEM", "NAME", "STATE", "MODE", "LAG", "TABLES");
             for p in items {
-                println!("{:<24} {:<12} {:<18} {:>8} {}", s(p, "name"), s(p, "state"), s(p, "mode"), s(p, "lag_seconds"), s(p, "error"));
+                println!(
+                    "{:<24} {:<12} {:<18} {:>8} {:<16} {}",
+                    s(p, "name"),
+                    s(p, "state"),
+                    s(p, "mode"),
+                    lag(p),
+                    tables_summary(p),
+                    problem(p).unwrap_or_else(|| "-".into())
+                );
             }
         }
         Value::Object(o) if o.contains_key("tables") => print_pipe(v),
@@ -492,5 +541,127 @@ impl SshFlags {
         ];
         let body: serde_json::Map<String, Value> = fields.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();
         Ok((!body.is_empty()).then_some(Value::Object(body)))
+    }
+}
+
+/// The settings a live pipe can change, with what each does (`pipe settings`).
+pub const SETTINGS: [(&str, &str); 9] = [
+    ("sync_interval_ms", "longest time a CDC batch collects changes before it is written (a caught-up stream writes sooner)"),
+    ("pull_batch_size", "most row changes a CDC batch collects before it is written"),
+    ("snapshot_rows_per_chunk", "rows read per snapshot query and written per snapshot insert"),
+    ("rows_per_partition", "rows per snapshot partition (a range of the first key column)"),
+    ("parallel_partitions", "partitions of one table read at once, each on its own source connection"),
+    ("parallel_tables", "tables copied at once during a snapshot"),
+    ("heartbeat_interval_ms", "how often the source heartbeat row is written (when source.heartbeat_table is set)"),
+    ("verify_rows_per_second", "most source rows a verification scans per second"),
+    ("verify_interval_hours", "hours between scheduled verifications (0: only on request)"),
+];
+
+/// `pipe settings` flags: each changes one setting of the live pipe.
+#[derive(clap::Args, Debug, Default)]
+pub struct SettingsFlags {
+    /// Longest time a CDC batch collects changes before it is written, in ms (a caught-up stream writes sooner).
+    #[arg(long)]
+    sync_interval_ms: Option<u64>,
+    /// Most row changes a CDC batch collects before it is written.
+    #[arg(long)]
+    pull_batch_size: Option<u64>,
+    /// Rows read per snapshot query and written per snapshot insert.
+    #[arg(long)]
+    snapshot_rows_per_chunk: Option<u64>,
+    /// Rows per snapshot partition (a range of the first key column).
+    #[arg(long)]
+    rows_per_partition: Option<u64>,
+    /// Partitions of one table read at once, each on its own source connection.
+    #[arg(long)]
+    parallel_partitions: Option<u64>,
+    /// Tables copied at once during a snapshot.
+    #[arg(long)]
+    parallel_tables: Option<u64>,
+    /// How often the source heartbeat row is written, in ms (when source.heartbeat_table is set).
+    #[arg(long)]
+    heartbeat_interval_ms: Option<u64>,
+    /// Most source rows a verification scans per second.
+    #[arg(long)]
+    verify_rows_per_second: Option<u64>,
+    /// Hours between scheduled verifications (0: only on request).
+    #[arg(long)]
+    verify_interval_hours: Option<u64>,
+}
+
+impl SettingsFlags {
+    /// The `PATCH /settings` body: the flags given.
+    fn patch(&self) -> serde_json::Map<String, Value> {
+        let values = [
+            self.sync_interval_ms,
+            self.pull_batch_size,
+            self.snapshot_rows_per_chunk,
+            self.rows_per_partition,
+            self.parallel_partitions,
+            self.parallel_tables,
+            self.heartbeat_interval_ms,
+            self.verify_rows_per_second,
+            self.verify_interval_hours,
+        ];
+        SETTINGS.iter().zip(values).filter_map(|((k, _), v)| v.map(|v| (k.to_string(), Value::from(v)))).collect()
+    }
+}
+
+/// The settings, one per line with what each does.
+fn print_settings(settings: &Value) {
+    let width = SETTINGS.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, help) in SETTINGS {
+        let v = settings.get(k).map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        println!("{k:width$}  {v:>10}  {help}");
+    }
+}
+
+/// Asks on the terminal to type the pipe's name before its ClickHouse tables are dropped;
+/// without a terminal, refuses (use `--yes`).
+fn confirm_drop(name: &str) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to drop the ClickHouse tables of pipe {name:?} without confirmation: add --yes");
+    }
+    eprint!("This deletes pipe {name:?} and DROPS its ClickHouse tables. Type the pipe's name to confirm: ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim() != name {
+        bail!("not confirmed; nothing was deleted");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    #[test]
+    fn every_live_setting_has_a_flag_and_a_description() {
+        let names: Vec<String> =
+            serde_json::to_value(sluice_core::spec::SyncSettings::default()).unwrap().as_object().unwrap().keys().cloned().collect();
+        let mut listed: Vec<String> = SETTINGS.iter().map(|(k, _)| k.to_string()).collect();
+        let mut names = names;
+        names.sort();
+        listed.sort();
+        assert_eq!(names, listed);
+        let all = SettingsFlags {
+            sync_interval_ms: Some(1),
+            pull_batch_size: Some(2),
+            snapshot_rows_per_chunk: Some(3),
+            rows_per_partition: Some(4),
+            parallel_partitions: Some(5),
+            parallel_tables: Some(6),
+            heartbeat_interval_ms: Some(7),
+            verify_rows_per_second: Some(8),
+            verify_interval_hours: Some(9),
+        };
+        let patch = all.patch();
+        assert_eq!(patch.len(), 9);
+        assert_eq!(patch["parallel_tables"], 6);
+        assert_eq!(patch["verify_interval_hours"], 9);
+        // The body is a valid settings patch for the server.
+        let _: crate::manager::SettingsPatch = serde_json::from_value(Value::Object(patch)).unwrap();
     }
 }

@@ -23,6 +23,9 @@ use tracing::info;
 pub enum ManagerError {
     #[error("pipe {0:?} not found")]
     NotFound(String),
+    /// Something inside an existing pipe (a table, a verification) is not there; the text says what.
+    #[error("{0}")]
+    Missing(String),
     #[error("pipe {name:?} already exists")]
     Exists { name: String },
     #[error("{message}")]
@@ -219,6 +222,15 @@ impl Manager {
 /// A table of the pipe by destination name or by source `schema.table`.
 pub(crate) fn find_table<'a>(tables: &'a [sluice_catalog::TableRecord], name: &str) -> Option<&'a sluice_catalog::TableRecord> {
     tables.iter().find(|t| t.mapping.destination == name || format!("{}.{}", t.mapping.source.id.schema, t.mapping.source.id.table) == name)
+}
+
+/// The error for a table name that is not among `tables` of `pipe`, listing the ones that are.
+pub(crate) fn no_such_table(pipe: &str, name: &str, tables: &[sluice_catalog::TableRecord]) -> ManagerError {
+    let known: Vec<&str> = tables.iter().map(|t| t.mapping.destination.as_str()).collect();
+    ManagerError::Missing(format!(
+        "table {name:?} is not in pipe {pipe:?} (its tables: {}; give a destination name or schema.table)",
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    ))
 }
 
 /// A partial settings change (`PATCH /v1/pipes/{name}/settings`).

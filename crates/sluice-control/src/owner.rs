@@ -18,7 +18,7 @@
 //!   the error is shown on the pipe meanwhile, so that a pipe never reads
 //!   `Running` with no engine behind it.
 
-use crate::manager::{find_table, ManagerError, SettingsPatch, SourcePatch};
+use crate::manager::{find_table, no_such_table, ManagerError, SettingsPatch, SourcePatch};
 use sluice_catalog::{Catalog, PipeRecord};
 use sluice_core::state::{resync_table_name, targets};
 use sluice_core::{PipeAction, PipeSpec, PipeState, SyncSettings, TableSpec, TableState};
@@ -667,7 +667,7 @@ impl Owner {
             all.iter().collect()
         } else {
             only.iter()
-                .map(|t| find_table(&all, t).ok_or_else(|| ManagerError::NotFound(format!("{name}: table {t}"))))
+                .map(|t| find_table(&all, t).ok_or_else(|| no_such_table(&name, t, &all)))
                 .collect::<Result<_, _>>()?
         };
         let whole = chosen.len() == all.len();
@@ -787,7 +787,7 @@ impl Owner {
         let name = self.name.clone();
         self.record().await?;
         let all = self.catalog.tables(&name).await?;
-        let t = find_table(&all, table).ok_or_else(|| ManagerError::NotFound(format!("{name}: table {table}")))?.clone();
+        let t = find_table(&all, table).ok_or_else(|| no_such_table(&name, table, &all))?.clone();
         if all.len() == 1 {
             return Err(ManagerError::Invalid(format!("{table} is the pipe's only table; delete the pipe instead")));
         }

@@ -240,7 +240,7 @@ pub async fn list(State(st): State<AppState>, Path(name): Path<String>) -> Resul
 pub async fn get_one(State(st): State<AppState>, Path((name, id)): Path<(String, i64)>) -> Result<Json<VerificationView>, ManagerError> {
     match st.manager.catalog().verification(&name, id).await? {
         Some(r) => Ok(Json(VerificationView::of(r))),
-        None => Err(ManagerError::NotFound(format!("{name}/verifications/{id}"))),
+        None => Err(ManagerError::Missing(format!("pipe {name:?} has no verification #{id}"))),
     }
 }
 

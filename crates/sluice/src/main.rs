@@ -89,6 +89,15 @@ fn read_spec(path: &PathBuf) -> Result<PipeSpec> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Server { .. } | Command::Run { .. }) {
+        // Command-line tools end quietly when their reader goes away (`sluice check --json | head`),
+        // as Unix tools do, instead of panicking in println! on EPIPE. The long-running commands keep
+        // Rust's default (SIGPIPE ignored, EPIPE as an error) so that a closed socket never kills them.
+        // SAFETY: only the process-wide disposition of SIGPIPE changes (to the default); no handler runs.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // Test builds only: crash points named in FAILPOINTS (see sluice-engine's failpoints).
     let _failpoints = sluice_engine::failpoints::setup();
     // Progress bars for `sluice run` on a terminal; logs are printed above them.
