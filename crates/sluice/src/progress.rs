@@ -36,14 +36,47 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     }
 }
 
+/// A rate over the last few seconds of samples of a growing counter, so that
+/// a counter that moves in steps (CDC writes once per batch) reads steadily.
+struct Rate {
+    samples: std::collections::VecDeque<(Instant, u64)>,
+}
+
+impl Rate {
+    const WINDOW: Duration = Duration::from_secs(10);
+
+    fn new() -> Self {
+        Self { samples: std::collections::VecDeque::new() }
+    }
+
+    /// Records the counter's value now; returns the rate per second over the window (None until two samples).
+    fn sample(&mut self, value: u64) -> Option<f64> {
+        let now = Instant::now();
+        self.samples.push_back((now, value));
+        while self.samples.len() > 2 && self.samples.front().is_some_and(|(t, _)| now.duration_since(*t) > Self::WINDOW) {
+            self.samples.pop_front();
+        }
+        let (t0, v0) = *self.samples.front()?;
+        let secs = now.duration_since(t0).as_secs_f64();
+        (secs > 0.2).then(|| value.saturating_sub(v0) as f64 / secs)
+    }
+}
+
+/// A table's bar, the rate of its copy and when it started.
+struct TableBar {
+    bar: ProgressBar,
+    rate: Rate,
+    started: Instant,
+}
+
 /// Draws the pipe's progress until `cancel` fires.
 pub async fn watch(mp: MultiProgress, catalog: Catalog, name: String, status: Arc<LiveStatus>, cancel: CancellationToken) {
-    let bar_style = ProgressStyle::with_template("{prefix:>24} [{bar:30.cyan/blue}] {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}")
+    let bar_style = ProgressStyle::with_template("{prefix:>24} [{bar:30.cyan/blue}] {pos}/{len} rows  {msg}")
         .expect("valid template")
         .progress_chars("=> ");
-    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
+    let mut bars: HashMap<String, TableBar> = HashMap::new();
     let cdc = mp.add(ProgressBar::new_spinner());
-    let (mut last_applied, mut last_at) = (0u64, Instant::now());
+    let mut cdc_rate = Rate::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -56,32 +89,66 @@ pub async fn watch(mp: MultiProgress, catalog: Catalog, name: String, status: Ar
             if !copying && !bars.contains_key(&dest) {
                 continue;
             }
-            let bar = bars.entry(dest.clone()).or_insert_with(|| {
+            let tb = bars.entry(dest.clone()).or_insert_with(|| {
                 let b = mp.insert_before(&cdc, ProgressBar::new(t.rows_estimated.max(1)));
                 b.set_style(bar_style.clone());
                 b.set_prefix(dest.clone());
-                b
+                TableBar { bar: b, rate: Rate::new(), started: Instant::now() }
             });
-            bar.set_length(t.rows_estimated.max(t.rows_copied).max(1));
-            bar.set_position(t.rows_copied);
-            if let Ok((done, total)) = catalog.partition_counts(&name, &dest).await {
-                bar.set_message(format!("partitions {done}/{total}"));
+            if tb.bar.is_finished() {
+                continue; // its final line stays as it was written
             }
-            if t.snapshot_done && !bar.is_finished() {
-                bar.finish();
+            tb.bar.set_length(t.rows_estimated.max(t.rows_copied).max(1));
+            tb.bar.set_position(t.rows_copied);
+            let rate = tb.rate.sample(t.rows_copied);
+            if t.snapshot_done {
+                let secs = tb.started.elapsed().as_secs_f64().max(0.001);
+                tb.bar.set_length(t.rows_copied.max(1));
+                tb.bar.finish_with_message(format!("done in {secs:.0}s ({:.0} rows/s on average)", t.rows_copied as f64 / secs));
+                continue;
             }
+            let eta = match rate {
+                Some(r) if r > 0.0 => format!("ETA {:.0}s", t.rows_estimated.saturating_sub(t.rows_copied) as f64 / r),
+                _ => "ETA -".into(),
+            };
+            let rate = rate.map(|r| format!("{r:.0} rows/s")).unwrap_or_else(|| "- rows/s".into());
+            let parts = match catalog.partition_counts(&name, &dest).await {
+                Ok((done, total)) => format!("  partitions {done}/{total}"),
+                Err(_) => String::new(),
+            };
+            tb.bar.set_message(format!("{rate}  {eta}{parts}"));
         }
         let applied = status.changes_applied.load(Ordering::Relaxed);
-        let rate = (applied - last_applied) as f64 / last_at.elapsed().as_secs_f64().max(0.001);
-        (last_applied, last_at) = (applied, Instant::now());
+        let rate = cdc_rate.sample(applied).map(|r| format!("{r:.0} changes/s")).unwrap_or_else(|| "- changes/s".into());
         match status.lag_seconds() {
-            Some(lag) => cdc.set_message(format!("CDC  lag {lag:.1}s  {rate:.0} changes/s  {applied} applied")),
+            Some(lag) => cdc.set_message(format!("CDC  lag {lag:.1}s  {rate} (last 10 s)  {applied} applied")),
             None => cdc.set_message("CDC  not started yet"),
         }
         cdc.tick();
     }
-    for b in bars.values() {
-        b.abandon();
+    // Leave nothing half drawn: the copies' final lines stay, live lines go.
+    for tb in bars.values() {
+        if !tb.bar.is_finished() {
+            tb.bar.finish_and_clear();
+        }
     }
     cdc.finish_and_clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rate;
+
+    #[test]
+    fn rate_needs_two_samples_and_reads_steadily_between_steps() {
+        let mut r = Rate::new();
+        assert_eq!(r.sample(0), None);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let first = r.sample(600).unwrap();
+        assert!(first > 0.0, "{first}");
+        // No change in the next sample: the rate over the window is still well above zero.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let flat = r.sample(600).unwrap();
+        assert!(flat > 0.0 && flat <= first, "{flat} vs {first}");
+    }
 }
