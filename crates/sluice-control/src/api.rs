@@ -227,16 +227,42 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
     })
 }
 
-/// Create a pipe from its spec; it starts at once (Provisioning).
-#[utoipa::path(post, path = "/v1/pipes", request_body = PipeSpec, tag = "pipes",
-    responses((status = 201, body = PipeView), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
-async fn create_pipe(State(st): State<AppState>, body: axum::body::Bytes) -> Response {
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct CreateParams {
+    /// Store and start the pipe without running the pre-flight checks first.
+    #[serde(default)]
+    pub skip_checks: bool,
+}
+
+/// A pipe refused by its pre-flight checks: what failed, and every check.
+#[derive(Serialize, ToSchema)]
+pub struct ChecksFailed {
+    pub error: String,
+    pub checks: crate::preflight::Preflight,
+}
+
+/// Create a pipe from its spec; it starts at once (Provisioning). The
+/// pre-flight checks (`POST /v1/checks`) run first: when one fails, nothing is
+/// stored and the answer (422) lists the checks, unless `skip_checks=true`.
+#[utoipa::path(post, path = "/v1/pipes", request_body = PipeSpec, tag = "pipes", params(CreateParams),
+    responses((status = 201, body = PipeView), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ChecksFailed)))]
+async fn create_pipe(State(st): State<AppState>, Query(params): Query<CreateParams>, body: axum::body::Bytes) -> Response {
     let spec: PipeSpec = match serde_json::from_slice(&body) {
         Ok(s) => s,
         Err(e) => return bad_request(format!("invalid pipe spec: {e}")),
     };
     if let Err(e) = spec.validate() {
         return (StatusCode::UNPROCESSABLE_ENTITY, Json(ApiError { error: e.to_string(), state: None })).into_response();
+    }
+    if st.manager.catalog().pipe(&spec.name).await.ok().flatten().is_some() {
+        return ManagerError::Exists { name: spec.name.clone() }.into_response();
+    }
+    if !params.skip_checks {
+        let checks = crate::preflight::run(&spec).await;
+        if !checks.ok {
+            let error = format!("pre-flight checks failed, nothing was created: {}", checks.failures());
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(ChecksFailed { error, checks })).into_response();
+        }
     }
     let name = spec.name.clone();
     if let Err(e) = st.manager.create(spec).await {
@@ -246,6 +272,22 @@ async fn create_pipe(State(st): State<AppState>, body: axum::body::Bytes) -> Res
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Run the pre-flight checks of a pipe spec without storing anything ("Test
+/// connection"): source reachable and configured for CDC, tables replicable,
+/// destination answering. Always 200 when the spec is valid; `ok` says whether all passed.
+#[utoipa::path(post, path = "/v1/checks", request_body = PipeSpec, tag = "pipes",
+    responses((status = 200, body = crate::preflight::Preflight), (status = 400, body = ApiError), (status = 422, body = ApiError)))]
+async fn run_checks(body: axum::body::Bytes) -> Response {
+    let spec: PipeSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return bad_request(format!("invalid pipe spec: {e}")),
+    };
+    if let Err(e) = spec.validate() {
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(ApiError { error: e.to_string(), state: None })).into_response();
+    }
+    Json(crate::preflight::run(&spec).await).into_response()
 }
 
 /// List every pipe.
@@ -436,8 +478,8 @@ async fn healthz() -> &'static str {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
-    paths(create_pipe, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, metrics_text, healthz, openapi_json),
-    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, SettingsPatch, SourcePatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind)),
+    paths(create_pipe, run_checks, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, metrics_text, healthz, openapi_json),
+    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -487,6 +529,7 @@ async fn require_token(State(st): State<AppState>, req: Request, next: Next) -> 
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/v1/pipes", post(create_pipe).get(list_pipes))
+        .route("/v1/checks", post(run_checks))
         .route("/v1/pipes/{name}", get(get_pipe).delete(delete_pipe))
         .route("/v1/pipes/{name}/pause", post(pause_pipe))
         .route("/v1/pipes/{name}/resume", post(resume_pipe))

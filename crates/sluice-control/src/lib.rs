@@ -6,6 +6,7 @@ pub mod client;
 pub mod lock;
 pub mod manager;
 mod owner;
+pub mod preflight;
 pub use owner::{real_engine, EngineFuture, EngineResult, EngineStarter};
 pub mod server;
 pub mod ui;

@@ -521,6 +521,15 @@ impl Owner {
     /// `Paused` → `Running` (or back to `Snapshot` if the copy was unfinished).
     async fn resume(&mut self) -> Result<PipeState, ManagerError> {
         let rec = self.record().await?;
+        if rec.state == PipeState::Failed && self.catalog.checkpoint(&self.name).await?.is_none() {
+            // Setup never finished (e.g. a wrong password, since corrected with PATCH /source):
+            // nothing was recorded, so Setup runs again from the start.
+            let why = "retry requested after a failed setup";
+            self.catalog.transition(&self.name, PipeAction::RetrySetup, PipeState::Setup, why, None).await?;
+            info!(pipe = self.name.as_str(), "state Failed → Setup: {why}");
+            self.start_engine(rec.spec);
+            return Ok(PipeState::Setup);
+        }
         if targets(rec.state, PipeAction::Resume).is_empty() {
             return Err(refuse(rec.state, PipeAction::Resume));
         }
@@ -660,15 +669,16 @@ impl Owner {
             return Err(ManagerError::Invalid("a snapshot_only pipe has nothing to resync into; create a new pipe".into()));
         }
         if self.catalog.checkpoint(&name).await?.is_none() {
-            return Err(ManagerError::Invalid("the pipe never finished Setup; delete it and create it again".into()));
+            return Err(ManagerError::Invalid(
+                "the pipe never finished Setup, so there is nothing to resync: correct it (PATCH /source) and resume it to run Setup again"
+                    .into(),
+            ));
         }
         let all = self.catalog.tables(&name).await?;
         let chosen: Vec<_> = if only.is_empty() {
             all.iter().collect()
         } else {
-            only.iter()
-                .map(|t| find_table(&all, t).ok_or_else(|| no_such_table(&name, t, &all)))
-                .collect::<Result<_, _>>()?
+            only.iter().map(|t| find_table(&all, t).ok_or_else(|| no_such_table(&name, t, &all))).collect::<Result<_, _>>()?
         };
         let whole = chosen.len() == all.len();
         if rec.state == PipeState::Failed && !whole {

@@ -171,16 +171,13 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
         }
         Command::Check { config, json } => {
             let spec = read_spec(&config)?;
-            let mut conn = sluice_source::conn::connect(&spec.source).await?;
-            let info = sluice_source::conn::server_info(&mut conn).await?;
-            let mut checks: Vec<_> = sluice_source::checks::ssh_tunnel(&spec.source).into_iter().collect();
-            checks.extend(sluice_source::checks::run(&mut conn, &info, spec.source.replication_mechanism).await?);
-            checks.extend(sluice_source::checks::tables(&mut conn, &spec.tables).await?);
-            let ok = checks.iter().all(|c| c.ok);
+            let pre = sluice_control::preflight::run(&spec).await;
+            let (ok, checks) = (pre.ok, pre.checks);
+            let version = pre.source.unwrap_or_else(|| "unreachable".into());
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "source": info.version, "checks": checks}))?);
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ok": ok, "source": version, "checks": checks}))?);
             } else {
-                println!("source {}", info.version);
+                println!("source {version}");
                 for c in &checks {
                     println!(
                         "{} {:<26} {}{}",

@@ -229,3 +229,70 @@ async fn api_server_kill9_restores_running_and_paused_pipes() {
 }
 
 use rand::SeedableRng;
+
+/// A wrong password is caught before anything is stored: `POST /v1/checks` says
+/// which check failed and why, `POST /v1/pipes` answers 422 with the checks and
+/// creates nothing. A pipe stored anyway (`skip_checks=true`) fails at Setup; it
+/// is corrected with `PATCH /source` and resumed, which runs Setup again, and
+/// it replicates.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_is_refused_before_creation_and_a_failed_setup_can_be_corrected() {
+    let flavor = Flavor::MariaDb;
+    let db = unique("wrongpw");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {db}.t VALUES (1, 1), (2, 2)")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let good = spec(&db, flavor, json!([{"source": format!("{db}.t")}]), &ch_db, "snapshot_and_cdc");
+    let mut bad = good.clone();
+    bad["source"]["password"] = json!("not-the-password");
+
+    let (code, v) = srv.call(Method::POST, "/v1/checks", Some(bad.clone())).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["ok"], false, "{v}");
+    let failed: Vec<&serde_json::Value> = v["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).collect();
+    assert_eq!(failed.len(), 1, "{v}");
+    assert_eq!(failed[0]["name"], "source_connection", "{v}");
+    assert!(failed[0]["found"].as_str().unwrap().contains("Access denied"), "{v}");
+    let (code, v) = srv.call(Method::POST, "/v1/checks", Some(good.clone())).await;
+    assert_eq!((code, &v["ok"]), (200, &json!(true)), "{v}");
+    assert!(v["checks"].as_array().unwrap().iter().any(|c| c["name"] == "destination_connection" && c["ok"] == true), "{v}");
+
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(bad.clone())).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("pre-flight checks failed, nothing was created: source_connection"), "{v}");
+    assert_eq!(v["checks"]["ok"], false, "{v}");
+    assert_eq!(srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await.0, 404);
+
+    // Stored anyway: Failed at Setup, saying why.
+    let (code, v) = srv.call(Method::POST, "/v1/pipes?skip_checks=true", Some(bad)).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Failed", T).await;
+    let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+    assert!(v["error"].as_str().unwrap_or_default().contains("Access denied"), "{v}");
+    // Resync has nothing to work on and says what to do instead.
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resync"), Some(json!({}))).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("resume it to run Setup again"), "{v}");
+    // Corrected and resumed: Setup runs again and the pipe replicates.
+    let (code, v) = srv.call(Method::PATCH, &format!("/v1/pipes/{db}/source"), Some(json!({"password": good["source"]["password"]}))).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
+    assert!(code == 200 || code == 202, "{code} {v}");
+    srv.wait_state(&db, "Running", T).await;
+    c.query_drop(format!("INSERT INTO {db}.t VALUES (3, 3)")).await.unwrap();
+    eventually(T, || async {
+        let rows = ch_rows(&format!("SELECT id, v FROM {ch_db}.t FINAL WHERE _peerdb_is_deleted = 0 ORDER BY id")).await?;
+        if rows.len() == 3 {
+            Ok(())
+        } else {
+            Err(format!("{rows:?}"))
+        }
+    })
+    .await;
+    let (_, ev) = srv.call(Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
+    assert!(ev.to_string().contains("retry requested after a failed setup"), "{ev}");
+}
