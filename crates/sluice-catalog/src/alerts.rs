@@ -130,9 +130,10 @@ impl Catalog {
     /// Every stored alert state.
     pub async fn alert_states(&self) -> Result<Vec<AlertState>> {
         self.detached(|c| async move {
-            let rows = sqlx::query("SELECT pipe, rule, subject, since, firing, fired_at, summary FROM alert_states ORDER BY pipe, rule, subject")
-                .fetch_all(&c.reads)
-                .await?;
+            let rows =
+                sqlx::query("SELECT pipe, rule, subject, since, firing, fired_at, summary FROM alert_states ORDER BY pipe, rule, subject")
+                    .fetch_all(&c.reads)
+                    .await?;
             Ok(rows
                 .into_iter()
                 .map(|r| AlertState {

@@ -75,7 +75,9 @@ async fn http_receiver(fail_first: usize) -> (u16, Arc<Mutex<Vec<Received>>>) {
                 let mut body = vec![0u8; len];
                 r.read_exact(&mut body).await.unwrap();
                 let fail = path == "/slack"
-                    && failures.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                    && failures
+                        .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
                 if !fail {
                     g.lock().unwrap().push(Received { path, headers, body });
                 }
@@ -194,7 +196,7 @@ fn mails_with(mails: &Arc<Mutex<Vec<String>>>, word: &str) -> usize {
     mails.lock().unwrap().iter().filter(|m| m.contains(word)).count()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_fire_once_recover_once_and_survive_a_restart() {
     let (http_port, got) = http_receiver(1).await;
     let (smtp_port, mails) = smtp_sink().await;
@@ -280,7 +282,7 @@ async fn alerts_fire_once_recover_once_and_survive_a_restart() {
     assert!(got.lock().unwrap().iter().all(|r| r.json()["table"] != "a"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_configuration_api_cli_and_test_messages() {
     let (http_port, got) = http_receiver(0).await;
     let (smtp_port, mails) = smtp_sink().await;
