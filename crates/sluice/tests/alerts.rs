@@ -2,7 +2,8 @@
 //! receiver and an SMTP sink (all started by the test) get one message when a
 //! table goes to `Error` and one recovery when a resync fixes it — not again
 //! on later evaluations, nor after a server restart; a failed delivery is
-//! retried; the configuration API refuses bad input with a 400 naming it, and
+//! retried; a pipe's own rule alerts on a verification that found a
+//! differing row; the configuration API refuses bad input with a 400 naming it, and
 //! `sluice alerts set/show/test` work from the CLI.
 //!
 //! Alerts read only the catalog and the pipe's status, never the source, so
@@ -280,6 +281,64 @@ async fn alerts_fire_once_recover_once_and_survive_a_restart() {
     // Nothing about the healthy table, nor a pipe failure.
     assert!(hooks(&got, "firing", "pipe_failed").is_empty());
     assert!(got.lock().unwrap().iter().all(|r| r.json()["table"] != "a"));
+
+    // A pipe's own rule: a verification that finds a differing row alerts the webhook only; a clean run recovers it.
+    let rules = json!({"rules": [{"kind": "verification_mismatch", "channels": ["hook"]}]});
+    let (code, v) = srv.call(Method::PUT, &format!("/v1/pipes/{db}/alerts"), Some(rules.clone())).await;
+    assert_eq!(code, 200, "{v}");
+    let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}/alerts"), None).await;
+    assert_eq!(v, rules);
+    let t = format!("{ch_db}.a");
+    clickhouse()
+        .query(&format!(
+            "INSERT INTO {t} SELECT * REPLACE (v + 100 AS v, _peerdb_version + 1000 AS _peerdb_version) FROM (SELECT * FROM {t} FINAL WHERE id = 1)"
+        ))
+        .execute()
+        .await
+        .unwrap();
+    let run = verification(&srv, &db, json!({"tables": ["a"]})).await;
+    assert_eq!(run["clean"], false, "{run}");
+    eventually(T, || async {
+        let h = hooks(&got, "firing", "verification_mismatch");
+        if h.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{h:?}"))
+        }
+    })
+    .await;
+    let fired = &hooks(&got, "firing", "verification_mismatch")[0];
+    assert!(fired["summary"].as_str().unwrap().contains("a: 1 rows"), "{fired}");
+    assert_eq!(slack_texts(&got, "verification").len(), 0, "the rule sends to the webhook only");
+    verification(&srv, &db, json!({"tables": ["a"], "repair": true})).await;
+    let run = verification(&srv, &db, json!({"tables": ["a"]})).await;
+    assert_eq!(run["clean"], true, "{run}");
+    eventually(T, || async {
+        let h = hooks(&got, "resolved", "verification_mismatch");
+        if h.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{h:?}"))
+        }
+    })
+    .await;
+}
+
+/// Runs a verification of `pipe` and waits for its end.
+async fn verification(srv: &SluiceServer, pipe: &str, body: Value) -> Value {
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{pipe}/verify"), Some(body)).await;
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{pipe}/verifications/{id}"), None).await;
+        if v["state"] != "running" {
+            assert_eq!(v["state"], "done", "{v}");
+            return v;
+        }
+        assert!(start.elapsed() < T, "verification #{id} did not end: {v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
