@@ -3,7 +3,7 @@
 //! table goes to `Error` and one recovery when a resync fixes it — not again
 //! on later evaluations, nor after a server restart; a failed delivery is
 //! retried; a pipe's own rule alerts on a verification that found a
-//! differing row; the configuration API refuses bad input with a 400 naming it, and
+//! differing row; a lag alert fires while a pipe is paused and recovers on resume; the configuration API refuses bad input with a 400 naming it, and
 //! `sluice alerts set/show/test` work from the CLI.
 //!
 //! Alerts read only the catalog and the pipe's status, never the source, so
@@ -322,6 +322,61 @@ async fn alerts_fire_once_recover_once_and_survive_a_restart() {
         }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_alert_fires_while_a_pipe_is_paused_and_recovers_on_resume() {
+    let (http_port, got) = http_receiver(0).await;
+    let (smtp_port, _mails) = smtp_sink().await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path()).await;
+    let db = unique("alertlag");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(Flavor::MySql).await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.a (id INT PRIMARY KEY, v INT)")).await.unwrap();
+    let spec = spec(&db, Flavor::MySql, json!([{"source": format!("{db}.a")}]), &ch_db, "snapshot_and_cdc");
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec)).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", T).await;
+    // Lag above 2 s for 3 s (0.05 min); the webhook only.
+    let mut config = alert_config(http_port, smtp_port);
+    config["rules"] = json!([{"kind": "lag", "threshold_seconds": 2, "for_minutes": 0.05, "channels": ["hook"]}]);
+    let (code, v) = srv.call(Method::PUT, "/v1/alerts", Some(config)).await;
+    assert_eq!(code, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(hooks(&got, "firing", "lag").is_empty(), "a live pipe has no lag alert");
+
+    // Paused, the pipe falls behind the source (its lag keeps growing): the alert fires once.
+    srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
+    srv.wait_state(&db, "Paused", T).await;
+    c.query_drop(format!("INSERT INTO {db}.a VALUES (1, 1)")).await.unwrap();
+    eventually(T, || async {
+        let h = hooks(&got, "firing", "lag");
+        if h.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{h:?}"))
+        }
+    })
+    .await;
+    let fired = &hooks(&got, "firing", "lag")[0];
+    assert!(fired["summary"].as_str().unwrap().contains("above 2 s"), "{fired}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(hooks(&got, "firing", "lag").len(), 1);
+
+    // Resumed, it catches up: one recovery.
+    srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
+    eventually(T, || async {
+        let h = hooks(&got, "resolved", "lag");
+        if h.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{h:?}"))
+        }
+    })
+    .await;
+    assert_eq!(hooks(&got, "firing", "lag").len(), 1);
 }
 
 /// Runs a verification of `pipe` and waits for its end.

@@ -91,11 +91,19 @@ pub fn observe(rule: &Rule, f: &PipeFacts) -> Vec<Observation> {
         RuleKind::VerificationMismatch => match f.verification {
             None => one(Some(false), format!("pipe {pipe} has no verification with differences")),
             Some(v) => {
-                let tables: Vec<sluice_verify::TableResult> = serde_json::from_value(v.tables.clone()).unwrap_or_default();
-                let differing: Vec<String> = tables
+                // Read field by field (the results' shape is sluice-verify's `TableResult`): a field
+                // added there must not make a mismatch unreadable here.
+                let differing: Vec<String> = v
+                    .tables
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
                     .iter()
-                    .filter(|t| t.rows_differing > 0)
-                    .map(|t| format!("{}: {} rows", t.destination, t.rows_differing))
+                    .filter_map(|t| {
+                        let rows = t.get("rows_differing").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                        let name = t.get("destination").and_then(serde_json::Value::as_str).unwrap_or("?");
+                        (rows > 0).then(|| format!("{name}: {rows} rows"))
+                    })
                     .collect();
                 if differing.is_empty() {
                     one(Some(false), format!("verification #{} of pipe {pipe} found no differences", v.id))
@@ -269,6 +277,55 @@ mod tests {
             firing,
             fired_at: None,
             summary: String::new(),
+        }
+    }
+
+    fn record(state: PipeState, error: Option<&str>) -> PipeRecord {
+        let spec = sluice_core::PipeSpec::from_json(
+            r#"{"name":"p","source":{"host":"h","user":"u","password":"x"},
+                "destination":{"url":"http://127.0.0.1:1","database":"d"},"tables":[{"source":"s.t"}]}"#,
+        )
+        .unwrap();
+        PipeRecord { spec, state, error: error.map(str::to_string), created_at: now(), updated_at: now() }
+    }
+
+    fn rule(kind: RuleKind) -> Rule {
+        Rule { kind, threshold_seconds: Some(1.0), for_minutes: None, channels: vec![], enabled: true }
+    }
+
+    #[test]
+    fn conditions_follow_the_catalog_and_the_live_status() {
+        let failed = record(PipeState::Failed, Some("binlog purged; resync the pipe"));
+        let running = record(PipeState::Running, None);
+        let facts = |r, warming_up| PipeFacts { record: r, tables: &[], status: None, verification: None, warming_up };
+        let o = observe(&rule(RuleKind::PipeFailed), &facts(&failed, false));
+        assert_eq!(o[0].holds, Some(true));
+        assert!(o[0].summary.contains("binlog purged"), "{o:?}");
+        assert_eq!(observe(&rule(RuleKind::PipeFailed), &facts(&running, false))[0].holds, Some(false));
+        // No live status (CDC never ran): lag is unknown, not cleared.
+        assert_eq!(observe(&rule(RuleKind::Lag), &facts(&running, false))[0].holds, None);
+        // Not retrying: cleared, except while the server warms up.
+        assert_eq!(observe(&rule(RuleKind::Retrying), &facts(&running, false))[0].holds, Some(false));
+        assert_eq!(observe(&rule(RuleKind::Retrying), &facts(&running, true))[0].holds, None);
+        let status = LiveStatus::new();
+        let live = PipeFacts { record: &running, tables: &[], status: Some(&status), verification: None, warming_up: false };
+        assert_eq!(observe(&rule(RuleKind::Retrying), &live)[0].holds, Some(false));
+        let verification = |rows: u64| VerificationRecord {
+            id: 7,
+            pipe: "p".into(),
+            started_at: now(),
+            finished_at: Some(now()),
+            state: sluice_catalog::VERIFY_DONE.into(),
+            repair: false,
+            request: serde_json::json!({}),
+            tables: serde_json::json!([{"source": "s.t", "destination": "t", "state": "done", "rows_differing": rows}]),
+            error: None,
+        };
+        for (rows, holds) in [(3, true), (0, false)] {
+            let v = verification(rows);
+            let f = PipeFacts { record: &running, tables: &[], status: None, verification: Some(&v), warming_up: false };
+            let o = observe(&rule(RuleKind::VerificationMismatch), &f);
+            assert_eq!(o[0].holds, Some(holds), "{o:?}");
         }
     }
 

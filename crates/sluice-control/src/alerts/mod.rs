@@ -45,8 +45,9 @@ pub fn spawn(manager: Manager) {
     tokio::spawn(deliver::run_outbox(catalog, every.min(Duration::from_secs(1))));
     tokio::spawn(async move {
         let started = Instant::now();
-        // Lag and retry state restart with the process: give the pipes time to report before an alert on them clears.
-        let warm_up = (every * 3).max(Duration::from_secs(60));
+        // Lag and retry state restart with the process: give the pipes six evaluations (a minute by default)
+        // to report before an alert on them can clear.
+        let warm_up = every * 6;
         loop {
             tokio::time::sleep(every).await;
             if let Err(e) = eval::evaluate_once(&manager, started, warm_up).await {
