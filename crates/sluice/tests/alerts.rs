@@ -244,6 +244,10 @@ async fn alerts_fire_once_recover_once_and_survive_a_restart() {
     // The Slack receiver refused the first attempt: the message was retried, and the failure logged.
     assert!(srv.log().contains("cannot send the firing message to channel \"chat\""), "{}", srv.log());
 
+    let (_, active) = srv.call(Method::GET, "/v1/alerts/active", None).await;
+    assert_eq!(active.as_array().unwrap().len(), 1, "{active}");
+    assert_eq!((&active[0]["rule"], &active[0]["table"], &active[0]["firing"]), (&json!("table_error"), &json!("b"), &json!(true)));
+
     // Still in Error over many evaluations, and across a restart: not sent again.
     tokio::time::sleep(Duration::from_secs(3)).await;
     srv.kill9();
@@ -268,6 +272,8 @@ async fn alerts_fire_once_recover_once_and_survive_a_restart() {
         }
     })
     .await;
+    let (_, active) = srv.call(Method::GET, "/v1/alerts/active", None).await;
+    assert_eq!(active, json!([]));
     let resolved = &hooks(&got, "resolved", "table_error")[0];
     assert_eq!(resolved["alert"], fired["alert"], "{resolved}");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -481,7 +487,7 @@ async fn alert_configuration_api_cli_and_test_messages() {
 
     // Documented in the OpenAPI document.
     let (_, doc) = srv.call(Method::GET, "/openapi.json", None).await;
-    for p in ["/v1/alerts", "/v1/alerts/test", "/v1/pipes/{name}/alerts"] {
+    for p in ["/v1/alerts", "/v1/alerts/test", "/v1/alerts/active", "/v1/pipes/{name}/alerts"] {
         assert!(doc["paths"][p].is_object(), "{p} missing from the OpenAPI document");
     }
 }

@@ -27,6 +27,8 @@ pub enum AlertsCommand {
     },
     /// Send a test message to every channel; fails if any channel fails.
     Test,
+    /// List the alerts whose condition holds now (firing, or pending until their `for_minutes`).
+    Active,
 }
 
 /// Reads a JSON or YAML file (`.yaml`/`.yml`, or anything that is not JSON) as a JSON value.
@@ -111,6 +113,26 @@ impl Client {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {
                     print_config(&v);
+                }
+            }
+            AlertsCommand::Active => {
+                let v = self.call(Method::GET, "/v1/alerts/active", None).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    let list = v.as_array().cloned().unwrap_or_default();
+                    if list.is_empty() {
+                        println!("no active alert");
+                    }
+                    for a in list {
+                        println!(
+                            "{:<8} {:<24} since {}  {}",
+                            if a["firing"] == Value::Bool(true) { "FIRING" } else { "pending" },
+                            a["rule"].as_str().unwrap_or(""),
+                            a["since"].as_str().unwrap_or(""),
+                            a["summary"].as_str().unwrap_or("")
+                        );
+                    }
                 }
             }
             AlertsCommand::Test => {

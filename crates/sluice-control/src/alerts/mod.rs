@@ -123,6 +123,41 @@ pub async fn put_pipe(State(st): State<AppState>, Path(name): Path<String>, body
     }
 }
 
+/// An alert whose condition holds: `firing` once sent, else pending (held for less than its rule's `for_minutes`).
+#[derive(Serialize, ToSchema)]
+pub struct ActiveAlert {
+    pub pipe: String,
+    pub rule: String,
+    /// The table (destination name) of a `table_error` alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    pub firing: bool,
+    /// When the condition was first seen.
+    pub since: String,
+    pub fired_at: Option<String>,
+    pub summary: String,
+}
+
+/// The alerts whose condition holds now (firing or pending), by pipe and rule.
+#[utoipa::path(get, path = "/v1/alerts/active", tag = "alerts", responses((status = 200, body = Vec<ActiveAlert>)))]
+pub async fn active(State(st): State<AppState>) -> Result<Json<Vec<ActiveAlert>>, ManagerError> {
+    let states = st.manager.catalog().alert_states().await?;
+    Ok(Json(
+        states
+            .into_iter()
+            .map(|s| ActiveAlert {
+                table: (!s.subject.is_empty()).then_some(s.subject),
+                pipe: s.pipe,
+                rule: s.rule,
+                firing: s.firing,
+                since: s.since,
+                fired_at: s.fired_at,
+                summary: s.summary,
+            })
+            .collect(),
+    ))
+}
+
 /// The outcome of a test message on one channel.
 #[derive(Serialize, ToSchema)]
 pub struct ChannelTest {
