@@ -328,6 +328,12 @@ async fn alerts_fire_once_recover_once_and_survive_a_restart() {
         }
     })
     .await;
+    // The global configuration cannot drop a channel a pipe's rule names.
+    let mut no_hook = alert_config(http_port, smtp_port);
+    no_hook["channels"].as_array_mut().unwrap().remove(0);
+    let (code, v) = srv.call(Method::PUT, "/v1/alerts", Some(no_hook)).await;
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(&format!("pipe {db:?}'s alert rules need a channel")), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,7 +53,9 @@ impl AlertMessage {
             "resolved" => ":large_green_circle:",
             _ => ":information_source:",
         };
-        format!("{icon} *{}* [sluice] {}", self.status_word(), self.summary)
+        // Slack's mrkdwn wants these three escaped (an error text may hold `<` or `&`).
+        let summary = self.summary.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        format!("{icon} *{}* [sluice] {summary}", self.status_word())
     }
 
     /// The e-mail subject and plain-text body.
@@ -265,6 +267,24 @@ mod tests {
             signature("Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn renderings_carry_the_summary() {
+        let msg = AlertMessage {
+            status: "firing".into(),
+            alert: "p/table_error/t".into(),
+            pipe: Some("p".into()),
+            rule: Some("table_error".into()),
+            table: Some("t".into()),
+            summary: "table s.t is in Error: type <a> & <b>".into(),
+            since: Some("2026-01-01T00:00:00Z".into()),
+            at: "2026-01-01T00:00:01Z".into(),
+        };
+        assert_eq!(msg.slack_text(), ":red_circle: *FIRING* [sluice] table s.t is in Error: type &lt;a&gt; &amp; &lt;b&gt;");
+        let (subject, body) = msg.email();
+        assert_eq!(subject, "[sluice] FIRING: table s.t is in Error: type <a> & <b>");
+        assert!(body.contains("table:  t\n") && body.contains("alert:  p/table_error/t\n"), "{body}");
     }
 
     #[test]

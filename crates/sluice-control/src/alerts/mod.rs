@@ -85,10 +85,34 @@ pub async fn put_global(State(st): State<AppState>, body: axum::body::Bytes) -> 
     if let Err(e) = config.validate() {
         return bad_request(format!("invalid alert configuration: {e}"));
     }
+    // A pipe's rules may name channels: none of them may disappear.
+    match pipes_rules(&st.manager).await {
+        Ok(all) => {
+            for (pipe, rules) in all {
+                if let Err(e) = config::check_rules(&rules.rules, Some(&config.channels)) {
+                    return bad_request(format!(
+                        "invalid alert configuration: pipe {pipe:?}'s alert rules need a channel it removes: {e}; change them first"
+                    ));
+                }
+            }
+        }
+        Err(e) => return ManagerError::from(e).into_response(),
+    }
     match catalog.set_alert_config(None, &config).await {
         Ok(()) => Json(config.redacted()).into_response(),
         Err(e) => ManagerError::from(e).into_response(),
     }
+}
+
+/// The alert rules of every pipe that has some.
+async fn pipes_rules(manager: &Manager) -> Result<Vec<(String, PipeAlerts)>, sluice_catalog::CatalogError> {
+    let mut out = Vec::new();
+    for name in manager.catalog().pipe_names().await? {
+        if let Some(rules) = manager.catalog().alert_config::<PipeAlerts>(Some(&name)).await? {
+            out.push((name, rules));
+        }
+    }
+    Ok(out)
 }
 
 /// One pipe's alert rules (each replaces the global rule of its kind for this pipe).
