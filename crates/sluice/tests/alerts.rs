@@ -3,7 +3,8 @@
 //! table goes to `Error` and one recovery when a resync fixes it — not again
 //! on later evaluations, nor after a server restart; a failed delivery is
 //! retried; a pipe's own rule alerts on a verification that found a
-//! differing row; a lag alert fires while a pipe is paused and recovers on resume; the configuration API refuses bad input with a 400 naming it, and
+//! differing row; a lag alert fires while a pipe is paused and recovers on
+//! resume; a retrying alert fires while the source is unreachable; the configuration API refuses bad input with a 400 naming it, and
 //! `sluice alerts set/show/test` work from the CLI.
 //!
 //! Alerts read only the catalog and the pipe's status, never the source, so
@@ -389,6 +390,63 @@ async fn lag_alert_fires_while_a_pipe_is_paused_and_recovers_on_resume() {
     })
     .await;
     assert_eq!(hooks(&got, "firing", "lag").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_alert_fires_while_the_source_is_unreachable_and_recovers() {
+    let (http_port, got) = http_receiver(0).await;
+    let (smtp_port, _mails) = smtp_sink().await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path()).await;
+    let db = unique("alertretry");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(Flavor::MySql).await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.a (id INT PRIMARY KEY, v INT)")).await.unwrap();
+    let spec = spec(&db, Flavor::MySql, json!([{"source": format!("{db}.a")}]), &ch_db, "snapshot_and_cdc");
+    let port = spec["source"]["port"].clone();
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec)).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", T).await;
+    let mut config = alert_config(http_port, smtp_port);
+    config["rules"] = json!([{"kind": "retrying", "for_minutes": 0.02, "channels": ["hook"]}]);
+    let (code, v) = srv.call(Method::PUT, "/v1/alerts", Some(config)).await;
+    assert_eq!(code, 200, "{v}");
+
+    // The source moves to a port nobody listens on: the pipe keeps retrying (a transient error).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
+    srv.wait_state(&db, "Paused", T).await;
+    let (code, v) = srv.call(Method::PATCH, &format!("/v1/pipes/{db}/source"), Some(json!({"host": "127.0.0.1", "port": closed}))).await;
+    assert_eq!(code, 200, "{v}");
+    srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
+    eventually(T, || async {
+        let h = hooks(&got, "firing", "retrying");
+        if h.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{h:?}"))
+        }
+    })
+    .await;
+    assert!(hooks(&got, "firing", "retrying")[0]["summary"].as_str().unwrap().contains("retrying a failure"));
+
+    // Back to the right port: the stream resumes, one recovery.
+    srv.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
+    srv.wait_state(&db, "Paused", T).await;
+    let (code, v) = srv.call(Method::PATCH, &format!("/v1/pipes/{db}/source"), Some(json!({"port": port}))).await;
+    assert_eq!(code, 200, "{v}");
+    srv.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
+    eventually(T, || async {
+        let h = hooks(&got, "resolved", "retrying");
+        if h.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{h:?}"))
+        }
+    })
+    .await;
+    assert_eq!(hooks(&got, "firing", "retrying").len(), 1);
 }
 
 /// Runs a verification of `pipe` and waits for its end.
