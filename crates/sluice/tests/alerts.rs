@@ -4,7 +4,8 @@
 //! on later evaluations, nor after a server restart; a failed delivery is
 //! retried; a pipe's own rule alerts on a verification that found a
 //! differing row; a lag alert fires while a pipe is paused and recovers on
-//! resume; a retrying alert fires while the source is unreachable; the configuration API refuses bad input with a 400 naming it, and
+//! resume; a retrying alert fires while the source is unreachable; a
+//! `pipe_failed` alert ends with its pipe; the configuration API refuses bad input with a 400 naming it, and
 //! `sluice alerts set/show/test` work from the CLI.
 //!
 //! Alerts read only the catalog and the pipe's status, never the source, so
@@ -447,6 +448,50 @@ async fn retrying_alert_fires_while_the_source_is_unreachable_and_recovers() {
     })
     .await;
     assert_eq!(hooks(&got, "firing", "retrying").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipe_failed_alert_fires_and_is_resolved_when_the_pipe_is_deleted() {
+    let (http_port, got) = http_receiver(0).await;
+    let (smtp_port, _mails) = smtp_sink().await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server(dir.path()).await;
+    let mut config = alert_config(http_port, smtp_port);
+    config["rules"] = json!([{"kind": "pipe_failed", "channels": ["hook"]}]);
+    let (code, v) = srv.call(Method::PUT, "/v1/alerts", Some(config)).await;
+    assert_eq!(code, 200, "{v}");
+    // Rejected credentials are fatal: the pipe goes to Failed.
+    let db = unique("alertfail");
+    let mut spec = spec(&db, Flavor::MySql, json!([{"source": "nosuchdb.t"}]), &format!("{db}_ch"), "snapshot_and_cdc");
+    spec["source"]["password"] = json!("certainly-wrong-password");
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec)).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Failed", T).await;
+    eventually(T, || async {
+        let h = hooks(&got, "firing", "pipe_failed");
+        if h.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{h:?}"))
+        }
+    })
+    .await;
+    let fired = &hooks(&got, "firing", "pipe_failed")[0];
+    assert_eq!(fired["pipe"], db.as_str(), "{fired}");
+    assert!(fired["summary"].as_str().unwrap().contains("is Failed"), "{fired}");
+    // Deleting the pipe ends the alert: one recovery saying so.
+    let (code, v) = srv.call(Method::DELETE, &format!("/v1/pipes/{db}"), None).await;
+    assert_eq!(code, 204, "{v}");
+    eventually(T, || async {
+        let h = hooks(&got, "resolved", "pipe_failed");
+        if h.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{h:?}"))
+        }
+    })
+    .await;
+    assert!(hooks(&got, "resolved", "pipe_failed")[0]["summary"].as_str().unwrap().contains("no longer watched"));
 }
 
 /// Runs a verification of `pipe` and waits for its end.
