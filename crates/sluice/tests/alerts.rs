@@ -248,6 +248,9 @@ async fn alerts_fire_once_recover_once_and_survive_a_restart() {
 
     let (_, active) = srv.call(Method::GET, "/v1/alerts/active", None).await;
     assert_eq!(active.as_array().unwrap().len(), 1, "{active}");
+    let metrics = srv.http.get(format!("{}/metrics", srv.base())).bearer_auth(&srv.token).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("sluice_alerts_firing{{pipe=\"{db}\",rule=\"table_error\"}} 1")), "{metrics}");
+    assert!(metrics.contains("sluice_alert_delivery_failures_total{channel=\"chat\"} 1"), "{metrics}");
     assert_eq!((&active[0]["rule"], &active[0]["table"], &active[0]["firing"]), (&json!("table_error"), &json!("b"), &json!(true)));
 
     // Still in Error over many evaluations, and across a restart: not sent again.

@@ -237,6 +237,7 @@ pub async fn run_outbox(catalog: Catalog, poll: Duration) {
                             );
                             let _ = catalog.alert_delivered(d.id).await;
                         } else {
+                            metrics::counter!("sluice_alert_delivery_failures_total", "channel" => d.channel.clone()).increment(1);
                             let wait = backoff(d.attempts);
                             tracing::warn!(
                                 alert = msg.alert.as_str(),

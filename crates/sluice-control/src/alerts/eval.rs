@@ -249,6 +249,7 @@ pub async fn evaluate_once(manager: &Manager, started: Instant, warm_up: Duratio
         }
     }
     // Alerts nothing watches any more: their rule was removed or turned off, their table or pipe is gone.
+    let watched: Vec<(String, String)> = states.keys().map(|(p, r, _)| (p.clone(), r.clone())).collect();
     for (key, state) in states {
         if seen.contains(&key) {
             continue;
@@ -260,6 +261,21 @@ pub async fn evaluate_once(manager: &Manager, started: Instant, warm_up: Duratio
         } else {
             catalog.alert_forget(&key.0, &key.1, &key.2).await?;
         }
+    }
+    publish_firing(catalog, watched).await
+}
+
+/// `sluice_alerts_firing{pipe,rule}`: how many alerts of the rule fire for the pipe (0 once they all recovered).
+async fn publish_firing(catalog: &sluice_catalog::Catalog, before: Vec<(String, String)>) -> Result<(), CatalogError> {
+    let mut counts: HashMap<(String, String), f64> = before.into_iter().map(|k| (k, 0.0)).collect();
+    for s in catalog.alert_states().await? {
+        let n = counts.entry((s.pipe, s.rule)).or_insert(0.0);
+        if s.firing {
+            *n += 1.0;
+        }
+    }
+    for ((pipe, rule), n) in counts {
+        metrics::gauge!("sluice_alerts_firing", "pipe" => pipe, "rule" => rule).set(n);
     }
     Ok(())
 }
