@@ -97,7 +97,8 @@ async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>, headers: &[(&str
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    let resp = req.send().await.map_err(http_error)?;
+    // Without the URL: a Slack channel's URL is its secret (the log names the channel instead).
+    let resp = req.send().await.map_err(|e| http_error(e.without_url()))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());
@@ -118,7 +119,7 @@ pub async fn send(http: &reqwest::Client, channel: &Channel, msg: &AlertMessage)
             Channel::Slack { url, .. } => {
                 let body = serde_json::to_vec(&serde_json::json!({"text": msg.slack_text()})).map_err(|e| e.to_string())?;
                 // The URL is the secret: errors must not repeat it.
-                post(http, &url.0, body, &[]).await.map_err(|e| e.replace(&url.0, "<slack url>"))
+                post(http, &url.0, body, &[]).await.map_err(|e| e.replace(url.0.trim_end_matches('/'), "<slack url>"))
             }
             Channel::Email { host, port, security, username, password, from, to, .. } => {
                 send_mail(host, *port, *security, username.as_deref(), &password.0, from, to, msg).await
