@@ -569,6 +569,16 @@ async fn alert_configuration_api_cli_and_test_messages() {
     assert_eq!(v["rules"][0]["for_minutes"].as_f64(), Some(5.0), "{v}");
     let shown = v.to_string();
     assert!(!shown.contains(SECRET) && !shown.contains("/slack"), "secrets shown: {shown}");
+    // Sealed at rest: neither the catalog nor its WAL holds a secret in clear.
+    for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("catalog.db") {
+            let bytes = std::fs::read(&path).unwrap();
+            for secret in [SECRET.as_bytes(), format!("127.0.0.1:{http_port}/slack").as_bytes()] {
+                assert!(!bytes.windows(secret.len()).any(|w| w == secret), "{} holds a secret in clear", path.display());
+            }
+        }
+    }
     // What GET shows can be PUT back: the stored secrets are kept.
     let (code, v) = srv.call(Method::PUT, "/v1/alerts", Some(v)).await;
     assert_eq!(code, 200, "{v}");
