@@ -20,11 +20,13 @@
 //!   instead of contending for the file lock. Every write transaction is
 //!   `BEGIN IMMEDIATE` and touches nothing but the catalog.
 
+mod alerts;
 mod error;
 pub mod secrets;
 mod store;
 mod verifications;
 
+pub use alerts::{AlertDelivery, AlertNotice, AlertState, SealedSecrets};
 pub use error::CatalogError;
 pub use store::{CatalogStore, KeyRange};
 pub use verifications::{VerificationRecord, VERIFY_DONE, VERIFY_FAILED, VERIFY_RUNNING};

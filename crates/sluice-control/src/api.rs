@@ -478,8 +478,8 @@ async fn healthz() -> &'static str {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
-    paths(create_pipe, run_checks, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, metrics_text, healthz, openapi_json),
-    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind)),
+    paths(create_pipe, run_checks, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, crate::alerts::get_global, crate::alerts::put_global, crate::alerts::get_pipe, crate::alerts::put_pipe, crate::alerts::test_channels, crate::alerts::active, metrics_text, healthz, openapi_json),
+    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind, crate::alerts::config::AlertConfig, crate::alerts::config::PipeAlerts, crate::alerts::config::Channel, crate::alerts::config::SmtpSecurity, crate::alerts::config::Rule, crate::alerts::config::RuleKind, crate::alerts::deliver::AlertMessage, crate::alerts::ChannelTest, crate::alerts::ActiveAlert)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -542,6 +542,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pipes/{name}/verify", post(crate::verify::start))
         .route("/v1/pipes/{name}/verifications", get(crate::verify::list))
         .route("/v1/pipes/{name}/verifications/{id}", get(crate::verify::get_one))
+        .route("/v1/pipes/{name}/alerts", get(crate::alerts::get_pipe).put(crate::alerts::put_pipe))
+        .route("/v1/alerts", get(crate::alerts::get_global).put(crate::alerts::put_global))
+        .route("/v1/alerts/test", post(crate::alerts::test_channels))
+        .route("/v1/alerts/active", get(crate::alerts::active))
         .route("/openapi.json", get(openapi_json))
         .route("/metrics", get(metrics_text))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -1,6 +1,7 @@
 //! Sluice control plane: the long-running server (pipe manager + REST API),
 //! and the `sluice pipe ...` CLI client that talks to it.
 
+pub mod alerts;
 pub mod api;
 pub mod client;
 pub mod lock;

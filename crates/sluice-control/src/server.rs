@@ -114,6 +114,7 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr) -> Result<()> {
     let manager = Manager::new(catalog);
     manager.resume_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::verify::spawn_scheduler(manager.clone());
+    crate::alerts::spawn(manager.clone());
     let app = router(AppState { manager: manager.clone(), token: Arc::new(token), metrics });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     info!("sluice server listening on http://{listen} (data dir {})", data_dir.display());

@@ -49,6 +49,20 @@ enum Command {
         #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Alert channels and rules on a running server: show, set from a JSON/YAML file, test.
+    Alerts {
+        #[command(subcommand)]
+        command: sluice_control::alerts::cli::AlertsCommand,
+        /// Server URL.
+        #[arg(long, global = true, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:7878")]
+        server: String,
+        /// Print JSON instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+        /// Data dir whose api-token to use when SLUICE_API_TOKEN is not set.
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+    },
     /// Verify that a pipe's ClickHouse tables equal its source tables (on a running server);
     /// prints the differing keys and exits non-zero when differences remain.
     Verify {
@@ -162,6 +176,11 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
         Command::Pipe { command, server, json, data_dir } => {
             let client = sluice_control::client::Client::new(&server, None, data_dir)?;
             client.run(command, json).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Alerts { command, server, json, data_dir } => {
+            let client = sluice_control::client::Client::new(&server, None, data_dir)?;
+            client.alerts(command, json).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Verify { name, tables, repair, server, json, data_dir } => {
