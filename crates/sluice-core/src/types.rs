@@ -242,6 +242,9 @@ pub struct TableOptions {
     /// ReplacingMergeTree with `allow_experimental_replacing_merge_with_cleanup = 1`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hard_deletes: bool,
+    /// The key the user declared for a table without one (see `TableSpec::key_columns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_columns: Option<Vec<String>>,
 }
 
 impl TableOptions {
@@ -274,9 +277,56 @@ impl TableOptions {
         self.exclude_columns.iter().filter(|c| table.column(c).is_none()).cloned().collect()
     }
 
+    /// The key rows are identified by: the table's own, else the declared `key_columns`
+    /// (empty when there is neither: a keyless table).
+    pub fn effective_key(&self, table: &SourceTable) -> Vec<String> {
+        match &self.key_columns {
+            Some(k) if table.primary_key.is_empty() => k.clone(),
+            _ => table.primary_key.clone(),
+        }
+    }
+
+    /// Why `table` cannot be replicated with these options because it has no
+    /// key (no primary key, no unique key on NOT NULL columns, no `key_columns`),
+    /// naming the options that would include it; `None` when it can be: it has
+    /// a key, or its engine needs none (`merge_tree`, `null`).
+    pub fn keyless_refusal(&self, table: &SourceTable) -> Option<String> {
+        if !self.effective_key(table).is_empty() || self.engine != TableEngine::Replacing {
+            return None;
+        }
+        Some(format!(
+            "table {} has no primary key and no unique key on NOT NULL columns: the default engine (replacing, a \
+             ReplacingMergeTree) needs a key to collapse updates and deletes. Include it with an entry of its own \
+             {{\"source\": \"{}.{}\", \"key_columns\": [<columns that identify a row>]}}, or with \
+             \"engine\": \"merge_tree\" (a change log: every insert, update and delete is a row), or add a primary key on the source",
+            table.id, table.id.schema, table.id.table
+        ))
+    }
+
     /// Checks the options against a source table (entry `i` of the spec's `tables`).
     pub fn check(&self, table: &SourceTable, partition_key: Option<&str>, i: usize) -> Result<(), String> {
         let id = &table.id;
+        if let Some(declared) = &self.key_columns {
+            if !table.primary_key.is_empty() {
+                return Err(format!(
+                    "tables[{i}].key_columns: {id} has a key of its own ({}); key_columns is only for tables without one, leave it out",
+                    table.primary_key.join(", ")
+                ));
+            }
+            for c in declared {
+                let Some(col) = table.column(c) else {
+                    return Err(format!("tables[{i}].key_columns: {id} has no column {c:?}"));
+                };
+                if col.data_type.ends_with("text") || col.data_type.ends_with("blob") || col.data_type == "json" {
+                    return Err(format!(
+                        "tables[{i}].key_columns: {c:?} of {id} is {}, which cannot identify rows in a sorting key; choose other columns",
+                        col.column_type
+                    ));
+                }
+            }
+        }
+        let key = self.effective_key(table);
+        let table = &SourceTable { primary_key: key, ..table.clone() };
         let keys = table.primary_key.join(", ");
         for c in &self.exclude_columns {
             if table.column(c).is_none() {
@@ -333,7 +383,9 @@ impl TableMapping {
 
     /// The mapping of `source` without its excluded columns; columns of the
     /// sorting key are, like key columns, never `Nullable`.
-    pub fn with_options(source: SourceTable, destination: String, options: TableOptions) -> Self {
+    /// A table without a key of its own gets the declared `key_columns` as its key.
+    pub fn with_options(mut source: SourceTable, destination: String, options: TableOptions) -> Self {
+        source.primary_key = options.effective_key(&source);
         let in_key = |name: &String| source.primary_key.contains(name) || options.sorting_key.as_ref().is_some_and(|k| k.contains(name));
         let columns = source
             .columns
@@ -380,6 +432,13 @@ impl TableMapping {
             }
         }
         out
+    }
+
+    /// Whether the table has no key at all (no primary key, no unique key on NOT
+    /// NULL columns, no declared `key_columns`): copied as one stream, stored
+    /// only by an engine that needs no key.
+    pub fn keyless(&self) -> bool {
+        self.source.primary_key.is_empty()
     }
 
     /// Positions in `columns` of the primary key, in key order.

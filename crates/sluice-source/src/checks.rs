@@ -374,7 +374,9 @@ pub async fn require(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationM
 }
 
 /// Checks that every table the spec names exists and has a usable key (and a
-/// usable `partition_key` where one is given).
+/// usable `partition_key` where one is given). A table without a key fails when
+/// named and is a warning when a `schema.*` entry matches it (the pipe skips
+/// it); a declared `key_columns` fails with a NULL in it and warns on duplicates.
 pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result<Vec<Check>, SourceError> {
     let expanded = match crate::discovery::expand(conn, specs).await {
         Ok(e) => e,
@@ -395,17 +397,21 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
             }
             Err(e) => return Err(e),
         };
-        if t.primary_key.is_empty() {
-            out.push(check(
-                &name,
-                false,
-                "no primary key and no unique key on NOT NULL columns",
-                format!("ALTER TABLE {id} ADD PRIMARY KEY (...); or leave the table out"),
-            ));
+        let spec = &specs[e.index];
+        let options = spec.options();
+        if let Some(why) = options.keyless_refusal(&t) {
+            let fix = format!(
+                "name the table in an entry of its own with \"key_columns\": [...] (columns that identify a row), or set \
+                 \"engine\": \"merge_tree\" (a change log); or ALTER TABLE {id} ADD PRIMARY KEY (...)"
+            );
+            if e.named {
+                out.push(check(&name, false, why, fix));
+            } else {
+                out.push(warn(&name, format!("skipped by the pipe ({} matches it): {why}", spec.source), fix));
+            }
             continue;
         }
-        let spec = &specs[e.index];
-        if let Err(err) = spec.options().check(&t, spec.partition_key.as_deref(), e.index) {
+        if let Err(err) = options.check(&t, spec.partition_key.as_deref(), e.index) {
             out.push(check(&name, false, err, "fix the table's options in the spec"));
             continue;
         }
@@ -414,6 +420,31 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
                 out.push(check(&name, false, msg, format!("CREATE INDEX ... ON {id} ({pk}); or choose another partition_key")));
                 continue;
             }
+        }
+        if t.primary_key.is_empty() {
+            let Some(key) = &spec.key_columns else {
+                out.push(check(&name, true, format!("no key: engine {:?} keeps every change as a row", options.engine), ""));
+                continue;
+            };
+            if let Some((column, rows)) = crate::discovery::null_in_key(conn, &t, key).await? {
+                out.push(check(
+                    &name,
+                    false,
+                    format!("key_columns ({}): column {column:?} holds NULL in {rows} row(s)", key.join(", ")),
+                    "choose NOT NULL key_columns, or fill the NULLs (and make the column NOT NULL) on the source",
+                ));
+                continue;
+            }
+            match crate::discovery::duplicate_keys(conn, &t, key).await? {
+                Some((n, example)) => out.push(warn(
+                    &name,
+                    format!("key_columns ({}): {n} value(s) occur in more than one row, e.g. ({example})", key.join(", ")),
+                    "rows sharing a key value collapse into one in ClickHouse (FINAL keeps the last change); \
+                     declare key_columns that identify every row",
+                )),
+                None => out.push(check(&name, true, format!("declared key ({}), no NULL, no duplicates", key.join(", ")), "")),
+            }
+            continue;
         }
         out.push(check(&name, true, format!("key ({})", t.primary_key.join(", ")), ""));
     }
