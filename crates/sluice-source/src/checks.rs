@@ -187,6 +187,15 @@ pub fn replication(info: &ServerInfo, mechanism: ReplicationMechanism) -> Check 
             check("replication_mechanism", true, format!("file_pos ({gtid}); a move to another server needs a resync"), "")
         }
         ReplicationMechanism::Auto if info.gtid_mode => check("replication_mechanism", true, "auto: resumes by GTIDs", ""),
+        ReplicationMechanism::Auto if matches!(info.gtid_mode_text.as_deref(), Some("ON_PERMISSIVE" | "OFF_PERMISSIVE")) => warn(
+            "replication_mechanism",
+            format!(
+                "auto: resumes by file/position; gtid_mode is {} (a transition): the source may write transactions with and \
+                 without GTIDs, and a pipe that was following it by GTIDs stops at the first one without",
+                info.gtid_mode_text.as_deref().unwrap_or_default()
+            ),
+            "finish the transition (SET PERSIST gtid_mode = ON, or OFF), or use replication_mechanism file_pos",
+        ),
         ReplicationMechanism::Auto => {
             check("replication_mechanism", true, "auto: resumes by file/position (GTIDs off; a move to another server needs a resync)", "")
         }
@@ -467,6 +476,25 @@ mod tests {
         assert!(!retention_check(None, Err(String::new()), 3600, 0.0).ok);
         assert!(retention_check(None, Err(String::new()), 0, 0.0).ok);
         assert!(retention_check(None, Err(String::new()), 0, 7.0).ok);
+    }
+
+    #[test]
+    fn a_gtid_mode_transition_is_a_warning_naming_it() {
+        use crate::conn::Flavor;
+        let info = |text: &str| ServerInfo {
+            flavor: Flavor::MySql,
+            version: "9.7.0".into(),
+            gtid_mode: text == "ON",
+            gtid_mode_text: Some(text.into()),
+        };
+        for mode in ["ON_PERMISSIVE", "OFF_PERMISSIVE"] {
+            let c = replication(&info(mode), ReplicationMechanism::Auto);
+            assert!(c.ok && c.warning && c.found.contains(mode) && c.fix.contains("gtid_mode = ON"), "{c:?}");
+            let c = replication(&info(mode), ReplicationMechanism::Gtid);
+            assert!(!c.ok && c.fix.contains("gtid_mode"), "{c:?}");
+        }
+        assert_eq!(replication(&info("ON"), ReplicationMechanism::Auto).verdict(), "PASS");
+        assert_eq!(replication(&info("OFF"), ReplicationMechanism::Auto).verdict(), "PASS");
     }
 
     #[test]
