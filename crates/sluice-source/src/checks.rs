@@ -408,15 +408,17 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
         };
         let spec = &specs[e.index];
         let options = spec.options();
-        if let Some(why) = options.keyless_refusal(&t) {
+        if options.keyless_refusal(&t).is_some() {
+            let entry = format!("{}.{}", t.id.schema, t.id.table);
             let fix = format!(
-                "name the table in an entry of its own with \"key_columns\": [...] (columns that identify a row), or set \
-                 \"engine\": \"merge_tree\" (a change log); or ALTER TABLE {id} ADD PRIMARY KEY (...)"
+                "add an entry {{\"source\": \"{entry}\", \"key_columns\": [...]}} (columns that identify a row), or \
+                 {{\"source\": \"{entry}\", \"engine\": \"merge_tree\"}} (a change log); or ALTER TABLE {id} ADD PRIMARY KEY (...)"
             );
+            let found = "no primary key and no unique key on NOT NULL columns; the default engine (replacing) needs a key";
             if e.named {
-                out.push(check(&name, false, why, fix));
+                out.push(check(&name, false, found, fix));
             } else {
-                out.push(warn(&name, format!("skipped by the pipe ({} matches it): {why}", spec.source), fix));
+                out.push(warn(&name, format!("{found}: skipped by the pipe ({} matches it)", spec.source), fix));
             }
             continue;
         }
@@ -432,7 +434,8 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
         }
         if t.primary_key.is_empty() {
             let Some(key) = &spec.key_columns else {
-                out.push(check(&name, true, format!("no key: engine {:?} keeps every change as a row", options.engine), ""));
+                let engine = if options.engine == sluice_core::types::TableEngine::Null { "null" } else { "merge_tree" };
+                out.push(check(&name, true, format!("no key: engine {engine} keeps every change as a row"), ""));
                 continue;
             };
             if let Some((column, rows)) = crate::discovery::null_in_key(conn, &t, key).await? {
