@@ -304,3 +304,48 @@ async fn mysql_an_interrupted_keyless_copy_starts_over_without_duplicates() {
 async fn mariadb_an_interrupted_keyless_copy_starts_over_without_duplicates() {
     keyless_copy_restarts(Flavor::MariaDb).await;
 }
+
+/// Keyless tables added to a live pipe: one named with the default engine is
+/// refused (the pipe keeps running), one with `engine: merge_tree` is copied
+/// alongside CDC into its live table and then logs its changes.
+async fn keyless_added_live(flavor: Flavor) {
+    let db = unique(&format!("kl_add_{}", flavor.tag()));
+    let ch_db = format!("{db}_ch");
+    let mut c = schema(flavor, &db).await;
+    c.query_drop(format!("CREATE TABLE {db}.keyed (id INT PRIMARY KEY)")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.log (a INT, b VARCHAR(10))")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {db}.log VALUES (1, 'x'), (2, 'y')")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.keyed")}]), &ch_db, "snapshot_and_cdc"))).await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", T).await;
+    let add = format!("/v1/pipes/{db}/tables");
+    let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": [{"source": format!("{db}.log")}]}))).await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("key_columns"), "{v}");
+    assert_eq!(srv.state(&db).await, "Running");
+    let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": [{"source": format!("{db}.log"), "engine": "merge_tree"}]}))).await;
+    assert_eq!(code, 202, "{v}");
+    srv.wait_state(&db, "Running", T).await;
+    c.query_drop(format!("DELETE FROM {db}.log WHERE a = 2")).await.unwrap();
+    eventually(T, || async {
+        let got = log_rows(&ch_db).await?;
+        if got == ["1|x|0", "2|y|0", "2|y|1"] {
+            Ok(())
+        } else {
+            Err(format!("log rows {got:?}\n{}", srv.log()))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_keyless_tables_added_to_a_live_pipe() {
+    keyless_added_live(Flavor::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_keyless_tables_added_to_a_live_pipe() {
+    keyless_added_live(Flavor::MariaDb).await;
+}
