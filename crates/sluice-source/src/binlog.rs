@@ -391,6 +391,18 @@ impl BinlogReader {
                     let at = format!("{}:{}", self.file, log_pos.saturating_sub(header.event_size()));
                     return Err(anonymous_in_gtid_stream(&at));
                 }
+                EventData::AnonymousGtidEvent(_) if matches!(self.gtids, Gtids::MySql(_)) => {
+                    // Read by file/offset, the position stays exact; but the GTID set no longer
+                    // says what was read (this transaction has no GTID). Checkpoints stop
+                    // carrying it, so that no later restart resumes by a stale set.
+                    tracing::warn!(
+                        "the source wrote a transaction without a GTID at {}:{} (gtid_mode is no longer ON); checkpoints \
+                         from here on carry only the binlog file and offset (a move to another server needs a resync)",
+                        self.file,
+                        log_pos.saturating_sub(header.event_size())
+                    );
+                    self.gtids = Gtids::None;
+                }
                 EventData::GtidEvent(g) => {
                     let uuid = format_uuid(&g.sid());
                     let key = match g.tag() {
@@ -1089,14 +1101,20 @@ mod tests {
             mysql_async::Error::Server(mysql_async::ServerError { code, message: message.into(), state: "HY000".into() })
         };
         let e = stream_error(
-            server(1236, "log event entry exceeded max_allowed_packet; Increase max_allowed_packet on source; the first event 'binlog.000007' at 4"),
+            server(
+                1236,
+                "log event entry exceeded max_allowed_packet; Increase max_allowed_packet on source; the first event 'binlog.000007' at 4",
+            ),
             &cp,
             ResumeBy::Gtid,
             "binlog.000007:4",
         );
         assert!(matches!(e, SourceError::PacketTooLarge(_)), "{e:?}");
         let text = e.to_string();
-        assert!(text.contains("max_allowed_packet") && text.contains("SET PERSIST max_allowed_packet") && text.contains("binlog.000007"), "{text}");
+        assert!(
+            text.contains("max_allowed_packet") && text.contains("SET PERSIST max_allowed_packet") && text.contains("binlog.000007"),
+            "{text}"
+        );
         assert_eq!(e.severity(), Severity::Fatal);
         // The client's own limit: mysql_common's codec refuses the packet.
         let io: mysql_async::Error = mysql_common::proto::codec::error::PacketCodecError::PacketTooLarge.into();

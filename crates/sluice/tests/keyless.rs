@@ -152,9 +152,10 @@ async fn merge_tree_log(flavor: Flavor) {
         .await
         .unwrap();
     assert_eq!(last, vec![vec!["1".to_string(), "1".to_string()]]);
-    let meta = ch_rows(&format!("SELECT engine, trim(BOTH '()' FROM sorting_key) FROM system.tables WHERE database = '{ch_db}' AND name = 'log'"))
-        .await
-        .unwrap();
+    let meta =
+        ch_rows(&format!("SELECT engine, trim(BOTH '()' FROM sorting_key) FROM system.tables WHERE database = '{ch_db}' AND name = 'log'"))
+            .await
+            .unwrap();
     assert_eq!(meta, vec![vec!["MergeTree".to_string(), "_peerdb_version".to_string()]]);
     assert_eq!(srv.state(&db).await, "Running");
 }
@@ -220,7 +221,8 @@ async fn declared_key(flavor: Flavor) {
     eventually(T, || async { same_declared(flavor, &db, &ch_db).await.map_err(|e| format!("{e}\n{}", srv.log())) }).await;
     let key = ch_rows(&format!("SELECT sorting_key FROM system.tables WHERE database = '{ch_db}' AND name = 'kc'")).await.unwrap();
     assert_eq!(key, vec![vec!["code, n".to_string()]]);
-    let ty = ch_rows(&format!("SELECT type FROM system.columns WHERE database = '{ch_db}' AND table = 'kc' AND name = 'code'")).await.unwrap();
+    let ty =
+        ch_rows(&format!("SELECT type FROM system.columns WHERE database = '{ch_db}' AND table = 'kc' AND name = 'code'")).await.unwrap();
     assert_eq!(ty[0][0], "String", "a key column is never Nullable");
     assert_eq!(srv.state(&db).await, "Running");
 }
@@ -283,7 +285,14 @@ async fn keyless_copy_restarts(flavor: Flavor) {
     run.restart();
     // A change made while the copy runs may be in both the copied rows and the
     // change log (a log has no key to collapse them): insert once CDC runs.
-    eventually(T, || async { if run.log().contains("Snapshot → Running") { Ok(()) } else { Err(run.log()) } }).await;
+    eventually(T, || async {
+        if run.log().contains("Snapshot → Running") {
+            Ok(())
+        } else {
+            Err(run.log())
+        }
+    })
+    .await;
     c.query_drop(format!("INSERT INTO {db}.log VALUES (100, 'after')")).await.unwrap();
     eventually(T, || async {
         let src = src_rows(&mut mysql(flavor).await, &format!("SELECT a, b FROM {db}.log ORDER BY a, b")).await;
@@ -317,7 +326,9 @@ async fn keyless_added_live(flavor: Flavor) {
     c.query_drop(format!("INSERT INTO {db}.log VALUES (1, 'x'), (2, 'y')")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let srv = SluiceServer::start(dir.path()).await;
-    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.keyed")}]), &ch_db, "snapshot_and_cdc"))).await;
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.keyed")}]), &ch_db, "snapshot_and_cdc")))
+        .await;
     assert_eq!(code, 201, "{v}");
     srv.wait_state(&db, "Running", T).await;
     let add = format!("/v1/pipes/{db}/tables");
