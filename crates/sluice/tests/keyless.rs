@@ -3,7 +3,9 @@
 //! merge_tree` keeps their snapshot and every change as log rows, a declared
 //! `key_columns` replicates their updates and deletes (FINAL equals the
 //! source), a NULL in a declared key column is refused at Setup, and `sluice
-//! check` reports duplicates of a declared key.
+//! check` reports duplicates of a declared key. Also (the other source items of
+//! the same issue): a binlog event larger than the source's `max_allowed_packet`
+//! replicates.
 //!
 //! MySQL 9.7 gives a keyless table an invisible `my_row_id` primary key when
 //! `sql_generate_invisible_primary_key` is on: the tables here are created
@@ -359,4 +361,39 @@ async fn mysql_keyless_tables_added_to_a_live_pipe() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_keyless_tables_added_to_a_live_pipe() {
     keyless_added_live(Flavor::MariaDb).await;
+}
+
+/// A binlog event larger than the source's `max_allowed_packet` (MariaDB's
+/// default 16 MiB, not changed here): an UPDATE of a 9 MB value writes an
+/// event with both images (~18 MB). Sluice's client accepts packets up to the
+/// protocol's 1 GiB, so the change replicates instead of failing the stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_an_event_larger_than_max_allowed_packet_replicates() {
+    let flavor = Flavor::MariaDb;
+    let db = unique("kl_big_ma");
+    let ch_db = format!("{db}_ch");
+    let mut c = schema(flavor, &db).await;
+    let limit: u64 = c.query_first("SELECT @@GLOBAL.max_allowed_packet").await.unwrap().unwrap();
+    let size = 9_000_000u64;
+    assert!(2 * size > limit, "the source's max_allowed_packet ({limit}) is too large for this test");
+    c.query_drop(format!("CREATE TABLE {db}.big (id INT PRIMARY KEY, b LONGBLOB)")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.big")}]), &ch_db, "snapshot_and_cdc")))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", T).await;
+    c.query_drop(format!("INSERT INTO {db}.big VALUES (1, REPEAT('x', {size}))")).await.unwrap();
+    c.query_drop(format!("UPDATE {db}.big SET b = REPEAT('y', {size}) WHERE id = 1")).await.unwrap();
+    eventually(T, || async {
+        let got = ch_rows(&format!("SELECT length(b), substring(b, 1, 1) FROM {ch_db}.big FINAL WHERE _peerdb_is_deleted = 0")).await?;
+        if got == vec![vec![size.to_string(), "y".to_string()]] {
+            Ok(())
+        } else {
+            Err(format!("{got:?}\n{}", srv.log()))
+        }
+    })
+    .await;
+    assert_eq!(srv.state(&db).await, "Running");
 }
