@@ -326,6 +326,12 @@ impl TableOptions {
             }
         }
         let key = self.effective_key(table);
+        if let (Some(pk), true) = (partition_key, key.is_empty()) {
+            return Err(format!(
+                "tables[{i}].partition_key: {id} has no key, so it is copied as one stream (there is nothing to page on after \
+                 {pk:?}); leave partition_key out, or declare key_columns"
+            ));
+        }
         let table = &SourceTable { primary_key: key, ..table.clone() };
         let keys = table.primary_key.join(", ");
         for c in &self.exclude_columns {
@@ -469,6 +475,41 @@ mod tests {
             datetime_precision: Some(6),
             ..SourceColumn::new("c", data_type, column_type, nullable)
         }
+    }
+
+    #[test]
+    fn keyless_tables_need_an_engine_without_key_or_declared_key_columns() {
+        let t = SourceTable {
+            id: crate::schema::TableId::new("s", "t"),
+            columns: vec![col("int", "int", true), SourceColumn { name: "d".into(), ..col("text", "text", false) }],
+            primary_key: vec![],
+            charset: None,
+        };
+        let opts = |engine: TableEngine, key: Option<&[&str]>| TableOptions {
+            engine,
+            key_columns: key.map(|k| k.iter().map(|c| c.to_string()).collect()),
+            ..Default::default()
+        };
+        let refusal = opts(TableEngine::Replacing, None).keyless_refusal(&t).unwrap();
+        assert!(refusal.contains("key_columns") && refusal.contains("merge_tree"), "{refusal}");
+        assert!(opts(TableEngine::MergeTree, None).keyless_refusal(&t).is_none());
+        assert!(opts(TableEngine::Null, None).keyless_refusal(&t).is_none());
+        let declared = opts(TableEngine::Replacing, Some(&["c"]));
+        assert!(declared.keyless_refusal(&t).is_none());
+        declared.check(&t, None, 0).unwrap();
+        let m = TableMapping::with_options(t.clone(), "t".into(), declared.clone());
+        assert_eq!((m.source.primary_key.clone(), m.keyless()), (vec!["c".to_string()], false));
+        assert_eq!(m.columns[0].ch_type.sql(), "Int32", "a declared key column is not Nullable");
+        assert!(TableMapping::with_options(t.clone(), "t".into(), opts(TableEngine::MergeTree, None)).keyless());
+        let e = opts(TableEngine::Replacing, Some(&["nope"])).check(&t, None, 3).unwrap_err();
+        assert!(e.starts_with("tables[3].key_columns") && e.contains("no column \"nope\""), "{e}");
+        let e = opts(TableEngine::Replacing, Some(&["d"])).check(&t, None, 0).unwrap_err();
+        assert!(e.contains("text"), "{e}");
+        let e = opts(TableEngine::MergeTree, None).check(&t, Some("c"), 0).unwrap_err();
+        assert!(e.starts_with("tables[0].partition_key"), "{e}");
+        let keyed = SourceTable { primary_key: vec!["c".into()], ..t };
+        let e = declared.check(&keyed, None, 0).unwrap_err();
+        assert!(e.contains("has a key of its own (c)"), "{e}");
     }
 
     /// Every documented rule names the ClickHouse type that `map_column` produces.

@@ -90,7 +90,11 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
         .await?;
         ctx.catalog.set_rows_estimated(ctx.name(), &dest, est).await?;
         let ranges = plan.unwrap_or_else(|| {
-            info!(pipe = ctx.name(), "{}: the first paging column is not an integer, date/datetime/timestamp or whole-value-indexed string column; copied by one reader", id);
+            if table.mapping.keyless() {
+                info!(pipe = ctx.name(), "{}: no key; copied by one reader as one stream", id);
+            } else {
+                info!(pipe = ctx.name(), "{}: the first paging column is not an integer, date/datetime/timestamp or whole-value-indexed string column; copied by one reader", id);
+            }
             vec![Partition::WHOLE]
         });
         let ranges: Vec<_> = ranges.into_iter().map(|p| (p.lo, p.hi)).collect();
