@@ -275,6 +275,11 @@ pub struct TableSpec {
     /// `replacing` only: create the table so that `OPTIMIZE TABLE ... FINAL CLEANUP` removes deleted rows.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hard_deletes: bool,
+    /// A key declared by the user for a table that has none (no primary key, no
+    /// unique key on NOT NULL columns): the columns that identify a row. Only
+    /// for a named table (`schema.table`); its columns must hold no NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_columns: Option<Vec<String>>,
 }
 
 impl TableSpec {
@@ -286,6 +291,7 @@ impl TableSpec {
             engine: self.engine,
             partition_by: self.partition_by.clone(),
             hard_deletes: self.hard_deletes,
+            key_columns: self.key_columns.clone(),
         }
     }
 
@@ -349,6 +355,29 @@ impl TableSpec {
         }
         if self.hard_deletes && self.engine != TableEngine::Replacing {
             return Err(err(f("hard_deletes"), "only applies to engine replacing (merge_tree keeps every change, null stores nothing)"));
+        }
+        if let Some(key) = &self.key_columns {
+            if self.pattern().is_ok_and(|p| p.table.is_none()) {
+                return Err(err(
+                    f("key_columns"),
+                    "declares the key of one table: name the table (schema.table) in an entry of its own, not schema.*",
+                ));
+            }
+            if key.is_empty() {
+                return Err(err(f("key_columns"), "must list at least one column (leave it out for the source's own key)"));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for c in key {
+                if c.is_empty() {
+                    return Err(err(f("key_columns"), "column names must not be empty"));
+                }
+                if !seen.insert(c) {
+                    return Err(err(f("key_columns"), format!("{c:?} is listed twice")));
+                }
+                if self.exclude_columns.contains(c) {
+                    return Err(err(f("key_columns"), format!("{c:?} is in exclude_columns")));
+                }
+            }
         }
         Ok(())
     }
@@ -671,6 +700,14 @@ mod tests {
                 "tables[0].hard_deletes",
             ),
             (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "engine": "aggregating"}"#, "(json)"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "key_columns": []}"#, "tables[0].key_columns"),
+            (r#"{"source": "shop.orders"}"#, r#"{"source": "shop.orders", "key_columns": ["a", "a"]}"#, "tables[0].key_columns"),
+            (r#"{"source": "crm.*"}"#, r#"{"source": "crm.*", "key_columns": ["a"]}"#, "tables[2].key_columns"),
+            (
+                r#"{"source": "shop.orders"}"#,
+                r#"{"source": "shop.orders", "key_columns": ["a"], "exclude_columns": ["a"]}"#,
+                "tables[0].key_columns",
+            ),
             (r#""server_id": 51001"#, r#""server_id": 51001, "heartbeat_table": "nodot""#, "source.heartbeat_table"),
             (r#""server_id": 51001"#, r#""server_id": 51001, "heartbeat_table": "s.*""#, "source.heartbeat_table"),
             (r#""server_id": 51001"#, r#""server_id": 51001, "replication_mechanism": "binlog""#, "(json)"),

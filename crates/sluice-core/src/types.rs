@@ -242,6 +242,9 @@ pub struct TableOptions {
     /// ReplacingMergeTree with `allow_experimental_replacing_merge_with_cleanup = 1`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hard_deletes: bool,
+    /// The key the user declared for a table without one (see `TableSpec::key_columns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_columns: Option<Vec<String>>,
 }
 
 impl TableOptions {
@@ -274,9 +277,62 @@ impl TableOptions {
         self.exclude_columns.iter().filter(|c| table.column(c).is_none()).cloned().collect()
     }
 
+    /// The key rows are identified by: the table's own, else the declared `key_columns`
+    /// (empty when there is neither: a keyless table).
+    pub fn effective_key(&self, table: &SourceTable) -> Vec<String> {
+        match &self.key_columns {
+            Some(k) if table.primary_key.is_empty() => k.clone(),
+            _ => table.primary_key.clone(),
+        }
+    }
+
+    /// Why `table` cannot be replicated with these options because it has no
+    /// key (no primary key, no unique key on NOT NULL columns, no `key_columns`),
+    /// naming the options that would include it; `None` when it can be: it has
+    /// a key, or its engine needs none (`merge_tree`, `null`).
+    pub fn keyless_refusal(&self, table: &SourceTable) -> Option<String> {
+        if !self.effective_key(table).is_empty() || self.engine != TableEngine::Replacing {
+            return None;
+        }
+        Some(format!(
+            "table {} has no primary key and no unique key on NOT NULL columns: the default engine (replacing, a \
+             ReplacingMergeTree) needs a key to collapse updates and deletes. Include it with an entry of its own \
+             {{\"source\": \"{}.{}\", \"key_columns\": [<columns that identify a row>]}}, or with \
+             \"engine\": \"merge_tree\" (a change log: every insert, update and delete is a row), or add a primary key on the source",
+            table.id, table.id.schema, table.id.table
+        ))
+    }
+
     /// Checks the options against a source table (entry `i` of the spec's `tables`).
     pub fn check(&self, table: &SourceTable, partition_key: Option<&str>, i: usize) -> Result<(), String> {
         let id = &table.id;
+        if let Some(declared) = &self.key_columns {
+            if !table.primary_key.is_empty() {
+                return Err(format!(
+                    "tables[{i}].key_columns: {id} has a key of its own ({}); key_columns is only for tables without one, leave it out",
+                    table.primary_key.join(", ")
+                ));
+            }
+            for c in declared {
+                let Some(col) = table.column(c) else {
+                    return Err(format!("tables[{i}].key_columns: {id} has no column {c:?}"));
+                };
+                if col.data_type.ends_with("text") || col.data_type.ends_with("blob") || col.data_type == "json" {
+                    return Err(format!(
+                        "tables[{i}].key_columns: {c:?} of {id} is {}, which cannot identify rows in a sorting key; choose other columns",
+                        col.column_type
+                    ));
+                }
+            }
+        }
+        let key = self.effective_key(table);
+        if let (Some(pk), true) = (partition_key, key.is_empty()) {
+            return Err(format!(
+                "tables[{i}].partition_key: {id} has no key, so it is copied as one stream (there is nothing to page on after \
+                 {pk:?}); leave partition_key out, or declare key_columns"
+            ));
+        }
+        let table = &SourceTable { primary_key: key, ..table.clone() };
         let keys = table.primary_key.join(", ");
         for c in &self.exclude_columns {
             if table.column(c).is_none() {
@@ -333,7 +389,9 @@ impl TableMapping {
 
     /// The mapping of `source` without its excluded columns; columns of the
     /// sorting key are, like key columns, never `Nullable`.
-    pub fn with_options(source: SourceTable, destination: String, options: TableOptions) -> Self {
+    /// A table without a key of its own gets the declared `key_columns` as its key.
+    pub fn with_options(mut source: SourceTable, destination: String, options: TableOptions) -> Self {
+        source.primary_key = options.effective_key(&source);
         let in_key = |name: &String| source.primary_key.contains(name) || options.sorting_key.as_ref().is_some_and(|k| k.contains(name));
         let columns = source
             .columns
@@ -382,6 +440,13 @@ impl TableMapping {
         out
     }
 
+    /// Whether the table has no key at all (no primary key, no unique key on NOT
+    /// NULL columns, no declared `key_columns`): copied as one stream, stored
+    /// only by an engine that needs no key.
+    pub fn keyless(&self) -> bool {
+        self.source.primary_key.is_empty()
+    }
+
     /// Positions in `columns` of the primary key, in key order.
     pub fn key_positions(&self) -> Vec<usize> {
         self.source.primary_key.iter().filter_map(|k| self.columns.iter().position(|c| &c.name == k)).collect()
@@ -410,6 +475,41 @@ mod tests {
             datetime_precision: Some(6),
             ..SourceColumn::new("c", data_type, column_type, nullable)
         }
+    }
+
+    #[test]
+    fn keyless_tables_need_an_engine_without_key_or_declared_key_columns() {
+        let t = SourceTable {
+            id: crate::schema::TableId::new("s", "t"),
+            columns: vec![col("int", "int", true), SourceColumn { name: "d".into(), ..col("text", "text", false) }],
+            primary_key: vec![],
+            charset: None,
+        };
+        let opts = |engine: TableEngine, key: Option<&[&str]>| TableOptions {
+            engine,
+            key_columns: key.map(|k| k.iter().map(|c| c.to_string()).collect()),
+            ..Default::default()
+        };
+        let refusal = opts(TableEngine::Replacing, None).keyless_refusal(&t).unwrap();
+        assert!(refusal.contains("key_columns") && refusal.contains("merge_tree"), "{refusal}");
+        assert!(opts(TableEngine::MergeTree, None).keyless_refusal(&t).is_none());
+        assert!(opts(TableEngine::Null, None).keyless_refusal(&t).is_none());
+        let declared = opts(TableEngine::Replacing, Some(&["c"]));
+        assert!(declared.keyless_refusal(&t).is_none());
+        declared.check(&t, None, 0).unwrap();
+        let m = TableMapping::with_options(t.clone(), "t".into(), declared.clone());
+        assert_eq!((m.source.primary_key.clone(), m.keyless()), (vec!["c".to_string()], false));
+        assert_eq!(m.columns[0].ch_type.sql(), "Int32", "a declared key column is not Nullable");
+        assert!(TableMapping::with_options(t.clone(), "t".into(), opts(TableEngine::MergeTree, None)).keyless());
+        let e = opts(TableEngine::Replacing, Some(&["nope"])).check(&t, None, 3).unwrap_err();
+        assert!(e.starts_with("tables[3].key_columns") && e.contains("no column \"nope\""), "{e}");
+        let e = opts(TableEngine::Replacing, Some(&["d"])).check(&t, None, 0).unwrap_err();
+        assert!(e.contains("text"), "{e}");
+        let e = opts(TableEngine::MergeTree, None).check(&t, Some("c"), 0).unwrap_err();
+        assert!(e.starts_with("tables[0].partition_key"), "{e}");
+        let keyed = SourceTable { primary_key: vec!["c".into()], ..t };
+        let e = declared.check(&keyed, None, 0).unwrap_err();
+        assert!(e.contains("has a key of its own (c)"), "{e}");
     }
 
     /// Every documented rule names the ClickHouse type that `map_column` produces.

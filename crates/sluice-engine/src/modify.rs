@@ -11,18 +11,31 @@ use sluice_core::{Checkpoint, PipeSpec, TableSpec};
 use sluice_sink::Destination;
 use sluice_source::{ChangeSource, MySqlSource, SourceError};
 
-/// Expands table patterns and records each table's definition; every table
-/// needs a key (its primary key, or a unique key on NOT NULL columns).
-pub async fn describe_tables(source: &dyn ChangeSource, specs: &[TableSpec]) -> Result<Vec<TableMapping>, EngineError> {
-    let mut mappings = Vec::new();
+/// The tables a list of entries names, ready to be set up.
+pub struct DescribedTables {
+    pub mappings: Vec<TableMapping>,
+    /// One message per table a `schema.*` entry matched but that was left out
+    /// (no key, and an engine that needs one), naming the options that include it.
+    pub skipped: Vec<String>,
+}
+
+/// Expands table patterns and records each table's definition. A table needs a
+/// key (its primary key, a unique key on NOT NULL columns, or declared
+/// `key_columns`) unless its engine needs none (`merge_tree`, `null`); one
+/// without is refused when named, and skipped when a `schema.*` entry matched
+/// it: a wildcard never fails the pipe because of one table.
+pub async fn describe_tables(source: &dyn ChangeSource, specs: &[TableSpec]) -> Result<DescribedTables, EngineError> {
+    let mut out = DescribedTables { mappings: Vec::new(), skipped: Vec::new() };
     for d in source.describe_tables(specs).await? {
         let (id, spec, table) = (d.table.id.clone(), &specs[d.index], d.table);
-        if table.primary_key.is_empty() {
-            return Err(SourceError::Config(format!(
-                "table {id} has no primary key and no unique key on NOT NULL columns: ReplacingMergeTree needs a key \
-                 to collapse updates and deletes; add a primary key or leave the table out of the pipe"
-            ))
-            .into());
+        if let Some(why) = spec.options().keyless_refusal(&table) {
+            if d.named {
+                return Err(SourceError::Config(why).into());
+            }
+            let msg = format!("table {id} skipped (matched by {:?} in tables[{}]): {why}", spec.source, d.index);
+            tracing::warn!("{msg}");
+            out.skipped.push(msg);
+            continue;
         }
         let unknown = spec.options().unknown_excluded(&table);
         if !unknown.is_empty() && d.named {
@@ -34,9 +47,9 @@ pub async fn describe_tables(source: &dyn ChangeSource, specs: &[TableSpec]) -> 
         }
         let mut m = TableMapping::with_options(table, d.destination, spec.options());
         m.partition_key = spec.partition_key.clone();
-        mappings.push(m);
+        out.mappings.push(m);
     }
-    Ok(mappings)
+    Ok(out)
 }
 
 /// The source's current position, and the version a copy consistent from it
@@ -82,7 +95,10 @@ pub async fn add_tables_setup(
     add: &[TableSpec],
     sink: &dyn Destination,
 ) -> Result<AddedTables, EngineError> {
-    let mappings = describe_tables(source, add).await?;
+    let DescribedTables { mappings, skipped } = describe_tables(source, add).await?;
+    for msg in &skipped {
+        catalog.note(&spec.name, msg).await?;
+    }
     for m in &mappings {
         if let Some(e) = existing.iter().find(|e| e.source.id == m.source.id || e.destination == m.destination) {
             return Err(EngineError::Spec(format!(
@@ -179,10 +195,8 @@ pub async fn resync_setup(
             .describe(id)
             .await
             .map_err(|e| EngineError::Spec(format!("cannot read source table {id} ({e}); if it is gone, remove it from the pipe")))?;
-        if table.primary_key.is_empty() {
-            return Err(EngineError::Spec(format!(
-                "source table {id} has no primary key any more; add one or remove the table from the pipe"
-            )));
+        if let Some(why) = t.options.keyless_refusal(&table) {
+            return Err(EngineError::Spec(format!("source table {id} has no key any more ({why}); or remove the table from the pipe")));
         }
         let m = t.rebuilt(table, t.options.clone()).map_err(EngineError::Spec)?;
         mappings.push(m);

@@ -105,7 +105,7 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
                 })
                 .await?;
                 match described {
-                    Ok(t) if !t.primary_key.is_empty() => {
+                    Ok(t) if rec.mapping.options.keyless_refusal(&t).is_none() => {
                         let mapping = match rec.mapping.rebuilt(t, rec.mapping.options.clone()) {
                             Ok(m) => m,
                             Err(msg) => {
@@ -132,7 +132,7 @@ pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkp
                     Ok(_) => {
                         e.state = Some((
                             TableState::Error,
-                            Some(format!("{table} was replaced by a table without a primary key; remove it from the pipe")),
+                            Some(format!("{table} was replaced by a table without a key; remove it from the pipe, or add it again with key_columns or engine merge_tree")),
                         ))
                     }
                     Err(err) => {

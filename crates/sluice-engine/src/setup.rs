@@ -11,9 +11,15 @@ pub async fn run(ctx: &PipeContext) -> Result<(), EngineError> {
     let server = retry(ctx, "checking the source", || async { Ok(ctx.source.check().await?) }).await?;
     info!(pipe = ctx.name(), "source is {server}");
 
-    let mappings =
+    let described =
         retry(ctx, "reading the source tables", || async { crate::modify::describe_tables(ctx.source.as_ref(), &spec.tables).await })
             .await?;
+    // A table a wildcard matched that cannot be replicated as configured is left
+    // out, and said so in the pipe's history (and the log): never a failure.
+    for msg in &described.skipped {
+        ctx.catalog.note(ctx.name(), msg).await?;
+    }
+    let mappings = described.mappings;
 
     retry(ctx, "connecting to ClickHouse", || async { Ok(ctx.sink.ping().await?) }).await?;
     ctx.sink.ensure_database().await?;

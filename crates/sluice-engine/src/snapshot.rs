@@ -11,6 +11,10 @@
 //! partition records its last acknowledged key, so a failed partition is
 //! retried alone and a restart resumes the unfinished partitions only.
 //! Memory is bounded by `parallel_partitions × snapshot_rows_per_chunk` rows.
+//!
+//! A table without a key (stored by `merge_tree` or `null`) is one partition
+//! read as one stream, which cannot resume: an interrupted copy (an error, a
+//! restart) discards the rows it wrote (by its version) and starts over.
 
 use crate::retry::retry;
 use crate::{failpoint, EngineError, PipeContext};
@@ -86,7 +90,11 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
         .await?;
         ctx.catalog.set_rows_estimated(ctx.name(), &dest, est).await?;
         let ranges = plan.unwrap_or_else(|| {
-            info!(pipe = ctx.name(), "{}: the first paging column is not an integer, date/datetime/timestamp or whole-value-indexed string column; copied by one reader", id);
+            if table.mapping.keyless() {
+                info!(pipe = ctx.name(), "{}: no key; copied by one reader as one stream", id);
+            } else {
+                info!(pipe = ctx.name(), "{}: the first paging column is not an integer, date/datetime/timestamp or whole-value-indexed string column; copied by one reader", id);
+            }
             vec![Partition::WHOLE]
         });
         let ranges: Vec<_> = ranges.into_iter().map(|p| (p.lo, p.hi)).collect();
@@ -131,6 +139,9 @@ pub async fn copy_table(ctx: &PipeContext, table: &TableRecord, target: &str, ve
 }
 
 /// One partition's copy, run as a task of its own.
+///
+/// A keyless table's copy (`copy_keyless`) is one attempt from the first row;
+/// its progress records rows copied, never a key to resume after.
 struct PartitionJob {
     ctx: PipeContext,
     /// Behind a lock only so that the retried read can borrow it; one task uses it.
@@ -143,6 +154,12 @@ struct PartitionJob {
 
 impl PartitionJob {
     async fn run(self, part: PartitionRecord) -> Result<(), EngineError> {
+        if self.mapping.keyless() && self.mapping.partition_key.is_none() {
+            let ctx = &self.ctx;
+            retry(ctx, "copying a table without a key (from its first row)", || self.copy_keyless(&part)).await?;
+            self.reader.lock().await.close().await;
+            return Ok(());
+        }
         let ctx = &self.ctx;
         let dest = &self.mapping.destination;
         let range = Partition { lo: part.lo.clone(), hi: part.hi.clone() };
@@ -176,6 +193,48 @@ impl PartitionJob {
             if done {
                 info!(pipe = ctx.name(), "partition {}/{} of {dest} done ({copied} rows)", part.idx + 1, self.total);
                 self.reader.lock().await.close().await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl PartitionJob {
+    /// One attempt at copying a table without a key: the rows an earlier,
+    /// interrupted attempt wrote with this copy's version are discarded, then
+    /// the table is read as one stream from its first row. Any error ends the
+    /// attempt (the stream cannot be continued); the caller starts another.
+    async fn copy_keyless(&self, part: &PartitionRecord) -> Result<(), EngineError> {
+        let ctx = &self.ctx;
+        let dest = &self.mapping.destination;
+        retry(ctx, "discarding the rows of an interrupted copy", || async {
+            Ok(ctx.sink.discard_copy(&self.mapping, &self.target, self.version).await?)
+        })
+        .await?;
+        ctx.catalog.record_partition_progress(ctx.name(), dest, part.idx, None, 0, false).await?;
+        let chunk_rows = ctx.current_settings().snapshot_rows_per_chunk;
+        info!(pipe = ctx.name(), "copying {dest} (no key: one stream, from its first row)");
+        let (mut after, mut copied) = (None, 0u64);
+        loop {
+            if ctx.cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            let chunk = self.reader.lock().await.read_chunk(&Partition::WHOLE, after.as_ref(), chunk_rows).await?;
+            let n = chunk.rows.len() as u64;
+            let changes: Vec<RowChange> =
+                chunk.rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version: self.version, cells }).collect();
+            retry(ctx, "writing snapshot rows to ClickHouse", || async {
+                Ok(ctx.sink.write(&self.mapping, &self.target, &changes).await?)
+            })
+            .await?;
+            copied += n;
+            metrics::counter!("sluice_snapshot_rows_total", "pipe" => ctx.name().to_string(), "table" => dest.clone()).increment(n);
+            let done = n < chunk_rows;
+            after = chunk.last_key;
+            failpoint!("snapshot-after-chunk-before-progress");
+            ctx.catalog.record_partition_progress(ctx.name(), dest, part.idx, None, copied, done).await?;
+            if done {
+                info!(pipe = ctx.name(), "copy of {dest} done ({copied} rows)");
                 return Ok(());
             }
         }

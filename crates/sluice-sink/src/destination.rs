@@ -64,6 +64,13 @@ pub trait Destination: Send + Sync {
     /// Removes every row of `table` (a source `TRUNCATE`); nothing if it is missing.
     async fn truncate(&self, table: &str) -> Result<(), SinkError>;
 
+    /// Removes from `table` (which has `mapping`'s columns) every row written
+    /// with `version`, a copy's snapshot version: what an interrupted copy of a
+    /// table without a key wrote, since such a copy starts again from its first
+    /// row. When it returns, readers no longer see those rows. Nothing to do
+    /// when there are none (or the table stores nothing).
+    async fn discard_copy(&self, mapping: &TableMapping, table: &str, version: i64) -> Result<(), SinkError>;
+
     /// The table a re-copy of `destination` is written into while
     /// `destination` keeps serving its rows (ClickHouse: `<table>_resync`).
     fn recopy_table(&self, destination: &str) -> String;
@@ -124,6 +131,10 @@ impl Destination for ClickHouseSink {
 
     async fn truncate(&self, table: &str) -> Result<(), SinkError> {
         self.execute(&format!("TRUNCATE TABLE IF EXISTS {}", self.qualified(table))).await
+    }
+
+    async fn discard_copy(&self, mapping: &TableMapping, table: &str, version: i64) -> Result<(), SinkError> {
+        ClickHouseSink::discard_version(self, mapping, table, version).await
     }
 
     fn recopy_table(&self, destination: &str) -> String {

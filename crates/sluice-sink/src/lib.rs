@@ -140,6 +140,22 @@ impl ClickHouseSink {
         self.execute(&format!("DROP TABLE IF EXISTS {}", self.qualified(table))).await
     }
 
+    /// Deletes the rows of `table` written with `version` (see
+    /// `Destination::discard_copy`): a synchronous `ALTER TABLE ... DELETE`
+    /// (`mutations_sync = 2`), run only when there are such rows.
+    pub async fn discard_version(&self, mapping: &TableMapping, table: &str, version: i64) -> Result<(), SinkError> {
+        if mapping.options.engine == TableEngine::Null || !self.table_exists(table).await? {
+            return Ok(());
+        }
+        let q = self.qualified(table);
+        let n = self.query_tsv(&format!("SELECT count() FROM {q} WHERE {} = {version}", quote(VERSION))).await?;
+        if n.trim() == "0" {
+            return Ok(());
+        }
+        tracing::info!("discarding the {} row(s) an interrupted copy wrote into {q} (version {version})", n.trim());
+        self.execute(&format!("ALTER TABLE {q} DELETE WHERE {} = {version} SETTINGS mutations_sync = 2", quote(VERSION))).await
+    }
+
     /// The comment of a table (empty when it has none or does not exist).
     async fn table_comment(&self, table: &str) -> Result<String, SinkError> {
         let sql = format!(

@@ -122,6 +122,8 @@ pub struct BinlogReader {
     /// transaction, `binlog_transaction_compression=ON`) whose events are being
     /// read: they carry no position of their own (0), so they take this one.
     payload_end: Option<u32>,
+    /// The end offset (in `file`) of the last positioned event read, for messages.
+    last_pos: u64,
 }
 
 /// How a binlog stream is positioned on the source.
@@ -222,7 +224,7 @@ impl BinlogReader {
             }
         }
         let collations = collations(&mut conn).await;
-        let stream = conn.get_binlog_stream(request).await.map_err(|e| purged_or(e, from, by))?;
+        let stream = conn.get_binlog_stream(request).await.map_err(|e| stream_error(e, from, by, &from.position.to_string()))?;
         let kinds = tables.iter().map(|t| t.source.columns.iter().map(ColKind::of).collect()).collect();
         let by_id = tables.iter().enumerate().map(|(i, t)| (t.source.id.clone(), i)).collect();
         Ok(Self {
@@ -244,6 +246,7 @@ impl BinlogReader {
             resumed_by: by,
             bytes_read: 0,
             payload_end: None,
+            last_pos: if by == ResumeBy::FilePos { from.position.pos } else { 4 },
         })
     }
 
@@ -294,6 +297,15 @@ impl BinlogReader {
         self.maps.retain(|_, m| m.is_some());
     }
 
+    /// Where the stream stands, for messages: the last file and offset read.
+    fn where_now(&self) -> String {
+        if self.file.is_empty() {
+            format!("the stream's start ({})", self.started_at.position)
+        } else {
+            format!("{}:{} (the end of the event read last)", self.file, self.last_pos)
+        }
+    }
+
     fn gtid_text(&self) -> Option<String> {
         match &self.gtids {
             Gtids::None => None,
@@ -324,7 +336,7 @@ impl BinlogReader {
         }
         loop {
             let Some(event) = self.stream.next().await else { return Ok(None) };
-            let event = event.map_err(|e| purged_or(e, &self.started_at, self.resumed_by))?;
+            let event = event.map_err(|e| stream_error(e, &self.started_at, self.resumed_by, &self.where_now()))?;
             let header = event.header();
             self.bytes_read += header.event_size() as u64;
             let raw_type = header.event_type_raw();
@@ -340,6 +352,9 @@ impl BinlogReader {
                     pos
                 }
             };
+            if log_pos > 0 {
+                self.last_pos = log_pos as u64;
+            }
             if raw_type == MARIADB_GTID_EVENT {
                 let data = event.data();
                 if data.len() >= 13 {
@@ -371,6 +386,22 @@ impl BinlogReader {
                         let pos = r.position() as u32;
                         return Ok(Some(self.commit(pos, header.timestamp())));
                     }
+                }
+                EventData::AnonymousGtidEvent(_) if self.resumed_by == ResumeBy::Gtid => {
+                    let at = format!("{}:{}", self.file, log_pos.saturating_sub(header.event_size()));
+                    return Err(anonymous_in_gtid_stream(&at));
+                }
+                EventData::AnonymousGtidEvent(_) if matches!(self.gtids, Gtids::MySql(_)) => {
+                    // Read by file/offset, the position stays exact; but the GTID set no longer
+                    // says what was read (this transaction has no GTID). Checkpoints stop
+                    // carrying it, so that no later restart resumes by a stale set.
+                    tracing::warn!(
+                        "the source wrote a transaction without a GTID at {}:{} (gtid_mode is no longer ON); checkpoints \
+                         from here on carry only the binlog file and offset (a move to another server needs a resync)",
+                        self.file,
+                        log_pos.saturating_sub(header.event_size())
+                    );
+                    self.gtids = Gtids::None;
                 }
                 EventData::GtidEvent(g) => {
                     let uuid = format_uuid(&g.sid());
@@ -1000,10 +1031,43 @@ pub async fn check_server_id(conn: &mut Conn, flavor: Flavor, server_id: u32, re
     Ok(())
 }
 
-/// Error 1236 means the requested binlog file/position (or the binlogs holding
-/// the transactions after the GTIDs) is gone (purged) or invalid.
-fn purged_or(e: mysql_async::Error, from: &Checkpoint, by: ResumeBy) -> SourceError {
+/// What to do when a GTID-positioned stream meets a transaction without a GTID.
+const GTID_MODE_FIX: &str = "the source's gtid_mode was lowered from ON (to ON_PERMISSIVE, OFF_PERMISSIVE or OFF) while the \
+     pipe follows it by GTIDs, and a transaction without a GTID cannot be positioned by GTIDs. Set gtid_mode back to ON \
+     (SET PERSIST gtid_mode = ON_PERMISSIVE; then SET PERSIST gtid_mode = ON) and resync the pipe, or set \
+     source.replication_mechanism to file_pos (resumes from the checkpoint's binlog file and offset on this server) and resume it";
+
+/// The error for an anonymous transaction (no GTID) met at `at` by a stream positioned by GTIDs.
+pub fn anonymous_in_gtid_stream(at: &str) -> SourceError {
+    SourceError::GtidModeChanged(format!("the source wrote a transaction without a GTID at {at}: {GTID_MODE_FIX}"))
+}
+
+/// A binlog stream's error, made clear where a cause is known: error 1236
+/// means the requested binlog file/position (or the binlogs holding the
+/// transactions after the GTIDs) is gone (purged) or invalid — or that an
+/// event exceeded the source's `max_allowed_packet`, or that `gtid_mode` no
+/// longer allows GTID positioning (both said in its message); a packet the
+/// client refuses is larger than the client's `max_allowed_packet`. `at`
+/// says where the stream was.
+pub fn stream_error(e: mysql_async::Error, from: &Checkpoint, by: ResumeBy, at: &str) -> SourceError {
+    let packet_fix = "raise max_allowed_packet on the source (MySQL: SET PERSIST max_allowed_packet = 1073741824; MariaDB: \
+                      SET GLOBAL max_allowed_packet = 1073741824 and the same in my.cnf; also replica_max_allowed_packet / \
+                      slave_max_allowed_packet) and resume the pipe";
     match &e {
+        mysql_async::Error::Server(s) if s.code == 1236 && s.message.to_ascii_lowercase().contains("max_allowed_packet") => {
+            SourceError::PacketTooLarge(format!(
+                "a binlog event at {at} is larger than the source's max_allowed_packet (the source said: {}); {packet_fix}",
+                s.message
+            ))
+        }
+        mysql_async::Error::Server(s)
+            if s.code == 1236 && {
+                let m = s.message.to_ascii_lowercase();
+                m.contains("anonymous") || m.contains("gtid_mode")
+            } =>
+        {
+            SourceError::GtidModeChanged(format!("the source stopped the stream at {at} ({}): {GTID_MODE_FIX}", s.message))
+        }
         mysql_async::Error::Server(s) if s.code == 1236 => SourceError::BinlogPurged(match by {
             ResumeBy::FilePos => format!(
                 "binlog file {} (position {}) is no longer available on the source: {}; resync the pipe",
@@ -1016,6 +1080,11 @@ fn purged_or(e: mysql_async::Error, from: &Checkpoint, by: ResumeBy) -> SourceEr
                 s.message
             ),
         }),
+        mysql_async::Error::Io(io) if io.to_string().contains("max_allowed_packet") => SourceError::PacketTooLarge(format!(
+            "a binlog event at {at} is larger than the client's max_allowed_packet ({} bytes, the protocol's largest packet): \
+             it cannot be read ({io}); make the row smaller on the source (no single row change may exceed 1 GiB), then resync the table",
+            crate::conn::MAX_PACKET
+        )),
         _ => SourceError::Mysql(e),
     }
 }
@@ -1025,9 +1094,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stream_errors_name_max_allowed_packet_and_gtid_mode() {
+        use sluice_core::Severity;
+        let cp = Checkpoint { position: BinlogPosition::new("binlog.000007", 4), gtid_set: Some("u:1-5".into()) };
+        let server = |code: u16, message: &str| {
+            mysql_async::Error::Server(mysql_async::ServerError { code, message: message.into(), state: "HY000".into() })
+        };
+        let e = stream_error(
+            server(
+                1236,
+                "log event entry exceeded max_allowed_packet; Increase max_allowed_packet on source; the first event 'binlog.000007' at 4",
+            ),
+            &cp,
+            ResumeBy::Gtid,
+            "binlog.000007:4",
+        );
+        assert!(matches!(e, SourceError::PacketTooLarge(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("max_allowed_packet") && text.contains("SET PERSIST max_allowed_packet") && text.contains("binlog.000007"),
+            "{text}"
+        );
+        assert_eq!(e.severity(), Severity::Fatal);
+        // The client's own limit: mysql_common's codec refuses the packet.
+        let io: mysql_async::Error = mysql_common::proto::codec::error::PacketCodecError::PacketTooLarge.into();
+        let e = stream_error(io, &cp, ResumeBy::FilePos, "binlog.000007:4");
+        assert!(matches!(e, SourceError::PacketTooLarge(_)) && e.to_string().contains("client's max_allowed_packet"), "{e:?}");
+        // An anonymous transaction refused by the source in a GTID (auto-position) stream.
+        let e = stream_error(
+            server(1236, "Cannot replicate anonymous transaction when AUTO_POSITION = 1, at file './binlog.000007', position 1234."),
+            &cp,
+            ResumeBy::Gtid,
+            "x",
+        );
+        assert!(matches!(e, SourceError::GtidModeChanged(_)) && e.to_string().contains("gtid_mode"), "{e:?}");
+        let e = stream_error(
+            server(1236, "The replication receiver thread cannot start in AUTO_POSITION mode: this server uses @@GLOBAL.GTID_MODE = OFF."),
+            &cp,
+            ResumeBy::Gtid,
+            "x",
+        );
+        assert!(matches!(e, SourceError::GtidModeChanged(_)), "{e:?}");
+        let e = anonymous_in_gtid_stream("binlog.000007:99");
+        let text = e.to_string();
+        assert!(text.contains("binlog.000007:99") && text.contains("gtid_mode = ON") && text.contains("file_pos"), "{text}");
+        assert_eq!(e.severity(), Severity::Fatal);
+        // A purged binlog stays what it was.
+        let e = stream_error(server(1236, "Could not find first log file name in binary log index file"), &cp, ResumeBy::FilePos, "x");
+        assert!(matches!(e, SourceError::BinlogPurged(_)) && e.to_string().contains("resync the pipe"), "{e:?}");
+    }
+
+    #[test]
     fn resume_by_follows_mechanism_server_and_checkpoint() {
         use ReplicationMechanism::*;
-        let server = |flavor, gtid_mode| ServerInfo { flavor, version: String::new(), gtid_mode };
+        let server = |flavor, gtid_mode| ServerInfo { flavor, version: String::new(), gtid_mode, gtid_mode_text: None };
         let cp = |g: Option<&str>| Checkpoint { position: BinlogPosition::new("binlog.000001", 4), gtid_set: g.map(String::from) };
         let (my_on, my_off, maria) = (server(Flavor::MySql, true), server(Flavor::MySql, false), server(Flavor::MariaDb, true));
         let with = cp(Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"));

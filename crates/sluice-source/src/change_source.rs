@@ -89,6 +89,13 @@ pub trait ChangeSource: Send + Sync {
 }
 
 /// Reads a copy's rows in chunks, in key order.
+///
+/// A table without a key (`TableMapping::keyless`) is read as one stream:
+/// `after = None` starts it from the first row (dropping a stream already
+/// open), and each later call continues it with the `last_key` the previous
+/// chunk returned (a count of rows, not a key). After an error the stream is
+/// gone: continuing it fails again (transient) until the copy starts over
+/// from the first row (`after = None`).
 #[async_trait]
 pub trait CopyReader: Send {
     /// Up to `limit` rows of `range` after key `after` (from the range's
@@ -204,7 +211,7 @@ impl ChangeSource for MySqlSource {
     }
 
     fn copy_reader(&self, table: &TableMapping) -> Result<Box<dyn CopyReader>, SourceError> {
-        Ok(Box::new(MySqlCopyReader { source: self.clone(), reader: TableReader::new(table)?, conn: None }))
+        Ok(Box::new(MySqlCopyReader { source: self.clone(), reader: TableReader::new(table)?, conn: None, stream: None }))
     }
 
     async fn stream(&self, from: &Checkpoint, tables: Vec<TableMapping>) -> Result<Box<dyn ChangeStream>, SourceError> {
@@ -239,11 +246,98 @@ struct MySqlCopyReader {
     source: MySqlSource,
     reader: TableReader,
     conn: Option<Conn>,
+    /// The open stream of a keyless table's copy.
+    stream: Option<RowStream>,
+}
+
+/// The rows of one `SELECT`, read by a task of their own on their own
+/// connection (a result being read borrows its connection, so it cannot wait
+/// between two chunks in the reader), at most one chunk ahead of the copy.
+struct RowStream {
+    rows: tokio::sync::mpsc::Receiver<Result<mysql_async::Row, SourceError>>,
+    task: tokio::task::JoinHandle<()>,
+    /// Rows handed out so far.
+    delivered: u64,
+}
+
+impl Drop for RowStream {
+    fn drop(&mut self) {
+        // Closes the connection, and with it the server's half-sent result.
+        self.task.abort();
+    }
+}
+
+impl MySqlCopyReader {
+    /// The next chunk of a keyless table's stream (see `CopyReader`).
+    async fn stream_chunk(&mut self, after: Option<&serde_json::Value>, limit: u64) -> Result<Chunk, SourceError> {
+        let id = self.reader.table().id.clone();
+        match after {
+            None => {
+                self.stream = None;
+                let mut c = self.source.connect().await?;
+                // The server waits for the copy to take each chunk while it writes the previous one.
+                c.query_drop("SET SESSION net_write_timeout = 86400").await?;
+                let (tx, rx) = tokio::sync::mpsc::channel(limit.clamp(1, 100_000) as usize);
+                let sql = self.reader.stream_sql();
+                let task = tokio::spawn(async move {
+                    let read = async {
+                        let mut result = c.exec_iter(sql, ()).await?;
+                        while let Some(row) = result.next().await? {
+                            if tx.send(Ok(row)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        Ok::<_, SourceError>(())
+                    };
+                    if let Err(e) = read.await {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                });
+                self.stream = Some(RowStream { rows: rx, task, delivered: 0 });
+            }
+            Some(k) => {
+                let at = k.get("rows").and_then(|n| n.as_u64());
+                if self.stream.as_ref().map(|s| s.delivered) != at || at.is_none() {
+                    self.stream = None;
+                    return Err(SourceError::Stalled(format!(
+                        "the copy of {id} (a table without a key, read as one stream) was interrupted; it starts again from its first row"
+                    )));
+                }
+            }
+        }
+        let spec = &self.source.spec.source;
+        let stream = self.stream.as_mut().expect("opened or checked above");
+        let mut rows = Vec::new();
+        let read = conn::bounded(spec, "a snapshot chunk of a table without a key", async {
+            while (rows.len() as u64) < limit {
+                match stream.rows.recv().await {
+                    Some(Ok(row)) => rows.push(self.reader.cells(row)?),
+                    Some(Err(e)) => return Err(e),
+                    None => break,
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = read {
+            self.stream = None;
+            return Err(e);
+        }
+        stream.delivered += rows.len() as u64;
+        let last_key = Some(serde_json::json!({"rows": stream.delivered}));
+        if (rows.len() as u64) < limit {
+            self.stream = None;
+        }
+        Ok(Chunk { rows, last_key })
+    }
 }
 
 #[async_trait]
 impl CopyReader for MySqlCopyReader {
     async fn read_chunk(&mut self, range: &Partition, after: Option<&serde_json::Value>, limit: u64) -> Result<Chunk, SourceError> {
+        if self.reader.keyless() {
+            return self.stream_chunk(after, limit).await;
+        }
         if self.conn.is_none() {
             self.conn = Some(self.source.connect().await?);
         }
@@ -259,6 +353,7 @@ impl CopyReader for MySqlCopyReader {
     }
 
     async fn close(&mut self) {
+        self.stream = None;
         if let Some(c) = self.conn.take() {
             let _ = c.disconnect().await;
         }

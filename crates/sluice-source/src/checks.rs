@@ -187,6 +187,15 @@ pub fn replication(info: &ServerInfo, mechanism: ReplicationMechanism) -> Check 
             check("replication_mechanism", true, format!("file_pos ({gtid}); a move to another server needs a resync"), "")
         }
         ReplicationMechanism::Auto if info.gtid_mode => check("replication_mechanism", true, "auto: resumes by GTIDs", ""),
+        ReplicationMechanism::Auto if matches!(info.gtid_mode_text.as_deref(), Some("ON_PERMISSIVE" | "OFF_PERMISSIVE")) => warn(
+            "replication_mechanism",
+            format!(
+                "auto: resumes by file/position; gtid_mode is {} (a transition): the source may write transactions with and \
+                 without GTIDs, and a pipe that was following it by GTIDs stops at the first one without",
+                info.gtid_mode_text.as_deref().unwrap_or_default()
+            ),
+            "finish the transition (SET PERSIST gtid_mode = ON, or OFF), or use replication_mechanism file_pos",
+        ),
         ReplicationMechanism::Auto => {
             check("replication_mechanism", true, "auto: resumes by file/position (GTIDs off; a move to another server needs a resync)", "")
         }
@@ -374,7 +383,9 @@ pub async fn require(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationM
 }
 
 /// Checks that every table the spec names exists and has a usable key (and a
-/// usable `partition_key` where one is given).
+/// usable `partition_key` where one is given). A table without a key fails when
+/// named and is a warning when a `schema.*` entry matches it (the pipe skips
+/// it); a declared `key_columns` fails with a NULL in it and warns on duplicates.
 pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result<Vec<Check>, SourceError> {
     let expanded = match crate::discovery::expand(conn, specs).await {
         Ok(e) => e,
@@ -395,17 +406,23 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
             }
             Err(e) => return Err(e),
         };
-        if t.primary_key.is_empty() {
-            out.push(check(
-                &name,
-                false,
-                "no primary key and no unique key on NOT NULL columns",
-                format!("ALTER TABLE {id} ADD PRIMARY KEY (...); or leave the table out"),
-            ));
+        let spec = &specs[e.index];
+        let options = spec.options();
+        if options.keyless_refusal(&t).is_some() {
+            let entry = format!("{}.{}", t.id.schema, t.id.table);
+            let fix = format!(
+                "add an entry {{\"source\": \"{entry}\", \"key_columns\": [...]}} (columns that identify a row), or \
+                 {{\"source\": \"{entry}\", \"engine\": \"merge_tree\"}} (a change log); or ALTER TABLE {id} ADD PRIMARY KEY (...)"
+            );
+            let found = "no primary key and no unique key on NOT NULL columns; the default engine (replacing) needs a key";
+            if e.named {
+                out.push(check(&name, false, found, fix));
+            } else {
+                out.push(warn(&name, format!("{found}: skipped by the pipe ({} matches it)", spec.source), fix));
+            }
             continue;
         }
-        let spec = &specs[e.index];
-        if let Err(err) = spec.options().check(&t, spec.partition_key.as_deref(), e.index) {
+        if let Err(err) = options.check(&t, spec.partition_key.as_deref(), e.index) {
             out.push(check(&name, false, err, "fix the table's options in the spec"));
             continue;
         }
@@ -414,6 +431,32 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
                 out.push(check(&name, false, msg, format!("CREATE INDEX ... ON {id} ({pk}); or choose another partition_key")));
                 continue;
             }
+        }
+        if t.primary_key.is_empty() {
+            let Some(key) = &spec.key_columns else {
+                let engine = if options.engine == sluice_core::types::TableEngine::Null { "null" } else { "merge_tree" };
+                out.push(check(&name, true, format!("no key: engine {engine} keeps every change as a row"), ""));
+                continue;
+            };
+            if let Some((column, rows)) = crate::discovery::null_in_key(conn, &t, key).await? {
+                out.push(check(
+                    &name,
+                    false,
+                    format!("key_columns ({}): column {column:?} holds NULL in {rows} row(s)", key.join(", ")),
+                    "choose NOT NULL key_columns, or fill the NULLs (and make the column NOT NULL) on the source",
+                ));
+                continue;
+            }
+            match crate::discovery::duplicate_keys(conn, &t, key).await? {
+                Some((n, example)) => out.push(warn(
+                    &name,
+                    format!("key_columns ({}): {n} value(s) occur in more than one row, e.g. ({example})", key.join(", ")),
+                    "rows sharing a key value collapse into one in ClickHouse (FINAL keeps the last change); \
+                     declare key_columns that identify every row",
+                )),
+                None => out.push(check(&name, true, format!("declared key ({}), no NULL, no duplicates", key.join(", ")), "")),
+            }
+            continue;
         }
         out.push(check(&name, true, format!("key ({})", t.primary_key.join(", ")), ""));
     }
@@ -436,6 +479,25 @@ mod tests {
         assert!(!retention_check(None, Err(String::new()), 3600, 0.0).ok);
         assert!(retention_check(None, Err(String::new()), 0, 0.0).ok);
         assert!(retention_check(None, Err(String::new()), 0, 7.0).ok);
+    }
+
+    #[test]
+    fn a_gtid_mode_transition_is_a_warning_naming_it() {
+        use crate::conn::Flavor;
+        let info = |text: &str| ServerInfo {
+            flavor: Flavor::MySql,
+            version: "9.7.0".into(),
+            gtid_mode: text == "ON",
+            gtid_mode_text: Some(text.into()),
+        };
+        for mode in ["ON_PERMISSIVE", "OFF_PERMISSIVE"] {
+            let c = replication(&info(mode), ReplicationMechanism::Auto);
+            assert!(c.ok && c.warning && c.found.contains(mode) && c.fix.contains("gtid_mode = ON"), "{c:?}");
+            let c = replication(&info(mode), ReplicationMechanism::Gtid);
+            assert!(!c.ok && c.fix.contains("gtid_mode"), "{c:?}");
+        }
+        assert_eq!(replication(&info("ON"), ReplicationMechanism::Auto).verdict(), "PASS");
+        assert_eq!(replication(&info("OFF"), ReplicationMechanism::Auto).verdict(), "PASS");
     }
 
     #[test]

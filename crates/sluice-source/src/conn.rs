@@ -34,6 +34,14 @@ pub enum SourceError {
     /// SSH server restarting); retried on a new SSH session.
     #[error("SSH tunnel: {0}; reconnecting")]
     Tunnel(String),
+    /// A binlog event is larger than a `max_allowed_packet` limit (the
+    /// source's, or the client's); the message names the variable and the fix.
+    #[error("{0}")]
+    PacketTooLarge(String),
+    /// The source's `gtid_mode` no longer serves a stream positioned by GTIDs
+    /// (it wrote a transaction without a GTID); the message says what to do.
+    #[error("{0}")]
+    GtidModeChanged(String),
     /// An error while working on one source table, named.
     #[error("table {table}: {source}")]
     InTable { table: String, source: Box<SourceError> },
@@ -68,7 +76,9 @@ impl SourceError {
             | SourceError::Stalled(_)
             | SourceError::Tunnel(_) => Severity::Transient,
             SourceError::Decode(_) => Severity::Table,
-            SourceError::Config(_) | SourceError::BinlogPurged(_) => Severity::Fatal,
+            SourceError::Config(_) | SourceError::BinlogPurged(_) | SourceError::PacketTooLarge(_) | SourceError::GtidModeChanged(_) => {
+                Severity::Fatal
+            }
             SourceError::InTable { source, .. } => source.severity(),
         }
     }
@@ -102,6 +112,9 @@ where
     }
 }
 
+/// The largest packet the MySQL protocol carries (1 GiB), the client's `max_allowed_packet`.
+pub const MAX_PACKET: usize = 1 << 30;
+
 /// MySQL or MariaDB: they differ in binlog events, GTIDs and status statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -113,7 +126,10 @@ pub enum Flavor {
 pub struct ServerInfo {
     pub flavor: Flavor,
     pub version: String,
+    /// GTIDs on every transaction (MySQL `gtid_mode=ON`; MariaDB always).
     pub gtid_mode: bool,
+    /// MySQL's `@@GLOBAL.gtid_mode` as it reads (`ON`, `ON_PERMISSIVE`, ...); `None` on MariaDB.
+    pub gtid_mode_text: Option<String>,
 }
 
 /// Connection options for connecting at `at` (the source, or an SSH tunnel's
@@ -128,6 +144,10 @@ pub fn opts(spec: &SourceSpec, at: &Endpoint, tls: bool) -> Opts {
         .user(Some(spec.user.clone()))
         .pass(Some(spec.password.0.clone()))
         .prefer_socket(false)
+        // The protocol's largest packet: the client never refuses what the server
+        // sends (a binlog event of a big row is larger than the server's default
+        // max_allowed_packet); the server's own limits still apply to it.
+        .max_allowed_packet(Some(MAX_PACKET))
         .conn_ttl(Some(Duration::from_secs(3600)))
         .tcp_keepalive(Some(Duration::from_secs(30)));
     let t = &spec.tls;
@@ -197,15 +217,15 @@ async fn connect_unbounded(spec: &SourceSpec) -> Result<Conn, SourceError> {
 pub async fn server_info(conn: &mut Conn) -> Result<ServerInfo, SourceError> {
     let version: String = conn.query_first("SELECT VERSION()").await?.unwrap_or_default();
     let flavor = if version.to_ascii_lowercase().contains("mariadb") { Flavor::MariaDb } else { Flavor::MySql };
-    let gtid_mode = match flavor {
+    let (gtid_mode, gtid_mode_text) = match flavor {
         Flavor::MySql => {
             let m: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_mode").await?;
-            m.as_deref() == Some("ON")
+            (m.as_deref() == Some("ON"), m)
         }
         // MariaDB always writes GTIDs to its binlog.
-        Flavor::MariaDb => true,
+        Flavor::MariaDb => (true, None),
     };
-    Ok(ServerInfo { flavor, version, gtid_mode })
+    Ok(ServerInfo { flavor, version, gtid_mode, gtid_mode_text })
 }
 
 /// The server's current binlog write position and executed GTID set.

@@ -3,7 +3,9 @@
 //! A table's key is its primary key; a table without one is keyed by a unique
 //! index whose columns are all NOT NULL (the fewest columns, then the first
 //! by name), which identifies rows just as well. A table with neither gets an
-//! empty key and is refused at Setup.
+//! empty key: it is replicated only with options that say how (`key_columns`,
+//! or an engine that needs no key), else skipped (a `schema.*` match) or
+//! refused (a named table) at Setup.
 
 use crate::conn::SourceError;
 use mysql_async::prelude::*;
@@ -12,9 +14,16 @@ use sluice_core::schema::{SourceColumn, SourceTable, TableId};
 use sluice_core::spec::TableSpec;
 
 /// Expands `schema.table` / `schema.*` patterns into (table, destination name) pairs.
-/// A named table that does not exist is an error naming it.
+/// A named table that does not exist is an error naming it. A table both named
+/// by an entry and matched by a `schema.*` entry comes from the naming entry
+/// (so that one table of a schema can have options of its own).
 pub async fn expand(conn: &mut Conn, tables: &[TableSpec]) -> Result<Vec<Expanded>, SourceError> {
     let mut out: Vec<Expanded> = Vec::new();
+    let named: Vec<TableId> = tables
+        .iter()
+        .filter_map(|t| t.pattern().ok())
+        .filter_map(|p| p.table.clone().map(|table| TableId::new(&p.schema, table)))
+        .collect();
     for (index, t) in tables.iter().enumerate() {
         let p = t.pattern().map_err(SourceError::Config)?;
         let names: Vec<String> = match &p.table {
@@ -46,6 +55,9 @@ pub async fn expand(conn: &mut Conn, tables: &[TableSpec]) -> Result<Vec<Expande
         }
         for name in names {
             let id = TableId::new(&p.schema, &name);
+            if p.table.is_none() && named.contains(&id) {
+                continue;
+            }
             let dest = t.destination.clone().unwrap_or_else(|| name.clone());
             if out.iter().any(|e| e.id == id || e.destination == dest) {
                 return Err(SourceError::Config(format!("table {id} (destination {dest:?}) is listed twice")));
@@ -66,13 +78,56 @@ pub struct Expanded {
     pub named: bool,
 }
 
-/// Checks a table's options and `partition_key` against its definition.
+/// Checks a table's options and `partition_key` against its definition; a
+/// declared `key_columns` must hold no NULL (a row with one could not be keyed).
 pub async fn check_table_spec(conn: &mut Conn, table: &SourceTable, spec: &TableSpec, e: &Expanded) -> Result<(), SourceError> {
     spec.options().check(table, spec.partition_key.as_deref(), e.index).map_err(SourceError::Config)?;
     if let Some(pk) = &spec.partition_key {
         check_partition_key(conn, table, pk).await?;
     }
+    if let (Some(key), true) = (&spec.key_columns, table.primary_key.is_empty()) {
+        if let Some((column, rows)) = null_in_key(conn, table, key).await? {
+            return Err(SourceError::Config(format!(
+                "tables[{}].key_columns: column {column:?} of {} holds NULL in {rows} row(s), and a key column must identify \
+                 every row; choose NOT NULL columns, or fill the NULLs (and make the column NOT NULL) on the source",
+                e.index, table.id
+            )));
+        }
+    }
     Ok(())
+}
+
+/// The first of the nullable `key` columns of `table` that holds NULL, with how many rows do.
+pub async fn null_in_key(conn: &mut Conn, table: &SourceTable, key: &[String]) -> Result<Option<(String, u64)>, SourceError> {
+    for c in key {
+        if !table.column(c).is_some_and(|col| col.nullable) {
+            continue;
+        }
+        let col = sluice_core::schema::quote_mysql(c);
+        let n: Option<u64> = conn.query_first(format!("SELECT COUNT(*) FROM {} WHERE {col} IS NULL", table.id)).await?;
+        if let Some(n) = n.filter(|n| *n > 0) {
+            return Ok(Some((c.clone(), n)));
+        }
+    }
+    Ok(None)
+}
+
+/// How many values of `key` occur more than once in `table`, with one of them
+/// (as text, `a, b`); `None` when every value is unique.
+pub async fn duplicate_keys(conn: &mut Conn, table: &SourceTable, key: &[String]) -> Result<Option<(u64, String)>, SourceError> {
+    let cols: Vec<String> = key.iter().map(|c| sluice_core::schema::quote_mysql(c)).collect();
+    let shown: Vec<String> = cols.iter().map(|c| format!("COALESCE(CAST({c} AS CHAR), 'NULL')")).collect();
+    let sql = format!(
+        "SELECT COUNT(*), MIN(k) FROM (SELECT CONCAT_WS(', ', {}) AS k FROM {} GROUP BY {} HAVING COUNT(*) > 1) d",
+        shown.join(", "),
+        table.id,
+        cols.join(", ")
+    );
+    let row: Option<(u64, Option<String>)> = conn.query_first(sql).await?;
+    Ok(match row {
+        Some((n, Some(example))) if n > 0 => Some((n, example)),
+        _ => None,
+    })
 }
 
 type ColumnRow = (String, u32, String, String, String, Option<u64>, Option<u64>, Option<u64>, Option<String>, String);

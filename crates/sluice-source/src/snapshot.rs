@@ -10,6 +10,14 @@
 //! acknowledged. Rows may reflect changes made after the snapshot's start
 //! position; the binlog replay from that position (with higher versions)
 //! brings every such row to its final state.
+//!
+//! A table without a key (stored by an engine that needs none) has nothing to
+//! page on: it is read as one stream, one `SELECT` without `ORDER BY` whose
+//! rows are handed out a chunk at a time (see `MySqlCopyReader`). Such a copy
+//! cannot resume after an interruption; it starts again from the first row,
+//! after the rows it already wrote are discarded. The hand-off is the same as
+//! for keyed tables: rows read after the start position, then every change
+//! from that position replayed by the binlog.
 
 use crate::conn::SourceError;
 use crate::convert::{from_snapshot, ColKind};
@@ -79,12 +87,6 @@ impl TableReader {
             key_idx.retain(|k| *k != i);
             key_idx.insert(0, i);
         }
-        if key_idx.is_empty() {
-            return Err(SourceError::Config(format!(
-                "table {} has no primary key and no unique key on NOT NULL columns; add one (ALTER TABLE ... ADD PRIMARY KEY) or leave the table out of the pipe",
-                table.id
-            )));
-        }
         let kinds = cols.iter().map(ColKind::of).collect();
         let select: Vec<String> = cols.iter().map(|c| quote_mysql(&c.name)).collect();
         let keys: Vec<String> = key_idx.iter().map(|i| quote_mysql(&cols[*i].name)).collect();
@@ -109,6 +111,27 @@ impl TableReader {
         &self.table
     }
 
+    /// Whether the table has no paging key: it is read as one stream (`stream_sql`).
+    pub fn keyless(&self) -> bool {
+        self.key_idx.is_empty()
+    }
+
+    /// The query that reads the whole table as one stream, in no particular order.
+    pub fn stream_sql(&self) -> String {
+        self.select.clone()
+    }
+
+    /// One row of the reader's `SELECT` as cells of the mapping's columns.
+    pub fn cells(&self, row: mysql_async::Row) -> Result<Vec<Cell>, SourceError> {
+        row.unwrap()
+            .into_iter()
+            .take(self.mapped)
+            .zip(self.cols.iter().zip(&self.kinds))
+            .map(|(v, (col, kind))| from_snapshot(col, kind, v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SourceError::Decode(format!("table {}: {e}", self.table.id)))
+    }
+
     /// Splits the table into partitions of about `rows_per_partition` rows, or
     /// returns `None` when the first paging column cannot be split (the table
     /// is then read by one reader). The outer partitions are unbounded.
@@ -126,6 +149,9 @@ impl TableReader {
         estimated_rows: u64,
         rows_per_partition: u64,
     ) -> Result<Option<Vec<Partition>>, SourceError> {
+        if self.keyless() {
+            return Ok(None);
+        }
         let first = &self.cols[self.key_idx[0]];
         let Some(split) = Split::of(first, &self.kinds[self.key_idx[0]]) else { return Ok(None) };
         if split == Split::Str && !crate::discovery::leads_whole_value_index(conn, &self.table, &first.name).await? {
@@ -233,6 +259,9 @@ impl TableReader {
         after: Option<&serde_json::Value>,
         limit: u64,
     ) -> Result<Chunk, SourceError> {
+        if self.keyless() {
+            return Err(SourceError::Config(format!("table {} has no key to page on; it is read as one stream", self.table.id)));
+        }
         let first = quote_mysql(&self.cols[self.key_idx[0]].name);
         let mut conds = Vec::new();
         let mut params = Vec::new();
@@ -256,18 +285,10 @@ impl TableReader {
         let mut rows = Vec::with_capacity(raw.len());
         let n = raw.len();
         for (i, row) in raw.into_iter().enumerate() {
-            let values = row.unwrap();
             if i + 1 == n {
-                last_key = Some(key_to_json(self.key_idx.iter().map(|k| &values[*k])));
+                last_key = Some(key_to_json(self.key_idx.iter().map(|k| &row[*k])));
             }
-            let cells = values
-                .into_iter()
-                .take(self.mapped)
-                .zip(self.cols.iter().zip(&self.kinds))
-                .map(|(v, (col, kind))| from_snapshot(col, kind, v))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| SourceError::Decode(format!("table {}: {e}", self.table.id)))?;
-            rows.push(cells);
+            rows.push(self.cells(row)?);
         }
         Ok(Chunk { rows, last_key })
     }

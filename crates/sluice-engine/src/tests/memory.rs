@@ -615,6 +615,13 @@ impl Destination for MemoryDestination {
         Ok(changes.len())
     }
 
+    async fn discard_copy(&self, _mapping: &TableMapping, table: &str, version: i64) -> Result<(), SinkError> {
+        if let Some(t) = self.state.lock().unwrap().tables.get_mut(table) {
+            t.rows.retain(|r| r.1 != version);
+        }
+        Ok(())
+    }
+
     async fn alter(&self, table: &str, old: &TableMapping, new: &TableMapping, ops: &[AlterOp]) -> Result<(), SinkError> {
         let mut s = self.state.lock().unwrap();
         let Some(t) = s.tables.get_mut(table) else { return Err(transient("no such table")) };
