@@ -115,6 +115,8 @@ async fn least_privilege_end_to_end(flavor: Flavor) {
         diff(&[vec!["1".into(), "a".into()], vec!["2".into(), "b".into()], vec!["3".into(), "c".into()]], &rows)
     })
     .await;
+    // The added table's rows can be visible before its copy is recorded done: a resync waits for Running.
+    srv.wait_state(&db, "Running", CONVERGE).await;
 
     let (code, body) = srv.call(Method::POST, &format!("/v1/pipes/{db}/resync"), Some(json!({"tables": [format!("{db}.orders")]}))).await;
     assert!(code < 300, "resync: {code} {body}");
