@@ -148,6 +148,11 @@ async fn mariadb_ddl_changes_are_followed() {
     ddl_changes(Flavor::MariaDb).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_ddl_changes_are_followed() {
+    ddl_changes(Flavor::MariaDb118).await;
+}
+
 /// gh-ost's cut-over: a shadow table with the new shape is filled, then swapped
 /// in with `RENAME TABLE t TO _t_del, _t_gho TO t`; the pipe resyncs `t` by itself.
 async fn ghost_cutover(flavor: Flavor) {
@@ -188,4 +193,9 @@ async fn mysql_ghost_cutover_converges() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_ghost_cutover_converges() {
     ghost_cutover(Flavor::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_ghost_cutover_converges() {
+    ghost_cutover(Flavor::MariaDb118).await;
 }
