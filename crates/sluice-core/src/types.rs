@@ -146,7 +146,7 @@ pub const MAPPING_RULES: &[MappingRule] = &[
     MappingRule { mysql: "INET4 / INET6 (MariaDB 10.10+ / 10.5+)", clickhouse: "IPv4 / IPv6", notes: "" },
     MappingRule {
         mysql: "VARCHAR / VARBINARY / TEXT / BLOB `COMPRESSED` (MariaDB)",
-        clickhouse: "as without `COMPRESSED`",
+        clickhouse: "String",
         notes: "the uncompressed value (the binlog carries the compressed form; Sluice inflates it)",
     },
     MappingRule { mysql: "other types", clickhouse: "String", notes: "raw bytes as the server sends them" },
@@ -446,7 +446,8 @@ mod tests {
             ("uuid", "uuid", 21),
             ("inet4", "inet4", 22),
             ("inet6", "inet6", 22),
-            ("mystery", "mystery", 23),
+            ("blob", "blob /*m!100301 compressed*/", 23),
+            ("mystery", "mystery", 24),
         ];
         for (dt, ct, rule) in cases {
             let sql = map_column(&col(dt, ct, false), false).sql();
