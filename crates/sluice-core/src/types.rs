@@ -138,12 +138,17 @@ pub const MAPPING_RULES: &[MappingRule] = &[
         notes: "WKT as `ST_AsText` prints it, `SRID=n;` prefix when the SRID is not 0; coordinates in storage (x y) order",
     },
     MappingRule {
-        mysql: "VECTOR(n) (MySQL 9)",
+        mysql: "VECTOR(n) (MySQL 9, MariaDB 11.7+)",
         clickhouse: "Array(Float32)",
         notes: "the n floats bit for bit; NULL → `[]` (ClickHouse has no Nullable(Array))",
     },
-    MappingRule { mysql: "UUID (MariaDB)", clickhouse: "UUID", notes: "the canonical UUID, whatever MariaDB's internal byte order" },
-    MappingRule { mysql: "INET4 / INET6 (MariaDB)", clickhouse: "IPv4 / IPv6", notes: "" },
+    MappingRule { mysql: "UUID (MariaDB 10.7+)", clickhouse: "UUID", notes: "the canonical UUID, whatever MariaDB's internal byte order" },
+    MappingRule { mysql: "INET4 / INET6 (MariaDB 10.10+ / 10.5+)", clickhouse: "IPv4 / IPv6", notes: "" },
+    MappingRule {
+        mysql: "VARCHAR / VARBINARY / TEXT / BLOB `COMPRESSED` (MariaDB)",
+        clickhouse: "String",
+        notes: "the uncompressed value (the binlog carries the compressed form; Sluice inflates it)",
+    },
     MappingRule { mysql: "other types", clickhouse: "String", notes: "raw bytes as the server sends them" },
 ];
 
@@ -541,7 +546,8 @@ mod tests {
             ("uuid", "uuid", 21),
             ("inet4", "inet4", 22),
             ("inet6", "inet6", 22),
-            ("mystery", "mystery", 23),
+            ("blob", "blob /*m!100301 compressed*/", 23),
+            ("mystery", "mystery", 24),
         ];
         for (dt, ct, rule) in cases {
             let sql = map_column(&col(dt, ct, false), false).sql();

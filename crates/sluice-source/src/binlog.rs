@@ -12,6 +12,16 @@
 //! topology. Either way the server first sends a rotate event naming the file
 //! it starts in, and checkpoints carry both the file/offset and the GTIDs.
 //!
+//! MariaDB specifics: `COMPRESSED` columns arrive as the types 140 (BLOB) and 141 (VARCHAR), which
+//! `mysql_common` does not know; their table map is rewritten to plain VARCHAR
+//! and BLOB (same metadata) and their values are uncompressed here (zlib or raw
+//! deflate, see [`mariadb_uncompress`]). MariaDB 11.x leaves generated columns
+//! out of UPDATE and DELETE row images even with `binlog_row_image=FULL`: a
+//! table whose tracked generated column is missing from an image goes to Error
+//! naming the column and the fix (`exclude_columns`); excluded columns may be
+//! missing from any image. UUID, INET4 and INET6 columns are `STRING` of 16/4
+//! bytes in the table map, MariaDB's VECTOR(n) a binary VARCHAR of 4·n bytes.
+//!
 //! TIME(n) columns: `mysql_common` 0.37 mis-decodes negative TIME(1)/TIME(2)
 //! values with a fraction (an unsigned underflow: a panic in debug builds, a
 //! wrong value in release builds). Every table map is therefore rewritten so
@@ -86,6 +96,8 @@ struct MappedTable {
     positions: Vec<Option<usize>>,
     /// Decoders per source column; ENUM/SET labels taken from the table map when it carries them.
     kinds: Vec<ColKind>,
+    /// For each binlog column, whether it is a MariaDB `COMPRESSED` column (values to uncompress).
+    compressed: Vec<bool>,
     tme: Arc<TableMapEvent<'static>>,
 }
 
@@ -123,6 +135,8 @@ pub struct BinlogReader {
     /// read: they carry no position of their own (0), so they take this one.
     payload_end: Option<u32>,
     /// The end offset (in `file`) of the last positioned event read, for messages.
+    /// MariaDB 11.x (`binlog_legacy_event_pos=OFF`) writes the events inside a
+    /// transaction with position 0; messages about them name this position instead.
     last_pos: u64,
 }
 
@@ -352,8 +366,10 @@ impl BinlogReader {
                     pos
                 }
             };
+            // Where the event starts, for messages (see `last_pos`).
+            let event_start = if log_pos == 0 { self.last_pos } else { u64::from(log_pos.saturating_sub(header.event_size())) };
             if log_pos > 0 {
-                self.last_pos = log_pos as u64;
+                self.last_pos = u64::from(log_pos);
             }
             if raw_type == MARIADB_GTID_EVENT {
                 let data = event.data();
@@ -443,7 +459,7 @@ impl BinlogReader {
                         self.maps.insert(id, None);
                         continue;
                     };
-                    let at = BinlogPosition::new(self.file.clone(), log_pos.saturating_sub(header.event_size()) as u64);
+                    let at = BinlogPosition::new(self.file.clone(), event_start);
                     match self.map_table(table, tme.into_owned(), &at) {
                         Ok(mapped) => {
                             self.maps.insert(id, Some(mapped));
@@ -455,8 +471,7 @@ impl BinlogReader {
                     }
                 }
                 EventData::RowsEvent(rows) => {
-                    let start = log_pos.saturating_sub(header.event_size());
-                    let base = BinlogPosition::new(self.file.clone(), start as u64);
+                    let base = BinlogPosition::new(self.file.clone(), event_start);
                     match self.decode_rows(&rows, &base) {
                         Ok(Some(out)) => return Ok(Some(out)),
                         Ok(None) => {}
@@ -484,6 +499,7 @@ impl BinlogReader {
         let src = &mapping.source;
         let id = &src.id;
         let resync = "; resync the table";
+        let (tme, compressed) = compressed_as_plain(tme).map_err(|e| format!("table map of {id} at {at} cannot be read: {e}{resync}"))?;
         let meta = TableMeta::read(&tme, self.flavor).map_err(|e| format!("table map of {id} at {at} cannot be read: {e}{resync}"))?;
         let count = tme.columns_count() as usize;
         // For each binlog column, the recorded source column it is.
@@ -560,6 +576,18 @@ impl BinlogReader {
             if !type_matches(&col.data_type, ty) {
                 return Err(differs(format!("{ty:?}").trim_start_matches("MYSQL_TYPE_").to_ascii_lowercase()));
             }
+            // MariaDB's UUID / INET6 / INET4 are fixed-size binary strings in the table map.
+            let fixed = match col.data_type.as_str() {
+                "uuid" | "inet6" => Some(16u8),
+                "inet4" => Some(4),
+                _ => None,
+            };
+            if let Some(len) = fixed {
+                let stored = tme.get_column_metadata(i).and_then(|m| m.get(1)).copied();
+                if stored.is_some_and(|l| l != len) {
+                    return Err(differs(format!("a binary string of {} bytes", stored.unwrap_or_default())));
+                }
+            }
             if let Some(unsigned) = meta.unsigned.get(i).copied().flatten() {
                 if is_integer(ty) && unsigned != col.unsigned() {
                     return Err(differs(if unsigned { "unsigned".into() } else { "signed".into() }));
@@ -596,7 +624,7 @@ impl BinlogReader {
             }
         }
         let tme = time2_as_raw_bytes(tme).map_err(|e| format!("table map of {id} at {at}: {e}{resync}"))?;
-        Ok(MappedTable { table, positions, kinds, tme: Arc::new(tme) })
+        Ok(MappedTable { table, positions, kinds, compressed, tme: Arc::new(tme) })
     }
 
     /// The row changes of a rows event of a tracked table; `Err((table, message))`
@@ -611,16 +639,54 @@ impl BinlogReader {
         let key = mapping.identity_positions();
         let ncols = mapping.columns.len();
         let fail = |msg: String| (mapped.table, format!("table {} at {base}: {msg}; resync the table", mapping.source.id));
-        // Rows must be whole: a session (or server) with binlog_row_image MINIMAL/NOBLOB
-        // leaves columns out, and their values would land in the wrong columns.
-        let partial_image = rows.columns_before_image().is_some_and(|b| !b.all()) || rows.columns_after_image().is_some_and(|b| !b.all());
-        if partial_image {
-            return Err(fail(
-                "a row image lacks columns: it was written with binlog_row_image MINIMAL or NOBLOB (a global or session setting); \
+        // Rows must hold every tracked column: a session (or server) with binlog_row_image
+        // MINIMAL/NOBLOB leaves columns out, and so does MariaDB 11.x with generated
+        // columns in UPDATE/DELETE images. Values of an image are those of its present
+        // columns, in order (`image_index`); columns the pipe excludes may be missing.
+        let count = mapped.positions.len();
+        let before_has: Vec<bool> = match rows.columns_before_image() {
+            Some(b) => (0..count).map(|i| b.get(i).is_some_and(|x| *x)).collect(),
+            None => vec![true; count],
+        };
+        let after_has: Vec<bool> = match rows.columns_after_image() {
+            Some(b) => (0..count).map(|i| b.get(i).is_some_and(|x| *x)).collect(),
+            None => vec![true; count],
+        };
+        let missing: Vec<usize> = (0..count).filter(|i| mapped.positions[*i].is_some() && !(before_has[*i] && after_has[*i])).collect();
+        if let Some(first) = missing.first() {
+            let generated: Vec<&str> = missing
+                .iter()
+                .filter_map(|i| mapped.positions[*i])
+                .map(|j| &mapping.source.columns[mapping.columns[j].source_index])
+                .filter(|c| c.extra.to_ascii_uppercase().contains("GENERATED"))
+                .map(|c| c.name.as_str())
+                .collect();
+            if generated.len() == missing.len() && self.flavor == Flavor::MariaDb {
+                return Err(fail(format!(
+                    "MariaDB leaves the generated column(s) {} out of UPDATE and DELETE row images (MariaDB 11.x does so even with \
+                     binlog_row_image=FULL), so their new values never reach the binlog; add them to the table's exclude_columns \
+                     (compute them in ClickHouse instead)",
+                    generated.join(", ")
+                )));
+            }
+            let name = mapped.positions[*first].map(|j| mapping.columns[j].name.clone()).unwrap_or_default();
+            return Err(fail(format!(
+                "a row image lacks column {name}: it was written with binlog_row_image MINIMAL or NOBLOB (a global or session setting); \
                  SET PERSIST binlog_row_image = 'FULL' (MariaDB: SET GLOBAL and my.cnf) and make sure no session sets it otherwise"
-                    .into(),
-            ));
+            )));
         }
+        let image_index = |has: &[bool]| -> Vec<Option<usize>> {
+            let mut next = 0;
+            has.iter()
+                .map(|h| {
+                    h.then(|| {
+                        next += 1;
+                        next - 1
+                    })
+                })
+                .collect()
+        };
+        let (before_at, after_at) = (image_index(&before_has), image_index(&after_has));
         if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
             return Err(fail(
                 "a partial JSON update (binlog_row_value_options=PARTIAL_JSON) cannot be applied without the old document; \
@@ -628,12 +694,19 @@ impl BinlogReader {
                     .into(),
             ));
         }
-        let to_cells = |mut row: mysql_common::binlog::row::BinlogRow| -> Result<Vec<Cell>, (usize, String)> {
+        let to_cells = |mut row: mysql_common::binlog::row::BinlogRow, at: &[Option<usize>]| -> Result<Vec<Cell>, (usize, String)> {
             let mut cells = vec![Cell::Null; ncols];
             for (i, pos) in mapped.positions.iter().enumerate() {
-                if let Some(j) = *pos {
+                if let (Some(j), Some(k)) = (*pos, at[i]) {
                     let col = &mapping.source.columns[mapping.columns[j].source_index];
-                    cells[j] = from_binlog(col, &kinds[mapping.columns[j].source_index], row.take(i)).map_err(|e| fail(e.to_string()))?;
+                    let mut value = row.take(k);
+                    if mapped.compressed[i] {
+                        if let Some(mysql_common::binlog::value::BinlogValue::Value(mysql_async::Value::Bytes(b))) = &value {
+                            let plain = mariadb_uncompress(b).map_err(|e| fail(format!("column {}: {e}", col.name)))?;
+                            value = Some(mysql_common::binlog::value::BinlogValue::Value(mysql_async::Value::Bytes(plain)));
+                        }
+                    }
+                    cells[j] = from_binlog(col, &kinds[mapping.columns[j].source_index], value).map_err(|e| fail(e.to_string()))?;
                 }
             }
             Ok(cells)
@@ -650,8 +723,8 @@ impl BinlogReader {
         };
         for row in rows.rows(&mapped.tme) {
             let (before, after) = row.map_err(|e| fail(format!("a row image cannot be decoded: {e}")))?;
-            let before = before.map(to_cells).transpose()?;
-            let after = after.map(to_cells).transpose()?;
+            let before = before.map(|r| to_cells(r, &before_at)).transpose()?;
+            let after = after.map(|r| to_cells(r, &after_at)).transpose()?;
             match (before, after) {
                 (Some(b), Some(a)) if is_update => {
                     if key.iter().any(|k| b[*k] != a[*k]) {
@@ -834,7 +907,7 @@ fn is_character(t: &ColumnType, flavor: Flavor) -> bool {
 
 /// Whether a binlog column of type `t` can hold values of a recorded column of
 /// `data_type` as decoded for it (same integer width, same family). Types
-/// without a known binlog form (MariaDB's UUID, INET4, INET6, ...) match any.
+/// without a known binlog form match any.
 fn type_matches(data_type: &str, t: ColumnType) -> bool {
     use ColumnType::*;
     let blob = matches!(t, MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB);
@@ -860,7 +933,10 @@ fn type_matches(data_type: &str, t: ColumnType) -> bool {
         "set" => t == MYSQL_TYPE_SET,
         "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection"
         | "geomcollection" => t == MYSQL_TYPE_GEOMETRY,
-        "vector" => t == MYSQL_TYPE_VECTOR || blob,
+        // MySQL 9: VECTOR; MariaDB 11.7+: a binary VARCHAR.
+        "vector" => matches!(t, MYSQL_TYPE_VECTOR | MYSQL_TYPE_VARCHAR) || blob,
+        // MariaDB: fixed-size binary strings (their size is checked by the caller).
+        "uuid" | "inet4" | "inet6" => t == MYSQL_TYPE_STRING,
         _ => true,
     }
 }
@@ -871,13 +947,25 @@ fn type_matches(data_type: &str, t: ColumnType) -> bool {
 async fn collations(conn: &mut Conn) -> HashMap<u16, String> {
     let rows: Result<Vec<(Option<u64>, Option<String>)>, _> =
         conn.query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS").await;
-    match rows {
+    let mut map: HashMap<u16, String> = match rows {
         Ok(rows) => rows.into_iter().filter_map(|(id, cs)| Some((u16::try_from(id?).ok()?, cs?.to_ascii_lowercase()))).collect(),
         Err(e) => {
             tracing::debug!("cannot read the source's collations ({e}); text is decoded in the recorded charsets");
             HashMap::new()
         }
+    };
+    // MariaDB 10.10+ lists its UCA 14.0 collations (utf8mb4_uca1400_ai_ci, 11.x's default, id
+    // 2304 and up) once per character set only here; MySQL has no ID column in this view.
+    let more: Result<Vec<(Option<u64>, Option<String>)>, _> =
+        conn.query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY").await;
+    if let Ok(rows) = more {
+        for (id, cs) in rows {
+            if let (Some(id), Some(cs)) = (id.and_then(|i| u16::try_from(i).ok()), cs) {
+                map.entry(id).or_insert_with(|| cs.to_ascii_lowercase());
+            }
+        }
     }
+    map
 }
 
 /// Storage bytes of a TIME2 value with `dec` fractional digits.
@@ -919,6 +1007,83 @@ fn put_lenenc(out: &mut Vec<u8>, v: u64) {
     }
 }
 
+/// MariaDB's column types of `COMPRESSED` VARCHAR and BLOB/TEXT columns in table maps.
+const MARIADB_VARCHAR_COMPRESSED: u8 = 141;
+const MARIADB_BLOB_COMPRESSED: u8 = 140;
+
+/// Offset of the column types in a serialized table map event body, and the column count.
+fn table_map_types_at(raw: &[u8]) -> Result<(usize, usize), String> {
+    // table id (6), flags (2), schema (len, bytes, NUL), table (len, bytes, NUL), column count, types, metadata.
+    let mut pos = 8;
+    for _ in 0..2 {
+        pos += 1 + *raw.get(pos).ok_or("truncated table map event")? as usize + 1;
+    }
+    let (n, used) = lenenc(raw, pos)?;
+    if raw.len() < pos + used + n as usize {
+        return Err("truncated table map event".into());
+    }
+    Ok((pos + used, n as usize))
+}
+
+/// Rewrites a table map's MariaDB `COMPRESSED` columns (types 140 and 141, unknown
+/// to `mysql_common`) as the VARCHAR and BLOB they are stored like (their metadata
+/// has the same form); returns which columns were compressed.
+fn compressed_as_plain(tme: TableMapEvent<'static>) -> Result<(TableMapEvent<'static>, Vec<bool>), String> {
+    use mysql_common::binlog::consts::{BinlogVersion, EventType};
+    use mysql_common::binlog::events::FormatDescriptionEvent;
+    use mysql_common::binlog::BinlogCtx;
+    use mysql_common::io::ParseBuf;
+    use mysql_common::proto::{MyDeserialize, MySerialize};
+
+    let mut raw = Vec::new();
+    tme.serialize(&mut raw);
+    let (types_at, count) = table_map_types_at(&raw)?;
+    let compressed: Vec<bool> =
+        raw[types_at..types_at + count].iter().map(|t| matches!(*t, MARIADB_VARCHAR_COMPRESSED | MARIADB_BLOB_COMPRESSED)).collect();
+    if !compressed.contains(&true) {
+        return Ok((tme, compressed));
+    }
+    for t in &mut raw[types_at..types_at + count] {
+        match *t {
+            MARIADB_VARCHAR_COMPRESSED => *t = ColumnType::MYSQL_TYPE_VARCHAR as u8,
+            MARIADB_BLOB_COMPRESSED => *t = ColumnType::MYSQL_TYPE_BLOB as u8,
+            _ => {}
+        }
+    }
+    let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+    let ctx = BinlogCtx::new(raw.len(), &fde, EventType::TABLE_MAP_EVENT as u8);
+    let parsed = TableMapEvent::deserialize(ctx, &mut ParseBuf(&raw)).map_err(|e| e.to_string())?;
+    Ok((parsed.into_owned(), compressed))
+}
+
+/// The value of a MariaDB `COMPRESSED` column as stored (`Field_longstr::compress`):
+/// empty, or a header byte followed by the value as is (header 0), or — header
+/// `0x80 | 8·raw | n` — the original length in `n` big-endian bytes and a zlib
+/// stream (a raw deflate stream when the `8` bit is set).
+pub(crate) fn mariadb_uncompress(b: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let Some((&header, rest)) = b.split_first() else { return Ok(Vec::new()) };
+    if header & 0x80 == 0 {
+        return Ok(rest.to_vec());
+    }
+    let n = (header & 0x07) as usize;
+    if n == 0 || n > 4 || rest.len() < n {
+        return Err(format!("malformed compressed value (header byte {header:#04x})"));
+    }
+    let len = rest[..n].iter().fold(0usize, |acc, x| (acc << 8) | *x as usize);
+    let mut out = Vec::with_capacity(len);
+    let read = if header & 0x08 != 0 {
+        flate2::read::DeflateDecoder::new(&rest[n..]).read_to_end(&mut out)
+    } else {
+        flate2::read::ZlibDecoder::new(&rest[n..]).read_to_end(&mut out)
+    };
+    read.map_err(|e| format!("compressed value cannot be inflated: {e}"))?;
+    if out.len() != len {
+        return Err(format!("compressed value inflates to {} bytes, its header says {len}", out.len()));
+    }
+    Ok(out)
+}
+
 /// Rewrites a table map so that its TIME2 columns are declared as BIT columns
 /// of the same byte width: `mysql_common` then hands their stored bytes over
 /// unchanged (see the module comment). Other columns are untouched.
@@ -947,16 +1112,10 @@ fn time2_as_raw_bytes(tme: TableMapEvent<'static>) -> Result<TableMapEvent<'stat
     }
     let mut raw = Vec::new();
     tme.serialize(&mut raw);
-    // table id (6), flags (2), schema (len, bytes, NUL), table (len, bytes, NUL), column count, types, metadata.
-    let mut pos = 8;
-    for _ in 0..2 {
-        pos += 1 + *raw.get(pos).ok_or("truncated table map event")? as usize + 1;
-    }
-    let (n, used) = lenenc(&raw, pos)?;
-    if n as usize != count {
+    let (types_at, n) = table_map_types_at(&raw)?;
+    if n != count {
         return Err(format!("column count {n} != {count}"));
     }
-    let types_at = pos + used;
     let meta_len_at = types_at + count;
     let (old_meta_len, used) = lenenc(&raw, meta_len_at)?;
     let rest_at = meta_len_at + used + old_meta_len as usize;
@@ -1169,5 +1328,27 @@ mod tests {
         assert_eq!(rotate_file_name(b"mariadb-bin.000002"), "mariadb-bin.000002");
         assert_eq!(rotate_file_name(b"mariadb-bin.000002\x8f\x66\xa0\x11"), "mariadb-bin.000002");
         assert_eq!(rotate_file_name(b"binlog.000123"), "binlog.000123");
+    }
+
+    #[test]
+    fn mariadb_compressed_values_are_uncompressed() {
+        use std::io::Write;
+        // As MariaDB 11.8 wrote REPEAT('a', 200) into a VARCHAR(100) COMPRESSED column (raw deflate).
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&[b'a'; 200]).unwrap();
+        let mut stored = vec![0x89, 200];
+        stored.extend(enc.finish().unwrap());
+        assert_eq!(mariadb_uncompress(&stored).unwrap(), vec![b'a'; 200]);
+        // zlib-wrapped (column_compression_zlib_wrap=ON), two length bytes.
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&[b'b'; 300]).unwrap();
+        let mut stored = vec![0x82, 0x01, 0x2c];
+        stored.extend(enc.finish().unwrap());
+        assert_eq!(mariadb_uncompress(&stored).unwrap(), vec![b'b'; 300]);
+        // Short values are stored as is behind a 0 header; the empty value has no header.
+        assert_eq!(mariadb_uncompress(b"\x00x").unwrap(), b"x");
+        assert_eq!(mariadb_uncompress(b"").unwrap(), b"");
+        assert!(mariadb_uncompress(&[0x89, 200, 1, 2, 3]).is_err());
+        assert!(mariadb_uncompress(&[0x80]).is_err());
     }
 }

@@ -37,7 +37,10 @@
 //!    `DROP`/`TRUNCATE`/`EXCHANGE PARTITION`, `IMPORT TABLESPACE`) make the
 //!    table [`Incompatible`].
 //! 4. The rest is parsed by sqlparser; what it rejects is a [`DdlError`]
-//!    carrying the parser's message — nothing is guessed.
+//!    carrying the parser's message — nothing is guessed. MariaDB's column
+//!    attribute `COMPRESSED[=zlib]` (storage only: values and types are those
+//!    of the plain column) is removed first; MariaDB's `UUID`, `INET4`, `INET6`
+//!    and `VECTOR(n)` are column types like any other.
 //!
 //! Table names are matched exactly (MySQL's default `lower_case_table_names=0`),
 //! column names case-insensitively (as MySQL does).
@@ -130,9 +133,10 @@ pub fn apply(
         .into_iter()
         .filter(|t| !matches!(t.token, Token::Whitespace(_)))
         .collect();
-    let Some((kind, mut tokens)) = classify(tokens) else {
+    let Some((kind, tokens)) = classify(tokens) else {
         return Ok(vec![]);
     };
+    let mut tokens = without_compressed_attribute(tokens);
     let relevant = tokens.iter().any(|t| match &t.token {
         Token::Word(w) => tracked.iter().any(|s| s.id.table == w.value),
         Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => tracked.iter().any(|t| &t.id.table == s),
@@ -1312,6 +1316,7 @@ fn type_of(dt: &DataType, c: &mut SourceColumn, text: &mut bool, serial: &mut bo
             *text = true;
         }
         DataType::JSON => plain(c, "json"),
+        DataType::Uuid => plain(c, "uuid"),
         DataType::Custom(name, mods) => {
             let n = name.to_string().trim_matches('`').to_ascii_lowercase();
             let size = mods.first().and_then(|m| m.to_string().parse::<u64>().ok());
@@ -1328,6 +1333,7 @@ fn type_of(dt: &DataType, c: &mut SourceColumn, text: &mut bool, serial: &mut bo
                 "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
                 | "geometrycollection" | "geomcollection" => plain(c, if n == "geomcollection" { "geomcollection" } else { &n }),
                 "vector" => sized(c, "vector", size.unwrap_or(2048)),
+                "uuid" | "inet4" | "inet6" => plain(c, &n),
                 "fixed" => decimal(
                     c,
                     &match (mods.first().and_then(|m| m.to_string().parse().ok()), mods.get(1).and_then(|m| m.to_string().parse().ok())) {
@@ -1343,6 +1349,30 @@ fn type_of(dt: &DataType, c: &mut SourceColumn, text: &mut bool, serial: &mut bo
         _ => return Err(unsupported(dt)),
     }
     Ok(())
+}
+
+/// Removes MariaDB's column attribute `COMPRESSED` / `COMPRESSED=zlib` (an
+/// unquoted `COMPRESSED` word not after `=`, so `ROW_FORMAT=COMPRESSED` and a
+/// column named `` `compressed` `` stay).
+fn without_compressed_attribute(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let is_compressed =
+        |t: &TokenWithSpan| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("COMPRESSED"));
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let after_eq = out.last().is_some_and(|t| t.token == Token::Eq);
+        if is_compressed(&tokens[i]) && !after_eq {
+            i += 1;
+            // `COMPRESSED=zlib`: the method goes too.
+            if tokens.get(i).is_some_and(|t| t.token == Token::Eq) && tokens.get(i + 1).is_some_and(|t| matches!(t.token, Token::Word(_))) {
+                i += 2;
+            }
+            continue;
+        }
+        out.push(tokens[i].clone());
+        i += 1;
+    }
+    out
 }
 
 /// `TEXT(n)` / `BLOB(n)`: the smallest type of the family holding `n` bytes.
@@ -1476,6 +1506,29 @@ mod tests {
 
     fn add(name: &str, default: Option<&str>) -> AlterOp {
         AlterOp::AddColumn { name: name.into(), default: default.map(String::from) }
+    }
+
+    #[test]
+    fn mariadb_types_and_compressed_columns() {
+        let (t, _) = altered(
+            "ALTER TABLE orders ADD u UUID, ADD i4 INET4 NOT NULL, ADD i6 INET6, ADD v VECTOR(3), ADD vc VARCHAR(20) COMPRESSED, \
+             ADD tc TEXT COMPRESSED=zlib NOT NULL, ADD `compressed` INT, ROW_FORMAT=COMPRESSED",
+        );
+        let get = |n: &str| {
+            let c = t.column(n).unwrap();
+            (c.data_type.clone(), c.column_type.clone(), c.nullable)
+        };
+        assert_eq!(get("u"), ("uuid".into(), "uuid".into(), true));
+        assert_eq!(get("i4"), ("inet4".into(), "inet4".into(), false));
+        assert_eq!(get("i6"), ("inet6".into(), "inet6".into(), true));
+        assert_eq!(get("v"), ("vector".into(), "vector(3)".into(), true));
+        assert_eq!(get("vc"), ("varchar".into(), "varchar(20)".into(), true));
+        assert_eq!(get("tc"), ("text".into(), "text".into(), false));
+        assert_eq!(get("compressed").0, "int");
+        let m = TableMapping::new(t.clone(), "orders".into());
+        let ty = |n: &str| m.columns.iter().find(|c| c.name == n).unwrap().ch_type.clone();
+        assert_eq!(ty("u"), ChType::Nullable(Box::new(ChType::Uuid)));
+        assert_eq!(ty("i4"), ChType::IPv4);
     }
 
     #[test]

@@ -148,6 +148,11 @@ async fn mariadb_ddl_changes_are_followed() {
     ddl_changes(Flavor::MariaDb).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_ddl_changes_are_followed() {
+    ddl_changes(Flavor::MariaDb118).await;
+}
+
 /// gh-ost's cut-over: a shadow table with the new shape is filled, then swapped
 /// in with `RENAME TABLE t TO _t_del, _t_gho TO t`; the pipe resyncs `t` by itself.
 async fn ghost_cutover(flavor: Flavor) {
@@ -188,4 +193,43 @@ async fn mysql_ghost_cutover_converges() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_ghost_cutover_converges() {
     ghost_cutover(Flavor::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_ghost_cutover_converges() {
+    ghost_cutover(Flavor::MariaDb118).await;
+}
+
+/// MariaDB's own column types and `COMPRESSED` columns added by DDL while the
+/// pipe runs are followed: the new columns' rows arrive, value for value.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_uuid_inet_and_compressed_columns_added_by_ddl_are_followed() {
+    let flavor = Flavor::MariaDb118;
+    let db = unique("ddl_types_m118");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, a INT)")).await.unwrap();
+    let mut next = 1;
+    insert(&mut c, &db, "t", "a", &mut next, 5, |i| i.to_string()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.t")}]), &ch_db, "snapshot_and_cdc")))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", T).await;
+    c.query_drop(format!(
+        "ALTER TABLE {db}.t ADD u UUID, ADD i4 INET4, ADD i6 INET6, ADD vc VARCHAR(300) COMPRESSED, ADD tc TEXT COMPRESSED"
+    ))
+    .await
+    .unwrap();
+    insert(&mut c, &db, "t", "a, u, i4, i6, vc, tc", &mut next, 20, |i| {
+        format!("{i}, UUID(), '10.0.0.{i}', '2001:db8::{i:x}', REPEAT('ü{i}', 100), IF({i} % 2 = 0, REPEAT('long text ', 500), 'short')")
+    })
+    .await;
+    c.query_drop(format!("UPDATE {db}.t SET i6 = '::ffff:1.2.3.4', tc = REPEAT('x', 1000) WHERE id % 3 = 0")).await.unwrap();
+    c.query_drop(format!("DELETE FROM {db}.t WHERE id = 7")).await.unwrap();
+    eventually(T, || same_table(flavor.url(), &db, "t", &ch_db, "t")).await;
+    assert_eq!(srv.state(&db).await, "Running");
 }

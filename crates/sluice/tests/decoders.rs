@@ -213,3 +213,8 @@ fn mysql_binlog_decoders_agree_with_snapshot() {
 fn mariadb_binlog_decoders_agree_with_snapshot() {
     decoders_agree(Flavor::MariaDb);
 }
+
+#[test]
+fn mariadb118_binlog_decoders_agree_with_snapshot() {
+    decoders_agree(Flavor::MariaDb118);
+}

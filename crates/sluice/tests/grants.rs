@@ -23,7 +23,7 @@ const CONVERGE: Duration = Duration::from_secs(120);
 async fn create_restricted_user(c: &mut mysql_async::Conn, flavor: Flavor, user: &str, heartbeat_db: &str) {
     let grants = match flavor {
         Flavor::MySql => "SELECT, REPLICATION CLIENT, REPLICATION SLAVE",
-        Flavor::MariaDb => "SELECT, REPLICATION SLAVE, BINLOG MONITOR",
+        Flavor::MariaDb | Flavor::MariaDb118 => "SELECT, REPLICATION SLAVE, BINLOG MONITOR",
     };
     c.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{heartbeat_db}`")).await.unwrap();
     for host in ["127.0.0.1", "%"] {
@@ -78,7 +78,7 @@ async fn least_privilege_end_to_end(flavor: Flavor) {
             assert!(!c["fix"].as_str().unwrap().is_empty(), "{flavor:?}: a warning without advice: {c}");
         }
     }
-    if flavor == Flavor::MariaDb {
+    if flavor.is_mariadb() {
         // SHOW SLAVE STATUS needs SLAVE MONITOR, which the user lacks: a warning saying so.
         let replica = v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "replica");
         assert!(replica.is_some_and(|c| c["warning"] == true && c["found"].as_str().unwrap().contains("SLAVE MONITOR")), "{v}");

@@ -66,6 +66,11 @@ async fn mariadb_snapshot_under_write_load() {
     snapshot_under_write_load(Flavor::MariaDb).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_snapshot_under_write_load() {
+    snapshot_under_write_load(Flavor::MariaDb118).await;
+}
+
 /// A random workload over two tables while the pipe runs, with a kill -9 during
 /// the snapshot and another during CDC, converges with nothing lost.
 async fn random_workload_with_crashes(flavor: Flavor) {
@@ -131,6 +136,11 @@ async fn mariadb_random_workload_with_crashes() {
     random_workload_with_crashes(Flavor::MariaDb).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_random_workload_with_crashes() {
+    random_workload_with_crashes(Flavor::MariaDb118).await;
+}
+
 /// snapshot_only copies and ends Completed; cdc_only copies nothing old and applies later changes.
 async fn modes(flavor: Flavor) {
     let f = fixture(flavor, "modes").await;
@@ -187,6 +197,11 @@ async fn mysql_snapshot_only_and_cdc_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_snapshot_only_and_cdc_only() {
     modes(Flavor::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_snapshot_only_and_cdc_only() {
+    modes(Flavor::MariaDb118).await;
 }
 
 /// A snapshot in parallel partitions while a writer changes the table, killed
@@ -259,6 +274,11 @@ async fn mysql_partitioned_snapshot_resumes_unfinished_partitions() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_partitioned_snapshot_resumes_unfinished_partitions() {
     partitioned_snapshot_resumes_unfinished_partitions(Flavor::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_partitioned_snapshot_resumes_unfinished_partitions() {
+    partitioned_snapshot_resumes_unfinished_partitions(Flavor::MariaDb118).await;
 }
 
 /// Words in several scripts (2-, 3- and 4-byte UTF-8): each group of three
@@ -480,4 +500,9 @@ async fn mysql_partition_key_columns_split_the_snapshot_and_bad_choices_are_refu
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_partition_key_columns_split_the_snapshot_and_bad_choices_are_refused() {
     partition_key_columns(Flavor::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_partition_key_columns_split_the_snapshot_and_bad_choices_are_refused() {
+    partition_key_columns(Flavor::MariaDb118).await;
 }

@@ -17,6 +17,7 @@ fn fo_urls(flavor: Flavor) -> (String, String) {
     match flavor {
         Flavor::MySql => (testbed_url("SLUICE_TEST_MYSQL_FO_PRIMARY_URL"), testbed_url("SLUICE_TEST_MYSQL_FO_REPLICA_URL")),
         Flavor::MariaDb => (testbed_url("SLUICE_TEST_MARIADB_FO_PRIMARY_URL"), testbed_url("SLUICE_TEST_MARIADB_FO_REPLICA_URL")),
+        Flavor::MariaDb118 => (testbed_url("SLUICE_TEST_MARIADB118_FO_PRIMARY_URL"), testbed_url("SLUICE_TEST_MARIADB118_FO_REPLICA_URL")),
     }
 }
 
@@ -124,6 +125,11 @@ async fn mysql_failover_to_replica_resumes_by_gtid() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_failover_to_replica_resumes_by_gtid() {
     failover_to_replica(Flavor::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_failover_to_replica_resumes_by_gtid() {
+    failover_to_replica(Flavor::MariaDb118).await;
 }
 
 /// Transactions with tagged GTIDs (`uuid:tag:n`, MySQL 8.4+) are applied, the

@@ -51,7 +51,7 @@ fn columns(flavor: Flavor) -> Vec<(&'static str, &'static str)> {
     ];
     match flavor {
         Flavor::MySql => c.push(("vec", "VECTOR(3)")),
-        Flavor::MariaDb => c.extend([("u", "UUID"), ("i4", "INET4"), ("i6", "INET6")]),
+        Flavor::MariaDb | Flavor::MariaDb118 => c.extend([("u", "UUID"), ("i4", "INET4"), ("i6", "INET6")]),
     }
     c
 }
@@ -102,7 +102,7 @@ fn row(flavor: Flavor, i: i64) -> String {
     ];
     match flavor {
         Flavor::MySql => v.push(if i % 5 == 0 { "NULL".into() } else { format!("STRING_TO_VECTOR('[{i},{},0.1]')", i as f64 / 3.0) }),
-        Flavor::MariaDb => v.extend([
+        Flavor::MariaDb | Flavor::MariaDb118 => v.extend([
             format!("'{:08x}-0000-4000-8000-00000000000{}'", i, i % 10),
             format!("'10.0.{}.{}'", i / 256 % 256, i % 256),
             if edge { "'::ffff:1.2.3.4'".into() } else { format!("'2001:db8::{:x}'", i) },
@@ -232,7 +232,7 @@ async fn types_and_injections(flavor: Flavor) {
     // MariaDB's JSON is a LONGTEXT column (text, checksummed in the databases); MySQL's is binary JSON.
     let want_fetched: BTreeSet<&str> = match flavor {
         Flavor::MySql => ["f", "dbl", "j", "g", "vec"].into(),
-        Flavor::MariaDb => ["f", "dbl", "g", "i6"].into(),
+        Flavor::MariaDb | Flavor::MariaDb118 => ["f", "dbl", "g", "i6"].into(),
     };
     assert_eq!(fetched, want_fetched, "{tt:#}");
     let sk = table(&run, "sk");
@@ -261,7 +261,9 @@ async fn types_and_injections(flavor: Flavor) {
     ];
     match flavor {
         Flavor::MySql => changes.push((32, "vec", "[1., 2., 3.]")),
-        Flavor::MariaDb => changes.extend([(32, "i6", "toIPv6('::1')"), (33, "u", "toUUID('00000000-0000-0000-0000-000000000001')")]),
+        Flavor::MariaDb | Flavor::MariaDb118 => {
+            changes.extend([(32, "i6", "toIPv6('::1')"), (33, "u", "toUUID('00000000-0000-0000-0000-000000000001')")])
+        }
     }
     for (id, col, expr) in &changes {
         ch_exec(&format!("INSERT INTO {t} SELECT * REPLACE ({expr} AS `{col}`, {bump}) FROM (SELECT * FROM {t} FINAL WHERE id = {id})"))

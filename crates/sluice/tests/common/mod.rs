@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 pub struct Testbed {
     pub mysql_url: String,
     pub mariadb_url: String,
+    pub mariadb118_url: String,
     pub clickhouse_url: String,
     pub extra: std::collections::HashMap<String, String>,
 }
@@ -44,6 +45,7 @@ pub fn testbed() -> &'static Testbed {
         Testbed {
             mysql_url: get("SLUICE_TEST_MYSQL_URL"),
             mariadb_url: get("SLUICE_TEST_MARIADB_URL"),
+            mariadb118_url: get("SLUICE_TEST_MARIADB118_URL"),
             clickhouse_url: get("SLUICE_TEST_CLICKHOUSE_URL"),
             extra: vars,
         }
@@ -53,8 +55,12 @@ pub fn testbed() -> &'static Testbed {
 /// Which source server a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
+    /// MySQL 9.7.
     MySql,
+    /// MariaDB 10.11.
     MariaDb,
+    /// MariaDB 11.8.
+    MariaDb118,
 }
 
 impl Flavor {
@@ -62,13 +68,19 @@ impl Flavor {
         match self {
             Flavor::MySql => &testbed().mysql_url,
             Flavor::MariaDb => &testbed().mariadb_url,
+            Flavor::MariaDb118 => &testbed().mariadb118_url,
         }
     }
     pub fn tag(self) -> &'static str {
         match self {
             Flavor::MySql => "my",
             Flavor::MariaDb => "ma",
+            Flavor::MariaDb118 => "m118",
         }
+    }
+    /// Whether the server is a MariaDB (any version).
+    pub fn is_mariadb(self) -> bool {
+        matches!(self, Flavor::MariaDb | Flavor::MariaDb118)
     }
 }
 
