@@ -208,7 +208,7 @@ impl MemorySource {
         self.changed.notify_waiters();
     }
 
-    /// The next stream breaks (a transient error) after handing on `events` events.
+    /// The stream being read (or else the next one opened) breaks, a transient error, after handing on `events` more events.
     pub fn fail_stream_after(&self, events: usize) {
         self.state.lock().unwrap().fail_stream_after = Some(events);
     }
@@ -405,6 +405,10 @@ impl MemoryStream {
 impl ChangeStream for MemoryStream {
     async fn next(&mut self) -> Result<Option<BinlogEvent>, SourceError> {
         loop {
+            if self.fail_after.is_none() {
+                // A break asked for after this stream was opened applies to it (not only to the next one).
+                self.fail_after = self.source.state.lock().unwrap().fail_stream_after.take();
+            }
             if let Some(n) = self.fail_after.as_mut() {
                 if *n == 0 {
                     self.fail_after = None;

@@ -54,6 +54,9 @@ struct Args {
     /// Skip the verification of the copied table (after the first Sluice snapshot run).
     #[arg(long)]
     skip_verify: bool,
+    /// Only the first (default settings) Sluice snapshot run, not the other chunk/partition shapes.
+    #[arg(long)]
+    defaults_only: bool,
     /// Another `sluice` binary whose paced CDC lag is measured in the same run, as a baseline.
     #[arg(long)]
     baseline_sluice: Option<std::path::PathBuf>,
@@ -611,7 +614,8 @@ async fn main() -> Result<()> {
                 ("Sluice, 2 partitions × 50,000-row chunks", json!({"parallel_partitions": 2, "snapshot_rows_per_chunk": 50000})),
                 ("Sluice, 8 partitions × 20,000-row chunks", json!({"parallel_partitions": 8, "snapshot_rows_per_chunk": 20000})),
             ];
-            for (i, (label, settings)) in runs.into_iter().enumerate() {
+            let runs = if args.defaults_only { &runs[..1] } else { &runs[..] };
+            for (i, (label, settings)) in runs.iter().cloned().enumerate() {
                 let (r, verified) = sluice_load(s, &ch, args.rows, settings, i == 0 && !args.skip_verify).await?;
                 eprintln!("  {label}: {:.0} rows/s, {:.0} MB peak", r.rate(), r.rss_mb.unwrap_or(0.0));
                 let cpu: Vec<String> = r.cpu.iter().map(|(_, c)| format!("{c:.1}")).collect();
