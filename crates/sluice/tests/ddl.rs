@@ -13,36 +13,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
 
-/// The source table's columns, in order.
-async fn src_columns(c: &mut Conn, db: &str, table: &str) -> Vec<String> {
-    c.exec(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-        (db, table),
-    )
-    .await
-    .unwrap()
-}
-
-/// The destination table (columns and `FINAL` rows) equals the source table, value for value.
-async fn same_table(url: &str, db: &str, table: &str, ch_db: &str, ch_table: &str) -> Result<(), String> {
-    let mut c = mysql_url(url).await;
-    let cols = src_columns(&mut c, db, table).await;
-    let ch_cols: Vec<String> = ch_rows(&format!(
-        "SELECT name FROM system.columns WHERE database = '{ch_db}' AND table = '{ch_table}' AND name NOT LIKE '\\\\_peerdb\\\\_%' ORDER BY position"
-    ))
-    .await?
-    .into_iter()
-    .map(|r| r[0].clone())
-    .collect();
-    if cols != ch_cols {
-        return Err(format!("columns differ: source {cols:?}, destination {ch_cols:?}"));
-    }
-    let list = cols.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
-    let src = src_rows(&mut c, &format!("SELECT {list} FROM `{db}`.`{table}` ORDER BY id")).await;
-    let dst = ch_rows(&format!("SELECT {list} FROM `{ch_db}`.`{ch_table}` FINAL WHERE _peerdb_is_deleted = 0 ORDER BY id")).await?;
-    diff(&src, &dst)
-}
-
 /// Inserts `n` rows with ids from `*next` (columns given by name, values from `f(id)`).
 async fn insert(c: &mut Conn, db: &str, table: &str, cols: &str, next: &mut u32, n: u32, f: impl Fn(u32) -> String) {
     let values: Vec<String> = (*next..*next + n).map(|i| format!("({i}, {})", f(i))).collect();

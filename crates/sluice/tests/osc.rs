@@ -28,36 +28,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(180);
 
-/// The source table's columns, in order.
-async fn src_columns(c: &mut Conn, db: &str, table: &str) -> Vec<String> {
-    c.exec(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-        (db, table),
-    )
-    .await
-    .unwrap()
-}
-
-/// The destination table (columns and `FINAL` rows) equals the source table `db.t`.
-async fn same_table(url: &str, db: &str, ch_db: &str) -> Result<(), String> {
-    let mut c = mysql_url(url).await;
-    let cols = src_columns(&mut c, db, "t").await;
-    let ch_cols: Vec<String> = ch_rows(&format!(
-        "SELECT name FROM system.columns WHERE database = '{ch_db}' AND table = 't' AND name NOT LIKE '\\\\_peerdb\\\\_%' ORDER BY position"
-    ))
-    .await?
-    .into_iter()
-    .map(|r| r[0].clone())
-    .collect();
-    if cols != ch_cols {
-        return Err(format!("columns differ: source {cols:?}, destination {ch_cols:?}"));
-    }
-    let list = cols.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
-    let src = src_rows(&mut c, &format!("SELECT {list} FROM `{db}`.t ORDER BY id")).await;
-    let dst = ch_rows(&format!("SELECT {list} FROM `{ch_db}`.t FINAL WHERE _peerdb_is_deleted = 0 ORDER BY id")).await?;
-    diff(&src, &dst)
-}
-
 /// Random single-row writes to `db.t` (and, while `mirror` is set, the same
 /// write to the gh-ost ghost table in the same transaction, as gh-ost's binlog
 /// applier would) until `stop`; writes pause while `hold` is set. Only `id`
@@ -139,7 +109,7 @@ impl Workload {
 async fn converged(srv: &SluiceServer, w: &Workload, url: &str, db: &str, ch_db: &str, after: &str) {
     w.hold.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    eventually(T, || async { same_table(url, db, ch_db).await.map_err(|e| format!("after {after}: {e}\n{}", srv.log())) }).await;
+    eventually(T, || async { same_table(url, db, "t", ch_db, "t").await.map_err(|e| format!("after {after}: {e}\n{}", srv.log())) }).await;
     srv.wait_state(db, "Running", T).await;
     let (_, p) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
     for t in p["tables"].as_array().unwrap() {

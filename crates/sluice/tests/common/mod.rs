@@ -447,3 +447,34 @@ impl Drop for SluiceServer {
         self.kill9();
     }
 }
+
+/// The source table's columns, in order.
+pub async fn src_columns(c: &mut Conn, db: &str, table: &str) -> Vec<String> {
+    c.exec(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+        (db, table),
+    )
+    .await
+    .unwrap()
+}
+
+/// The destination table `ch_db.ch_table` (its columns, in order, and its `FINAL` rows, by `id`)
+/// equals the source table `db.table` at `url`, value for value.
+pub async fn same_table(url: &str, db: &str, table: &str, ch_db: &str, ch_table: &str) -> Result<(), String> {
+    let mut c = mysql_url(url).await;
+    let cols = src_columns(&mut c, db, table).await;
+    let ch_cols: Vec<String> = ch_rows(&format!(
+        "SELECT name FROM system.columns WHERE database = '{ch_db}' AND table = '{ch_table}' AND name NOT LIKE '\\\\_peerdb\\\\_%' ORDER BY position"
+    ))
+    .await?
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
+    if cols != ch_cols {
+        return Err(format!("{table}: columns differ: source {cols:?}, destination {ch_cols:?}"));
+    }
+    let list = cols.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+    let src = src_rows(&mut c, &format!("SELECT {list} FROM `{db}`.`{table}` ORDER BY id")).await;
+    let dst = ch_rows(&format!("SELECT {list} FROM `{ch_db}`.`{ch_table}` FINAL WHERE _peerdb_is_deleted = 0 ORDER BY id")).await?;
+    diff(&src, &dst).map_err(|e| format!("{table}: {e}"))
+}
