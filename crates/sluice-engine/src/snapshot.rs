@@ -175,15 +175,8 @@ impl PartitionJob {
                 async move { Ok(reader.lock().await.read_chunk(range, key.as_ref(), chunk_rows).await?) }
             })
             .await?;
-            let n = chunk.rows.len() as u64;
-            let changes: Vec<RowChange> =
-                chunk.rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version: self.version, cells }).collect();
-            retry(ctx, "writing snapshot rows to ClickHouse", || async {
-                Ok(ctx.sink.write(&self.mapping, &self.target, &changes).await?)
-            })
-            .await?;
+            let n = self.write_chunk(chunk.rows).await?;
             copied += n;
-            metrics::counter!("sluice_snapshot_rows_total", "pipe" => ctx.name().to_string(), "table" => dest.clone()).increment(n);
             let done = n < chunk_rows;
             if chunk.last_key.is_some() {
                 last_key = chunk.last_key;
@@ -200,6 +193,20 @@ impl PartitionJob {
 }
 
 impl PartitionJob {
+    /// Writes one chunk's rows as upserts with this copy's version (retrying
+    /// transient failures) and counts them; returns how many rows it held.
+    async fn write_chunk(&self, rows: Vec<Vec<sluice_core::value::Cell>>) -> Result<u64, EngineError> {
+        let ctx = &self.ctx;
+        let n = rows.len() as u64;
+        let changes: Vec<RowChange> =
+            rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version: self.version, cells }).collect();
+        retry(ctx, "writing snapshot rows to ClickHouse", || async { Ok(ctx.sink.write(&self.mapping, &self.target, &changes).await?) })
+            .await?;
+        let labels = [("pipe", ctx.name().to_string()), ("table", self.mapping.destination.clone())];
+        metrics::counter!("sluice_snapshot_rows_total", &labels).increment(n);
+        Ok(n)
+    }
+
     /// One attempt at copying a table without a key: the rows an earlier,
     /// interrupted attempt wrote with this copy's version are discarded, then
     /// the table is read as one stream from its first row. Any error ends the
@@ -220,15 +227,8 @@ impl PartitionJob {
                 return Err(EngineError::Cancelled);
             }
             let chunk = self.reader.lock().await.read_chunk(&Partition::WHOLE, after.as_ref(), chunk_rows).await?;
-            let n = chunk.rows.len() as u64;
-            let changes: Vec<RowChange> =
-                chunk.rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version: self.version, cells }).collect();
-            retry(ctx, "writing snapshot rows to ClickHouse", || async {
-                Ok(ctx.sink.write(&self.mapping, &self.target, &changes).await?)
-            })
-            .await?;
+            let n = self.write_chunk(chunk.rows).await?;
             copied += n;
-            metrics::counter!("sluice_snapshot_rows_total", "pipe" => ctx.name().to_string(), "table" => dest.clone()).increment(n);
             let done = n < chunk_rows;
             after = chunk.last_key;
             failpoint!("snapshot-after-chunk-before-progress");
