@@ -43,7 +43,7 @@ pub async fn run(spec: &PipeSpec) -> Preflight {
             let source = async {
                 let info = sluice_source::conn::server_info(&mut conn).await?;
                 let mut out = sluice_source::checks::run(&mut conn, &info, spec.source.replication_mechanism).await?;
-                out.extend(sluice_source::checks::tables(&mut conn, &spec.tables).await?);
+                out.extend(sluice_source::checks::tables(&mut conn, &info, &spec.tables).await?);
                 Ok::<_, sluice_source::SourceError>((info.version, out))
             };
             match source.await {

@@ -28,6 +28,8 @@ pub struct Committed {
 pub struct Batch {
     committed: Vec<Vec<RowChange>>,
     committed_count: u64,
+    /// Bytes the committed rows hold (`RowChange::heap_size`).
+    committed_bytes: u64,
     checkpoint: Option<Checkpoint>,
     /// Source commit time (epoch seconds) of the oldest committed transaction held.
     oldest_ts: Option<u32>,
@@ -37,6 +39,7 @@ pub struct Batch {
     last_write: Option<Instant>,
     open: Vec<Vec<RowChange>>,
     open_count: u64,
+    open_bytes: u64,
     /// Parts of the open transaction were already taken out (it outgrew the budget).
     open_split: bool,
 }
@@ -46,27 +49,36 @@ impl Batch {
         Self {
             committed: vec![Vec::new(); tables],
             committed_count: 0,
+            committed_bytes: 0,
             checkpoint: None,
             oldest_ts: None,
             opened: Instant::now(),
             last_write: None,
             open: vec![Vec::new(); tables],
             open_count: 0,
+            open_bytes: 0,
             open_split: false,
         }
     }
 
     /// Row changes of the transaction being read, for tracked table `table`.
-    /// Returns whether the open transaction now holds `limit` changes or more
-    /// (the caller then writes the committed ones and `take_open_part`).
-    pub fn add_rows(&mut self, table: usize, changes: Vec<RowChange>, limit: u64) -> bool {
+    /// Returns whether the open transaction now holds `limit` changes or
+    /// `limit_bytes` bytes or more (the caller then writes the committed ones
+    /// and `take_open_part`).
+    pub fn add_rows(&mut self, table: usize, changes: Vec<RowChange>, limit: u64, limit_bytes: u64) -> bool {
         self.open_count += changes.len() as u64;
+        self.open_bytes += changes.iter().map(RowChange::heap_size).sum::<u64>();
         if self.open[table].is_empty() {
             self.open[table] = changes;
         } else {
             self.open[table].extend(changes);
         }
-        self.open_count >= limit
+        self.open_count >= limit || self.open_bytes >= limit_bytes
+    }
+
+    /// Bytes held, committed and open (what the batch's memory reservation covers).
+    pub fn held_bytes(&self) -> u64 {
+        self.committed_bytes + self.open_bytes
     }
 
     /// The transaction being read committed; the stream may resume at `checkpoint` once it is written.
@@ -82,6 +94,7 @@ impl Batch {
             self.oldest_ts.get_or_insert(timestamp);
         }
         self.committed_count += self.open_count;
+        self.committed_bytes += std::mem::take(&mut self.open_bytes);
         self.open_count = 0;
         self.open_split = false;
         self.checkpoint = Some(checkpoint);
@@ -108,6 +121,8 @@ impl Batch {
     pub fn drop_table(&mut self, table: usize) {
         self.open_count -= self.open[table].len() as u64;
         self.committed_count -= self.committed[table].len() as u64;
+        self.open_bytes -= self.open[table].iter().map(RowChange::heap_size).sum::<u64>();
+        self.committed_bytes -= self.committed[table].iter().map(RowChange::heap_size).sum::<u64>();
         self.open[table].clear();
         self.committed[table].clear();
     }
@@ -140,9 +155,10 @@ impl Batch {
         self.oldest_ts
     }
 
-    /// Whether the committed part should be written now.
-    pub fn flush_due(&self, max_rows: u64, interval: Duration) -> bool {
-        self.committed_count >= max_rows || self.opened.elapsed() >= interval
+    /// Whether the committed part should be written now: it holds `max_rows`
+    /// changes or `max_bytes` bytes, or `interval` passed.
+    pub fn flush_due(&self, max_rows: u64, max_bytes: u64, interval: Duration) -> bool {
+        self.committed_count >= max_rows || self.committed_bytes >= max_bytes || self.opened.elapsed() >= interval
     }
 
     /// Takes the committed transactions (with the checkpoint after them), if
@@ -152,6 +168,7 @@ impl Batch {
         let fresh = vec![Vec::new(); self.committed.len()];
         let rows = std::mem::replace(&mut self.committed, fresh);
         let count = std::mem::take(&mut self.committed_count);
+        self.committed_bytes = 0;
         if count > 0 {
             self.last_write = Some(Instant::now());
         }
@@ -166,6 +183,7 @@ impl Batch {
         let rows = std::mem::replace(&mut self.open, fresh);
         let first = !self.open_split;
         self.open_split = true;
+        self.open_bytes = 0;
         (rows, std::mem::take(&mut self.open_count), first)
     }
 }
@@ -186,14 +204,14 @@ mod tests {
     #[test]
     fn an_open_transaction_is_never_handed_out_before_its_commit() {
         let mut b = Batch::new(2);
-        b.add_rows(0, rows(1), 100);
+        b.add_rows(0, rows(1), 100, u64::MAX);
         b.commit(cp(100), 10);
         // A debit is read, its credit not yet: only the first transaction is written.
-        b.add_rows(0, rows(1), 100);
+        b.add_rows(0, rows(1), 100, u64::MAX);
         let c = b.take_committed().unwrap();
         assert_eq!((c.count, c.checkpoint.position.pos, c.rows[0].len()), (1, 100, 1));
         assert!(b.take_committed().is_none(), "no commit, nothing to write");
-        b.add_rows(1, rows(1), 100);
+        b.add_rows(1, rows(1), 100, u64::MAX);
         b.commit(cp(200), 11);
         let c = b.take_committed().unwrap();
         assert_eq!((c.count, c.rows[0].len(), c.rows[1].len(), c.checkpoint.position.pos), (2, 1, 1, 200));
@@ -202,10 +220,10 @@ mod tests {
     #[test]
     fn a_transaction_over_the_budget_is_taken_in_parts_and_its_checkpoint_waits_for_the_commit() {
         let mut b = Batch::new(1);
-        b.add_rows(0, rows(2), 10);
+        b.add_rows(0, rows(2), 10, u64::MAX);
         b.commit(cp(50), 1);
-        assert!(!b.add_rows(0, rows(6), 10));
-        assert!(b.add_rows(0, rows(6), 10), "12 changes reach the budget of 10");
+        assert!(!b.add_rows(0, rows(6), 10, u64::MAX));
+        assert!(b.add_rows(0, rows(6), 10, u64::MAX), "12 changes reach the budget of 10");
         // The committed part goes first, with its checkpoint.
         let c = b.take_committed().unwrap();
         assert_eq!((c.count, c.checkpoint.position.pos), (2, 50));
@@ -213,7 +231,7 @@ mod tests {
         assert_eq!((part[0].len(), n, first), (12, 12, true));
         assert!(b.take_committed().is_none(), "the checkpoint does not move mid-transaction");
         assert!(!b.is_idle());
-        b.add_rows(0, rows(3), 10);
+        b.add_rows(0, rows(3), 10, u64::MAX);
         let (_, _, first) = b.take_open_part();
         assert!(!first);
         b.commit(cp(900), 2);
@@ -228,7 +246,7 @@ mod tests {
         let mut b = Batch::new(1);
         b.idle_position(cp(90), &saved);
         assert!(b.take_committed().is_none(), "behind the checkpoint");
-        b.add_rows(0, rows(1), 10);
+        b.add_rows(0, rows(1), 10, u64::MAX);
         b.idle_position(cp(300), &saved);
         assert!(b.take_committed().is_none(), "a transaction is open");
         b.commit(cp(200), 1);
@@ -244,11 +262,11 @@ mod tests {
     #[test]
     fn a_table_in_error_loses_what_is_held_of_it_only() {
         let mut b = Batch::new(2);
-        b.add_rows(0, rows(2), 100);
-        b.add_rows(1, rows(3), 100);
+        b.add_rows(0, rows(2), 100, u64::MAX);
+        b.add_rows(1, rows(3), 100, u64::MAX);
         b.commit(cp(10), 1);
-        b.add_rows(0, rows(4), 100);
-        b.add_rows(1, rows(5), 100);
+        b.add_rows(0, rows(4), 100, u64::MAX);
+        b.add_rows(1, rows(5), 100, u64::MAX);
         b.drop_table(1);
         assert_eq!(b.committed_count(), 2);
         b.commit(cp(20), 2);
@@ -259,9 +277,9 @@ mod tests {
     #[test]
     fn the_oldest_commit_time_is_kept_until_written() {
         let mut b = Batch::new(1);
-        b.add_rows(0, rows(1), 10);
+        b.add_rows(0, rows(1), 10, u64::MAX);
         b.commit(cp(10), 100);
-        b.add_rows(0, rows(1), 10);
+        b.add_rows(0, rows(1), 10, u64::MAX);
         b.commit(cp(20), 105);
         assert_eq!(b.oldest_ts(), Some(100));
         b.take_committed();
@@ -277,7 +295,7 @@ mod tests {
         let t0 = Instant::now();
         // Nothing held: the interval decides, caught up or not.
         assert_eq!(b.flush_at(second, true, t0), b.opened + second);
-        b.add_rows(0, rows(1), 100);
+        b.add_rows(0, rows(1), 100, u64::MAX);
         b.commit(cp(10), 1);
         // Under load: at the end of the interval.
         assert_eq!(b.flush_at(second, false, t0), b.opened + second);
@@ -285,11 +303,36 @@ mod tests {
         assert_eq!(b.flush_at(second, true, t0), t0);
         let _ = b.take_committed().expect("committed");
         b.opened = Instant::now();
-        b.add_rows(0, rows(1), 100);
+        b.add_rows(0, rows(1), 100, u64::MAX);
         b.commit(cp(20), 2);
         // Caught up right after a write: not before an interval has passed since it.
         let now = Instant::now();
         let at = b.flush_at(second, true, now);
         assert!(at > now && at <= b.opened + second, "{:?} after now", at - now);
+    }
+
+    #[test]
+    fn bytes_bound_the_batch_and_the_open_transaction() {
+        let wide = |n: usize| -> Vec<RowChange> {
+            (0..n).map(|_| RowChange { op: ChangeOp::Upsert, version: 1, cells: vec![Cell::Bytes(vec![1; 1 << 20])] }).collect()
+        };
+        let mut b = Batch::new(2);
+        assert!(!b.add_rows(0, wide(2), 1_000, 3 << 20));
+        assert!(b.add_rows(1, wide(2), 1_000, 3 << 20), "4 MiB open reach 3 MiB");
+        assert!(b.held_bytes() >= 4 << 20);
+        let (_, n, first) = b.take_open_part();
+        assert!(n == 4 && first && b.held_bytes() == 0);
+        b.add_rows(0, wide(3), 1_000, u64::MAX);
+        b.commit(cp(10), 1);
+        assert!(b.flush_due(1_000, 3 << 20, Duration::from_secs(3600)), "3 MiB committed reach 3 MiB");
+        assert!(!b.flush_due(1_000, 4 << 20, Duration::from_secs(3600)));
+        b.drop_table(0);
+        assert_eq!(b.held_bytes(), 0);
+        b.add_rows(1, wide(1), 1_000, u64::MAX);
+        b.commit(cp(20), 2);
+        let held = b.held_bytes();
+        assert!(held >= 1 << 20);
+        assert!(b.take_committed().is_some());
+        assert_eq!(b.held_bytes(), 0);
     }
 }

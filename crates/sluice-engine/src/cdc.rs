@@ -5,12 +5,14 @@
 //! committed transactions (`batch`). A batch is written when the stream has
 //! caught up with the source (no event for `CAUGHT_UP_AFTER`) but at most once
 //! per `sync_interval_ms`, and under load when `sync_interval_ms` has passed
-//! or `pull_batch_size` changes are held; also on a pause, and before a DDL
-//! statement — always committed transactions only, so
-//! a reader of `FINAL` never sees part of a transaction. The one exception: a
-//! transaction larger than `LARGE_TXN_FACTOR × pull_batch_size` changes is
-//! written in parts before its commit (memory stays bounded); this is said in
-//! the pipe's history and counted in `sluice_large_transactions_split_total`.
+//! or `pull_batch_size` changes or the memory budget's `batch_allowance` bytes
+//! are held; also on a pause, and before a DDL statement — always committed
+//! transactions only, so a reader of `FINAL` never sees part of a transaction.
+//! The one exception: a transaction larger than `LARGE_TXN_FACTOR ×
+//! pull_batch_size` changes or `batch_allowance` bytes — or one the process's
+//! memory budget (`memory`, shared by all pipes) has no room for — is written
+//! in parts before its commit (memory stays bounded); this is said in the
+//! pipe's history and counted in `sluice_large_transactions_split_total`.
 //! The checkpoint still only moves at its commit, and a replay writes it again
 //! with higher versions (`versions`).
 //!
@@ -61,6 +63,9 @@ use tracing::{error, info, warn};
 
 /// A transaction holding more than this many times `pull_batch_size` changes is written in parts.
 const LARGE_TXN_FACTOR: u64 = 4;
+/// How long a batch with no room in the memory budget waits for some before
+/// it writes its open transaction in parts.
+const BUDGET_WAIT: Duration = Duration::from_secs(1);
 /// The heartbeat period the binlog stream asks the server for (`BinlogReader::start`).
 pub const SERVER_HEARTBEAT: Duration = binlog::HEARTBEAT_PERIOD;
 /// No event at all (row, commit or heartbeat) for this long: the connection is stalled.
@@ -230,6 +235,10 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
     }
 
     let mut batch = Batch::new(tables.len());
+    let budget = crate::memory::global();
+    let max_bytes = budget.batch_allowance();
+    // The bytes the batch holds, reserved from the process's budget.
+    let mut held = budget.empty();
     let mut saved = start.clone();
     let mut bytes_counted = 0u64;
     let mut last_heard = Instant::now();
@@ -246,6 +255,8 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
         let settings = ctx.current_settings();
         let interval = Duration::from_millis(settings.sync_interval_ms);
         let max_rows = settings.pull_batch_size;
+        // What was written since the last turn is returned to the budget.
+        held.shrink_to(batch.held_bytes());
         let flush_at = tokio::time::Instant::from_std(batch.flush_at(interval, caught_up, Instant::now()));
         if flush_timer.deadline() != flush_at {
             flush_timer.as_mut().reset(flush_at);
@@ -331,17 +342,27 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
                     continue;
                 }
                 clock.stamp(ctx, &mut changes).await?;
-                if batch.add_rows(table, changes, max_rows * LARGE_TXN_FACTOR) {
-                    // Larger than the memory budget: the committed transactions go out
-                    // first (with their checkpoint), then this part, with the checkpoint
-                    // still before the transaction.
+                let outgrown = batch.add_rows(table, changes, max_rows * LARGE_TXN_FACTOR, max_bytes);
+                if outgrown || !held.try_grow(batch.held_bytes()) {
+                    // Larger than a batch may be, or no room left in the process's budget:
+                    // the committed transactions go out first (with their checkpoint).
                     flush(ctx, &mut tables, &mut batch, &mut saved).await?;
+                    held.shrink_to(batch.held_bytes());
+                    // Room may come back as other holders write; waiting is bounded because
+                    // they may be waiting too (then the open part goes out instead).
+                    if !outgrown && tokio::time::timeout(BUDGET_WAIT, held.grow(batch.held_bytes())).await.is_ok() {
+                        continue;
+                    }
+                    // Then this part of the open transaction, with the checkpoint still
+                    // before the transaction.
                     let (mut part, n, first) = batch.take_open_part();
                     if first {
                         let msg = format!(
-                            "a transaction of more than {} changes is written in parts before its commit \
-                             (readers may see part of it until its commit is applied)",
-                            max_rows * LARGE_TXN_FACTOR
+                            "a transaction of more than {} changes or {} MiB (or more than the process's memory \
+                             budget has room for) is written in parts before its commit (readers may see part of it \
+                             until its commit is applied)",
+                            max_rows * LARGE_TXN_FACTOR,
+                            max_bytes >> 20
                         );
                         warn!(pipe = ctx.name(), "{msg}");
                         ctx.catalog.note(ctx.name(), &msg).await?;
@@ -355,7 +376,7 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
             Ok(Some(BinlogEvent::Commit { checkpoint, timestamp })) => {
                 batch.commit(checkpoint, timestamp);
                 ctx.status.pending_since(batch.oldest_ts());
-                if batch.flush_due(max_rows, interval) {
+                if batch.flush_due(max_rows, max_bytes, interval) {
                     flush(ctx, &mut tables, &mut batch, &mut saved).await?;
                     batch.opened = Instant::now();
                     count_binlog_bytes(ctx, reader.as_ref(), &mut bytes_counted);

@@ -26,6 +26,7 @@ mod cdc;
 mod error;
 pub mod failpoints;
 mod heartbeat;
+pub mod memory;
 pub mod modify;
 mod retry;
 mod schema_change;

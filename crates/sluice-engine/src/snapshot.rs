@@ -10,7 +10,11 @@
 //! its own with its own source connection, in keyset-paged chunks. Each
 //! partition records its last acknowledged key, so a failed partition is
 //! retried alone and a restart resumes the unfinished partitions only.
-//! Memory is bounded by `parallel_partitions × snapshot_rows_per_chunk` rows.
+//! Memory is bounded in bytes: each chunk reserves its size from the
+//! process's budget (`memory`) before it is read — `ChunkSizer` turns the
+//! rows read so far into a row limit and a byte reservation, at most the
+//! budget's `chunk_allowance` — and the reader stops at that many bytes; the
+//! reservation is returned once the chunk is written.
 //!
 //! A table without a key (stored by `merge_tree` or `null`) is one partition
 //! read as one stream, which cannot resume: an interrupted copy (an error, a
@@ -163,21 +167,28 @@ impl PartitionJob {
         let ctx = &self.ctx;
         let dest = &self.mapping.destination;
         let range = Partition { lo: part.lo.clone(), hi: part.hi.clone() };
-        let chunk_rows = ctx.current_settings().snapshot_rows_per_chunk;
+        let budget = crate::memory::global();
+        let mut sizer = ChunkSizer::new(budget.chunk_allowance());
         let (mut last_key, mut copied) = (part.last_key.clone(), part.rows_copied);
         info!(pipe = ctx.name(), "copying partition {}/{} of {dest}", part.idx + 1, self.total);
         loop {
             if ctx.cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
+            let (limit, bytes) = sizer.next(ctx.current_settings().snapshot_rows_per_chunk);
+            let mut held = budget.reserve(bytes).await;
+            let max_bytes = held.bytes();
             let chunk = retry(ctx, "reading a snapshot chunk", || {
                 let (key, range, reader) = (last_key.clone(), &range, &self.reader);
-                async move { Ok(reader.lock().await.read_chunk(range, key.as_ref(), chunk_rows).await?) }
+                async move { Ok(reader.lock().await.read_chunk(range, key.as_ref(), limit, max_bytes).await?) }
             })
             .await?;
+            sizer.observe(&chunk);
+            held.settle(chunk.bytes);
+            let done = chunk.done;
             let n = self.write_chunk(chunk.rows).await?;
+            drop(held);
             copied += n;
-            let done = n < chunk_rows;
             if chunk.last_key.is_some() {
                 last_key = chunk.last_key;
             }
@@ -219,17 +230,23 @@ impl PartitionJob {
         })
         .await?;
         ctx.catalog.record_partition_progress(ctx.name(), dest, part.idx, None, 0, false).await?;
-        let chunk_rows = ctx.current_settings().snapshot_rows_per_chunk;
+        let budget = crate::memory::global();
+        let mut sizer = ChunkSizer::new(budget.chunk_allowance());
         info!(pipe = ctx.name(), "copying {dest} (no key: one stream, from its first row)");
         let (mut after, mut copied) = (None, 0u64);
         loop {
             if ctx.cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
-            let chunk = self.reader.lock().await.read_chunk(&Partition::WHOLE, after.as_ref(), chunk_rows).await?;
+            let (limit, bytes) = sizer.next(ctx.current_settings().snapshot_rows_per_chunk);
+            let mut held = budget.reserve(bytes).await;
+            let chunk = self.reader.lock().await.read_chunk(&Partition::WHOLE, after.as_ref(), limit, held.bytes()).await?;
+            sizer.observe(&chunk);
+            held.settle(chunk.bytes);
+            let done = chunk.done;
             let n = self.write_chunk(chunk.rows).await?;
+            drop(held);
             copied += n;
-            let done = n < chunk_rows;
             after = chunk.last_key;
             failpoint!("snapshot-after-chunk-before-progress");
             ctx.catalog.record_partition_progress(ctx.name(), dest, part.idx, None, copied, done).await?;
@@ -238,5 +255,82 @@ impl PartitionJob {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Sizes a reader's next chunk from the rows it read so far: a row limit (at
+/// most `snapshot_rows_per_chunk`) and the bytes to reserve for it (at most
+/// the budget's chunk allowance). The first chunk of a reader is small
+/// (`FIRST_CHUNK_ROWS`) and reserves the whole allowance, since nothing is
+/// known of the rows yet; later ones expect rows a quarter larger than the
+/// average seen, so that a chunk is rarely cut short by the reservation.
+pub(crate) struct ChunkSizer {
+    allowance: u64,
+    /// Bytes per row expected (`None`: nothing read yet).
+    row_bytes: Option<u64>,
+}
+
+/// Rows of a reader's first chunk, before anything is known of their size.
+const FIRST_CHUNK_ROWS: u64 = 64;
+
+impl ChunkSizer {
+    pub(crate) fn new(allowance: u64) -> Self {
+        Self { allowance: allowance.max(1), row_bytes: None }
+    }
+
+    /// `(row limit, bytes to reserve)` for the next chunk.
+    pub(crate) fn next(&self, max_rows: u64) -> (u64, u64) {
+        let max_rows = max_rows.max(1);
+        match self.row_bytes {
+            None => (max_rows.min(FIRST_CHUNK_ROWS), self.allowance),
+            Some(b) => {
+                let rows = (self.allowance / b).clamp(1, max_rows);
+                (rows, (rows * b).min(self.allowance).max(b.min(self.allowance)))
+            }
+        }
+    }
+
+    pub(crate) fn observe(&mut self, chunk: &sluice_source::snapshot::Chunk) {
+        let n = chunk.rows.len() as u64;
+        if n > 0 {
+            let avg = chunk.bytes.div_ceil(n);
+            self.row_bytes = Some((avg + avg / 4).max(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::Cell;
+    use sluice_source::snapshot::Chunk;
+
+    fn chunk(rows: usize, row_bytes: usize) -> Chunk {
+        let rows: Vec<Vec<Cell>> = (0..rows).map(|_| vec![Cell::Bytes(vec![0; row_bytes])]).collect();
+        let bytes = rows.iter().map(|r| sluice_core::change::cells_size(r)).sum();
+        Chunk { rows, last_key: None, done: false, bytes }
+    }
+
+    #[test]
+    fn chunk_sizer_bounds_chunks_in_bytes() {
+        let mut s = ChunkSizer::new(16 << 20);
+        // Nothing known: a small first chunk, the whole allowance reserved.
+        assert_eq!(s.next(25_000), (FIRST_CHUNK_ROWS, 16 << 20));
+        // Small rows: the row setting decides, the reservation covers them with a margin.
+        s.observe(&chunk(64, 100));
+        let (rows, bytes) = s.next(25_000);
+        assert_eq!(rows, 25_000);
+        assert!(bytes >= 25_000 * 132 && bytes <= 25_000 * 200, "{bytes}");
+        // 2 MiB rows: a handful per chunk, within the allowance.
+        s.observe(&chunk(3, 2 << 20));
+        let (rows, bytes) = s.next(25_000);
+        assert_eq!(rows, 6);
+        assert!(bytes <= 16 << 20 && bytes >= 6 * (2 << 20), "{bytes}");
+        // A row larger than the allowance: one row at a time, reserving the allowance.
+        s.observe(&chunk(1, 40 << 20));
+        assert_eq!(s.next(25_000), (1, 16 << 20));
+        // An empty chunk teaches nothing.
+        s.observe(&chunk(0, 0));
+        assert_eq!(s.next(25_000), (1, 16 << 20));
     }
 }

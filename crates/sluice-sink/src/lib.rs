@@ -192,19 +192,25 @@ impl ClickHouseSink {
 
     /// Encodes `changes` as RowBinary (mapped columns + metadata columns).
     pub fn encode(mapping: &TableMapping, changes: &[RowChange], out: &mut Vec<u8>) -> Result<(), SinkError> {
-        let synced_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos() as i64;
+        let synced_at = now_nanos();
         for change in changes {
-            for (col, cell) in mapping.columns.iter().zip(&change.cells) {
-                rowbinary::encode(out, &col.ch_type, cell).map_err(|source| SinkError::Encode {
-                    table: mapping.destination.clone(),
-                    column: col.name.clone(),
-                    source,
-                })?;
-            }
-            out.extend_from_slice(&synced_at.to_le_bytes());
-            out.push(u8::from(change.op == ChangeOp::Delete));
-            out.extend_from_slice(&change.version.to_le_bytes());
+            Self::encode_row(mapping, change, synced_at, out)?;
         }
+        Ok(())
+    }
+
+    /// Encodes one change (see `encode`) with `_peerdb_synced_at = synced_at`.
+    fn encode_row(mapping: &TableMapping, change: &RowChange, synced_at: i64, out: &mut Vec<u8>) -> Result<(), SinkError> {
+        for (col, cell) in mapping.columns.iter().zip(&change.cells) {
+            rowbinary::encode(out, &col.ch_type, cell).map_err(|source| SinkError::Encode {
+                table: mapping.destination.clone(),
+                column: col.name.clone(),
+                source,
+            })?;
+        }
+        out.extend_from_slice(&synced_at.to_le_bytes());
+        out.push(u8::from(change.op == ChangeOp::Delete));
+        out.extend_from_slice(&change.version.to_le_bytes());
         Ok(())
     }
 
@@ -224,13 +230,38 @@ impl ClickHouseSink {
     }
 
     /// Like `write`, into another table with the same columns (e.g. `<table>_resync`).
+    ///
+    /// The body is encoded as it is sent, `SEND_CHUNK` bytes at a time, so an
+    /// insert holds its rows plus one block of their encoding, never the whole
+    /// encoding beside them. Every step is bounded as in `write_encoded`.
     pub async fn write_into(&self, mapping: &TableMapping, table: &str, changes: &[RowChange]) -> Result<usize, SinkError> {
         if changes.is_empty() {
             return Ok(0);
         }
-        let mut buf = Vec::with_capacity(changes.len() * 64);
-        Self::encode(mapping, changes, &mut buf)?;
-        self.write_encoded(mapping, table, bytes::Bytes::from(buf)).await
+        // A row that cannot be encoded ends the insert unfinished (an error;
+        // blocks ClickHouse already took may stay, as the `Destination` contract allows).
+        let synced_at = now_nanos();
+        let mut block = Vec::with_capacity(SEND_CHUNK + SEND_CHUNK / 4);
+        let mut rows = changes.iter();
+        let Some(first) = rows.next() else { return Ok(0) };
+        Self::encode_row(mapping, first, synced_at, &mut block)?;
+        let op = format!("INSERT INTO {}", self.qualified(table));
+        let ch = |e| SinkError::from_ch(e, self.timeout_ms(), &op);
+        let mut insert =
+            self.client.insert_formatted_with(self.insert_sql(mapping, table)).with_timeouts(Some(self.timeout), Some(self.timeout));
+        let mut len = 0;
+        for change in rows {
+            if block.len() >= SEND_CHUNK {
+                len += block.len();
+                let full = std::mem::replace(&mut block, Vec::with_capacity(SEND_CHUNK + SEND_CHUNK / 4));
+                insert.send(bytes::Bytes::from(full)).await.map_err(ch)?;
+            }
+            Self::encode_row(mapping, change, synced_at, &mut block)?;
+        }
+        len += block.len();
+        insert.send(bytes::Bytes::from(block)).await.map_err(ch)?;
+        insert.end().await.map_err(ch)?;
+        Ok(len)
     }
 
     /// Sends rows already encoded by `encode` in one INSERT (the benchmark's
@@ -255,6 +286,11 @@ impl ClickHouseSink {
         insert.end().await.map_err(ch)?;
         Ok(len)
     }
+}
+
+/// Nanoseconds since the epoch (`_peerdb_synced_at`).
+fn now_nanos() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos() as i64
 }
 
 /// The `ENGINE = ...` clause's text (engine, PARTITION BY, ORDER BY, SETTINGS) for a mapping.

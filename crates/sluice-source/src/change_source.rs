@@ -96,13 +96,24 @@ pub trait ChangeSource: Send + Sync {
 /// chunk returned (a count of rows, not a key). After an error the stream is
 /// gone: continuing it fails again (transient) until the copy starts over
 /// from the first row (`after = None`).
+/// Rows a keyless table's stream reads ahead of the copy.
+const STREAM_AHEAD: usize = 64;
+
 #[async_trait]
 pub trait CopyReader: Send {
     /// Up to `limit` rows of `range` after key `after` (from the range's
-    /// start when `None`), in key order, cells in the mapping's column order.
-    /// Fewer than `limit` rows: the range is done. After an error the reader
-    /// can be used again (it reconnects).
-    async fn read_chunk(&mut self, range: &Partition, after: Option<&serde_json::Value>, limit: u64) -> Result<Chunk, SourceError>;
+    /// start when `None`), in key order, cells in the mapping's column order,
+    /// and no more rows once they hold `max_bytes` in memory (at least one row
+    /// is read whatever its size). `Chunk::done` says the range has no rows
+    /// after the chunk's last one. After an error the reader can be used again
+    /// (it reconnects).
+    async fn read_chunk(
+        &mut self,
+        range: &Partition,
+        after: Option<&serde_json::Value>,
+        limit: u64,
+        max_bytes: u64,
+    ) -> Result<Chunk, SourceError>;
 
     /// Releases the reader's connection.
     async fn close(&mut self);
@@ -269,7 +280,7 @@ impl Drop for RowStream {
 
 impl MySqlCopyReader {
     /// The next chunk of a keyless table's stream (see `CopyReader`).
-    async fn stream_chunk(&mut self, after: Option<&serde_json::Value>, limit: u64) -> Result<Chunk, SourceError> {
+    async fn stream_chunk(&mut self, after: Option<&serde_json::Value>, limit: u64, max_bytes: u64) -> Result<Chunk, SourceError> {
         let id = self.reader.table().id.clone();
         match after {
             None => {
@@ -277,7 +288,8 @@ impl MySqlCopyReader {
                 let mut c = self.source.connect().await?;
                 // The server waits for the copy to take each chunk while it writes the previous one.
                 c.query_drop("SET SESSION net_write_timeout = 86400").await?;
-                let (tx, rx) = tokio::sync::mpsc::channel(limit.clamp(1, 100_000) as usize);
+                // A few rows ahead only: the rows in flight count against no budget.
+                let (tx, rx) = tokio::sync::mpsc::channel(STREAM_AHEAD);
                 let sql = self.reader.stream_sql();
                 let task = tokio::spawn(async move {
                     let read = async {
@@ -307,13 +319,20 @@ impl MySqlCopyReader {
         }
         let spec = &self.source.spec.source;
         let stream = self.stream.as_mut().expect("opened or checked above");
-        let mut rows = Vec::new();
+        let (mut rows, mut bytes, mut ended) = (Vec::new(), 0u64, false);
         let read = conn::bounded(spec, "a snapshot chunk of a table without a key", async {
-            while (rows.len() as u64) < limit {
+            while (rows.len() as u64) < limit && bytes < max_bytes {
                 match stream.rows.recv().await {
-                    Some(Ok(row)) => rows.push(self.reader.cells(row)?),
+                    Some(Ok(row)) => {
+                        let cells = self.reader.cells(row)?;
+                        bytes += sluice_core::change::cells_size(&cells);
+                        rows.push(cells);
+                    }
                     Some(Err(e)) => return Err(e),
-                    None => break,
+                    None => {
+                        ended = true;
+                        break;
+                    }
                 }
             }
             Ok(())
@@ -325,29 +344,42 @@ impl MySqlCopyReader {
         }
         stream.delivered += rows.len() as u64;
         let last_key = Some(serde_json::json!({"rows": stream.delivered}));
-        if (rows.len() as u64) < limit {
+        if ended {
             self.stream = None;
         }
-        Ok(Chunk { rows, last_key })
+        Ok(Chunk { rows, last_key, done: ended, bytes })
     }
 }
 
 #[async_trait]
 impl CopyReader for MySqlCopyReader {
-    async fn read_chunk(&mut self, range: &Partition, after: Option<&serde_json::Value>, limit: u64) -> Result<Chunk, SourceError> {
+    async fn read_chunk(
+        &mut self,
+        range: &Partition,
+        after: Option<&serde_json::Value>,
+        limit: u64,
+        max_bytes: u64,
+    ) -> Result<Chunk, SourceError> {
         if self.reader.keyless() {
-            return self.stream_chunk(after, limit).await;
+            return self.stream_chunk(after, limit, max_bytes).await;
         }
         if self.conn.is_none() {
             self.conn = Some(self.source.connect().await?);
         }
         let c = self.conn.as_mut().expect("connected above");
-        let read =
-            conn::bounded(&self.source.spec.source, "a snapshot chunk query", self.reader.read_partition_chunk(c, range, after, limit))
-                .await;
-        if read.is_err() {
-            // Never reuse a connection a failed (or timed-out, half-read) request left behind.
-            self.conn = None;
+        let read = conn::bounded(
+            &self.source.spec.source,
+            "a snapshot chunk query",
+            self.reader.read_partition_chunk(c, range, after, limit, max_bytes),
+        )
+        .await;
+        match &read {
+            // Never reuse a connection a failed (or timed-out, half-read) request left
+            // behind, nor one whose answer was cut short at `max_bytes` (its rest is
+            // unread: dropping the connection discards it without holding it).
+            Err(_) => self.conn = None,
+            Ok(chunk) if !chunk.done && (chunk.rows.len() as u64) < limit => self.conn = None,
+            Ok(_) => {}
         }
         read
     }

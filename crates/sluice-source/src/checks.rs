@@ -386,7 +386,9 @@ pub async fn require(conn: &mut Conn, info: &ServerInfo, mechanism: ReplicationM
 /// usable `partition_key` where one is given). A table without a key fails when
 /// named and is a warning when a `schema.*` entry matches it (the pipe skips
 /// it); a declared `key_columns` fails with a NULL in it and warns on duplicates.
-pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result<Vec<Check>, SourceError> {
+/// On MariaDB 11.x, generated columns the pipe does not exclude are a warning
+/// (`generated_columns_check`).
+pub async fn tables(conn: &mut Conn, info: &ServerInfo, specs: &[sluice_core::TableSpec]) -> Result<Vec<Check>, SourceError> {
     let expanded = match crate::discovery::expand(conn, specs).await {
         Ok(e) => e,
         Err(SourceError::Config(msg)) => {
@@ -421,6 +423,9 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
                 out.push(warn(&name, format!("{found}: skipped by the pipe ({} matches it)", spec.source), fix));
             }
             continue;
+        }
+        if let Some(w) = generated_columns_check(info, &t, &options.exclude_columns) {
+            out.push(w);
         }
         if let Err(err) = options.check(&t, spec.partition_key.as_deref(), e.index) {
             out.push(check(&name, false, err, "fix the table's options in the spec"));
@@ -463,9 +468,69 @@ pub async fn tables(conn: &mut Conn, specs: &[sluice_core::TableSpec]) -> Result
     Ok(out)
 }
 
+/// MariaDB 11.x leaves generated columns out of UPDATE and DELETE row images
+/// even with `binlog_row_image=FULL`, so a table that replicates one goes to
+/// `Error` at its first update: warn before, naming the columns and the fix.
+pub fn generated_columns_check(info: &ServerInfo, t: &sluice_core::schema::SourceTable, excluded: &[String]) -> Option<Check> {
+    let major: u32 = info.version.split('.').next().and_then(|m| m.trim().parse().ok()).unwrap_or(0);
+    if info.flavor != Flavor::MariaDb || major < 11 {
+        return None;
+    }
+    let generated: Vec<&str> = t
+        .columns
+        .iter()
+        .filter(|c| c.extra.to_ascii_uppercase().contains("GENERATED") && !excluded.contains(&c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    if generated.is_empty() {
+        return None;
+    }
+    let id = format!("{}.{}", t.id.schema, t.id.table);
+    Some(warn(
+        &format!("table {id} generated columns"),
+        format!(
+            "generated column(s) {}: MariaDB {} leaves them out of UPDATE and DELETE row images, so the table would go to \
+             Error at its first update",
+            generated.join(", "),
+            info.version
+        ),
+        format!(
+            "add {} to the table's exclude_columns ({{\"source\": \"{id}\", \"exclude_columns\": [...]}}) and compute them in \
+             ClickHouse (e.g. an ALIAS or MATERIALIZED column)",
+            generated.join(", ")
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_columns_warn_on_mariadb_11_only() {
+        let mut t: sluice_core::schema::SourceTable = serde_json::from_value(serde_json::json!({
+            "id": {"schema": "s", "table": "t"},
+            "columns": [],
+            "primary_key": ["id"]
+        }))
+        .unwrap();
+        let col = |name: &str, extra: &str| {
+            serde_json::from_value::<sluice_core::schema::SourceColumn>(serde_json::json!({
+                "name": name, "ordinal": 1, "data_type": "int", "column_type": "int", "nullable": true,
+                "numeric_precision": null, "numeric_scale": null, "datetime_precision": null, "charset": null, "extra": extra
+            }))
+            .unwrap()
+        };
+        t.columns = vec![col("id", ""), col("v", "VIRTUAL GENERATED"), col("s", "STORED GENERATED")];
+        let info = |flavor, version: &str| ServerInfo { flavor, version: version.into(), gtid_mode: true, gtid_mode_text: None };
+        let w = generated_columns_check(&info(Flavor::MariaDb, "11.8.3-MariaDB-1"), &t, &[]).unwrap();
+        assert!(w.ok && w.warning && w.found.contains("v, s") && w.fix.contains("exclude_columns"), "{w:?}");
+        let w = generated_columns_check(&info(Flavor::MariaDb, "11.8.3-MariaDB-1"), &t, &["v".into()]).unwrap();
+        assert!(w.found.contains("column(s) s:") && !w.found.contains("v,"), "{w:?}");
+        assert!(generated_columns_check(&info(Flavor::MariaDb, "11.8.3-MariaDB-1"), &t, &["v".into(), "s".into()]).is_none());
+        assert!(generated_columns_check(&info(Flavor::MariaDb, "10.11.14-MariaDB"), &t, &[]).is_none());
+        assert!(generated_columns_check(&info(Flavor::MySql, "9.7.0"), &t, &[]).is_none());
+    }
 
     #[test]
     fn rds_retention_prints_the_rds_fix() {

@@ -47,6 +47,10 @@ pub struct Chunk {
     pub rows: Vec<Vec<Cell>>,
     /// Primary key of the last row (JSON, for the catalog); `None` when the chunk is empty.
     pub last_key: Option<serde_json::Value>,
+    /// The range has no rows after this chunk's last one.
+    pub done: bool,
+    /// Bytes the rows hold in memory (`sluice_core::change::cells_size`).
+    pub bytes: u64,
 }
 
 /// Reads one table's mapped columns: cells come out per column of the
@@ -248,16 +252,21 @@ impl TableReader {
 
     /// Reads up to `limit` rows of the whole table after `after` (a key from a previous chunk).
     pub async fn read_chunk(&self, conn: &mut Conn, after: Option<&serde_json::Value>, limit: u64) -> Result<Chunk, SourceError> {
-        self.read_partition_chunk(conn, &Partition::WHOLE, after, limit).await
+        self.read_partition_chunk(conn, &Partition::WHOLE, after, limit, u64::MAX).await
     }
 
-    /// Reads up to `limit` rows of `part` after `after`.
+    /// Reads up to `limit` rows of `part` after `after`, streaming them off the
+    /// connection and converting each as it arrives; stops early once the rows
+    /// hold `max_bytes` (at least one row is read). A chunk cut short that way
+    /// has fewer than `limit` rows and is not `done`: the rest of the server's
+    /// answer is still unread on `conn`, which must then be discarded.
     pub async fn read_partition_chunk(
         &self,
         conn: &mut Conn,
         part: &Partition,
         after: Option<&serde_json::Value>,
         limit: u64,
+        max_bytes: u64,
     ) -> Result<Chunk, SourceError> {
         if self.keyless() {
             return Err(SourceError::Config(format!("table {} has no key to page on; it is read as one stream", self.table.id)));
@@ -280,17 +289,22 @@ impl TableReader {
         }
         let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
         let sql = format!("{}{filter} ORDER BY {} LIMIT {limit}", self.select, self.order);
-        let raw: Vec<mysql_async::Row> = conn.exec(sql, params).await?;
-        let mut last_key = None;
-        let mut rows = Vec::with_capacity(raw.len());
-        let n = raw.len();
-        for (i, row) in raw.into_iter().enumerate() {
-            if i + 1 == n {
-                last_key = Some(key_to_json(self.key_idx.iter().map(|k| &row[*k])));
+        let mut result = conn.exec_iter(sql, params).await?;
+        let (mut rows, mut bytes, mut last, mut cut) = (Vec::new(), 0u64, Vec::new(), false);
+        while let Some(row) = result.next().await? {
+            last.clear();
+            last.extend(self.key_idx.iter().map(|k| row[*k].clone()));
+            let cells = self.cells(row)?;
+            bytes += sluice_core::change::cells_size(&cells);
+            rows.push(cells);
+            if bytes >= max_bytes && (rows.len() as u64) < limit {
+                cut = true;
+                break;
             }
-            rows.push(self.cells(row)?);
         }
-        Ok(Chunk { rows, last_key })
+        let last_key = (!rows.is_empty()).then(|| key_to_json(last.iter()));
+        let done = !cut && (rows.len() as u64) < limit;
+        Ok(Chunk { rows, last_key, done, bytes })
     }
 
     /// The optimizer's row estimate for progress reporting.

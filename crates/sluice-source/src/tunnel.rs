@@ -374,12 +374,14 @@ async fn open_session(ssh: &SshSpec) -> Result<client::Handle<HostKeyCheck>, Sou
     };
     let auth = auth.map_err(|e| tunnel_err(&at, e))?;
     if !auth.success() {
-        let how = if ssh.private_key.is_empty() { "password" } else { "private key" };
+        let (how, setting, hint) = if ssh.private_key.is_empty() {
+            ("password", "password", "check the password, and that the server allows password authentication for this user")
+        } else {
+            ("private key", "private_key", "check that the key is in the user's authorized_keys")
+        };
         return Err(SourceError::Config(format!(
-            "the SSH server {at} refused user {} with the given {how} (source.ssh.user / source.ssh.{}); \
-             check that the key is in the user's authorized_keys",
-            ssh.user,
-            if ssh.private_key.is_empty() { "password" } else { "private_key" }
+            "the SSH server {at} refused user {} with the given {how} (source.ssh.user / source.ssh.{setting}); {hint}",
+            ssh.user
         )));
     }
     tracing::info!("SSH session to {at} as {} opened", ssh.user);

@@ -54,7 +54,7 @@ pub async fn source_rows(
     let mut rows = Rows::new();
     let mut after = None;
     loop {
-        let chunk = bounded(spec, "a verification read", reader.read_partition_chunk(conn, part, after.as_ref(), PAGE)).await?;
+        let chunk = bounded(spec, "a verification read", reader.read_partition_chunk(conn, part, after.as_ref(), PAGE, u64::MAX)).await?;
         let n = chunk.rows.len() as u64;
         for cells in chunk.rows {
             let cells: Vec<Cell> = cells.into_iter().zip(&mapping.columns).map(|(c, m)| normalise(&m.ch_type, c)).collect();

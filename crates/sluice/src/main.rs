@@ -1,5 +1,6 @@
 //! The `sluice` binary: command-line entry point.
 
+mod process_memory;
 mod progress;
 
 use anyhow::{Context, Result};
@@ -27,6 +28,9 @@ enum Command {
         /// Directory for the catalog (created if missing); reuse it to resume.
         #[arg(long, default_value = "./sluice-data")]
         data_dir: PathBuf,
+        /// Memory for rows in flight (snapshot chunks, CDC batches), in MiB.
+        #[arg(long, env = "SLUICE_MEMORY_BUDGET_MB", default_value_t = 256)]
+        memory_budget_mb: u64,
     },
     /// Run the long-lived server: REST API + every pipe in the data dir.
     Server {
@@ -34,6 +38,9 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:7878")]
         listen: std::net::SocketAddr,
+        /// Memory for rows in flight (snapshot chunks, CDC batches) shared by every pipe, in MiB.
+        #[arg(long, env = "SLUICE_MEMORY_BUDGET_MB", default_value_t = 256)]
+        memory_budget_mb: u64,
     },
     /// Manage pipes on a running server.
     Pipe {
@@ -100,8 +107,18 @@ fn read_spec(path: &PathBuf) -> Result<PipeSpec> {
     Ok(PipeSpec::from_json(&text)?)
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    process_memory::apply();
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(async_main()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Server { .. } | Command::Run { .. }) {
         // Command-line tools end quietly when their reader goes away (`sluice check --json | head`),
@@ -134,7 +151,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Run { config, data_dir } => {
+        Command::Run { config, data_dir, memory_budget_mb } => {
+            set_memory_budget(memory_budget_mb)?;
             let spec = read_spec(&config)?;
             // Held for the whole run: a `sluice server` or another `sluice run` on this data dir is refused.
             let _lock = sluice_control::lock::lock_data_dir(&data_dir)?;
@@ -169,7 +187,8 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             println!("pipe {} stopped in state {}", ctx.name(), state);
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Server { data_dir, listen } => {
+        Command::Server { data_dir, listen, memory_budget_mb } => {
+            set_memory_budget(memory_budget_mb)?;
             sluice_control::server::serve(&data_dir, listen).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
@@ -214,4 +233,11 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
         }
     }
+}
+
+/// Sets the process's memory budget for rows in flight (`--memory-budget-mb`).
+fn set_memory_budget(mb: u64) -> anyhow::Result<()> {
+    sluice_engine::memory::configure(mb.saturating_mul(1 << 20)).map_err(|e| anyhow::anyhow!("--memory-budget-mb: {e}"))?;
+    tracing::info!("memory budget for rows in flight: {mb} MiB");
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! Online schema changes as users run them, against a table of a running pipe
-//! under a steady write workload, on MySQL and MariaDB:
+//! under a steady write workload, on MySQL 9.7, MariaDB 10.11 and MariaDB 11.8:
 //!
 //! - Percona's real `pt-online-schema-change` (Debian's `percona-toolkit`, installed
 //!   by the test bed): ADD COLUMN, MODIFY, DROP COLUMN and ADD INDEX, each a shadow
@@ -265,4 +265,14 @@ async fn mysql_gh_ost_cutover_is_followed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_gh_ost_cutover_is_followed() {
     ghost_osc(Flavor::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_pt_online_schema_change_is_followed() {
+    percona_osc(Flavor::MariaDb118).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb118_gh_ost_cutover_is_followed() {
+    ghost_osc(Flavor::MariaDb118).await;
 }

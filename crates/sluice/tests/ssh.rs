@@ -261,6 +261,53 @@ async fn ssh_host_key_checks_and_tls_through_the_tunnel() {
     }
 }
 
+/// Password authentication (`source.ssh.password`, the test bed's `sluicetunnel`
+/// user, whose key logins sshd refuses): `sluice check` passes through the
+/// tunnel, a wrong password is refused naming the setting, and a pipe
+/// snapshots and streams through the password-authenticated tunnel.
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_password_authentication_snapshot_and_cdc() {
+    let flavor = Flavor::MySql;
+    let sshd_port: u16 = testbed_url("SLUICE_TEST_SSH_PORT").parse().unwrap();
+    let password = std::fs::read_to_string(testbed_url("SLUICE_TEST_SSH_PASSWORD_FILE")).unwrap().trim().to_string();
+    let user = testbed_url("SLUICE_TEST_SSH_PASSWORD_USER");
+    let ssh = |password: &str| {
+        json!({"host": "127.0.0.1", "port": sshd_port, "user": user, "password": password,
+               "known_host_key": testbed_url("SLUICE_TEST_SSH_HOST_KEY")})
+    };
+    let db = unique("sshpw");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    create_schema(&mut c, &db).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(71);
+    load_orders(&mut c, &db, &mut rng, 1, 2_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc");
+
+    spec["source"]["ssh"] = ssh("not-the-password");
+    let (ok, out) = check(&spec, dir.path());
+    assert!(
+        !ok && out.contains(&format!("refused user {user} with the given password")) && out.contains("source.ssh.password"),
+        "a wrong password:\n{out}"
+    );
+
+    spec["source"]["ssh"] = ssh(&password);
+    let (ok, out) = check(&spec, dir.path());
+    assert!(ok && out.contains("PASS ssh_tunnel"), "sluice check with the password:\n{out}");
+    assert!(!out.contains(&password), "the check printed the password:\n{out}");
+
+    let mut run = SluiceRun::start(dir.path(), &spec);
+    let mut next_id = 100_000;
+    for _ in 0..200 {
+        random_write(&mut c, &db, &mut rng, &mut next_id, 2_000).await;
+    }
+    eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
+    let log = run.log();
+    assert!(log.contains(&format!("as {user} opened")), "{log}");
+    assert!(!log.contains(&password), "the log holds the password");
+    run.kill9();
+}
+
 /// `sluice pipe set-source` moves a paused pipe behind an SSH tunnel and back:
 /// CDC resumes from its checkpoint through the tunnel (the relay carries it),
 /// then directly again after `--no-ssh`; the history records both changes.

@@ -801,7 +801,17 @@ async fn mariadb118_generated_columns_are_refused_or_excluded() {
         {"source": format!("{db}.excluded"), "exclude_columns": ["v", "s"]},
     ]);
     let ch_db = format!("{db}_ch");
-    let run = SluiceRun::start(dir.path(), &spec(&db, flavor, tables, &ch_db, "snapshot_and_cdc"));
+    let spec = spec(&db, flavor, tables, &ch_db, "snapshot_and_cdc");
+    // `sluice check` warns before: the tracked table's generated columns, with the fix; not the excluded one.
+    let path = dir.path().join("check.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args(["check", "--config"]).arg(&path).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "warnings only:\n{text}");
+    let warned: Vec<&str> = text.lines().filter(|l| l.contains("generated column(s)")).collect();
+    assert!(warned.len() == 1 && warned[0].contains("WARN") && warned[0].contains("tracked") && warned[0].contains("v, s"), "{text}");
+    assert!(text.contains("exclude_columns"), "{text}");
+    let run = SluiceRun::start(dir.path(), &spec);
     eventually(CONVERGE, || async {
         if run.log().contains("→ Running") {
             Ok(())

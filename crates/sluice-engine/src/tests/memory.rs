@@ -321,7 +321,13 @@ fn bound(v: &Option<serde_json::Value>) -> Option<i64> {
 
 #[async_trait]
 impl CopyReader for MemoryCopy {
-    async fn read_chunk(&mut self, range: &Partition, after: Option<&serde_json::Value>, limit: u64) -> Result<Chunk, SourceError> {
+    async fn read_chunk(
+        &mut self,
+        range: &Partition,
+        after: Option<&serde_json::Value>,
+        limit: u64,
+        max_bytes: u64,
+    ) -> Result<Chunk, SourceError> {
         loop {
             let held = self.source.changed.notified();
             {
@@ -330,14 +336,20 @@ impl CopyReader for MemoryCopy {
                     s.chunks_read += 1;
                     let rows = &s.tables[&self.mapping.source.id].1;
                     let (lo, hi, after) = (bound(&range.lo), bound(&range.hi), after.and_then(|a| bound(&Some(a.clone()))));
-                    let picked: Vec<(i64, Vec<Cell>)> = rows
+                    let mut left = rows
                         .iter()
                         .filter(|(k, _)| lo.is_none_or(|l| **k >= l) && hi.is_none_or(|h| **k < h) && after.is_none_or(|a| **k > a))
-                        .take(limit as usize)
-                        .map(|(k, r)| (*k, cells(&self.mapping, r).expect("copy reads the current definition")))
-                        .collect();
+                        .peekable();
+                    let (mut picked, mut bytes) = (Vec::<(i64, Vec<Cell>)>::new(), 0u64);
+                    while (picked.len() as u64) < limit && (picked.is_empty() || bytes < max_bytes) {
+                        let Some((k, r)) = left.next() else { break };
+                        let c = cells(&self.mapping, r).expect("copy reads the current definition");
+                        bytes += sluice_core::change::cells_size(&c);
+                        picked.push((*k, c));
+                    }
+                    let done = left.peek().is_none();
                     let last_key = picked.last().map(|(k, _)| json!([k]));
-                    return Ok(Chunk { rows: picked.into_iter().map(|(_, c)| c).collect(), last_key });
+                    return Ok(Chunk { rows: picked.into_iter().map(|(_, c)| c).collect(), last_key, done, bytes });
                 }
             }
             self.source.held.notify_waiters();

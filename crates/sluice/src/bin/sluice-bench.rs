@@ -185,7 +185,7 @@ async fn source_only(url: &str, m: &TableMapping, parallel: usize, rows_per_part
                 let Some(part) = queue.lock().unwrap().pop() else { return Ok::<_, anyhow::Error>(()) };
                 let mut after = None;
                 loop {
-                    let chunk = reader.read_partition_chunk(&mut c, &part, after.as_ref(), limit).await?;
+                    let chunk = reader.read_partition_chunk(&mut c, &part, after.as_ref(), limit, u64::MAX).await?;
                     total.fetch_add(chunk.rows.len() as u64, Ordering::Relaxed);
                     if (chunk.rows.len() as u64) < limit {
                         break;
