@@ -126,7 +126,11 @@ pub async fn cluster_checks(spec: &PipeSpec, sink: &ClickHouseSink, mappings: &[
         }
         Ok(false) => {}
         Err(e) => {
-            out.push(failed("destination_cluster", format!("cannot tell whether the destination is ClickHouse Cloud: {e}"), "check the user may read system.settings"));
+            out.push(failed(
+                "destination_cluster",
+                format!("cannot tell whether the destination is ClickHouse Cloud: {e}"),
+                "check the user may read system.settings",
+            ));
             return out;
         }
     }
@@ -151,7 +155,11 @@ pub async fn cluster_checks(spec: &PipeSpec, sink: &ClickHouseSink, mappings: &[
         format!(
             "cluster {name:?}: {shards} shard(s), {hosts} host(s); tables: {}{}",
             if dest.replicated { "Replicated" } else { "" },
-            if distributed { format!("ReplacingMergeTree <t>{} and Distributed <t>", dest.shard_table_suffix) } else { "ReplacingMergeTree <t>".into() }
+            if distributed {
+                format!("ReplacingMergeTree <t>{} and Distributed <t>", dest.shard_table_suffix)
+            } else {
+                "ReplacingMergeTree <t>".into()
+            }
         ),
     ));
     out.push(match sink.query_tsv(&format!("SELECT count() FROM clusterAllReplicas('{lit}', system.one)")).await {
@@ -172,13 +180,19 @@ pub async fn cluster_checks(spec: &PipeSpec, sink: &ClickHouseSink, mappings: &[
             "SELECT count() FROM (SELECT hostName() AS h FROM clusterAllReplicas('{lit}', system.macros) WHERE macro IN ('shard', 'replica')              GROUP BY h HAVING count() = 2)"
         );
         out.push(match sink.query_tsv(&sql).await {
-            Ok(n) if n.trim() == hosts.to_string() => passed("destination_macros", format!("{{shard}} and {{replica}} are defined on all {hosts} host(s)")),
+            Ok(n) if n.trim() == hosts.to_string() => {
+                passed("destination_macros", format!("{{shard}} and {{replica}} are defined on all {hosts} host(s)"))
+            }
             Ok(n) => failed(
                 "destination_macros",
                 format!("{{shard}} and {{replica}} are defined on {} of {hosts} host(s)", n.trim()),
                 "define <macros><shard>...</shard><replica>...</replica></macros> in every host's configuration",
             ),
-            Err(e) => failed("destination_macros", format!("cannot read the hosts' macros: {e}"), "check every host answers and the user may read system.macros"),
+            Err(e) => failed(
+                "destination_macros",
+                format!("cannot read the hosts' macros: {e}"),
+                "check every host answers and the user may read system.macros",
+            ),
         });
     }
     out.push(match sink.ensure_database().await {

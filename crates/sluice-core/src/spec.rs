@@ -901,7 +901,12 @@ mod tests {
             (r#", "insert_into_shards": true"#, "", "destination.insert_into_shards", "set destination.cluster"),
             (r#", "shard_table_suffix": "_l""#, "", "destination.shard_table_suffix", "set destination.cluster"),
             (r#", "cluster": "c1", "insert_quorum": 2"#, "", "destination.insert_quorum", "replicated"),
-            (r#", "cluster": "c1", "insert_into_shards": true, "distributed": false"#, "", "destination.insert_into_shards", "distributed: false"),
+            (
+                r#", "cluster": "c1", "insert_into_shards": true, "distributed": false"#,
+                "",
+                "destination.insert_into_shards",
+                "distributed: false",
+            ),
             (r#", "cluster": "c`1""#, "", "destination.cluster", "backticks"),
             (r#", "cluster": " ""#, "", "destination.cluster", "non-empty"),
             (r#", "cluster": "c1", "shard_table_suffix": "_resync""#, "", "destination.shard_table_suffix", "_resync"),

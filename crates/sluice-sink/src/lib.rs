@@ -188,7 +188,8 @@ impl ClickHouseSink {
     /// is bounded by the request timeout.
     pub async fn query_tsv(&self, sql: &str) -> Result<String, SinkError> {
         let op = operation(sql);
-        let mut cursor = self.client()?.query(sql).fetch_bytes("TabSeparated").map_err(|e| SinkError::from_ch(e, self.timeout_ms(), &op))?;
+        let mut cursor =
+            self.client()?.query(sql).fetch_bytes("TabSeparated").map_err(|e| SinkError::from_ch(e, self.timeout_ms(), &op))?;
         let mut bytes = Vec::new();
         while let Some(chunk) = self.bounded(&op, cursor.next()).await? {
             bytes.extend_from_slice(&chunk);
@@ -245,7 +246,13 @@ impl ClickHouseSink {
     }
 
     /// Follows a source schema change on `table` (see `Topology::alter`).
-    pub async fn alter(&self, table: &str, old: &TableMapping, new: &TableMapping, ops: &[sluice_core::schema::AlterOp]) -> Result<(), SinkError> {
+    pub async fn alter(
+        &self,
+        table: &str,
+        old: &TableMapping,
+        new: &TableMapping,
+        ops: &[sluice_core::schema::AlterOp],
+    ) -> Result<(), SinkError> {
         let statements = self
             .topology()
             .await?

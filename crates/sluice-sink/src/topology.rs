@@ -176,14 +176,23 @@ impl Topology {
         let local = self.local(name);
         let replicated = self.cluster().is_some_and(|c| c.replicated);
         let engine = engine_sql_for(mapping, replicated.then(|| replica_path(&local)).as_deref());
-        let mut create =
-            format!("CREATE TABLE IF NOT EXISTS {}{} ({}) ENGINE = {engine}", self.qualified(&local), self.on_cluster(), columns_sql(mapping));
+        let mut create = format!(
+            "CREATE TABLE IF NOT EXISTS {}{} ({}) ENGINE = {engine}",
+            self.qualified(&local),
+            self.on_cluster(),
+            columns_sql(mapping)
+        );
         if let Some(c) = comment {
             create.push_str(&format!(" COMMENT '{}'", escape_literal(c)));
         }
         let mut out = vec![create];
         if self.distributed() {
-            let mut d = format!("CREATE TABLE IF NOT EXISTS {}{} {}", self.qualified(name), self.on_cluster(), self.distributed_body(mapping, name)?);
+            let mut d = format!(
+                "CREATE TABLE IF NOT EXISTS {}{} {}",
+                self.qualified(name),
+                self.on_cluster(),
+                self.distributed_body(mapping, name)?
+            );
             if comment.is_some() {
                 // Kept on the copy's Distributed table for the swap, which re-creates `<t>` with it.
                 d.push_str(&format!(" COMMENT '{}'", escape_literal(&self.sharding_key_of(mapping)?)));
@@ -236,7 +245,12 @@ impl Topology {
         let target = format!("{}{}", self.qualified(&self.local(table)), self.on_cluster());
         let mut out = alter_statements(&target, old, new, ops);
         if self.distributed() && !out.is_empty() {
-            out.push(format!("CREATE OR REPLACE TABLE {}{} {}", self.qualified(table), self.on_cluster(), self.distributed_body(new, table)?));
+            out.push(format!(
+                "CREATE OR REPLACE TABLE {}{} {}",
+                self.qualified(table),
+                self.on_cluster(),
+                self.distributed_body(new, table)?
+            ));
         }
         Ok(out)
     }
@@ -296,7 +310,12 @@ impl Topology {
         let (lt, lr) = (self.local(table), self.local(resync));
         let mut after = Vec::new();
         if let (true, Some(key)) = (self.distributed(), sharding_key) {
-            after.push(format!("CREATE OR REPLACE TABLE {}{} {}", self.qualified(table), self.on_cluster(), self.distributed_with_key(table, key)));
+            after.push(format!(
+                "CREATE OR REPLACE TABLE {}{} {}",
+                self.qualified(table),
+                self.on_cluster(),
+                self.distributed_with_key(table, key)
+            ));
         }
         Swap {
             exchange: format!("EXCHANGE TABLES {} AND {}{}", self.qualified(&lt), self.qualified(&lr), self.on_cluster()),
@@ -489,7 +508,8 @@ pub fn catalogue() -> Vec<(String, String)> {
     new_cols.columns[2].name = "remark".into();
     new_cols.columns.push(col("qty", "int", true));
     let altered = TableMapping::new(new_cols, "orders".into());
-    let ops = [AlterOp::RenameColumn { from: "note".into(), to: "remark".into() }, AlterOp::AddColumn { name: "qty".into(), default: None }];
+    let ops =
+        [AlterOp::RenameColumn { from: "note".into(), to: "remark".into() }, AlterOp::AddColumn { name: "qty".into(), default: None }];
 
     let spec = |f: &dyn Fn(&mut DestinationSpec)| {
         let mut d = DestinationSpec::new("http://ch:8123", "shop");

@@ -34,10 +34,7 @@ pub fn client(connect_timeout: Duration, ca_cert: Option<&str>) -> Result<clickh
             .expect("the ring provider supports the default TLS versions"),
         Some(pem) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(ca_config(provider, pem)?),
     };
-    let https = builder
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    let https = builder.https_or_http().enable_http1().wrap_connector(http);
     let hyper =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(https);
     Ok(clickhouse::Client::with_http_client(hyper))

@@ -57,7 +57,10 @@ fn single_node_statements_are_unchanged() {
     assert_eq!(t.delete_version("t", 3), "ALTER TABLE `db`.`t` DELETE WHERE `_peerdb_version` = 3 SETTINGS mutations_sync = 2");
     let i = t.insert(&m, "t");
     assert_eq!(i.table, "t");
-    assert_eq!(i.sql, "INSERT INTO `db`.`t` (`a`, `b`, `c`, `_peerdb_synced_at`, `_peerdb_is_deleted`, `_peerdb_version`) FORMAT RowBinary");
+    assert_eq!(
+        i.sql,
+        "INSERT INTO `db`.`t` (`a`, `b`, `c`, `_peerdb_synced_at`, `_peerdb_is_deleted`, `_peerdb_version`) FORMAT RowBinary"
+    );
     let s = t.swap("t", "t_resync", None);
     assert_eq!(s.exchange, "EXCHANGE TABLES `db`.`t` AND `db`.`t_resync`");
     assert_eq!(s.rename, "RENAME TABLE `db`.`t_resync` TO `db`.`t`");
@@ -104,7 +107,11 @@ fn distributed_cluster_layout() {
     // The copy's Distributed table keeps the sharding key for the swap.
     let copy = t.create_table(&m, "t_resync", Some("sluice resync 9")).unwrap();
     assert!(copy[0].ends_with(" COMMENT 'sluice resync 9'"), "{}", copy[0]);
-    assert!(copy[1].ends_with("Distributed('c', 'db', 't_resync_shard', cityHash64(`a`, `b`)) COMMENT 'cityHash64(`a`, `b`)'"), "{}", copy[1]);
+    assert!(
+        copy[1].ends_with("Distributed('c', 'db', 't_resync_shard', cityHash64(`a`, `b`)) COMMENT 'cityHash64(`a`, `b`)'"),
+        "{}",
+        copy[1]
+    );
     assert_eq!(t.ddl_settings()[0], ("distributed_ddl_task_timeout", "180".to_string()));
 }
 
