@@ -229,6 +229,42 @@ pub struct DestinationSpec {
     /// Connecting is bounded by the smaller of this and 10 s.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// PEM of the CA (bundle) that signed the certificate of an `https://`
+    /// `url`, for a server whose certificate is not signed by a public CA
+    /// (the WebPKI roots are used when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    /// A ClickHouse cluster (a name of `system.clusters`): every statement
+    /// Sluice sends runs `ON CLUSTER` it. Ignored on ClickHouse Cloud (detected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// `cluster` only: tables use `Replicated*MergeTree` engines
+    /// (`/clickhouse/tables/{uuid}/{shard}/{database}/<table>`, `{replica}`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replicated: bool,
+    /// `cluster` only: each table is a local table `<table><shard_table_suffix>`
+    /// on every host plus a `Distributed` table `<table>` over them. Default:
+    /// true when the cluster has more than one shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<bool>,
+    /// `cluster` with `distributed` only: the suffix of the local (shard) tables.
+    #[serde(default = "default_shard_table_suffix", skip_serializing_if = "is_default_shard_table_suffix")]
+    pub shard_table_suffix: String,
+    /// `cluster` with `distributed` only: insert into the local shard table of
+    /// the host `url` reaches instead of the `Distributed` table (which
+    /// inserts with `insert_distributed_sync = 1`). See the README's trade-off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insert_into_shards: bool,
+    /// `replicated` only: `insert_quorum` of every insert (replicas that must
+    /// acknowledge it); absent: ClickHouse's default (no quorum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insert_quorum: Option<u32>,
+    /// `cluster` only: `distributed_ddl_task_timeout` of every `ON CLUSTER`
+    /// statement, in seconds: how long ClickHouse waits for every host. A
+    /// statement some hosts did not finish in time is a transient error,
+    /// retried (statements are idempotent) and reported.
+    #[serde(default = "default_ddl_timeout_s")]
+    pub ddl_timeout_s: u64,
 }
 
 impl DestinationSpec {
@@ -236,6 +272,93 @@ impl DestinationSpec {
     pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 60_000;
     /// The accepted range of `request_timeout_ms`.
     pub const REQUEST_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=3_600_000;
+    /// `shard_table_suffix` when the spec does not set it.
+    pub const DEFAULT_SHARD_TABLE_SUFFIX: &str = "_shard";
+    /// `ddl_timeout_s` when the spec does not set it (ClickHouse's own default).
+    pub const DEFAULT_DDL_TIMEOUT_S: u64 = 180;
+
+    /// A destination at `url`, database `database`, every other field its default.
+    pub fn new(url: impl Into<String>, database: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            user: default_ch_user(),
+            password: Secret::default(),
+            database: database.into(),
+            request_timeout_ms: Self::DEFAULT_REQUEST_TIMEOUT_MS,
+            ca_cert: None,
+            cluster: None,
+            replicated: false,
+            distributed: None,
+            shard_table_suffix: default_shard_table_suffix(),
+            insert_into_shards: false,
+            insert_quorum: None,
+            ddl_timeout_s: Self::DEFAULT_DDL_TIMEOUT_S,
+        }
+    }
+
+    /// Checks the cluster and TLS fields (the rest is checked by `PipeSpec::validate`).
+    fn validate_topology(&self) -> Result<(), SpecError> {
+        let needs_cluster = |field: &str, what: &str| {
+            Err(err(format!("destination.{field}"), format!("{what} applies to a cluster only: set destination.cluster too")))
+        };
+        match &self.cluster {
+            Some(c) if c.trim().is_empty() || c.contains(['`', '\'', '\\']) => {
+                return Err(err("destination.cluster", "must be a cluster name of system.clusters (non-empty, no quotes or backticks)"))
+            }
+            Some(_) => {}
+            None => {
+                if self.replicated {
+                    return needs_cluster("replicated", "replicated (Replicated*MergeTree engines)");
+                }
+                if self.distributed.is_some() {
+                    return needs_cluster("distributed", "distributed (a Distributed table over shard tables)");
+                }
+                if self.insert_into_shards {
+                    return needs_cluster("insert_into_shards", "insert_into_shards");
+                }
+                if self.shard_table_suffix != DestinationSpec::DEFAULT_SHARD_TABLE_SUFFIX {
+                    return needs_cluster("shard_table_suffix", "shard_table_suffix");
+                }
+            }
+        }
+        if self.insert_into_shards && self.distributed == Some(false) {
+            return Err(err(
+                "destination.insert_into_shards",
+                "needs shard tables: it cannot be combined with distributed: false (the tables are then the local ones already)",
+            ));
+        }
+        if self.insert_quorum.is_some() && !self.replicated {
+            return Err(err("destination.insert_quorum", "applies to replicated tables only: set destination.replicated too"));
+        }
+        let suffix = &self.shard_table_suffix;
+        if suffix.is_empty() || suffix.contains('`') || suffix.ends_with("_resync") {
+            return Err(err("destination.shard_table_suffix", "must be non-empty, without backticks, and not end in _resync"));
+        }
+        if self.ddl_timeout_s == 0 || self.ddl_timeout_s > 86_400 {
+            return Err(err("destination.ddl_timeout_s", "must be between 1 and 86400 (seconds)"));
+        }
+        if let Some(pem) = &self.ca_cert {
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(err("destination.ca_cert", "must be a PEM certificate (-----BEGIN CERTIFICATE-----)"));
+            }
+            if !self.url.starts_with("https://") {
+                return Err(err("destination.ca_cert", "applies to an https:// url only"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_shard_table_suffix() -> String {
+    DestinationSpec::DEFAULT_SHARD_TABLE_SUFFIX.into()
+}
+
+fn is_default_shard_table_suffix(s: &str) -> bool {
+    s == DestinationSpec::DEFAULT_SHARD_TABLE_SUFFIX
+}
+
+fn default_ddl_timeout_s() -> u64 {
+    DestinationSpec::DEFAULT_DDL_TIMEOUT_S
 }
 
 fn default_ch_user() -> String {
@@ -280,6 +403,13 @@ pub struct TableSpec {
     /// for a named table (`schema.table`); its columns must hold no NULL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_columns: Option<Vec<String>>,
+    /// `destination.cluster` with a `Distributed` table only: the sharding key
+    /// (a ClickHouse expression) of the `Distributed` table. Default:
+    /// `cityHash64(<key columns>)`; a table without a key needs one when the
+    /// cluster has more than one shard. For `replacing` tables it may use key
+    /// columns only (every version of a row must land on the same shard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding_key: Option<String>,
 }
 
 impl TableSpec {
@@ -292,6 +422,7 @@ impl TableSpec {
             partition_by: self.partition_by.clone(),
             hard_deletes: self.hard_deletes,
             key_columns: self.key_columns.clone(),
+            sharding_key: self.sharding_key.clone(),
         }
     }
 
@@ -355,6 +486,14 @@ impl TableSpec {
         }
         if self.hard_deletes && self.engine != TableEngine::Replacing {
             return Err(err(f("hard_deletes"), "only applies to engine replacing (merge_tree keeps every change, null stores nothing)"));
+        }
+        if let Some(k) = &self.sharding_key {
+            if k.trim().is_empty() {
+                return Err(err(f("sharding_key"), "must be a non-empty ClickHouse expression (leave it out for cityHash64 of the key)"));
+            }
+            if self.engine == TableEngine::Null {
+                return Err(err(f("sharding_key"), "a Null engine table is not sharded (it stores nothing); leave sharding_key out"));
+            }
         }
         if let Some(key) = &self.key_columns {
             if self.pattern().is_ok_and(|p| p.table.is_none()) {
@@ -554,8 +693,17 @@ impl PipeSpec {
                 "must be between 1000 and 3600000 (milliseconds ClickHouse may take to answer one request step)",
             ));
         }
+        self.destination.validate_topology()?;
         if self.tables.is_empty() {
             return Err(err("tables", "must list at least one source table"));
+        }
+        if self.destination.cluster.is_none() || self.destination.distributed == Some(false) {
+            if let Some(i) = self.tables.iter().position(|t| t.sharding_key.is_some()) {
+                return Err(err(
+                    format!("tables[{i}].sharding_key"),
+                    "applies to a Distributed table only: set destination.cluster (and leave destination.distributed true)",
+                ));
+            }
         }
         let mut destinations = std::collections::HashSet::new();
         for (i, t) in self.tables.iter().enumerate() {
@@ -721,6 +869,64 @@ mod tests {
             let e = PipeSpec::from_json(&text).unwrap_err();
             assert_eq!(e.field, field, "{to}: {e}");
         }
+    }
+
+    #[test]
+    fn cluster_settings_are_read_kept_and_checked() {
+        let with = |dest: &str, table: &str| {
+            EXAMPLE
+                .replace(r#""database": "shop""#, &format!(r#""database": "shop"{dest}"#))
+                .replace(r#"{"source": "shop.orders"}"#, &format!(r#"{{"source": "shop.orders"{table}}}"#))
+        };
+        let ok = with(
+            r#", "cluster": "c1", "replicated": true, "insert_quorum": 2, "ddl_timeout_s": 60, "shard_table_suffix": "_local""#,
+            r#", "sharding_key": "cityHash64(id)""#,
+        );
+        let spec = PipeSpec::from_json(&ok).unwrap();
+        assert_eq!(spec.destination.cluster.as_deref(), Some("c1"));
+        assert!(spec.destination.replicated && spec.destination.distributed.is_none() && !spec.destination.insert_into_shards);
+        assert_eq!((spec.destination.insert_quorum, spec.destination.ddl_timeout_s), (Some(2), 60));
+        assert_eq!(spec.tables[0].options().sharding_key.as_deref(), Some("cityHash64(id)"));
+        let again: PipeSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(again, spec);
+        // Defaults: no cluster, nothing serialized for the new fields.
+        let plain = PipeSpec::from_json(EXAMPLE).unwrap();
+        assert_eq!(plain.destination, DestinationSpec { user: "default".into(), ..DestinationSpec::new("http://127.0.0.1:8123", "shop") });
+        let text = serde_json::to_string(&plain.destination).unwrap();
+        assert!(!text.contains("cluster") && !text.contains("shard"), "{text}");
+
+        let cases = [
+            (r#", "replicated": true"#, "", "destination.replicated", "set destination.cluster"),
+            (r#", "distributed": true"#, "", "destination.distributed", "set destination.cluster"),
+            (r#", "insert_into_shards": true"#, "", "destination.insert_into_shards", "set destination.cluster"),
+            (r#", "shard_table_suffix": "_l""#, "", "destination.shard_table_suffix", "set destination.cluster"),
+            (r#", "cluster": "c1", "insert_quorum": 2"#, "", "destination.insert_quorum", "replicated"),
+            (
+                r#", "cluster": "c1", "insert_into_shards": true, "distributed": false"#,
+                "",
+                "destination.insert_into_shards",
+                "distributed: false",
+            ),
+            (r#", "cluster": "c`1""#, "", "destination.cluster", "backticks"),
+            (r#", "cluster": " ""#, "", "destination.cluster", "non-empty"),
+            (r#", "cluster": "c1", "shard_table_suffix": "_resync""#, "", "destination.shard_table_suffix", "_resync"),
+            (r#", "cluster": "c1", "ddl_timeout_s": 0"#, "", "destination.ddl_timeout_s", "between"),
+            (r#", "ca_cert": "x""#, "", "destination.ca_cert", "PEM"),
+            ("", r#", "sharding_key": "id""#, "tables[0].sharding_key", "set destination.cluster"),
+            (r#", "cluster": "c1", "distributed": false"#, r#", "sharding_key": "id""#, "tables[0].sharding_key", "Distributed"),
+            (r#", "cluster": "c1""#, r#", "sharding_key": " ""#, "tables[0].sharding_key", "non-empty"),
+            (r#", "cluster": "c1""#, r#", "sharding_key": "id", "engine": "null""#, "tables[0].sharding_key", "Null"),
+        ];
+        for (dest, table, field, says) in cases {
+            let e = PipeSpec::from_json(&with(dest, table)).unwrap_err();
+            assert_eq!(e.field, field, "{dest} {table}: {e}");
+            assert!(e.to_string().contains(says), "{dest} {table}: {e}");
+        }
+        let pem = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----";
+        let e = PipeSpec::from_json(&with(&format!(r#", "ca_cert": "{pem}""#), "")).unwrap_err();
+        assert!(e.field == "destination.ca_cert" && e.to_string().contains("https"), "{e}");
+        let https = with(&format!(r#", "ca_cert": "{pem}""#), "").replace("http://127.0.0.1:8123", "https://127.0.0.1:8443");
+        assert!(PipeSpec::from_json(&https).is_ok());
     }
 
     #[test]

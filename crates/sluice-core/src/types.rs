@@ -250,6 +250,9 @@ pub struct TableOptions {
     /// The key the user declared for a table without one (see `TableSpec::key_columns`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_columns: Option<Vec<String>>,
+    /// The sharding key of the table's `Distributed` table (see `TableSpec::sharding_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding_key: Option<String>,
 }
 
 impl TableOptions {

@@ -122,15 +122,11 @@ impl Destination for ClickHouseSink {
     }
 
     async fn alter(&self, table: &str, old: &TableMapping, new: &TableMapping, ops: &[AlterOp]) -> Result<(), SinkError> {
-        for sql in crate::alter::alter_statements(&self.qualified(table), old, new, ops) {
-            tracing::info!("{sql}");
-            self.execute(&sql).await?;
-        }
-        Ok(())
+        ClickHouseSink::alter(self, table, old, new, ops).await
     }
 
     async fn truncate(&self, table: &str) -> Result<(), SinkError> {
-        self.execute(&format!("TRUNCATE TABLE IF EXISTS {}", self.qualified(table))).await
+        ClickHouseSink::truncate(self, table).await
     }
 
     async fn discard_copy(&self, mapping: &TableMapping, table: &str, version: i64) -> Result<(), SinkError> {

@@ -12,6 +12,9 @@
 //! | [`SinkError::Http`] 408, 429 or 5xx, or an answer whose status cannot be read | transient |
 //! | [`SinkError::Http`] 401 / 403 (credentials or grants, at a proxy) and other 4xx (404: not ClickHouse's HTTP interface) | fatal |
 //! | [`SinkError::Encode`] (a value the destination column cannot hold) | table |
+//! | [`SinkError::Cluster`] (an `ON CLUSTER` statement some hosts did not finish) | transient |
+//! | [`SinkError::Topology`] (a table's sharding key does not fit) | table |
+//! | [`SinkError::Config`] (an unknown `destination.cluster`, an unreadable CA) | fatal |
 //! | [`SinkError::Client`] (a request the client library refused to build) | fatal |
 //!
 //! An HTTP error without a ClickHouse `Code:` does not come from ClickHouse
@@ -50,6 +53,19 @@ pub enum SinkError {
     Client(String),
     #[error("cannot encode a row for {table}.{column}: {source}")]
     Encode { table: String, column: String, source: EncodeError },
+    /// An `ON CLUSTER` statement that not every host of the cluster finished
+    /// (a host reported an error, or `distributed_ddl_task_timeout` passed
+    /// with hosts still working): the statement is idempotent and retried.
+    #[error("ON CLUSTER statement not finished on every host ({operation}): {detail}")]
+    Cluster { operation: String, detail: String },
+    /// A table the destination's topology cannot hold as configured (a
+    /// sharding key that is missing or not a function of the key columns).
+    #[error("table {table}: {message}")]
+    Topology { table: String, message: String },
+    /// The destination's configuration does not match the server (a
+    /// `destination.cluster` the server does not know, a CA that cannot be read).
+    #[error("destination configuration: {0}")]
+    Config(String),
 }
 
 /// ClickHouse error codes worth retrying unchanged: the network, timeouts, a
@@ -162,7 +178,9 @@ impl SinkError {
     /// How far the error reaches (see the module's table).
     pub fn severity(&self) -> Severity {
         match self {
-            SinkError::Timeout { .. } | SinkError::Transport(_) => Severity::Transient,
+            SinkError::Timeout { .. } | SinkError::Transport(_) | SinkError::Cluster { .. } => Severity::Transient,
+            SinkError::Topology { .. } => Severity::Table,
+            SinkError::Config(_) => Severity::Fatal,
             SinkError::Server { code, .. } if TRANSIENT_CODES.contains(code) => Severity::Transient,
             SinkError::Server { code, .. } if TABLE_CODES.contains(code) => Severity::Table,
             SinkError::Server { .. } | SinkError::Client(_) => Severity::Fatal,
@@ -182,7 +200,7 @@ impl SinkError {
     /// carries it; for a server error the caller knows which table it wrote).
     pub fn table(&self) -> Option<&str> {
         match self {
-            SinkError::Encode { table, .. } => Some(table),
+            SinkError::Encode { table, .. } | SinkError::Topology { table, .. } => Some(table),
             _ => None,
         }
     }

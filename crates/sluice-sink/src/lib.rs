@@ -14,18 +14,25 @@
 //! its acknowledgement), so that a hung server becomes a transient
 //! [`SinkError::Timeout`] instead of a silent stall. Errors say how far they
 //! reach ([`SinkError::severity`], see [`error`]).
+//!
+//! Every statement comes from [`topology::Topology`], detected once per sink
+//! (one server, a cluster with `ON CLUSTER` DDL and `Distributed` tables, or
+//! ClickHouse Cloud): see [`topology`].
 
 pub mod alter;
 pub mod destination;
 pub mod error;
 pub mod rowbinary;
+pub mod topology;
 pub mod transport;
 
 use sluice_core::spec::DestinationSpec;
-use sluice_core::types::{TableEngine, TableMapping, IS_DELETED, SYNCED_AT, VERSION};
+use sluice_core::types::{TableEngine, TableMapping};
 use sluice_core::{ChangeOp, RowChange};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use topology::{Cluster, Kind, Topology};
 
 pub use destination::Destination;
 pub use error::SinkError;
@@ -39,10 +46,15 @@ pub fn quote(name: &str) -> String {
 /// A connection (pool) to one ClickHouse database.
 #[derive(Clone)]
 pub struct ClickHouseSink {
-    client: clickhouse::Client,
+    /// The client, or why none could be built (an unreadable `destination.ca_cert`).
+    client: Result<clickhouse::Client, String>,
     database: String,
     /// `destination.request_timeout_ms`: the longest wait for one step of a request.
     timeout: Duration,
+    /// The destination's settings, for the topology's detection.
+    spec: Arc<DestinationSpec>,
+    /// The topology, detected on first use and kept for the sink's life (its clones share it).
+    topology: Arc<tokio::sync::OnceCell<Topology>>,
 }
 
 /// Bytes handed to the client per `send` call while streaming an insert.
@@ -52,12 +64,64 @@ impl ClickHouseSink {
     /// A sink for `dest`; connects lazily (nothing is sent before the first request).
     pub fn new(dest: &DestinationSpec) -> Self {
         let timeout = Duration::from_millis(dest.request_timeout_ms.max(1));
-        let client = transport::client(timeout.min(transport::MAX_CONNECT_TIMEOUT))
-            .with_url(dest.url.trim_end_matches('/'))
-            .with_user(&dest.user)
-            .with_password(&dest.password.0)
-            .with_compression(clickhouse::Compression::Lz4);
-        Self { client, database: dest.database.clone(), timeout }
+        let client = transport::client(timeout.min(transport::MAX_CONNECT_TIMEOUT), dest.ca_cert.as_deref()).map(|c| {
+            c.with_url(dest.url.trim_end_matches('/'))
+                .with_user(&dest.user)
+                .with_password(&dest.password.0)
+                .with_compression(clickhouse::Compression::Lz4)
+        });
+        let spec = Arc::new(dest.clone());
+        Self { client, database: dest.database.clone(), timeout, spec, topology: Arc::new(tokio::sync::OnceCell::new()) }
+    }
+
+    fn client(&self) -> Result<&clickhouse::Client, SinkError> {
+        self.client.as_ref().map_err(|e| SinkError::Config(e.clone()))
+    }
+
+    /// The destination's topology: detected on the first call (one or two
+    /// queries when `destination.cluster` is set, none otherwise), then kept.
+    pub async fn topology(&self) -> Result<&Topology, SinkError> {
+        self.topology.get_or_try_init(|| self.detect()).await
+    }
+
+    async fn detect(&self) -> Result<Topology, SinkError> {
+        let Some(name) = self.spec.cluster.clone() else {
+            return Ok(Topology::single(&self.database));
+        };
+        if self.is_cloud().await? {
+            tracing::warn!("destination.cluster {name:?} is ignored: the destination is ClickHouse Cloud (plain tables, no ON CLUSTER)");
+            return Ok(Topology { database: self.database.clone(), kind: Kind::Cloud });
+        }
+        let (shards, hosts) = self.cluster_size(&name).await?;
+        if hosts == 0 {
+            return Err(SinkError::Config(format!(
+                "the server does not know cluster {name:?} (destination.cluster): it is not in system.clusters"
+            )));
+        }
+        Ok(Topology { database: self.database.clone(), kind: Kind::Cluster(Cluster::from_spec(&self.spec, shards, hosts)) })
+    }
+
+    /// Whether the server is ClickHouse Cloud: its `cloud_mode` setting is on,
+    /// or it has the `SharedMergeTree` engine (Cloud's only).
+    pub async fn is_cloud(&self) -> Result<bool, SinkError> {
+        let n = self
+            .query_tsv(
+                "SELECT (SELECT count() FROM system.settings WHERE name = 'cloud_mode' AND value IN ('1', 'true')) \
+                 + (SELECT count() FROM system.table_engines WHERE name = 'SharedMergeTree')",
+            )
+            .await?;
+        Ok(n.trim() != "0")
+    }
+
+    /// Shards and hosts of cluster `name` in `system.clusters` (0, 0 when unknown).
+    pub async fn cluster_size(&self, name: &str) -> Result<(u32, u32), SinkError> {
+        let sql = format!("SELECT uniqExact(shard_num), count() FROM system.clusters WHERE cluster = '{}'", escape_literal(name));
+        let out = self.query_tsv(&sql).await?;
+        let f: Vec<u32> = out.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        match f[..] {
+            [shards, hosts] => Ok((shards, hosts)),
+            _ => Err(SinkError::Config(format!("unexpected answer from system.clusters: {out:?}"))),
+        }
     }
 
     pub fn database(&self) -> &str {
@@ -84,7 +148,39 @@ impl ClickHouseSink {
 
     /// Runs a statement that returns nothing (DDL), bounded by the request timeout.
     pub async fn execute(&self, sql: &str) -> Result<(), SinkError> {
-        self.bounded(&operation(sql), self.client.query(sql).execute()).await
+        self.bounded(&operation(sql), self.client()?.query(sql).execute()).await
+    }
+
+    /// Runs a statement of the topology's: as `execute` without a cluster; on
+    /// a cluster (`ON CLUSTER`) with `distributed_ddl_task_timeout`, and reads
+    /// the per-host answer: a host that failed or did not finish is an error
+    /// ([`SinkError::Cluster`], transient: every statement is idempotent and
+    /// is retried; a host's own error keeps its code's severity).
+    pub async fn run_ddl(&self, sql: &str) -> Result<(), SinkError> {
+        let topo = self.topology().await?;
+        if topo.cluster().is_none() {
+            return self.execute(sql).await;
+        }
+        tracing::info!("{sql}");
+        let op = operation(sql);
+        let mut query = self.client()?.query(sql);
+        for (name, value) in topo.ddl_settings() {
+            query = query.with_setting(name, value);
+        }
+        let mut cursor = query.fetch_bytes("TabSeparatedWithNames").map_err(|e| SinkError::from_ch(e, self.timeout_ms(), &op))?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = self.bounded(&op, cursor.next()).await? {
+            bytes.extend_from_slice(&chunk);
+        }
+        check_ddl_answer(&op, &String::from_utf8_lossy(&bytes))
+    }
+
+    /// Runs `statements` in order with `run_ddl`.
+    async fn run_all(&self, statements: &[String]) -> Result<(), SinkError> {
+        for sql in statements {
+            self.run_ddl(sql).await?;
+        }
+        Ok(())
     }
 
     /// Runs a query and returns its result as TabSeparated text (for checks and
@@ -92,7 +188,8 @@ impl ClickHouseSink {
     /// is bounded by the request timeout.
     pub async fn query_tsv(&self, sql: &str) -> Result<String, SinkError> {
         let op = operation(sql);
-        let mut cursor = self.client.query(sql).fetch_bytes("TabSeparated").map_err(|e| SinkError::from_ch(e, self.timeout_ms(), &op))?;
+        let mut cursor =
+            self.client()?.query(sql).fetch_bytes("TabSeparated").map_err(|e| SinkError::from_ch(e, self.timeout_ms(), &op))?;
         let mut bytes = Vec::new();
         while let Some(chunk) = self.bounded(&op, cursor.next()).await? {
             bytes.extend_from_slice(&chunk);
@@ -106,7 +203,8 @@ impl ClickHouseSink {
     }
 
     pub async fn ensure_database(&self) -> Result<(), SinkError> {
-        self.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", quote(&self.database))).await
+        let sql = self.topology().await?.create_database();
+        self.run_ddl(&sql).await
     }
 
     pub fn qualified(&self, table: &str) -> String {
@@ -122,22 +220,49 @@ impl ClickHouseSink {
         Ok(self.query_tsv(&sql).await?.trim() != "0")
     }
 
-    /// The `CREATE TABLE` statement for a mapping, into table `name`.
-    pub fn create_table_sql(&self, mapping: &TableMapping, name: &str) -> String {
-        let mut cols: Vec<String> = mapping.columns.iter().map(|c| format!("{} {}", quote(&c.name), c.ch_type.sql())).collect();
-        cols.push(format!("{} DateTime64(9) DEFAULT now64(9)", quote(SYNCED_AT)));
-        cols.push(format!("{} UInt8 DEFAULT 0", quote(IS_DELETED)));
-        cols.push(format!("{} Int64 DEFAULT 0", quote(VERSION)));
-        format!("CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = {}", self.qualified(name), cols.join(", "), engine_sql(mapping))
+    /// The statements creating table `name` for a mapping (see `Topology::create_table`).
+    async fn create_statements(&self, mapping: &TableMapping, name: &str, comment: Option<&str>) -> Result<Vec<String>, SinkError> {
+        self.topology()
+            .await?
+            .create_table(mapping, name, comment)
+            .map_err(|message| SinkError::Topology { table: mapping.destination.clone(), message })
     }
 
     /// Creates the destination table if it does not exist yet.
     pub async fn create_table(&self, mapping: &TableMapping) -> Result<(), SinkError> {
-        self.execute(&self.create_table_sql(mapping, &mapping.destination)).await
+        let statements = self.create_statements(mapping, &mapping.destination, None).await?;
+        self.run_all(&statements).await
     }
 
     pub async fn drop_table(&self, table: &str) -> Result<(), SinkError> {
-        self.execute(&format!("DROP TABLE IF EXISTS {}", self.qualified(table))).await
+        let statements = self.topology().await?.drop_table(table);
+        self.run_all(&statements).await
+    }
+
+    /// Removes every row of `table`; nothing if it is missing.
+    pub async fn truncate(&self, table: &str) -> Result<(), SinkError> {
+        let sql = self.topology().await?.truncate(table);
+        self.run_ddl(&sql).await
+    }
+
+    /// Follows a source schema change on `table` (see `Topology::alter`).
+    pub async fn alter(
+        &self,
+        table: &str,
+        old: &TableMapping,
+        new: &TableMapping,
+        ops: &[sluice_core::schema::AlterOp],
+    ) -> Result<(), SinkError> {
+        let statements = self
+            .topology()
+            .await?
+            .alter(table, old, new, ops)
+            .map_err(|message| SinkError::Topology { table: table.to_string(), message })?;
+        for sql in statements {
+            tracing::info!("{sql}");
+            self.run_ddl(&sql).await?;
+        }
+        Ok(())
     }
 
     /// Deletes the rows of `table` written with `version` (see
@@ -147,13 +272,13 @@ impl ClickHouseSink {
         if mapping.options.engine == TableEngine::Null || !self.table_exists(table).await? {
             return Ok(());
         }
-        let q = self.qualified(table);
-        let n = self.query_tsv(&format!("SELECT count() FROM {q} WHERE {} = {version}", quote(VERSION))).await?;
+        let topo = self.topology().await?;
+        let n = self.query_tsv(&topo.count_version(table, version)).await?;
         if n.trim() == "0" {
             return Ok(());
         }
-        tracing::info!("discarding the {} row(s) an interrupted copy wrote into {q} (version {version})", n.trim());
-        self.execute(&format!("ALTER TABLE {q} DELETE WHERE {} = {version} SETTINGS mutations_sync = 2", quote(VERSION))).await
+        tracing::info!("discarding the {} row(s) an interrupted copy wrote into {} (version {version})", n.trim(), self.qualified(table));
+        self.run_ddl(&topo.delete_version(table, version)).await
     }
 
     /// The comment of a table (empty when it has none or does not exist).
@@ -170,23 +295,54 @@ impl ClickHouseSink {
     /// `marker` (a table comment) so that `swap_in` can tell, after a crash,
     /// whether the swap already happened.
     pub async fn create_resync_table(&self, mapping: &TableMapping, resync: &str, marker: &str) -> Result<(), SinkError> {
+        let statements = self.create_statements(mapping, resync, Some(marker)).await?;
         self.drop_table(resync).await?;
-        let sql = format!("{} COMMENT '{}'", self.create_table_sql(mapping, resync), escape_literal(marker));
-        self.execute(&sql).await
+        self.run_all(&statements).await
     }
 
     /// Puts the finished copy `resync` in place of `table` atomically
     /// (`EXCHANGE TABLES`: readers see the old table or the new one, never
-    /// neither) and drops the old data. Idempotent: when `table` already carries
-    /// `marker`, the exchange happened before and only the drop is left.
+    /// neither; needs the Atomic database engine, ClickHouse's default) and
+    /// drops the old data. Idempotent: when `table` already carries `marker`,
+    /// the exchange happened before and only the drop is left.
+    ///
+    /// On a cluster the local tables are exchanged `ON CLUSTER` and the
+    /// `Distributed` table re-created over them (see `Topology::swap`, which
+    /// also says what readers may see meanwhile). The marker is counted on
+    /// every host: all marked → done; none → exchange; some → the exchange is
+    /// still queued on the others (an `ON CLUSTER` task outlives its timeout),
+    /// so it is not sent again (that would swap back the hosts that did it):
+    /// a transient error, retried until every host has it.
     pub async fn swap_in(&self, table: &str, resync: &str, marker: &str) -> Result<(), SinkError> {
-        if self.table_comment(table).await? != marker {
-            if self.table_exists(table).await? {
-                self.execute(&format!("EXCHANGE TABLES {} AND {}", self.qualified(table), self.qualified(resync))).await?;
-            } else {
-                self.execute(&format!("RENAME TABLE {} TO {}", self.qualified(resync), self.qualified(table))).await?;
+        let topo = self.topology().await?;
+        let key = if topo.distributed() && self.table_exists(resync).await? { Some(self.table_comment(resync).await?) } else { None };
+        let swap = topo.swap(table, resync, key.as_deref());
+        let (marked, present, hosts) = match topo.cluster() {
+            None => {
+                let marked = self.table_comment(&swap.marked).await? == marker;
+                (u32::from(marked), u32::from(self.table_exists(&swap.marked).await?), 1)
             }
+            Some(c) => {
+                let out = self.query_tsv(&topo.marker_census(&swap.marked, marker)).await?;
+                let f: Vec<u32> = out.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+                let [marked, present] = f[..] else {
+                    return Err(SinkError::Config(format!("unexpected answer counting the resync marker: {out:?}")));
+                };
+                (marked, present, c.hosts)
+            }
+        };
+        if marked == 0 {
+            self.run_ddl(if present > 0 { &swap.exchange } else { &swap.rename }).await?;
+        } else if marked < hosts {
+            return Err(SinkError::Cluster {
+                operation: operation(&swap.exchange),
+                detail: format!(
+                    "{marked} of {hosts} hosts have swapped in the copy; the others have not yet (their ON CLUSTER task is queued): \
+                     waiting for them, not sending it again"
+                ),
+            });
         }
+        self.run_all(&swap.after).await?;
         self.drop_table(resync).await
     }
 
@@ -214,13 +370,6 @@ impl ClickHouseSink {
         Ok(())
     }
 
-    /// The INSERT statement for a mapping's columns into table `name`.
-    pub fn insert_sql(&self, mapping: &TableMapping, name: &str) -> String {
-        let mut cols: Vec<String> = mapping.columns.iter().map(|c| quote(&c.name)).collect();
-        cols.extend([quote(SYNCED_AT), quote(IS_DELETED), quote(VERSION)]);
-        format!("INSERT INTO {} ({}) FORMAT RowBinary", self.qualified(name), cols.join(", "))
-    }
-
     /// Writes row changes into the mapping's destination table in one INSERT.
     ///
     /// Returns when ClickHouse has acknowledged the whole insert (HTTP 200), so
@@ -245,10 +394,10 @@ impl ClickHouseSink {
         let mut rows = changes.iter();
         let Some(first) = rows.next() else { return Ok(0) };
         Self::encode_row(mapping, first, synced_at, &mut block)?;
-        let op = format!("INSERT INTO {}", self.qualified(table));
+        let target = self.topology().await?.insert(mapping, table);
+        let op = format!("INSERT INTO {}", self.qualified(&target.table));
         let ch = |e| SinkError::from_ch(e, self.timeout_ms(), &op);
-        let mut insert =
-            self.client.insert_formatted_with(self.insert_sql(mapping, table)).with_timeouts(Some(self.timeout), Some(self.timeout));
+        let mut insert = self.client()?.insert_formatted_with(target.sql).with_timeouts(Some(self.timeout), Some(self.timeout));
         let mut len = 0;
         for change in rows {
             if block.len() >= SEND_CHUNK {
@@ -273,10 +422,10 @@ impl ClickHouseSink {
     /// it (an expired one aborts the request, closing its connection).
     pub async fn write_encoded(&self, mapping: &TableMapping, table: &str, data: bytes::Bytes) -> Result<usize, SinkError> {
         let len = data.len();
-        let op = format!("INSERT INTO {}", self.qualified(table));
+        let target = self.topology().await?.insert(mapping, table);
+        let op = format!("INSERT INTO {}", self.qualified(&target.table));
         let ch = |e| SinkError::from_ch(e, self.timeout_ms(), &op);
-        let mut insert =
-            self.client.insert_formatted_with(self.insert_sql(mapping, table)).with_timeouts(Some(self.timeout), Some(self.timeout));
+        let mut insert = self.client()?.insert_formatted_with(target.sql).with_timeouts(Some(self.timeout), Some(self.timeout));
         let mut offset = 0;
         while offset < len {
             let end = (offset + SEND_CHUNK).min(len);
@@ -293,36 +442,51 @@ fn now_nanos() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos() as i64
 }
 
-/// The `ENGINE = ...` clause's text (engine, PARTITION BY, ORDER BY, SETTINGS) for a mapping.
-pub fn engine_sql(mapping: &TableMapping) -> String {
-    let o = &mapping.options;
-    let mut key: Vec<String> = mapping.sorting_key().iter().map(|k| quote(k)).collect();
-    let engine = match o.engine {
-        TableEngine::Null => return "Null".into(),
-        TableEngine::Replacing => format!("ReplacingMergeTree({}, {})", quote(VERSION), quote(IS_DELETED)),
-        TableEngine::MergeTree => {
-            key.push(quote(VERSION));
-            "MergeTree".into()
-        }
+/// The answer of an `ON CLUSTER` statement (`TabSeparatedWithNames`: one row
+/// per host with `host`, `port`, `status`, `error`, `num_hosts_remaining`,
+/// `num_hosts_active`) checked: every host reported status 0 and none is left.
+/// A host's error is returned with its code (its severity is the code's);
+/// hosts still working are a [`SinkError::Cluster`].
+pub fn check_ddl_answer(operation: &str, answer: &str) -> Result<(), SinkError> {
+    let mut lines = answer.lines().filter(|l| !l.is_empty());
+    let Some(header) = lines.next() else { return Ok(()) };
+    let names: Vec<&str> = header.split('\t').collect();
+    let col = |name: &str| names.iter().position(|n| *n == name);
+    let (Some(host), Some(status), Some(error), Some(remaining)) = (col("host"), col("status"), col("error"), col("num_hosts_remaining"))
+    else {
+        return Ok(()); // Not a per-host answer (ClickHouse answered for itself alone).
     };
-    let mut s = engine;
-    if let Some(p) = &o.partition_by {
-        s.push_str(&format!(" PARTITION BY {p}"));
+    let mut left = None;
+    let mut failed = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        let get = |i: usize| f.get(i).copied().unwrap_or_default();
+        let code: u32 = get(status).parse().unwrap_or(0);
+        if code != 0 {
+            failed.push((code, format!("{}: {}", get(host), get(error).replace("\\n", " "))));
+        }
+        left = get(remaining).parse::<u64>().ok();
     }
-    s.push_str(&format!(" ORDER BY ({})", key.join(", ")));
-    let mut settings = Vec::new();
-    if o.hard_deletes && o.engine == TableEngine::Replacing {
-        settings.push("allow_experimental_replacing_merge_with_cleanup = 1");
+    if let Some((code, _)) = failed.first() {
+        let message = failed.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+        let code = *code;
+        if error::TRANSIENT_CODES.contains(&code) {
+            return Err(SinkError::Cluster { operation: operation.into(), detail: message });
+        }
+        return Err(SinkError::Server { code, message: format!("{operation} failed on host {message}") });
     }
-    if o.partition_by.is_some() {
-        // DATE/DATETIME columns are Nullable (lossy dates → NULL): let the
-        // partition expression use them (NULL rows get a partition of their own).
-        settings.push("allow_nullable_key = 1");
+    if let Some(n) = left.filter(|n| *n > 0) {
+        return Err(SinkError::Cluster {
+            operation: operation.into(),
+            detail: format!("{n} host(s) did not finish within destination.ddl_timeout_s; retried (the statement is idempotent)"),
+        });
     }
-    if !settings.is_empty() {
-        s.push_str(&format!(" SETTINGS {}", settings.join(", ")));
-    }
-    s
+    Ok(())
+}
+
+/// The `ENGINE = ...` clause's text (engine, PARTITION BY, ORDER BY, SETTINGS) of a single-node table.
+pub fn engine_sql(mapping: &TableMapping) -> String {
+    topology::engine_sql_for(mapping, None)
 }
 
 /// A statement's beginning, on one line, to name it in a timeout message.

@@ -10,7 +10,7 @@
 mod common;
 use common::*;
 use sluice_core::schema::{SourceColumn, SourceTable, TableId};
-use sluice_core::spec::{DestinationSpec, Secret};
+use sluice_core::spec::DestinationSpec;
 use sluice_core::types::{TableMapping, TableOptions};
 use sluice_core::{Cell, ChangeOp, RowChange, Severity};
 use sluice_sink::{ClickHouseSink, SinkError};
@@ -106,7 +106,7 @@ async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp:
 }
 
 fn destination(url: String, database: &str, request_timeout_ms: u64) -> DestinationSpec {
-    DestinationSpec { url, user: "default".into(), password: Secret::default(), database: database.into(), request_timeout_ms }
+    DestinationSpec { request_timeout_ms, ..DestinationSpec::new(url, database) }
 }
 
 /// A two-column table: `id bigint` (the key) and `s longtext`.

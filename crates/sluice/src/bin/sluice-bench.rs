@@ -213,13 +213,7 @@ async fn sink_only(url: &str, ch: &str, m: &TableMapping, rows: u64, parallel: u
     ClickHouseSink::encode(m, &changes, &mut buf)?;
     let bytes_per_row = buf.len() as f64 / n as f64;
     let data = bytes::Bytes::from(buf);
-    let dest = DestinationSpec {
-        url: ch.to_string(),
-        user: "default".into(),
-        password: Default::default(),
-        database: "sluice_bench_sink".into(),
-        request_timeout_ms: DestinationSpec::DEFAULT_REQUEST_TIMEOUT_MS,
-    };
+    let dest = DestinationSpec::new(ch, "sluice_bench_sink");
     let sink = ClickHouseSink::new(&dest);
     sink.execute("DROP DATABASE IF EXISTS sluice_bench_sink").await?;
     sink.ensure_database().await?;
@@ -357,13 +351,7 @@ async fn ch_value(sink: &ClickHouseSink, sql: &str) -> Result<String> {
 }
 
 fn ch_sink(ch: &str, db: &str) -> ClickHouseSink {
-    ClickHouseSink::new(&DestinationSpec {
-        url: ch.to_string(),
-        user: "default".into(),
-        password: Default::default(),
-        database: db.into(),
-        request_timeout_ms: DestinationSpec::DEFAULT_REQUEST_TIMEOUT_MS,
-    })
+    ClickHouseSink::new(&DestinationSpec::new(ch, db))
 }
 
 /// `sluice run` of a snapshot_only pipe over the whole table; then, when
