@@ -201,3 +201,49 @@ async fn mysql_partial_row_images_stop_only_their_table() {
 async fn mariadb_partial_row_images_stop_only_their_table() {
     partial_row_images_stop_only_their_table(Flavor::MariaDb).await;
 }
+
+/// `gtid_mode` lowered while a pipe follows MySQL by GTIDs (on the test bed's
+/// scratch MySQL, which nothing else uses): `sluice check` warns during the
+/// transition, and the first transaction written without a GTID stops the
+/// pipe with the fix — it is never skipped, and the checkpoint stays before it.
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_gtid_mode_lowered_while_a_pipe_runs_stops_it_clearly() {
+    let url = testbed_url("SLUICE_TEST_MYSQL_SCRATCH_URL");
+    let mut c = mysql_url(&url).await;
+    let mode: String = c.query_first("SELECT @@GLOBAL.gtid_mode").await.unwrap().unwrap();
+    assert_eq!(mode, "ON", "the scratch MySQL starts with gtid_mode ON");
+    let db = unique("gtidmode");
+    create_schema(&mut c, &db).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(83);
+    load_orders(&mut c, &db, &mut rng, 1, 300).await;
+    let ch_db = format!("{db}_ch");
+    let spec = spec_for_url(&db, &url, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc");
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = SluiceRun::start(dir.path(), &spec);
+    let mut next_id = 100_000;
+    for _ in 0..50 {
+        random_write(&mut c, &db, &mut rng, &mut next_id, 300).await;
+    }
+    eventually(Duration::from_secs(180), || compare_url(&url, &db, &ch_db)).await;
+
+    // Lowered step by step, as MySQL allows; new transactions are anonymous at OFF_PERMISSIVE.
+    c.query_drop("SET GLOBAL gtid_mode = ON_PERMISSIVE").await.unwrap();
+    let (ok, v) = check_json(&spec, dir.path());
+    let warned = v["checks"].as_array().unwrap().iter().any(|c| c["name"] == "replication_mechanism" && c["warning"] == true);
+    c.query_drop("SET GLOBAL gtid_mode = OFF_PERMISSIVE").await.unwrap();
+    for _ in 0..5 {
+        random_write(&mut c, &db, &mut rng, &mut next_id, 300).await;
+    }
+    let stopped = run.wait_exit(Duration::from_secs(180));
+    // Back to ON for the next run of the suite, before asserting anything.
+    c.query_drop("SET GLOBAL gtid_mode = ON_PERMISSIVE").await.unwrap();
+    c.query_drop("SET GLOBAL gtid_mode = ON").await.unwrap();
+
+    assert!(ok && warned, "sluice check during ON_PERMISSIVE: {v}");
+    let log = run.log();
+    assert!(!stopped, "sluice run should fail, not finish:\n{log}");
+    assert!(
+        log.contains("the source wrote a transaction without a GTID at") && log.contains("SET PERSIST gtid_mode = ON"),
+        "no clear error:\n{log}"
+    );
+}
