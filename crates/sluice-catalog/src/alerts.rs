@@ -79,7 +79,7 @@ impl Catalog {
                 Ok(match pipe {
                     None => sqlx::query_scalar("SELECT config_json FROM alert_config WHERE id = 1").fetch_optional(&c.reads).await?,
                     Some(p) => {
-                        sqlx::query_scalar("SELECT config_json FROM pipe_alerts WHERE pipe = ?").bind(p).fetch_optional(&c.reads).await?
+                        sqlx::query_scalar("SELECT config_json FROM pipe_alerts WHERE pipe = $1").bind(p).fetch_optional(&c.reads).await?
                     }
                 })
             })
@@ -96,7 +96,7 @@ impl Catalog {
             match &pipe {
                 None => {
                     sqlx::query(
-                        "INSERT INTO alert_config (id, config_json, updated_at) VALUES (1, ?, ?) \
+                        "INSERT INTO alert_config (id, config_json, updated_at) VALUES (1, $1, $2) \
                          ON CONFLICT (id) DO UPDATE SET config_json = excluded.config_json, updated_at = excluded.updated_at",
                     )
                     .bind(&sealed)
@@ -106,12 +106,12 @@ impl Catalog {
                 }
                 Some(p) => {
                     let exists: Option<String> =
-                        sqlx::query_scalar("SELECT name FROM pipes WHERE name = ?").bind(p).fetch_optional(&mut *tx).await?;
+                        sqlx::query_scalar("SELECT name FROM pipes WHERE name = $1").bind(p).fetch_optional(&mut *tx).await?;
                     if exists.is_none() {
                         return Err(CatalogError::NoSuchPipe(p.clone()));
                     }
                     sqlx::query(
-                        "INSERT INTO pipe_alerts (pipe, config_json, updated_at) VALUES (?, ?, ?) \
+                        "INSERT INTO pipe_alerts (pipe, config_json, updated_at) VALUES ($1, $2, $3) \
                          ON CONFLICT (pipe) DO UPDATE SET config_json = excluded.config_json, updated_at = excluded.updated_at",
                     )
                     .bind(p)
@@ -154,14 +154,16 @@ impl Catalog {
     pub async fn alert_pending(&self, pipe: &str, rule: &str, subject: &str, summary: &str) -> Result<()> {
         let (pipe, rule, subject, summary) = (pipe.to_owned(), rule.to_owned(), subject.to_owned(), summary.to_owned());
         self.detached(move |c| async move {
-            sqlx::query("INSERT OR IGNORE INTO alert_states (pipe, rule, subject, since, summary) VALUES (?, ?, ?, ?, ?)")
-                .bind(&pipe)
-                .bind(&rule)
-                .bind(&subject)
-                .bind(now())
-                .bind(&summary)
-                .execute(&c.writes)
-                .await?;
+            sqlx::query(
+                "INSERT INTO alert_states (pipe, rule, subject, since, summary) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(&pipe)
+            .bind(&rule)
+            .bind(&subject)
+            .bind(now())
+            .bind(&summary)
+            .execute(&c.writes)
+            .await?;
             Ok(())
         })
         .await
@@ -171,7 +173,7 @@ impl Catalog {
     pub async fn alert_forget(&self, pipe: &str, rule: &str, subject: &str) -> Result<()> {
         let (pipe, rule, subject) = (pipe.to_owned(), rule.to_owned(), subject.to_owned());
         self.detached(move |c| async move {
-            sqlx::query("DELETE FROM alert_states WHERE pipe = ? AND rule = ? AND subject = ?")
+            sqlx::query("DELETE FROM alert_states WHERE pipe = $1 AND rule = $2 AND subject = $3")
                 .bind(&pipe)
                 .bind(&rule)
                 .bind(&subject)
@@ -189,7 +191,7 @@ impl Catalog {
     pub async fn alert_change(&self, notice: AlertNotice, fire: bool) -> Result<bool> {
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            let firing: Option<i64> = sqlx::query_scalar("SELECT firing FROM alert_states WHERE pipe = ? AND rule = ? AND subject = ?")
+            let firing: Option<i64> = sqlx::query_scalar("SELECT firing FROM alert_states WHERE pipe = $1 AND rule = $2 AND subject = $3")
                 .bind(&notice.pipe)
                 .bind(&notice.rule)
                 .bind(&notice.subject)
@@ -201,7 +203,7 @@ impl Catalog {
                     return Ok(false);
                 }
                 sqlx::query(
-                    "INSERT INTO alert_states (pipe, rule, subject, since, firing, fired_at, summary) VALUES (?, ?, ?, ?, 1, ?, ?) \
+                    "INSERT INTO alert_states (pipe, rule, subject, since, firing, fired_at, summary) VALUES ($1, $2, $3, $4, 1, $5, $6) \
                      ON CONFLICT (pipe, rule, subject) DO UPDATE SET firing = 1, fired_at = excluded.fired_at, summary = excluded.summary",
                 )
                 .bind(&notice.pipe)
@@ -216,7 +218,7 @@ impl Catalog {
                 if firing.unwrap_or(0) == 0 {
                     return Ok(false);
                 }
-                sqlx::query("DELETE FROM alert_states WHERE pipe = ? AND rule = ? AND subject = ?")
+                sqlx::query("DELETE FROM alert_states WHERE pipe = $1 AND rule = $2 AND subject = $3")
                     .bind(&notice.pipe)
                     .bind(&notice.rule)
                     .bind(&notice.subject)
@@ -225,7 +227,7 @@ impl Catalog {
             }
             Self::note_in(&mut tx, &notice.pipe, &notice.history).await?;
             for (channel, payload) in &notice.messages {
-                sqlx::query("INSERT INTO alert_outbox (channel, payload_json, created_at, next_at) VALUES (?, ?, ?, ?)")
+                sqlx::query("INSERT INTO alert_outbox (channel, payload_json, created_at, next_at) VALUES ($1, $2, $3, $4)")
                     .bind(channel)
                     .bind(payload)
                     .bind(&t)
@@ -244,7 +246,7 @@ impl Catalog {
         self.detached(move |c| async move {
             let at = now();
             let rows = sqlx::query(
-                "SELECT id, channel, payload_json, created_at, attempts FROM alert_outbox WHERE next_at <= ? ORDER BY id LIMIT ?",
+                "SELECT id, channel, payload_json, created_at, attempts FROM alert_outbox WHERE next_at <= $1 ORDER BY id LIMIT $2",
             )
             .bind(&at)
             .bind(limit as i64)
@@ -267,7 +269,7 @@ impl Catalog {
     /// A message was delivered (or given up): removes it from the outbox.
     pub async fn alert_delivered(&self, id: i64) -> Result<()> {
         self.detached(move |c| async move {
-            sqlx::query("DELETE FROM alert_outbox WHERE id = ?").bind(id).execute(&c.writes).await?;
+            sqlx::query("DELETE FROM alert_outbox WHERE id = $1").bind(id).execute(&c.writes).await?;
             Ok(())
         })
         .await
@@ -279,7 +281,7 @@ impl Catalog {
         self.detached(move |c| async move {
             let next_at = (chrono::Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or(chrono::Duration::hours(1)))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            sqlx::query("UPDATE alert_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?")
+            sqlx::query("UPDATE alert_outbox SET attempts = attempts + 1, next_at = $1, last_error = $2 WHERE id = $3")
                 .bind(&next_at)
                 .bind(&error)
                 .bind(id)
@@ -294,6 +296,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::{on_both, TestCatalog};
 
     #[derive(Clone, serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     struct Conf {
@@ -318,10 +321,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn alert_secrets_are_sealed_and_states_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = Catalog::open(dir.path()).await.unwrap();
+    async fn alert_secrets_are_sealed_and_states_survive_a_reopen(t: TestCatalog) {
+        let cat = t.open().await;
         let spec = sluice_core::PipeSpec::from_json(
             r#"{"name":"p","source":{"host":"h","user":"u","password":"x"},
                 "destination":{"url":"http://127.0.0.1:1","database":"d"},"tables":[{"source":"s.t"}]}"#,
@@ -341,7 +342,7 @@ mod tests {
         assert!(!cat.alert_change(notice("fired again"), true).await.unwrap());
         assert_eq!(cat.due_alert_deliveries(10).await.unwrap().len(), 1);
         drop(cat);
-        let cat = Catalog::open(dir.path()).await.unwrap();
+        let cat = t.open().await;
         let states = cat.alert_states().await.unwrap();
         assert_eq!(states.len(), 1);
         assert!(states[0].firing && states[0].summary == "fired");
@@ -357,4 +358,5 @@ mod tests {
         let events: Vec<String> = cat.events("p").await.unwrap().into_iter().map(|e| e.reason).collect();
         assert!(events.contains(&"alert: fired".to_string()) && events.contains(&"alert: resolved".to_string()), "{events:?}");
     }
+    on_both!(alert_secrets_are_sealed_and_states_survive_a_reopen);
 }

@@ -48,12 +48,47 @@ pub enum CatalogError {
     /// The task running a catalog operation panicked or was cancelled (runtime shutdown).
     #[error("catalog operation ended abnormally: {0}")]
     Task(String),
+    #[error("{0}")]
+    Url(String),
+    #[error(
+        "pipe {pipe:?}: this worker's lease (fencing token {token}) is no longer the pipe's ({current}): \
+         another worker owns the pipe now; nothing was written"
+    )]
+    Fenced { pipe: String, token: i64, current: String },
+    #[error("the catalog {0} is in use by another sluice server (one server per catalog until pipes are owned through leases)")]
+    InUse(String),
 }
 
 /// The SQLite primary result code of a database error (`None`: not one).
+/// SQLite's primary result code of a SQLite error (`None` for any other error).
 fn primary_code(e: &sqlx::Error) -> Option<i32> {
-    let code = e.as_database_error()?.code()?;
-    code.parse::<i32>().ok().map(|c| c & 0xff)
+    let db = e.as_database_error()?;
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+    db.code()?.parse::<i32>().ok().map(|c| c & 0xff)
+}
+
+/// What a Postgres error's SQLSTATE says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PgKind {
+    /// Disk full (53100).
+    DiskFull,
+    /// A lock or serialization conflict (40001, 40P01, 55P03): retrying helps.
+    Busy,
+    /// The connection or the server went away (class 08, 57P0x), or the server ran out of
+    /// resources (class 53): transient.
+    Unavailable,
+    Other,
+}
+
+fn pg_kind(e: &sqlx::Error) -> Option<PgKind> {
+    let db = e.as_database_error()?;
+    let code = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?.code();
+    Some(match code {
+        "53100" => PgKind::DiskFull,
+        "40001" | "40P01" | "55P03" => PgKind::Busy,
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P0") => PgKind::Unavailable,
+        _ => PgKind::Other,
+    })
 }
 
 /// The text of a database error, naming the conditions a user can act on.
@@ -65,6 +100,8 @@ fn describe_db(e: &sqlx::Error) -> String {
         (Some(SQLITE_BUSY | SQLITE_LOCKED), _) => {
             format!("the catalog file stayed locked by another writer past the busy timeout ({e}); is another Sluice process using the same data directory?")
         }
+        _ if pg_kind(e) == Some(PgKind::DiskFull) => format!("the disk holding the Postgres catalog is full ({e}); free space on it"),
+        _ if pg_kind(e) == Some(PgKind::Unavailable) => format!("the Postgres catalog is unavailable ({e})"),
         (_, sqlx::Error::PoolTimedOut) => "no catalog connection became free in time (catalog writes are queued behind a slow one)".into(),
         _ => e.to_string(),
     }
@@ -77,14 +114,14 @@ impl CatalogError {
     pub fn is_busy(&self) -> bool {
         match self {
             CatalogError::Db(sqlx::Error::PoolTimedOut) => true,
-            CatalogError::Db(e) => matches!(primary_code(e), Some(SQLITE_BUSY | SQLITE_LOCKED)),
+            CatalogError::Db(e) => matches!(primary_code(e), Some(SQLITE_BUSY | SQLITE_LOCKED)) || pg_kind(e) == Some(PgKind::Busy),
             _ => false,
         }
     }
 
     /// The disk holding the catalog is full (SQLite's `SQLITE_FULL`).
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, CatalogError::Db(e) if primary_code(e) == Some(SQLITE_FULL))
+        matches!(self, CatalogError::Db(e) if primary_code(e) == Some(SQLITE_FULL) || pg_kind(e) == Some(PgKind::DiskFull))
     }
 
     /// How far the error reaches. Busy/locked, a full disk, I/O errors and a
@@ -95,6 +132,8 @@ impl CatalogError {
     /// data, constraint violations) is `Fatal`: retrying cannot help.
     pub fn severity(&self) -> Severity {
         match self {
+            CatalogError::Db(e) if matches!(pg_kind(e), Some(PgKind::DiskFull | PgKind::Busy | PgKind::Unavailable)) => Severity::Transient,
+            CatalogError::Db(e) if pg_kind(e).is_some() => Severity::Fatal,
             CatalogError::Db(e) => match (primary_code(e), e) {
                 (Some(SQLITE_BUSY | SQLITE_LOCKED | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN), _) => Severity::Transient,
                 (Some(_), _) => Severity::Fatal,

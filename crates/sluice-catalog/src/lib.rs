@@ -1,9 +1,14 @@
-//! Sluice catalog: the durable state of every pipe, in an embedded SQLite file.
+//! Sluice catalog: the durable state of every pipe, in an embedded SQLite
+//! file (the default) or in a Postgres database that several workers share.
 //!
 //! Holds pipe specs and states, each table's recorded schema and snapshot
 //! progress, the CDC checkpoint, and the history of state transitions.
 //! Writes that must agree (a state and its history row, a table's progress)
-//! happen in one transaction. Migrations are versioned (`migrations/`).
+//! happen in one transaction. Migrations are versioned, one directory per
+//! backend with the same numbering (`migrations/` for SQLite,
+//! `migrations/postgres/` for Postgres): a new migration is a file added to
+//! both. Every query is written once, in the SQL both backends accept (`$1`
+//! placeholders, `ON CONFLICT`, `RETURNING`, explicit casts of aggregates).
 //!
 //! Guarantees the store enforces itself, whatever its callers do:
 //! - the checkpoint only moves forward in the binlog (`save_checkpoint`,
@@ -15,19 +20,30 @@
 //! - catalog operations never wait on each other for long: each runs to the
 //!   end on a task of its own (a caller that stops polling its future — one
 //!   branch of a `select!`, a future in a `FuturesUnordered` — cannot hold
-//!   SQLite's write lock while another caller waits for it), and writes go
+//!   the write lock while another caller waits for it), and writes go
 //!   through a single connection, so they queue in order in the process
-//!   instead of contending for the file lock. Every write transaction is
-//!   `BEGIN IMMEDIATE` and touches nothing but the catalog.
+//!   instead of contending for a lock. Every write transaction touches
+//!   nothing but the catalog and holds the catalog's write lock from its
+//!   first statement: on SQLite `BEGIN IMMEDIATE` (the file's write lock), on
+//!   Postgres a transaction-scoped advisory lock (`WRITE_LOCK`) taken first,
+//!   so the read-modify-write transactions (version clock reservations, the
+//!   forward-only checkpoint check, state transitions) run one at a time
+//!   across every process sharing the database, exactly as on SQLite. Reads
+//!   never wait for it (WAL readers; Postgres snapshots).
 
 mod alerts;
+mod copy;
 mod error;
+mod leases;
+pub mod pg_admin;
 pub mod secrets;
 mod store;
 mod verifications;
 
 pub use alerts::{AlertDelivery, AlertNotice, AlertState, SealedSecrets};
+pub use copy::CopyReport;
 pub use error::CatalogError;
+pub use leases::{Lease, WorkerRecord};
 pub use store::{CatalogStore, KeyRange};
 pub use verifications::{VerificationRecord, VERIFY_DONE, VERIFY_FAILED, VERIFY_RUNNING};
 
@@ -36,8 +52,9 @@ use secrets::SecretBox;
 use sluice_core::state::table_transition;
 use sluice_core::types::TableMapping;
 use sluice_core::{BinlogPosition, Checkpoint, PipeAction, PipeSpec, PipeState, TableState};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
@@ -54,6 +71,57 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections for reads (WAL readers never wait for the writer).
 const READ_CONNECTIONS: u32 = 4;
+/// The Postgres advisory lock every write transaction takes first (an
+/// arbitrary constant: "sluice" in ASCII).
+const WRITE_LOCK: i64 = 0x736c_7569_6365;
+/// The Postgres advisory lock a server holds for as long as it runs on a
+/// catalog (session-scoped, on a connection of its own).
+const SERVER_LOCK: i64 = 0x736c_7569_6366;
+
+/// Which database holds the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a catalog URL names: `sqlite://PATH` or `postgres://...`
+    /// (`postgresql://` too); anything else is refused with a clear error.
+    pub fn of_url(url: &str) -> Result<Backend> {
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+            _ => Err(CatalogError::Url(format!(
+                "{:?} is not a catalog URL: use sqlite://PATH (a file) or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+                redact_url(url)
+            ))),
+        }
+    }
+}
+
+/// The file a `sqlite://` URL names (`None` for other URLs).
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    if Backend::of_url(url).ok()? != Backend::Sqlite {
+        return None;
+    }
+    SqliteConnectOptions::from_str(url).ok().map(|o| o.get_filename().to_owned())
+}
+
+/// A URL with its password replaced by `***` (for messages and logs).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
 
 /// A pipe as stored.
 #[derive(Debug, Clone)]
@@ -124,10 +192,19 @@ pub struct StoredCheckpoint {
 #[derive(Clone)]
 pub struct Catalog {
     /// Reads only.
-    reads: SqlitePool,
+    reads: AnyPool,
     /// Every write: one connection, so writes are serialised in the process.
-    writes: SqlitePool,
+    writes: AnyPool,
+    backend: Backend,
+    /// Where the catalog is (with its password: for new connections only, never shown).
+    url: std::sync::Arc<str>,
     secrets: SecretBox,
+}
+
+/// Held by the one server process using a Postgres catalog (see
+/// `Catalog::lock_for_server`); released when dropped.
+pub struct ServerLock {
+    _conn: Option<sqlx::AnyConnection>,
 }
 
 fn now() -> String {
@@ -145,15 +222,30 @@ fn corrupt(e: impl std::fmt::Display) -> CatalogError {
 /// `BEGIN` ("attempted to call begin_with at non-zero transaction depth") and
 /// the catalog would stay unwritable after the space was freed. Such a
 /// connection is closed on release instead (a new one is opened when needed).
-fn pool_options(n: u32) -> SqlitePoolOptions {
-    SqlitePoolOptions::new().max_connections(n).acquire_timeout(ACQUIRE_TIMEOUT).after_release(|conn, _| {
+/// SQLite connections get their settings (WAL, full sync, foreign keys, the
+/// busy timeout) when opened.
+fn pool_options(backend: Backend, n: u32, busy_timeout: Duration) -> AnyPoolOptions {
+    let opts = AnyPoolOptions::new().max_connections(n).acquire_timeout(ACQUIRE_TIMEOUT).after_release(|conn, _| {
         Box::pin(async move {
             use sqlx::Connection;
             // Lets a rollback queued by a dropped transaction run first.
             conn.ping().await?;
             Ok(!conn.is_in_transaction())
         })
-    })
+    });
+    match backend {
+        Backend::Postgres => opts,
+        Backend::Sqlite => opts.after_connect(move |conn, _| {
+            Box::pin(async move {
+                let ms = busy_timeout.as_millis();
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA busy_timeout = {ms}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                )))
+                .await?;
+                Ok(())
+            })
+        }),
+    }
 }
 
 /// Checks one table's move against the transition table.
@@ -171,7 +263,7 @@ enum CheckpointMove {
     Restart,
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 impl Catalog {
     /// Opens (creating if needed) `catalog.db` in `data_dir` and applies migrations.
@@ -179,20 +271,81 @@ impl Catalog {
         Self::open_with(data_dir, BUSY_TIMEOUT).await
     }
 
+    /// The URL of the default catalog: `catalog.db` in `data_dir`.
+    pub fn default_url(data_dir: &Path) -> String {
+        SqliteConnectOptions::new().filename(data_dir.join("catalog.db")).to_url_lossy().to_string()
+    }
+
+    /// Opens the catalog `url` names (`sqlite://PATH`, created if missing, or
+    /// `postgres://...`, whose database must exist) and applies migrations.
+    /// The key that seals stored secrets comes from `SLUICE_SECRET_KEY` or
+    /// `secret.key` in `data_dir`, whichever the backend (every worker
+    /// sharing a Postgres catalog needs the same key).
+    pub async fn open_url(url: &str, data_dir: &Path) -> Result<Self> {
+        Self::open_url_with(url, data_dir, BUSY_TIMEOUT).await
+    }
+
     async fn open_with(data_dir: &Path, busy_timeout: Duration) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| CatalogError::DataDir(data_dir.display().to_string(), e))?;
-        let opts = SqliteConnectOptions::new()
-            .filename(data_dir.join("catalog.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(busy_timeout);
-        let writes = pool_options(1).connect_with(opts.clone()).await?;
-        sqlx::migrate!("./migrations").run(&writes).await?;
-        let reads = pool_options(READ_CONNECTIONS).connect_with(opts).await?;
+        Self::open_url_with(&Self::default_url(data_dir), data_dir, busy_timeout).await
+    }
+
+    async fn open_url_with(url: &str, data_dir: &Path, busy_timeout: Duration) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let opts = match backend {
+            Backend::Sqlite => {
+                // Parsed as SQLite options first: the file is created if missing.
+                let sqlite = SqliteConnectOptions::from_str(url).map_err(|e| CatalogError::Url(format!("{}: {e}", redact_url(url))))?;
+                let file = sqlite.get_filename().to_owned();
+                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| CatalogError::DataDir(dir.display().to_string(), e))?;
+                }
+                let url = sqlite.create_if_missing(true).to_url_lossy();
+                AnyConnectOptions::from_url(&url)?
+            }
+            Backend::Postgres => AnyConnectOptions::from_str(url).map_err(|e| CatalogError::Url(format!("{}: {e}", redact_url(url))))?,
+        };
+        let opts = opts.disable_statement_logging();
+        let writes = pool_options(backend, 1, busy_timeout).connect_with(opts.clone()).await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations").run(&writes).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&writes).await?,
+        }
+        let reads = pool_options(backend, READ_CONNECTIONS, busy_timeout).connect_with(opts).await?;
         let secrets = SecretBox::load(data_dir).map_err(CatalogError::Corrupt)?;
-        Ok(Self { reads, writes, secrets })
+        Ok(Self { reads, writes, backend, url: url.into(), secrets })
+    }
+
+    /// The catalog's URL with its password hidden (for logs and messages).
+    pub fn display_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// Claims the catalog for one server process until the returned lock is
+    /// dropped: on Postgres a session advisory lock on a connection of its
+    /// own (a second server on the same database is refused with
+    /// `CatalogError::InUse`, and a crashed server's lock goes with its
+    /// connection); on SQLite nothing (the data dir's lock file does this job).
+    /// Until pipes are owned through leases, one server per catalog.
+    pub async fn lock_for_server(&self) -> Result<ServerLock> {
+        match self.backend {
+            Backend::Sqlite => Ok(ServerLock { _conn: None }),
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
+                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(SERVER_LOCK).fetch_one(&mut conn).await?;
+                if !got {
+                    return Err(CatalogError::InUse(self.display_url()));
+                }
+                Ok(ServerLock { _conn: Some(conn) })
+            }
+        }
+    }
+
+    /// Which database holds this catalog.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Runs one catalog operation to its end on a task of its own, whatever
@@ -210,11 +363,23 @@ impl Catalog {
         }
     }
 
-    /// A write transaction on the writer connection. `BEGIN IMMEDIATE` takes
-    /// SQLite's write lock up front (a deferred transaction that reads and
-    /// then writes cannot wait for the lock: SQLite refuses at once).
+    /// A write transaction on the writer connection, holding the catalog's
+    /// write lock from its start. On SQLite `BEGIN IMMEDIATE` takes the file's
+    /// write lock up front (a deferred transaction that reads and then writes
+    /// cannot wait for the lock: SQLite refuses at once). On Postgres the
+    /// transaction first takes the advisory lock `WRITE_LOCK` (released at
+    /// commit or rollback), so that two processes' read-modify-writes of the
+    /// same rows (a version reservation, the forward-only checkpoint check, a
+    /// transition) cannot interleave: each sees the other's committed result.
     async fn write_tx(&self) -> Result<Tx> {
-        Ok(self.writes.begin_with("BEGIN IMMEDIATE").await?)
+        match self.backend {
+            Backend::Sqlite => Ok(self.writes.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.writes.begin().await?;
+                sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS l").bind(WRITE_LOCK).execute(&mut *tx).await?;
+                Ok(tx)
+            }
+        }
     }
 
     /// The spec as stored: passwords sealed.
@@ -238,7 +403,7 @@ impl Catalog {
     pub async fn pipe(&self, name: &str) -> Result<Option<PipeRecord>> {
         let name = name.to_owned();
         self.detached(move |c| async move {
-            let row = sqlx::query("SELECT spec_json, state, error, created_at, updated_at FROM pipes WHERE name = ?")
+            let row = sqlx::query("SELECT spec_json, state, error, created_at, updated_at FROM pipes WHERE name = $1")
                 .bind(&name)
                 .fetch_optional(&c.reads)
                 .await?;
@@ -268,7 +433,7 @@ impl Catalog {
             let sealed = c.seal_spec(&spec)?;
             let mut tx = c.write_tx().await?;
             let t = now();
-            let inserted = sqlx::query("INSERT INTO pipes (name, spec_json, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+            let inserted = sqlx::query("INSERT INTO pipes (name, spec_json, state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&spec.name)
                 .bind(sealed)
                 .bind(PipeState::Provisioning.as_str())
@@ -290,7 +455,7 @@ impl Catalog {
     pub async fn update_spec(&self, spec: &PipeSpec) -> Result<()> {
         let spec = spec.clone();
         self.detached(move |c| async move {
-            sqlx::query("UPDATE pipes SET spec_json = ?, updated_at = ? WHERE name = ?")
+            sqlx::query("UPDATE pipes SET spec_json = $1, updated_at = $2 WHERE name = $3")
                 .bind(c.seal_spec(&spec)?)
                 .bind(now())
                 .bind(&spec.name)
@@ -309,14 +474,14 @@ impl Catalog {
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             let from: Option<String> =
-                sqlx::query_scalar("SELECT state FROM pipes WHERE name = ?").bind(&name).fetch_optional(&mut *tx).await?;
+                sqlx::query_scalar("SELECT state FROM pipes WHERE name = $1").bind(&name).fetch_optional(&mut *tx).await?;
             let Some(from) = from else {
                 return Err(CatalogError::NoSuchPipe(name));
             };
             let from_state = PipeState::from_str(&from).map_err(corrupt)?;
             sluice_core::state::transition(from_state, action, to)?;
             let t = now();
-            sqlx::query("UPDATE pipes SET state = ?, error = ?, updated_at = ? WHERE name = ?")
+            sqlx::query("UPDATE pipes SET state = $1, error = $2, updated_at = $3 WHERE name = $4")
                 .bind(to.as_str())
                 .bind(&error)
                 .bind(&t)
@@ -332,7 +497,7 @@ impl Catalog {
 
     /// Inserts a history row inside `tx`.
     async fn event_in(tx: &mut Tx, name: &str, from: Option<&str>, to: &str, reason: &str) -> Result<()> {
-        sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5)")
             .bind(name)
             .bind(now())
             .bind(from)
@@ -346,7 +511,7 @@ impl Catalog {
     /// Inserts a history row that keeps the pipe's state, inside `tx`.
     async fn note_in(tx: &mut Tx, name: &str, reason: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) SELECT name, ?, state, state, ? FROM pipes WHERE name = ?",
+            "INSERT INTO pipe_events (pipe, at, from_state, to_state, reason) SELECT name, $1, state, state, $2 FROM pipes WHERE name = $3",
         )
         .bind(now())
         .bind(reason)
@@ -373,7 +538,7 @@ impl Catalog {
     pub async fn set_error(&self, name: &str, error: Option<&str>) -> Result<()> {
         let (name, error) = (name.to_owned(), error.map(str::to_owned));
         self.detached(move |c| async move {
-            sqlx::query("UPDATE pipes SET error = ?, updated_at = ? WHERE name = ?")
+            sqlx::query("UPDATE pipes SET error = $1, updated_at = $2 WHERE name = $3")
                 .bind(&error)
                 .bind(now())
                 .bind(&name)
@@ -387,7 +552,7 @@ impl Catalog {
     pub async fn events(&self, name: &str) -> Result<Vec<PipeEvent>> {
         let name = name.to_owned();
         self.detached(move |c| async move {
-            let rows = sqlx::query("SELECT id, at, from_state, to_state, reason FROM pipe_events WHERE pipe = ? ORDER BY id")
+            let rows = sqlx::query("SELECT id, at, from_state, to_state, reason FROM pipe_events WHERE pipe = $1 ORDER BY id")
                 .bind(&name)
                 .fetch_all(&c.reads)
                 .await?;
@@ -406,11 +571,11 @@ impl Catalog {
         let (name, tables, start) = (name.to_owned(), tables.to_vec(), start.clone());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            sqlx::query("DELETE FROM pipe_tables WHERE pipe = ?").bind(&name).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ?").bind(&name).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM pipe_tables WHERE pipe = $1").bind(&name).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = $1").bind(&name).execute(&mut *tx).await?;
             Self::insert_tables(&mut tx, &name, &tables, TableState::Setup, None).await?;
             Self::put_checkpoint(&mut tx, &name, &start, Some(snapshot_version), CheckpointMove::Restart).await?;
-            sqlx::query("UPDATE checkpoints SET next_version = ? WHERE pipe = ?")
+            sqlx::query("UPDATE checkpoints SET next_version = $1 WHERE pipe = $2")
                 .bind(snapshot_version + 1)
                 .bind(&name)
                 .execute(&mut *tx)
@@ -427,7 +592,7 @@ impl Catalog {
         let name = name.to_owned();
         self.detached(move |c| async move {
             let v: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?").bind(&name).fetch_optional(&c.reads).await?;
+                sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = $1").bind(&name).fetch_optional(&c.reads).await?;
             Ok(v.flatten())
         })
         .await
@@ -437,16 +602,28 @@ impl Catalog {
     /// the clock `n` past it, durably, before any of them is used. A restart
     /// therefore never hands out a version at or below one already written.
     pub async fn reserve_versions(&self, name: &str, n: i64, floor: i64) -> Result<i64> {
+        self.reserve_versions_with(name, n, floor, None).await
+    }
+
+    /// `reserve_versions` by the holder of the pipe's lease `token` (`Fenced` otherwise, nothing reserved).
+    pub async fn reserve_versions_fenced(&self, name: &str, n: i64, floor: i64, token: i64) -> Result<i64> {
+        self.reserve_versions_with(name, n, floor, Some(token)).await
+    }
+
+    async fn reserve_versions_with(&self, name: &str, n: i64, floor: i64, fence: Option<i64>) -> Result<i64> {
         let name = name.to_owned();
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            if let Some(token) = fence {
+                Self::check_fence(&mut tx, &name, token).await?;
+            }
             let stored: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = ?").bind(&name).fetch_optional(&mut *tx).await?;
+                sqlx::query_scalar("SELECT next_version FROM checkpoints WHERE pipe = $1").bind(&name).fetch_optional(&mut *tx).await?;
             let Some(stored) = stored else {
                 return Err(CatalogError::NoSuchPipe(name));
             };
             let first = stored.unwrap_or(floor).max(floor);
-            sqlx::query("UPDATE checkpoints SET next_version = ? WHERE pipe = ?")
+            sqlx::query("UPDATE checkpoints SET next_version = $1 WHERE pipe = $2")
                 .bind(first + n.max(1))
                 .bind(&name)
                 .execute(&mut *tx)
@@ -462,7 +639,7 @@ impl Catalog {
         self.detached(move |c| async move {
             let rows = sqlx::query(
                 "SELECT mapping_json, state, snapshot_done, rows_copied, rows_estimated, error, snapshot_version, copy_started_at \
-                 FROM pipe_tables WHERE pipe = ? ORDER BY source_schema, source_table",
+                 FROM pipe_tables WHERE pipe = $1 ORDER BY source_schema, source_table",
             )
             .bind(&name)
             .fetch_all(&c.reads)
@@ -487,7 +664,7 @@ impl Catalog {
 
     /// A table's stored state, inside `tx` (`NoSuchTable` when the pipe has no such table).
     async fn table_state_in(tx: &mut Tx, name: &str, destination: &str) -> Result<TableState> {
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM pipe_tables WHERE pipe = ? AND destination = ?")
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM pipe_tables WHERE pipe = $1 AND destination = $2")
             .bind(name)
             .bind(destination)
             .fetch_optional(&mut **tx)
@@ -518,7 +695,7 @@ impl Catalog {
                 .map_err(|source| CatalogError::IllegalTableTransition { pipe: name.into(), source })?;
             let inserted = sqlx::query(
                 "INSERT INTO pipe_tables (pipe, destination, source_schema, source_table, mapping_json, state, snapshot_version) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(name)
             .bind(&t.destination)
@@ -549,13 +726,13 @@ impl Catalog {
             let from = Self::table_state_in(&mut tx, &name, &destination).await?;
             let to = if matches!(from, TableState::Setup | TableState::Snapshot) { TableState::Snapshotted } else { from };
             check_move(&name, &destination, from, to)?;
-            sqlx::query("UPDATE pipe_tables SET snapshot_done = 1, state = ? WHERE pipe = ? AND destination = ?")
+            sqlx::query("UPDATE pipe_tables SET snapshot_done = 1, state = $1 WHERE pipe = $2 AND destination = $3")
                 .bind(to.as_str())
                 .bind(&name)
                 .bind(&destination)
                 .execute(&mut *tx)
                 .await?;
-            let rows: i64 = sqlx::query_scalar("SELECT rows_copied FROM pipe_tables WHERE pipe = ? AND destination = ?")
+            let rows: i64 = sqlx::query_scalar("SELECT rows_copied FROM pipe_tables WHERE pipe = $1 AND destination = $2")
                 .bind(&name)
                 .bind(&destination)
                 .fetch_one(&mut *tx)
@@ -571,11 +748,37 @@ impl Catalog {
     /// `NoSuchTable` when the pipe has no such table. Checked and written in
     /// one transaction.
     pub async fn set_table_state(&self, name: &str, destination: &str, state: TableState, error: Option<&str>) -> Result<()> {
+        self.set_table_state_with(name, destination, state, error, None).await
+    }
+
+    /// `set_table_state` by the holder of the pipe's lease `token` (`Fenced` otherwise, nothing written).
+    pub async fn set_table_state_fenced(
+        &self,
+        name: &str,
+        destination: &str,
+        state: TableState,
+        error: Option<&str>,
+        token: i64,
+    ) -> Result<()> {
+        self.set_table_state_with(name, destination, state, error, Some(token)).await
+    }
+
+    async fn set_table_state_with(
+        &self,
+        name: &str,
+        destination: &str,
+        state: TableState,
+        error: Option<&str>,
+        fence: Option<i64>,
+    ) -> Result<()> {
         let (name, destination, error) = (name.to_owned(), destination.to_owned(), error.map(str::to_owned));
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            if let Some(token) = fence {
+                Self::check_fence(&mut tx, &name, token).await?;
+            }
             Self::check_table_move(&mut tx, &name, &destination, state).await?;
-            sqlx::query("UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?")
+            sqlx::query("UPDATE pipe_tables SET state = $1, error = $2 WHERE pipe = $3 AND destination = $4")
                 .bind(state.as_str())
                 .bind(&error)
                 .bind(&name)
@@ -616,8 +819,8 @@ impl Catalog {
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             for sql in [
-                "DELETE FROM pipe_tables WHERE pipe = ? AND destination = ?",
-                "DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?",
+                "DELETE FROM pipe_tables WHERE pipe = $1 AND destination = $2",
+                "DELETE FROM snapshot_partitions WHERE pipe = $1 AND destination = $2",
             ] {
                 sqlx::query(sql).bind(&name).bind(&destination).execute(&mut *tx).await?;
             }
@@ -646,8 +849,8 @@ impl Catalog {
             for t in &tables {
                 Self::check_table_move(&mut tx, &name, &t.destination, TableState::Resync).await?;
                 sqlx::query(
-                    "UPDATE pipe_tables SET state = ?, snapshot_version = ?, snapshot_done = 0, rows_copied = 0, \
-                     rows_estimated = 0, error = NULL, mapping_json = ? WHERE pipe = ? AND destination = ?",
+                    "UPDATE pipe_tables SET state = $1, snapshot_version = $2, snapshot_done = 0, rows_copied = 0, \
+                     rows_estimated = 0, error = NULL, mapping_json = $3 WHERE pipe = $4 AND destination = $5",
                 )
                 .bind(TableState::Resync.as_str())
                 .bind(snapshot_version)
@@ -656,7 +859,7 @@ impl Catalog {
                 .bind(&t.destination)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?")
+                sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = $1 AND destination = $2")
                     .bind(&name)
                     .bind(&t.destination)
                     .execute(&mut *tx)
@@ -677,15 +880,41 @@ impl Catalog {
     /// Table states are checked against the transition table and the
     /// checkpoint only moves forward, as in `set_table_state` and `save_checkpoint`.
     pub async fn record_schema_change(&self, name: &str, changes: &[TableChange], after: &Checkpoint, note: &str) -> Result<()> {
+        self.record_schema_change_with(name, changes, after, note, None).await
+    }
+
+    /// `record_schema_change` by the holder of the pipe's lease `token` (`Fenced` otherwise, nothing written).
+    pub async fn record_schema_change_fenced(
+        &self,
+        name: &str,
+        changes: &[TableChange],
+        after: &Checkpoint,
+        note: &str,
+        token: i64,
+    ) -> Result<()> {
+        self.record_schema_change_with(name, changes, after, note, Some(token)).await
+    }
+
+    async fn record_schema_change_with(
+        &self,
+        name: &str,
+        changes: &[TableChange],
+        after: &Checkpoint,
+        note: &str,
+        fence: Option<i64>,
+    ) -> Result<()> {
         let (name, changes, after, note) = (name.to_owned(), changes.to_vec(), after.clone(), note.to_owned());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            if let Some(token) = fence {
+                Self::check_fence(&mut tx, &name, token).await?;
+            }
             for ch in &changes {
                 // Every change concerns a table of the pipe.
                 Self::table_state_in(&mut tx, &name, &ch.destination).await?;
                 if let Some(m) = &ch.mapping {
                     sqlx::query(
-                        "UPDATE pipe_tables SET mapping_json = ?, source_schema = ?, source_table = ? WHERE pipe = ? AND destination = ?",
+                        "UPDATE pipe_tables SET mapping_json = $1, source_schema = $2, source_table = $3 WHERE pipe = $4 AND destination = $5",
                     )
                     .bind(serde_json::to_string(m).map_err(corrupt)?)
                     .bind(&m.source.id.schema)
@@ -697,7 +926,7 @@ impl Catalog {
                 }
                 if let Some((state, error)) = &ch.state {
                     Self::check_table_move(&mut tx, &name, &ch.destination, *state).await?;
-                    sqlx::query("UPDATE pipe_tables SET state = ?, error = ? WHERE pipe = ? AND destination = ?")
+                    sqlx::query("UPDATE pipe_tables SET state = $1, error = $2 WHERE pipe = $3 AND destination = $4")
                         .bind(state.as_str())
                         .bind(error)
                         .bind(&name)
@@ -707,15 +936,15 @@ impl Catalog {
                 }
                 if let Some(v) = ch.recopy_version {
                     sqlx::query(
-                        "UPDATE pipe_tables SET snapshot_version = ?, snapshot_done = 0, rows_copied = 0, rows_estimated = 0 \
-                         WHERE pipe = ? AND destination = ?",
+                        "UPDATE pipe_tables SET snapshot_version = $1, snapshot_done = 0, rows_copied = 0, rows_estimated = 0 \
+                         WHERE pipe = $2 AND destination = $3",
                     )
                     .bind(v)
                     .bind(&name)
                     .bind(&ch.destination)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?")
+                    sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = $1 AND destination = $2")
                         .bind(&name)
                         .bind(&ch.destination)
                         .execute(&mut *tx)
@@ -736,7 +965,7 @@ impl Catalog {
         self.detached(move |c| async move {
             let rows = sqlx::query(
                 "SELECT idx, lo_json, hi_json, last_key_json, rows_copied, done FROM snapshot_partitions \
-                 WHERE pipe = ? AND destination = ? ORDER BY idx",
+                 WHERE pipe = $1 AND destination = $2 ORDER BY idx",
             )
             .bind(&name)
             .bind(&destination)
@@ -773,12 +1002,12 @@ impl Catalog {
             let from = Self::table_state_in(&mut tx, &name, &destination).await?;
             let to = if from == TableState::Setup { TableState::Snapshot } else { from };
             check_move(&name, &destination, from, to)?;
-            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = ? AND destination = ?")
+            sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = $1 AND destination = $2")
                 .bind(&name)
                 .bind(&destination)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE pipe_tables SET copy_started_at = ?, rows_copied = 0, state = ? WHERE pipe = ? AND destination = ?")
+            sqlx::query("UPDATE pipe_tables SET copy_started_at = $1, rows_copied = 0, state = $2 WHERE pipe = $3 AND destination = $4")
                 .bind(now())
                 .bind(to.as_str())
                 .bind(&name)
@@ -786,7 +1015,7 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await?;
             for (i, (lo, hi)) in ranges.iter().enumerate() {
-                sqlx::query("INSERT INTO snapshot_partitions (pipe, destination, idx, lo_json, hi_json) VALUES (?, ?, ?, ?, ?)")
+                sqlx::query("INSERT INTO snapshot_partitions (pipe, destination, idx, lo_json, hi_json) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&name)
                     .bind(&destination)
                     .bind(i as i64)
@@ -816,8 +1045,8 @@ impl Catalog {
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             sqlx::query(
-                "UPDATE snapshot_partitions SET last_key_json = COALESCE(?, last_key_json), rows_copied = ?, done = ? \
-                 WHERE pipe = ? AND destination = ? AND idx = ?",
+                "UPDATE snapshot_partitions SET last_key_json = COALESCE($1, last_key_json), rows_copied = $2, done = $3 \
+                 WHERE pipe = $4 AND destination = $5 AND idx = $6",
             )
             .bind(&last_key)
             .bind(rows_copied as i64)
@@ -829,7 +1058,7 @@ impl Catalog {
             .await?;
             sqlx::query(
                 "UPDATE pipe_tables SET rows_copied = (SELECT COALESCE(SUM(rows_copied), 0) FROM snapshot_partitions \
-                 WHERE pipe = ? AND destination = ?) WHERE pipe = ? AND destination = ?",
+                 WHERE pipe = $1 AND destination = $2) WHERE pipe = $3 AND destination = $4",
             )
             .bind(&name)
             .bind(&destination)
@@ -847,11 +1076,13 @@ impl Catalog {
     pub async fn partition_counts(&self, name: &str, destination: &str) -> Result<(u32, u32)> {
         let (name, destination) = (name.to_owned(), destination.to_owned());
         self.detached(move |c| async move {
-            let r = sqlx::query("SELECT COALESCE(SUM(done), 0), COUNT(*) FROM snapshot_partitions WHERE pipe = ? AND destination = ?")
-                .bind(&name)
-                .bind(&destination)
-                .fetch_one(&c.reads)
-                .await?;
+            let r = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(done), 0) AS BIGINT), COUNT(*) FROM snapshot_partitions WHERE pipe = $1 AND destination = $2",
+            )
+            .bind(&name)
+            .bind(&destination)
+            .fetch_one(&c.reads)
+            .await?;
             Ok((r.get::<i64, _>(0) as u32, r.get::<i64, _>(1) as u32))
         })
         .await
@@ -860,7 +1091,7 @@ impl Catalog {
     pub async fn set_rows_estimated(&self, name: &str, destination: &str, rows: u64) -> Result<()> {
         let (name, destination) = (name.to_owned(), destination.to_owned());
         self.detached(move |c| async move {
-            sqlx::query("UPDATE pipe_tables SET rows_estimated = ? WHERE pipe = ? AND destination = ?")
+            sqlx::query("UPDATE pipe_tables SET rows_estimated = $1 WHERE pipe = $2 AND destination = $3")
                 .bind(rows as i64)
                 .bind(&name)
                 .bind(&destination)
@@ -874,7 +1105,7 @@ impl Catalog {
     pub async fn checkpoint(&self, name: &str) -> Result<Option<StoredCheckpoint>> {
         let name = name.to_owned();
         self.detached(move |c| async move {
-            let row = sqlx::query("SELECT binlog_file, binlog_pos, gtid_set, snapshot_version FROM checkpoints WHERE pipe = ?")
+            let row = sqlx::query("SELECT binlog_file, binlog_pos, gtid_set, snapshot_version FROM checkpoints WHERE pipe = $1")
                 .bind(&name)
                 .fetch_optional(&c.reads)
                 .await?;
@@ -899,9 +1130,21 @@ impl Catalog {
     /// accepted (its GTID set is updated). After `allow_checkpoint_rebase`,
     /// this one save may go anywhere; the move is recorded in the history.
     pub async fn save_checkpoint(&self, name: &str, cp: &Checkpoint) -> Result<()> {
+        self.save_checkpoint_with(name, cp, None).await
+    }
+
+    /// `save_checkpoint` by the holder of the pipe's lease `token` (`Fenced` otherwise, nothing written).
+    pub async fn save_checkpoint_fenced(&self, name: &str, cp: &Checkpoint, token: i64) -> Result<()> {
+        self.save_checkpoint_with(name, cp, Some(token)).await
+    }
+
+    async fn save_checkpoint_with(&self, name: &str, cp: &Checkpoint, fence: Option<i64>) -> Result<()> {
         let (name, cp) = (name.to_owned(), cp.clone());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            if let Some(token) = fence {
+                Self::check_fence(&mut tx, &name, token).await?;
+            }
             Self::put_checkpoint(&mut tx, &name, &cp, None, CheckpointMove::Forward).await?;
             tx.commit().await?;
             Ok(())
@@ -921,11 +1164,11 @@ impl Catalog {
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             let exists: Option<String> =
-                sqlx::query_scalar("SELECT name FROM pipes WHERE name = ?").bind(&name).fetch_optional(&mut *tx).await?;
+                sqlx::query_scalar("SELECT name FROM pipes WHERE name = $1").bind(&name).fetch_optional(&mut *tx).await?;
             if exists.is_none() {
                 return Err(CatalogError::NoSuchPipe(name));
             }
-            sqlx::query("UPDATE checkpoints SET rebase_reason = ? WHERE pipe = ?").bind(&reason).bind(&name).execute(&mut *tx).await?;
+            sqlx::query("UPDATE checkpoints SET rebase_reason = $1 WHERE pipe = $2").bind(&reason).bind(&name).execute(&mut *tx).await?;
             Self::note_in(&mut tx, &name, &format!("the next checkpoint may move anywhere in the binlog (rebase): {reason}")).await?;
             tx.commit().await?;
             Ok(())
@@ -935,7 +1178,7 @@ impl Catalog {
 
     /// Writes the checkpoint inside `tx`, enforcing `how` against the stored one.
     async fn put_checkpoint(tx: &mut Tx, name: &str, cp: &Checkpoint, snapshot_version: Option<i64>, how: CheckpointMove) -> Result<()> {
-        let stored = sqlx::query("SELECT binlog_file, binlog_pos, rebase_reason FROM checkpoints WHERE pipe = ?")
+        let stored = sqlx::query("SELECT binlog_file, binlog_pos, rebase_reason FROM checkpoints WHERE pipe = $1")
             .bind(name)
             .fetch_optional(&mut **tx)
             .await?;
@@ -953,10 +1196,10 @@ impl Catalog {
             }
         }
         sqlx::query(
-            "INSERT INTO checkpoints (pipe, binlog_file, binlog_pos, gtid_set, snapshot_version, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+            "INSERT INTO checkpoints (pipe, binlog_file, binlog_pos, gtid_set, snapshot_version, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT(pipe) DO UPDATE SET binlog_file = excluded.binlog_file, binlog_pos = excluded.binlog_pos, \
              gtid_set = excluded.gtid_set, updated_at = excluded.updated_at, rebase_reason = NULL, \
-             snapshot_version = CASE WHEN ? IS NULL THEN checkpoints.snapshot_version ELSE excluded.snapshot_version END",
+             snapshot_version = CASE WHEN $7 IS NULL THEN checkpoints.snapshot_version ELSE excluded.snapshot_version END",
         )
         .bind(name)
         .bind(&cp.position.file)
@@ -978,11 +1221,11 @@ impl Catalog {
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             for sql in [
-                "DELETE FROM pipe_tables WHERE pipe = ?",
-                "DELETE FROM snapshot_partitions WHERE pipe = ?",
-                "DELETE FROM checkpoints WHERE pipe = ?",
-                "DELETE FROM pipe_events WHERE pipe = ?",
-                "DELETE FROM pipes WHERE name = ?",
+                "DELETE FROM pipe_tables WHERE pipe = $1",
+                "DELETE FROM snapshot_partitions WHERE pipe = $1",
+                "DELETE FROM checkpoints WHERE pipe = $1",
+                "DELETE FROM pipe_events WHERE pipe = $1",
+                "DELETE FROM pipes WHERE name = $1",
             ] {
                 sqlx::query(sql).bind(&name).execute(&mut *tx).await?;
             }

@@ -8,6 +8,75 @@ use sluice_core::Severity;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// A catalog to test on: a fresh SQLite file in a temporary dir, or a fresh
+/// Postgres database (one per test, named after it, dropped and created
+/// again on each run) on the server of `SLUICE_TEST_POSTGRES_URL`.
+pub(crate) struct TestCatalog {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl TestCatalog {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Catalog::default_url(dir.path());
+        Self { dir, url }
+    }
+
+    /// `None` (with a message) when `SLUICE_TEST_POSTGRES_URL` is unset.
+    pub async fn postgres(test: &str) -> Option<Self> {
+        let Ok(server) = std::env::var("SLUICE_TEST_POSTGRES_URL") else {
+            eprintln!("SKIPPED: {test} on Postgres: SLUICE_TEST_POSTGRES_URL is unset (scripts/testbed env sets it)");
+            return None;
+        };
+        let db = format!("sluice_unit_{}", test.replace("::", "_")).chars().take(63).collect::<String>();
+        let url = pg_admin::recreate_database(&server, &db).await.unwrap();
+        Some(Self { dir: tempfile::tempdir().unwrap(), url })
+    }
+
+    pub async fn open(&self) -> Catalog {
+        Catalog::open_url(&self.url, self.dir.path()).await.unwrap()
+    }
+
+    pub async fn open_with_busy_timeout(&self, busy: Duration) -> Catalog {
+        Catalog::open_url_with(&self.url, self.dir.path(), busy).await.unwrap()
+    }
+}
+
+/// Runs the test `async fn $name(t: TestCatalog)` on both backends, as
+/// `$name::sqlite` and `$name::postgres`.
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::TestCatalog::sqlite().await).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(t) = super::TestCatalog::postgres(concat!(module_path!(), "::", stringify!($name))).await {
+                    super::$name(t).await
+                }
+            }
+        }
+    };
+    ($name:ident, multi_thread) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(super::TestCatalog::sqlite().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if let Some(t) = super::TestCatalog::postgres(concat!(module_path!(), "::", stringify!($name))).await {
+                    super::$name(t).await
+                }
+            }
+        }
+    };
+}
+pub(crate) use on_both;
+
 fn spec() -> PipeSpec {
     PipeSpec::from_json(
         r#"{"name":"p","source":{"host":"h","user":"u","password":"secret"},
@@ -16,10 +85,8 @@ fn spec() -> PipeSpec {
     .unwrap()
 }
 
-#[tokio::test]
-async fn pipe_lifecycle_and_checkpoints_persist() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = Catalog::open(dir.path()).await.unwrap();
+async fn pipe_lifecycle_and_checkpoints_persist(tc: TestCatalog) {
+    let cat = tc.open().await;
     cat.create_pipe(&spec()).await.unwrap();
     let dup = cat.create_pipe(&spec()).await.unwrap_err();
     assert!(matches!(&dup, CatalogError::Exists(n) if n == "p"), "duplicate names are refused: {dup}");
@@ -48,7 +115,7 @@ async fn pipe_lifecycle_and_checkpoints_persist() {
     cat.save_checkpoint("p", &later).await.unwrap();
     drop(cat);
 
-    let cat = Catalog::open(dir.path()).await.unwrap();
+    let cat = tc.open().await;
     let p = cat.pipe("p").await.unwrap().unwrap();
     assert_eq!(p.state, PipeState::Setup);
     let t = &cat.tables("p").await.unwrap()[0];
@@ -67,7 +134,7 @@ async fn pipe_lifecycle_and_checkpoints_persist() {
     let ev = cat.events("p").await.unwrap();
     assert_eq!(ev.iter().map(|e| e.to_state.as_str()).collect::<Vec<_>>(), ["Provisioning", "Setup"]);
     assert_eq!(p.spec.source.password.0, "secret");
-    for f in std::fs::read_dir(dir.path()).unwrap() {
+    for f in std::fs::read_dir(tc.dir.path()).unwrap() {
         let f = f.unwrap();
         let raw = std::fs::read(f.path()).unwrap();
         assert!(!raw.windows(6).any(|w| w == b"secret"), "password in clear text in {:?}", f.file_name());
@@ -75,6 +142,7 @@ async fn pipe_lifecycle_and_checkpoints_persist() {
     cat.delete_pipe("p").await.unwrap();
     assert!(cat.pipe("p").await.unwrap().is_none());
 }
+on_both!(pipe_lifecycle_and_checkpoints_persist);
 
 fn mapping(table: &str) -> TableMapping {
     let col = SourceColumn {
@@ -119,10 +187,8 @@ async fn state_of(cat: &Catalog, name: &str, dest: &str) -> TableState {
     cat.tables(name).await.unwrap().into_iter().find(|t| t.mapping.destination == dest).unwrap().state
 }
 
-#[tokio::test]
-async fn checkpoints_only_move_forward() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = Catalog::open(dir.path()).await.unwrap();
+async fn checkpoints_only_move_forward(t: TestCatalog) {
+    let cat = t.open().await;
     set_up(&cat, "p").await;
     // Forward: a later offset, a later file.
     cat.save_checkpoint("p", &cp("binlog.000003", 900)).await.unwrap();
@@ -175,7 +241,7 @@ async fn checkpoints_only_move_forward() {
     // A pending rebase survives a restart.
     cat.allow_checkpoint_rebase("p", "again").await.unwrap();
     drop(cat);
-    let cat = Catalog::open(dir.path()).await.unwrap();
+    let cat = t.open().await;
     cat.save_checkpoint("p", &cp("binlog.000001", 4)).await.unwrap();
     assert!(matches!(cat.allow_checkpoint_rebase("nope", "x").await, Err(CatalogError::NoSuchPipe(_))));
 
@@ -187,11 +253,10 @@ async fn checkpoints_only_move_forward() {
     cat.record_setup("p", &[mapping("t")], &cp("binlog.000001", 4), 600).await.unwrap();
     assert_eq!(stored_position(&cat, "p").await, BinlogPosition::new("binlog.000001", 4));
 }
+on_both!(checkpoints_only_move_forward);
 
-#[tokio::test]
-async fn table_states_follow_the_transition_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = Catalog::open(dir.path()).await.unwrap();
+async fn table_states_follow_the_transition_table(t: TestCatalog) {
+    let cat = t.open().await;
     set_up(&cat, "p").await;
     // The initial copy: Setup → Snapshot → Snapshotted → Running.
     cat.record_partitions("p", "t", &[(None, None)]).await.unwrap();
@@ -235,7 +300,7 @@ async fn table_states_follow_the_transition_table() {
     // Every (from, to) pair through the catalog agrees with the core table.
     for from in TableState::ALL {
         for to in TableState::ALL {
-            sqlx::query("UPDATE pipe_tables SET state = ? WHERE pipe = 'p' AND destination = 'u'")
+            sqlx::query("UPDATE pipe_tables SET state = $1 WHERE pipe = 'p' AND destination = 'u'")
                 .bind(from.as_str())
                 .execute(&cat.writes)
                 .await
@@ -246,15 +311,14 @@ async fn table_states_follow_the_transition_table() {
         }
     }
 }
+on_both!(table_states_follow_the_transition_table);
 
 /// The cause of "database is locked" 31 s into adding tables: a copy future
 /// inside the CDC loop's `select!` began a write transaction, the other branch
 /// won, and the loop then waited (busy timeout) for the lock that the
 /// unpolled copy future held. A catalog operation must finish on its own.
-#[tokio::test]
-async fn an_unpolled_caller_does_not_hold_the_write_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = Catalog::open(dir.path()).await.unwrap();
+async fn an_unpolled_caller_does_not_hold_the_write_lock(t: TestCatalog) {
+    let cat = t.open().await;
     set_up(&cat, "p").await;
     let ranges: Vec<_> = (0..20_000).map(|i| (Some(serde_json::json!([i])), Some(serde_json::json!([i + 1])))).collect();
     let slow = cat.record_partitions("p", "t", &ranges);
@@ -274,14 +338,13 @@ async fn an_unpolled_caller_does_not_hold_the_write_lock() {
     let n = cat.partitions("p", "u").await.unwrap().len();
     assert!(n == 0 || n == 5000, "partial partition plan: {n}");
 }
+on_both!(an_unpolled_caller_does_not_hold_the_write_lock);
 
 /// Many tasks write and read the catalog at once, as pipes, copies and the
 /// API do: no operation fails busy, and the data adds up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_use_never_reports_busy() {
-    let dir = tempfile::tempdir().unwrap();
+async fn concurrent_use_never_reports_busy(t: TestCatalog) {
     // A short busy timeout: any contention for SQLite's lock would show.
-    let cat = Catalog::open_with(dir.path(), Duration::from_millis(500)).await.unwrap();
+    let cat = t.open_with_busy_timeout(Duration::from_millis(500)).await;
     const PIPES: usize = 3;
     const ROUNDS: u64 = 40;
     for p in 0..PIPES {
@@ -362,6 +425,7 @@ async fn concurrent_use_never_reports_busy() {
     }
     eprintln!("concurrent catalog use took {:?}", started.elapsed());
 }
+on_both!(concurrent_use_never_reports_busy, multi_thread);
 
 #[tokio::test]
 async fn a_full_disk_is_reported_as_such_not_as_an_existing_pipe() {
@@ -412,10 +476,8 @@ async fn a_lock_held_by_another_process_is_busy_and_transient() {
 
 /// Every secret of a spec — both passwords and the SSH key and password — is
 /// stored encrypted and read back in clear.
-#[tokio::test]
-async fn every_secret_of_a_spec_is_stored_encrypted() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = Catalog::open(dir.path()).await.unwrap();
+async fn every_secret_of_a_spec_is_stored_encrypted(t: TestCatalog) {
+    let cat = t.open().await;
     let spec = PipeSpec::from_json(
         r#"{"name":"p","source":{"host":"h","user":"u","password":"src-pass-1",
               "ssh":{"host":"b","user":"jump","private_key":"-----BEGIN OPENSSH PRIVATE KEY-----\nssh-key-body-2\n-----END OPENSSH PRIVATE KEY-----","known_host_key":"ssh-ed25519 AAAA"}},
@@ -428,4 +490,68 @@ async fn every_secret_of_a_spec_is_stored_encrypted() {
         assert!(!raw.contains(clear), "{clear} is stored in clear: {raw}");
     }
     assert_eq!(cat.pipe("p").await.unwrap().unwrap().spec, spec, "secrets read back in clear");
+}
+on_both!(every_secret_of_a_spec_is_stored_encrypted);
+
+/// Both backends have the same migrations: every version in `migrations/`
+/// has its Postgres twin in `migrations/postgres/` and the reverse (a new
+/// migration is a file added to both directories).
+#[test]
+fn both_backends_have_the_same_migrations() {
+    let versions = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| e.file_name().to_string_lossy().split('_').next().unwrap_or_default().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(versions("migrations"), versions("migrations/postgres"), "a migration is missing on one backend");
+}
+
+/// A catalog copied SQLite → Postgres → SQLite keeps everything: specs with
+/// their secrets (still sealed, opened with the same key), states, tables,
+/// partitions, checkpoints with their version clock and pending rebase,
+/// history (and its ids keep growing after the copy), alerts.
+#[tokio::test]
+async fn a_catalog_copies_to_postgres_and_back() {
+    let Some(pg) = TestCatalog::postgres("tests::a_catalog_copies_to_postgres_and_back").await else { return };
+    let src = TestCatalog::sqlite().await;
+    let a = src.open().await;
+    set_up(&a, "p").await;
+    set_up(&a, "q").await;
+    a.record_partitions("p", "t", &[(None, Some(serde_json::json!([5]))), (Some(serde_json::json!([5])), None)]).await.unwrap();
+    a.record_partition_progress("p", "t", 1, Some(&serde_json::json!([7])), 3, false).await.unwrap();
+    a.save_checkpoint("p", &cp("binlog.000004", 99)).await.unwrap();
+    assert_eq!(a.reserve_versions("p", 10, 0).await.unwrap(), 42);
+    a.allow_checkpoint_rebase("q", "moved").await.unwrap();
+    a.start_verification("p", true, &serde_json::json!({"tables": []})).await.unwrap();
+    // The target's key is the source's: the same data dir (as `sluice catalog migrate` requires).
+    let b = Catalog::open_url(&pg.url, src.dir.path()).await.unwrap();
+    let report = a.copy_to(&b).await.unwrap();
+    assert!(report.tables.iter().any(|(t, n)| t == "pipe_events" && *n == 3), "{report:?}");
+    let again = a.copy_to(&b).await.unwrap_err();
+    assert!(again.to_string().contains("not empty"), "{again}");
+    let back_dir = TestCatalog::sqlite().await;
+    let c = Catalog::open_url(&back_dir.url, src.dir.path()).await.unwrap();
+    b.copy_to(&c).await.unwrap();
+    for cat in [&b, &c] {
+        assert_eq!(cat.pipe_names().await.unwrap(), ["p", "q"]);
+        assert_eq!(cat.pipe("p").await.unwrap().unwrap().spec, a.pipe("p").await.unwrap().unwrap().spec, "secrets open");
+        assert_eq!(stored_position(cat, "p").await, BinlogPosition::new("binlog.000004", 99));
+        assert_eq!(cat.next_version("p").await.unwrap(), Some(52));
+        assert_eq!(cat.reserve_versions("p", 1, 0).await.unwrap(), 52, "the version clock moved with the catalog");
+        let parts = cat.partitions("p", "t").await.unwrap();
+        assert_eq!((parts.len(), &parts[1].last_key, parts[1].rows_copied), (2, &Some(serde_json::json!([7])), 3));
+        assert_eq!(state_of(cat, "p", "t").await, TableState::Snapshot);
+        // The pending rebase came along: q's next checkpoint may move backwards once.
+        cat.save_checkpoint("q", &cp("binlog.000001", 4)).await.unwrap();
+        let before = a.events("p").await.unwrap().len();
+        cat.note("p", "after the copy").await.unwrap();
+        let ev = cat.events("p").await.unwrap();
+        assert_eq!(ev.len(), before + 1);
+        assert!(ev.windows(2).all(|w| w[0].id < w[1].id), "history ids keep growing: {ev:?}");
+    }
 }

@@ -28,7 +28,7 @@ pub struct VerificationRecord {
     pub error: Option<String>,
 }
 
-fn record(r: &sqlx::sqlite::SqliteRow) -> Result<VerificationRecord> {
+fn record(r: &sqlx::any::AnyRow) -> Result<VerificationRecord> {
     let parse = |s: String| serde_json::from_str(&s).map_err(|e| CatalogError::Corrupt(format!("verification JSON: {e}")));
     Ok(VerificationRecord {
         id: r.get(0),
@@ -50,12 +50,12 @@ impl Catalog {
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             let exists: Option<String> =
-                sqlx::query_scalar("SELECT name FROM pipes WHERE name = ?").bind(&pipe).fetch_optional(&mut *tx).await?;
+                sqlx::query_scalar("SELECT name FROM pipes WHERE name = $1").bind(&pipe).fetch_optional(&mut *tx).await?;
             if exists.is_none() {
                 return Err(CatalogError::NoSuchPipe(pipe));
             }
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO verifications (pipe, started_at, state, repair, request_json) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO verifications (pipe, started_at, state, repair, request_json) VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
             .bind(&pipe)
             .bind(now())
@@ -79,10 +79,10 @@ impl Catalog {
             let mut tx = c.write_tx().await?;
             match finished {
                 None => {
-                    sqlx::query("UPDATE verifications SET result_json = ? WHERE id = ?").bind(&tables).bind(id).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE verifications SET result_json = $1 WHERE id = $2").bind(&tables).bind(id).execute(&mut *tx).await?;
                 }
                 Some((state, error)) => {
-                    sqlx::query("UPDATE verifications SET result_json = ?, state = ?, error = ?, finished_at = ? WHERE id = ?")
+                    sqlx::query("UPDATE verifications SET result_json = $1, state = $2, error = $3, finished_at = $4 WHERE id = $5")
                         .bind(&tables)
                         .bind(&state)
                         .bind(&error)
@@ -104,7 +104,7 @@ impl Catalog {
         let reason = reason.to_owned();
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            let n = sqlx::query("UPDATE verifications SET state = ?, error = ?, finished_at = ? WHERE state = ?")
+            let n = sqlx::query("UPDATE verifications SET state = $1, error = $2, finished_at = $3 WHERE state = $4")
                 .bind(VERIFY_FAILED)
                 .bind(&reason)
                 .bind(now())
@@ -122,7 +122,7 @@ impl Catalog {
     pub async fn verifications(&self, pipe: &str, limit: u32) -> Result<Vec<VerificationRecord>> {
         let pipe = pipe.to_owned();
         self.detached(move |c| async move {
-            let rows = sqlx::query("SELECT id, pipe, started_at, finished_at, state, repair, request_json, result_json, error FROM verifications WHERE pipe = ? ORDER BY id DESC LIMIT ?")
+            let rows = sqlx::query("SELECT id, pipe, started_at, finished_at, state, repair, request_json, result_json, error FROM verifications WHERE pipe = $1 ORDER BY id DESC LIMIT $2")
                 .bind(&pipe)
                 .bind(limit as i64)
                 .fetch_all(&c.reads)
@@ -136,7 +136,7 @@ impl Catalog {
     pub async fn verification(&self, pipe: &str, id: i64) -> Result<Option<VerificationRecord>> {
         let pipe = pipe.to_owned();
         self.detached(move |c| async move {
-            let row = sqlx::query("SELECT id, pipe, started_at, finished_at, state, repair, request_json, result_json, error FROM verifications WHERE pipe = ? AND id = ?")
+            let row = sqlx::query("SELECT id, pipe, started_at, finished_at, state, repair, request_json, result_json, error FROM verifications WHERE pipe = $1 AND id = $2")
                 .bind(&pipe)
                 .bind(id)
                 .fetch_optional(&c.reads)

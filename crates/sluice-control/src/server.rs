@@ -92,12 +92,20 @@ fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
     result
 }
 
-pub async fn serve(data_dir: &Path, listen: SocketAddr) -> Result<()> {
+/// Runs the server on `data_dir` (API token, secret key, lock file) with the
+/// catalog `catalog_url` names (`None`: `catalog.db` in the data dir).
+pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str>) -> Result<()> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     // Held until this function returns: no other sluice process uses this data dir meanwhile.
     let _lock = crate::lock::lock_data_dir(data_dir)?;
     let token = load_or_create_token(data_dir)?;
-    let catalog = Catalog::open(data_dir).await?;
+    let catalog = match catalog_url {
+        Some(url) => Catalog::open_url(url, data_dir).await?,
+        None => Catalog::open(data_dir).await?,
+    };
+    // Likewise no other server uses a shared (Postgres) catalog meanwhile.
+    let _catalog_lock = catalog.lock_for_server().await?;
+    info!("catalog: {}", catalog.display_url());
     if !listen.ip().is_loopback() {
         warn!(
             "!!! listening on {listen}, which is not a loopback address, over plain HTTP: the bearer token and pipe \

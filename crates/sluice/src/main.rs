@@ -31,6 +31,9 @@ enum Command {
         /// Memory for rows in flight (snapshot chunks, CDC batches), in MiB.
         #[arg(long, env = "SLUICE_MEMORY_BUDGET_MB", default_value_t = 256)]
         memory_budget_mb: u64,
+        /// Catalog URL: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default: catalog.db in the data dir).
+        #[arg(long = "catalog", env = "SLUICE_CATALOG_URL")]
+        catalog: Option<String>,
     },
     /// Run the long-lived server: REST API + every pipe in the data dir.
     Server {
@@ -41,6 +44,9 @@ enum Command {
         /// Memory for rows in flight (snapshot chunks, CDC batches) shared by every pipe, in MiB.
         #[arg(long, env = "SLUICE_MEMORY_BUDGET_MB", default_value_t = 256)]
         memory_budget_mb: u64,
+        /// Catalog URL: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default: catalog.db in the data dir).
+        #[arg(long = "catalog", env = "SLUICE_CATALOG_URL")]
+        catalog: Option<String>,
     },
     /// Manage pipes on a running server.
     Pipe {
@@ -91,6 +97,11 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The catalog itself.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Check a source for CDC readiness without changing anything.
     Check {
         /// Pipe spec (JSON).
@@ -100,6 +111,75 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Copy a whole catalog into a new, empty one (e.g. SQLite to Postgres): pipes with their
+    /// sealed secrets, checkpoints, version clocks, table progress, history, alerts, verifications.
+    /// The source's server must be stopped; afterwards start the server with --catalog TO.
+    Migrate {
+        /// The catalog to copy: sqlite://PATH or postgres://...
+        #[arg(long)]
+        from: String,
+        /// The new catalog (created if missing for SQLite; an existing, empty database for Postgres).
+        #[arg(long)]
+        to: String,
+        /// The server's data dir: its secret.key (or SLUICE_SECRET_KEY) must open the copied secrets.
+        #[arg(long, default_value = "./sluice-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// `sluice catalog migrate`: refuses while a server uses either catalog, checks that the
+/// data dir's key opens every stored spec, copies, and prints the rows copied per table.
+async fn migrate_catalog(from: &str, to: &str, data_dir: &std::path::Path) -> Result<()> {
+    use sluice_catalog::{redact_url, sqlite_path};
+    if !data_dir.join("secret.key").exists() && std::env::var_os("SLUICE_SECRET_KEY").is_none() {
+        anyhow::bail!(
+            "{} has no secret.key (and SLUICE_SECRET_KEY is unset): pass the server's --data-dir, whose key sealed the stored secrets",
+            data_dir.display()
+        );
+    }
+    if sqlite_path(from).is_some_and(|p| !p.exists()) {
+        anyhow::bail!("{} does not exist", redact_url(from));
+    }
+    // A server holds its data dir's lock file, and on Postgres the catalog's advisory lock.
+    let _data_lock = sluice_control::lock::lock_data_dir(data_dir)?;
+    // And the dirs of SQLite catalogs elsewhere (each locked once: a second lock of the same file would fail).
+    let mut locked = vec![std::fs::canonicalize(data_dir)?];
+    let mut dir_locks = Vec::new();
+    for url in [from, to] {
+        if let Some(dir) = sqlite_path(url).and_then(|p| p.parent().map(|d| d.to_path_buf())) {
+            let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let canonical = std::fs::canonicalize(&dir)?;
+            if !locked.contains(&canonical) {
+                dir_locks.push(sluice_control::lock::lock_data_dir(&dir)?);
+                locked.push(canonical);
+            }
+        }
+    }
+    let source = Catalog::open_url(from, data_dir).await?;
+    let _source_lock = source.lock_for_server().await?;
+    let target = Catalog::open_url(to, data_dir).await?;
+    let _target_lock = target.lock_for_server().await?;
+    // Every stored secret opens with this key (it is the one the new catalog will be read with).
+    for name in source.pipe_names().await? {
+        source.pipe(&name).await.with_context(|| format!("pipe {name}: the secrets do not open with the key of {}", data_dir.display()))?;
+    }
+    let report = source.copy_to(&target).await?;
+    for (table, n) in &report.tables {
+        println!("{table:<20} {n:>8} rows");
+    }
+    println!(
+        "copied {} rows from {} to {} (row counts verified); start the server with --catalog {}",
+        report.total(),
+        source.display_url(),
+        target.display_url(),
+        target.display_url()
+    );
+    Ok(())
 }
 
 fn read_spec(path: &PathBuf) -> Result<PipeSpec> {
@@ -151,12 +231,16 @@ async fn async_main() -> std::process::ExitCode {
 
 async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Run { config, data_dir, memory_budget_mb } => {
+        Command::Run { config, data_dir, memory_budget_mb, catalog } => {
             set_memory_budget(memory_budget_mb)?;
             let spec = read_spec(&config)?;
             // Held for the whole run: a `sluice server` or another `sluice run` on this data dir is refused.
             let _lock = sluice_control::lock::lock_data_dir(&data_dir)?;
-            let catalog = Catalog::open(&data_dir).await?;
+            let catalog = match &catalog {
+                Some(url) => Catalog::open_url(url, &data_dir).await?,
+                None => Catalog::open(&data_dir).await?,
+            };
+            let _catalog_lock = catalog.lock_for_server().await?;
             sluice_engine::register(&catalog, &spec).await?;
             let cancel = CancellationToken::new();
             let c = cancel.clone();
@@ -187,9 +271,13 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             println!("pipe {} stopped in state {}", ctx.name(), state);
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Server { data_dir, listen, memory_budget_mb } => {
+        Command::Catalog { command: CatalogCommand::Migrate { from, to, data_dir } } => {
+            migrate_catalog(&from, &to, &data_dir).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Server { data_dir, listen, memory_budget_mb, catalog } => {
             set_memory_budget(memory_budget_mb)?;
-            sluice_control::server::serve(&data_dir, listen).await?;
+            sluice_control::server::serve(&data_dir, listen, catalog.as_deref()).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Pipe { command, server, json, data_dir } => {

@@ -191,6 +191,8 @@ pub struct SluiceRun {
     pub spec_path: PathBuf,
     /// Extra environment of the next (re)start, e.g. `FAILPOINTS`.
     pub env: Vec<(String, String)>,
+    /// The catalog's URL when it is not the data dir's SQLite file (see `test_catalog_url`).
+    pub catalog_url: Option<String>,
 }
 
 impl SluiceRun {
@@ -202,7 +204,8 @@ impl SluiceRun {
         std::fs::create_dir_all(dir).unwrap();
         let spec_path = dir.join("pipe.json");
         std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).unwrap()).unwrap();
-        let mut run = SluiceRun { child: None, dir: dir.to_path_buf(), spec_path, env: Vec::new() };
+        let catalog_url = test_catalog_url_blocking(dir);
+        let mut run = SluiceRun { child: None, dir: dir.to_path_buf(), spec_path, env: Vec::new(), catalog_url };
         run.restart();
         run
     }
@@ -213,24 +216,22 @@ impl SluiceRun {
         let spec_path = dir.join("pipe.json");
         std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).unwrap()).unwrap();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut run = SluiceRun { child: None, dir: dir.to_path_buf(), spec_path, env };
+        let catalog_url = test_catalog_url_blocking(dir);
+        let mut run = SluiceRun { child: None, dir: dir.to_path_buf(), spec_path, env, catalog_url };
         run.restart();
         run
     }
 
     pub fn restart(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("sluice.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["run", "--config"])
-            .arg(&self.spec_path)
-            .arg("--data-dir")
-            .arg(self.dir.join("data"))
-            .env("RUST_LOG", "info,sqlx=warn")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn sluice");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(["run", "--config"]).arg(&self.spec_path).arg("--data-dir").arg(self.dir.join("data")).env("RUST_LOG", "info,sqlx=warn");
+        match &self.catalog_url {
+            Some(url) => cmd.env("SLUICE_CATALOG_URL", url),
+            None => cmd.env_remove("SLUICE_CATALOG_URL"),
+        };
+        let child =
+            cmd.envs(self.env.iter().map(|(k, v)| (k, v))).stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("spawn sluice");
         self.child = Some(child);
     }
 
@@ -325,6 +326,8 @@ pub fn diff(src: &[Vec<String>], dst: &[Vec<String>]) -> Result<(), String> {
 
 /// A `sluice server` child process on a free port, with its own data dir and token.
 pub struct SluiceServer {
+    /// The catalog's URL when it is not the data dir's SQLite file (see `test_catalog_url`).
+    pub catalog_url: Option<String>,
     /// Extra environment of the next (re)start, e.g. `FAILPOINTS`.
     pub env: Vec<(String, String)>,
     pub child: Option<Child>,
@@ -336,10 +339,18 @@ pub struct SluiceServer {
 
 impl SluiceServer {
     pub async fn start(dir: &Path) -> SluiceServer {
+        std::fs::create_dir_all(dir).unwrap();
+        let catalog_url = test_catalog_url(dir).await;
+        Self::start_with_catalog(dir, catalog_url).await
+    }
+
+    /// A server on the catalog `catalog_url` (`None`: the data dir's SQLite file), whatever `SLUICE_TEST_CATALOG` says.
+    pub async fn start_with_catalog(dir: &Path, catalog_url: Option<String>) -> SluiceServer {
         let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(dir).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut s = SluiceServer {
+            catalog_url,
             env: Vec::new(),
             child: None,
             dir: dir.to_path_buf(),
@@ -367,11 +378,16 @@ impl SluiceServer {
 
     pub async fn restart(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["server", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(["server", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
             .arg(self.dir.join("data"))
             .env("SLUICE_API_TOKEN", &self.token)
-            .env("RUST_LOG", "info,sqlx=warn")
+            .env("RUST_LOG", "info,sqlx=warn");
+        match &self.catalog_url {
+            Some(url) => cmd.env("SLUICE_CATALOG_URL", url),
+            None => cmd.env_remove("SLUICE_CATALOG_URL"),
+        };
+        let child = cmd
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -440,6 +456,50 @@ impl SluiceServer {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The test bed's PostgreSQL server (`SLUICE_TEST_POSTGRES_URL`, from the environment or the test bed).
+pub fn postgres_server_url() -> Option<String> {
+    std::env::var("SLUICE_TEST_POSTGRES_URL").ok().or_else(|| testbed().extra.get("SLUICE_TEST_POSTGRES_URL").cloned())
+}
+
+/// The catalog of a test server in `dir`: with `SLUICE_TEST_CATALOG=postgres`
+/// a Postgres database of its own on the server of `SLUICE_TEST_POSTGRES_URL`,
+/// created for the first server started in `dir` and reused by later ones
+/// (its URL is kept in `dir/catalog-url`); otherwise `None` (the data dir's
+/// SQLite file). The databases are left when the test ends (a test may
+/// start a server on the same dir again); the next server created drops
+/// those whose test process is gone (their names carry its pid).
+pub async fn test_catalog_url(dir: &Path) -> Option<String> {
+    match std::env::var("SLUICE_TEST_CATALOG").as_deref() {
+        Ok("postgres") => {}
+        Ok("sqlite") | Ok("") | Err(_) => return None,
+        Ok(other) => panic!("SLUICE_TEST_CATALOG={other:?}: use postgres or sqlite"),
+    }
+    let kept = dir.join("catalog-url");
+    if let Ok(url) = std::fs::read_to_string(&kept) {
+        return Some(url);
+    }
+    let server = postgres_server_url().expect("SLUICE_TEST_CATALOG=postgres needs the test bed's PostgreSQL (SLUICE_TEST_POSTGRES_URL)");
+    use sluice_catalog::pg_admin;
+    for old in pg_admin::databases(&server, "sluice_it_").await.expect("list test databases") {
+        let pid = old.trim_start_matches("sluice_it_").split('_').next().unwrap_or_default();
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            let _ = pg_admin::drop_database(&server, &old).await;
+        }
+    }
+    let name = format!("sluice_it_{}_{:016x}", std::process::id(), rand::random::<u64>());
+    let url = pg_admin::recreate_database(&server, &name).await.expect("create the test catalog database");
+    std::fs::write(&kept, &url).unwrap();
+    Some(url)
+}
+
+/// `test_catalog_url` for callers outside async code (its own thread and runtime).
+pub fn test_catalog_url_blocking(dir: &Path) -> Option<String> {
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(test_catalog_url(&dir)))
+        .join()
+        .expect("creating the test catalog")
 }
 
 impl Drop for SluiceServer {

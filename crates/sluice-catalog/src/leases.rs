@@ -1,0 +1,331 @@
+//! Workers and pipe leases with fencing tokens: the catalog side of several
+//! workers sharing one (Postgres) catalog.
+//!
+//! A worker registers itself (id, advertised API address) and heartbeats. A
+//! pipe is run by the worker holding its lease: a row with the owner, an
+//! expiry and a fencing token that grows by one on every acquisition. The
+//! holder renews it before it expires; once expired (or released) any worker
+//! may acquire it, getting a higher token. The fenced writes
+//! (`save_checkpoint_fenced`, `reserve_versions_fenced`,
+//! `set_table_state_fenced`, `record_schema_change_fenced`) check the token
+//! in the same transaction as the write and fail with `CatalogError::Fenced`
+//! when it is no longer the pipe's: a worker that lost its lease (paused,
+//! partitioned, slow) can neither move the checkpoint nor reserve versions
+//! after another worker took the pipe over. Times are the catalog
+//! database's clock (milliseconds), so workers' clocks need not agree.
+//!
+//! Placement (which worker acquires which pipe) is the control plane's job;
+//! nothing here runs on its own.
+
+use crate::{Backend, Catalog, CatalogError, Tx};
+use sqlx::Row;
+use std::time::Duration;
+
+type Result<T> = std::result::Result<T, CatalogError>;
+
+/// A registered worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRecord {
+    pub id: String,
+    pub api_address: String,
+    /// Unix milliseconds (catalog clock).
+    pub started_ms: i64,
+    pub heartbeat_ms: i64,
+}
+
+/// A lease held: its fencing token and when it expires (Unix ms, catalog clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub token: i64,
+    pub expires_ms: i64,
+}
+
+impl Catalog {
+    /// The catalog database's clock, in Unix milliseconds, as SQL.
+    fn now_ms_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
+    /// Registers worker `id` (or updates its address), with a first heartbeat.
+    pub async fn register_worker(&self, id: &str, api_address: &str) -> Result<()> {
+        let (id, addr) = (id.to_owned(), api_address.to_owned());
+        self.detached(move |c| async move {
+            let now = c.now_ms_sql();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO workers (id, api_address, started_ms, heartbeat_ms) VALUES ($1, $2, {now}, {now}) \
+                 ON CONFLICT (id) DO UPDATE SET api_address = excluded.api_address, started_ms = excluded.started_ms, \
+                 heartbeat_ms = excluded.heartbeat_ms"
+            )))
+            .bind(&id)
+            .bind(&addr)
+            .execute(&c.writes)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records that worker `id` is alive (`Url` error naming it when it never registered).
+    pub async fn heartbeat_worker(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.detached(move |c| async move {
+            let now = c.now_ms_sql();
+            let done = sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE workers SET heartbeat_ms = {now} WHERE id = $1")))
+                .bind(&id)
+                .execute(&c.writes)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(CatalogError::Corrupt(format!("worker {id:?} is not registered")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes worker `id` (a graceful exit); its leases stay until they expire or are released.
+    pub async fn unregister_worker(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.detached(move |c| async move {
+            sqlx::query("DELETE FROM workers WHERE id = $1").bind(&id).execute(&c.writes).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every registered worker, by id.
+    pub async fn workers(&self) -> Result<Vec<WorkerRecord>> {
+        self.detached(|c| async move {
+            let rows = sqlx::query("SELECT id, api_address, started_ms, heartbeat_ms FROM workers ORDER BY id").fetch_all(&c.reads).await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| WorkerRecord { id: r.get(0), api_address: r.get(1), started_ms: r.get(2), heartbeat_ms: r.get(3) })
+                .collect())
+        })
+        .await
+    }
+
+    /// The holder of `pipe`'s lease and its token, if a live (unexpired) one exists.
+    pub async fn lease_holder(&self, pipe: &str) -> Result<Option<(String, Lease)>> {
+        let pipe = pipe.to_owned();
+        self.detached(move |c| async move {
+            let now = c.now_ms_sql();
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT owner, token, expires_ms FROM pipe_leases WHERE pipe = $1 AND owner IS NOT NULL AND expires_ms > {now}"
+            )))
+            .bind(&pipe)
+            .fetch_optional(&c.reads)
+            .await?;
+            Ok(row.map(|r| (r.get(0), Lease { token: r.get(1), expires_ms: r.get(2) })))
+        })
+        .await
+    }
+
+    /// Acquires `pipe`'s lease for `worker` for `ttl` when nobody holds a live
+    /// one (never held, released, or expired): the token grows by one. `None`
+    /// when another worker holds it; `NoSuchPipe` when there is no such pipe.
+    /// A worker acquiring a lease it still holds gets a new token too (its
+    /// older writes are fenced from then on).
+    pub async fn acquire_lease(&self, pipe: &str, worker: &str, ttl: Duration) -> Result<Option<Lease>> {
+        let (pipe, worker, ttl) = (pipe.to_owned(), worker.to_owned(), ttl.as_millis() as i64);
+        self.detached(move |c| async move {
+            let now = c.now_ms_sql();
+            let mut tx = c.write_tx().await?;
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT name FROM pipes WHERE name = $1").bind(&pipe).fetch_optional(&mut *tx).await?;
+            if exists.is_none() {
+                return Err(CatalogError::NoSuchPipe(pipe));
+            }
+            let held: Option<(Option<String>, i64)> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT owner, CAST(CASE WHEN expires_ms > {now} THEN 1 ELSE 0 END AS BIGINT) FROM pipe_leases WHERE pipe = $1"
+            )))
+            .bind(&pipe)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| (r.get(0), r.get(1)));
+            if let Some((Some(owner), 1)) = &held {
+                if *owner != worker {
+                    return Ok(None);
+                }
+            }
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO pipe_leases (pipe, owner, expires_ms, token) VALUES ($1, $2, {now} + $3, 1) \
+                 ON CONFLICT (pipe) DO UPDATE SET owner = excluded.owner, expires_ms = excluded.expires_ms, \
+                 token = pipe_leases.token + 1 RETURNING token, expires_ms"
+            )))
+            .bind(&pipe)
+            .bind(&worker)
+            .bind(ttl)
+            .fetch_one(&mut *tx)
+            .await?;
+            let lease = Lease { token: row.get(0), expires_ms: row.get(1) };
+            tx.commit().await?;
+            Ok(Some(lease))
+        })
+        .await
+    }
+
+    /// Extends `worker`'s lease `token` on `pipe` by `ttl` from now. `Fenced`
+    /// when the pipe's lease is no longer that one (another acquisition
+    /// happened, or it was released).
+    pub async fn renew_lease(&self, pipe: &str, worker: &str, token: i64, ttl: Duration) -> Result<Lease> {
+        let (pipe, worker, ttl) = (pipe.to_owned(), worker.to_owned(), ttl.as_millis() as i64);
+        self.detached(move |c| async move {
+            let now = c.now_ms_sql();
+            let mut tx = c.write_tx().await?;
+            Self::check_fence(&mut tx, &pipe, token).await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE pipe_leases SET expires_ms = {now} + $1 WHERE pipe = $2 AND owner = $3 AND token = $4 RETURNING token, expires_ms"
+            )))
+            .bind(ttl)
+            .bind(&pipe)
+            .bind(&worker)
+            .bind(token)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(CatalogError::Fenced { pipe, token, current: "held by another worker".into() });
+            };
+            let lease = Lease { token: row.get(0), expires_ms: row.get(1) };
+            tx.commit().await?;
+            Ok(lease)
+        })
+        .await
+    }
+
+    /// Gives up `worker`'s lease `token` on `pipe` (a graceful hand-off): any
+    /// worker may acquire it at once. Releasing a lease no longer held is a no-op.
+    pub async fn release_lease(&self, pipe: &str, worker: &str, token: i64) -> Result<()> {
+        let (pipe, worker) = (pipe.to_owned(), worker.to_owned());
+        self.detached(move |c| async move {
+            sqlx::query("UPDATE pipe_leases SET owner = NULL, expires_ms = 0 WHERE pipe = $1 AND owner = $2 AND token = $3")
+                .bind(&pipe)
+                .bind(&worker)
+                .bind(token)
+                .execute(&c.writes)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Inside a write transaction: fails with `Fenced` unless `token` is the
+    /// current token of a held lease on `pipe`. The write lock is held, so no
+    /// acquisition can come between this check and the transaction's writes.
+    pub(crate) async fn check_fence(tx: &mut Tx, pipe: &str, token: i64) -> Result<()> {
+        let row = sqlx::query("SELECT owner, token FROM pipe_leases WHERE pipe = $1").bind(pipe).fetch_optional(&mut **tx).await?;
+        let current = row.map(|r| (r.get::<Option<String>, _>(0), r.get::<i64, _>(1)));
+        match current {
+            Some((Some(_), t)) if t == token => Ok(()),
+            Some((Some(owner), t)) => {
+                Err(CatalogError::Fenced { pipe: pipe.into(), token, current: format!("token {t}, held by {owner}") })
+            }
+            Some((None, t)) => Err(CatalogError::Fenced { pipe: pipe.into(), token, current: format!("token {t}, released") }),
+            None => Err(CatalogError::Fenced { pipe: pipe.into(), token, current: "no lease".into() }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tests::{on_both, TestCatalog};
+    use crate::*;
+    use sluice_core::PipeSpec;
+    use std::time::Duration;
+
+    fn spec(name: &str) -> PipeSpec {
+        let mut s = PipeSpec::from_json(
+            r#"{"name":"p","source":{"host":"h","user":"u","password":"x"},
+                "destination":{"url":"http://127.0.0.1:1","database":"d"},"tables":[{"source":"s.t"}]}"#,
+        )
+        .unwrap();
+        s.name = name.into();
+        s
+    }
+
+    fn cp(file: &str, pos: u64) -> Checkpoint {
+        Checkpoint { position: BinlogPosition::new(file, pos), gtid_set: None }
+    }
+
+    /// One holder at a time; an expired lease goes to the next worker with a
+    /// higher token, and the old holder's fenced writes and renewals fail and
+    /// change nothing, while the new holder's succeed.
+    async fn leases_fence_the_previous_holder(t: TestCatalog) {
+        let cat = t.open().await;
+        cat.register_worker("w1", "10.0.0.1:7878").await.unwrap();
+        cat.register_worker("w2", "10.0.0.2:7878").await.unwrap();
+        cat.heartbeat_worker("w1").await.unwrap();
+        assert!(cat.heartbeat_worker("nope").await.is_err());
+        let ws = cat.workers().await.unwrap();
+        assert_eq!(
+            ws.iter().map(|w| (w.id.as_str(), w.api_address.as_str())).collect::<Vec<_>>(),
+            [("w1", "10.0.0.1:7878"), ("w2", "10.0.0.2:7878")]
+        );
+        assert!(ws[0].heartbeat_ms >= ws[0].started_ms && ws[0].started_ms > 1_600_000_000_000, "{ws:?}");
+        assert!(matches!(cat.acquire_lease("p", "w1", Duration::from_secs(15)).await, Err(CatalogError::NoSuchPipe(_))));
+
+        cat.create_pipe(&spec("p")).await.unwrap();
+        cat.record_setup("p", &[], &cp("binlog.000003", 157), 41).await.unwrap();
+        let ttl = Duration::from_millis(400);
+        let l1 = cat.acquire_lease("p", "w1", ttl).await.unwrap().expect("free lease");
+        assert_eq!(l1.token, 1);
+        assert_eq!(cat.acquire_lease("p", "w2", ttl).await.unwrap(), None, "held by w1");
+        assert_eq!(cat.lease_holder("p").await.unwrap().map(|(o, l)| (o, l.token)), Some(("w1".to_string(), 1)));
+        let renewed = cat.renew_lease("p", "w1", 1, ttl).await.unwrap();
+        assert!(renewed.expires_ms >= l1.expires_ms);
+        cat.save_checkpoint_fenced("p", &cp("binlog.000003", 200), 1).await.unwrap();
+        assert_eq!(cat.reserve_versions_fenced("p", 10, 0, 1).await.unwrap(), 42);
+
+        // w1 stops renewing (paused, partitioned): after the TTL, w2 takes the pipe over.
+        tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+        assert_eq!(cat.lease_holder("p").await.unwrap(), None, "expired");
+        let l2 = cat.acquire_lease("p", "w2", Duration::from_secs(15)).await.unwrap().expect("expired lease");
+        assert_eq!(l2.token, 2);
+        for e in [
+            cat.save_checkpoint_fenced("p", &cp("binlog.000009", 4), 1).await.unwrap_err(),
+            cat.reserve_versions_fenced("p", 100, 0, 1).await.unwrap_err(),
+            cat.renew_lease("p", "w1", 1, ttl).await.unwrap_err(),
+        ] {
+            assert!(matches!(&e, CatalogError::Fenced { token: 1, .. }), "{e}");
+            assert!(e.to_string().contains("token 2, held by w2"), "{e}");
+        }
+        let stored = cat.checkpoint("p").await.unwrap().unwrap().checkpoint.position;
+        assert_eq!(stored, BinlogPosition::new("binlog.000003", 200), "the fenced checkpoint was not written");
+        assert_eq!(cat.next_version("p").await.unwrap(), Some(52), "the fenced reservation moved nothing");
+        // The new holder writes; its versions are above every version the old one got.
+        cat.save_checkpoint_fenced("p", &cp("binlog.000003", 300), 2).await.unwrap();
+        assert_eq!(cat.reserve_versions_fenced("p", 1, 0, 2).await.unwrap(), 52);
+
+        // A graceful hand-off: released, the next acquisition is immediate, with a higher token.
+        cat.release_lease("p", "w1", 1).await.unwrap(); // not w1's any more: no effect
+        assert_eq!(cat.acquire_lease("p", "w1", ttl).await.unwrap(), None);
+        cat.release_lease("p", "w2", 2).await.unwrap();
+        let e = cat.save_checkpoint_fenced("p", &cp("binlog.000003", 400), 2).await.unwrap_err();
+        assert!(e.to_string().contains("released"), "{e}");
+        assert_eq!(cat.acquire_lease("p", "w1", ttl).await.unwrap().map(|l| l.token), Some(3));
+        cat.unregister_worker("w2").await.unwrap();
+        assert_eq!(cat.workers().await.unwrap().len(), 1);
+        // Unfenced writes (a single server, no leases) are unaffected.
+        cat.save_checkpoint("p", &cp("binlog.000003", 500)).await.unwrap();
+    }
+    on_both!(leases_fence_the_previous_holder);
+
+    /// Two workers racing for a free lease: exactly one gets it.
+    async fn one_of_two_racing_workers_gets_the_lease(t: TestCatalog) {
+        let a = t.open().await;
+        let b = t.open().await;
+        a.create_pipe(&spec("p")).await.unwrap();
+        for round in 0..10 {
+            let ttl = Duration::from_secs(15);
+            let (x, y) = tokio::join!(a.acquire_lease("p", "wa", ttl), b.acquire_lease("p", "wb", ttl));
+            let got = [x.unwrap(), y.unwrap()];
+            assert_eq!(got.iter().filter(|l| l.is_some()).count(), 1, "round {round}: {got:?}");
+            let (who, lease) = if got[0].is_some() { ("wa", got[0].unwrap()) } else { ("wb", got[1].unwrap()) };
+            assert_eq!(lease.token, round + 1);
+            a.release_lease("p", who, lease.token).await.unwrap();
+        }
+    }
+    on_both!(one_of_two_racing_workers_gets_the_lease);
+}
