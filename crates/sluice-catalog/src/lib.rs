@@ -23,11 +23,13 @@
 mod alerts;
 mod error;
 pub mod secrets;
+pub mod series;
 mod store;
 mod verifications;
 
 pub use alerts::{AlertDelivery, AlertNotice, AlertState, SealedSecrets};
 pub use error::CatalogError;
+pub use series::SeriesSample;
 pub use store::{CatalogStore, KeyRange};
 pub use verifications::{VerificationRecord, VERIFY_DONE, VERIFY_FAILED, VERIFY_RUNNING};
 
