@@ -393,7 +393,7 @@ async fn pipe_events(
         ev.retain(|e| e.id < before);
     }
     if let Some(limit) = q.limit {
-        ev.drain(..ev.len().saturating_sub(limit));
+        ev = ev.split_off(ev.len().saturating_sub(limit));
     }
     Ok(Json(
         ev.into_iter()

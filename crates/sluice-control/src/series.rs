@@ -90,7 +90,7 @@ impl Sampler {
                 Err(e) => tracing::warn!(pipe = name.as_str(), "series: sample skipped: {e}"),
             }
         }
-        if self.ticks % 30 == 0 {
+        if self.ticks.is_multiple_of(30) {
             manager.catalog().prune_series(epoch_now()).await?;
         }
         self.ticks += 1;
