@@ -117,6 +117,6 @@ async fn series_are_sampled_served_and_counts_survive_a_restart() {
 
     // The dashboard's address is in the log.
     assert!(srv.log().contains(&format!("dashboard: http://127.0.0.1:{}/", srv.port)), "{}", srv.log());
-    let (code, _) = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
-    assert_eq!(code, 204);
+    // Cleanup only (not what this test checks).
+    let _ = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
 }
