@@ -18,9 +18,10 @@ type Result<T> = std::result::Result<T, CatalogError>;
 pub(crate) enum Col {
     Text,
     Int,
+    Real,
 }
 
-use Col::{Int, Text};
+use Col::{Int, Real, Text};
 
 /// Every catalog table with its columns, parents before children (foreign keys).
 pub(crate) const TABLES: &[(&str, &[(&str, Col)])] = &[
@@ -104,6 +105,8 @@ pub(crate) const TABLES: &[(&str, &[(&str, Col)])] = &[
     ),
     ("workers", &[("id", Text), ("api_address", Text), ("started_ms", Int), ("heartbeat_ms", Int)]),
     ("pipe_leases", &[("pipe", Text), ("owner", Text), ("expires_ms", Int), ("token", Int)]),
+    ("series_points", &[("pipe", Text), ("subject", Text), ("metric", Text), ("resolution", Int), ("at", Int), ("value", Real)]),
+    ("pipe_counters", &[("pipe", Text), ("name", Text), ("value", Int)]),
 ];
 
 /// Tables whose `id` is generated (a Postgres sequence to move past the copied ids).
@@ -153,6 +156,7 @@ impl Catalog {
                     q = match col {
                         Text => q.bind(row.try_get::<Option<String>, _>(i)?),
                         Int => q.bind(row.try_get::<Option<i64>, _>(i)?),
+                        Real => q.bind(row.try_get::<Option<f64>, _>(i)?),
                     };
                 }
                 q.execute(&mut *tx).await?;

@@ -37,6 +37,7 @@ mod error;
 mod leases;
 pub mod pg_admin;
 pub mod secrets;
+pub mod series;
 mod store;
 mod verifications;
 
@@ -44,6 +45,7 @@ pub use alerts::{AlertDelivery, AlertNotice, AlertState, SealedSecrets};
 pub use copy::CopyReport;
 pub use error::CatalogError;
 pub use leases::{Lease, WorkerRecord};
+pub use series::SeriesSample;
 pub use store::{CatalogStore, KeyRange};
 pub use verifications::{VerificationRecord, VERIFY_DONE, VERIFY_FAILED, VERIFY_RUNNING};
 

@@ -142,6 +142,7 @@ pub struct PipeView {
     /// Age in seconds of the oldest source change not yet written to ClickHouse; 0 only when nothing is
     /// pending and the stream is live; grows while the stream is stalled or the pipe paused; null before CDC ran.
     pub lag_seconds: Option<f64>,
+    /// Row changes written by CDC since the pipe was created (saved every sample; a crash loses at most one interval's count).
     pub changes_applied: u64,
     pub settings: SyncSettings,
     pub created_at: String,
@@ -365,14 +366,35 @@ async fn delete_pipe(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The pipe's state transitions, oldest first, with time and reason.
-#[utoipa::path(get, path = "/v1/pipes/{name}/events", tag = "pipes", params(("name" = String, Path)),
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct EventsParams {
+    /// Only events with an id below this one (the page before the one shown).
+    #[serde(default)]
+    pub before: Option<i64>,
+    /// At most this many events: the newest of those selected.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The pipe's history (state transitions and notes), oldest first, with time
+/// and reason; all of it, or a page: the newest `limit` events before the id `before`.
+#[utoipa::path(get, path = "/v1/pipes/{name}/events", tag = "pipes", params(("name" = String, Path), EventsParams),
     responses((status = 200, body = Vec<EventView>), (status = 404, body = ApiError)))]
-async fn pipe_events(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Vec<EventView>>, ManagerError> {
+async fn pipe_events(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<EventsParams>,
+) -> Result<Json<Vec<EventView>>, ManagerError> {
     if st.manager.catalog().pipe(&name).await?.is_none() {
         return Err(ManagerError::NotFound(name));
     }
-    let ev = st.manager.catalog().events(&name).await?;
+    let mut ev = st.manager.catalog().events(&name).await?;
+    if let Some(before) = q.before {
+        ev.retain(|e| e.id < before);
+    }
+    if let Some(limit) = q.limit {
+        ev = ev.split_off(ev.len().saturating_sub(limit));
+    }
     Ok(Json(
         ev.into_iter()
             .map(|e| EventView { id: e.id, at: e.at, from_state: e.from_state, to_state: e.to_state, reason: e.reason })
@@ -478,8 +500,8 @@ async fn healthz() -> &'static str {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
-    paths(create_pipe, run_checks, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, crate::alerts::get_global, crate::alerts::put_global, crate::alerts::get_pipe, crate::alerts::put_pipe, crate::alerts::test_channels, crate::alerts::active, metrics_text, healthz, openapi_json),
-    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind, crate::alerts::config::AlertConfig, crate::alerts::config::PipeAlerts, crate::alerts::config::Channel, crate::alerts::config::SmtpSecurity, crate::alerts::config::Rule, crate::alerts::config::RuleKind, crate::alerts::deliver::AlertMessage, crate::alerts::ChannelTest, crate::alerts::ActiveAlert)),
+    paths(create_pipe, run_checks, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, crate::alerts::get_global, crate::alerts::put_global, crate::alerts::get_pipe, crate::alerts::put_pipe, crate::alerts::test_channels, crate::alerts::active, crate::series::get_series, metrics_text, healthz, openapi_json),
+    components(schemas(PipeSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind, crate::alerts::config::AlertConfig, crate::alerts::config::PipeAlerts, crate::alerts::config::Channel, crate::alerts::config::SmtpSecurity, crate::alerts::config::Rule, crate::alerts::config::RuleKind, crate::alerts::deliver::AlertMessage, crate::alerts::ChannelTest, crate::alerts::ActiveAlert, crate::series::SeriesView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -539,6 +561,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/pipes/{name}/tables", post(add_tables))
         .route("/v1/pipes/{name}/tables/{table}", axum::routing::delete(remove_table))
         .route("/v1/pipes/{name}/events", get(pipe_events))
+        .route("/v1/pipes/{name}/series", get(crate::series::get_series))
         .route("/v1/pipes/{name}/verify", post(crate::verify::start))
         .route("/v1/pipes/{name}/verifications", get(crate::verify::list))
         .route("/v1/pipes/{name}/verifications/{id}", get(crate::verify::get_one))

@@ -9,6 +9,7 @@ pub mod manager;
 mod owner;
 pub mod preflight;
 pub use owner::{real_engine, EngineFuture, EngineResult, EngineStarter};
+pub mod series;
 pub mod server;
 pub mod ui;
 pub mod verify;

@@ -125,6 +125,16 @@ impl Manager {
             };
             if !self.owners.lock().unwrap().contains_key(&name) {
                 self.spawn_owner(&name, rec.spec.settings);
+                // The count of changes applied goes on from where the last run saved it.
+                match self.catalog.pipe_counter(&name, crate::series::CHANGES_APPLIED).await {
+                    Ok(Some(n)) => {
+                        if let Some(s) = self.status(&name) {
+                            s.changes_applied.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(pipe = name.as_str(), "cannot read the saved count of changes applied: {e}"),
+                }
             }
         }
         Ok(())

@@ -123,9 +123,11 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str
     manager.resume_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::verify::spawn_scheduler(manager.clone());
     crate::alerts::spawn(manager.clone());
+    crate::series::spawn(manager.clone());
     let app = router(AppState { manager: manager.clone(), token: Arc::new(token), metrics });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     info!("sluice server listening on http://{listen} (data dir {})", data_dir.display());
+    info!("dashboard: http://{listen}/ (sign in with the API token)");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let term = async {
@@ -141,5 +143,6 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str
         })
         .await?;
     manager.shutdown().await;
+    crate::series::save_counters(&manager).await;
     Ok(())
 }

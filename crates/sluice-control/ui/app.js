@@ -55,11 +55,22 @@
     return h("time", { datetime: iso || "", title: iso || "" }, fmtTime(iso));
   }
 
-  /** Shows a message in a notice element: kind is "ok", "error" or "" (neutral). */
+  const NOTICE_MS = 8000;
+
+  /** Shows a message in a notice element: kind is "ok", "error" or "" (neutral). The message
+   * replaces the element's earlier one; an "ok" one clears itself after a few seconds, any
+   * one when clicked. A neutral one ("Pausing…") stays until its outcome replaces it. */
   function notice(el, text, kind) {
+    clearTimeout(el._clear);
     el.textContent = text || "";
     el.className = "notice" + (kind ? " " + kind : "");
     el.hidden = !text;
+    el.title = text ? "click to dismiss" : "";
+    if (!el._dismiss) {
+      el._dismiss = true;
+      el.addEventListener("click", () => notice(el, ""));
+    }
+    if (text && kind === "ok") el._clear = setTimeout(() => notice(el, ""), NOTICE_MS);
   }
 
   // ---------- token ----------
@@ -153,6 +164,21 @@
     b.hidden = !text;
   }
 
+  let lastOk = null; // when the server last answered
+
+  /** The server cannot be reached: say so, and make the page read-only (states shown may be stale). */
+  function setOffline(off) {
+    document.body.classList.toggle("offline", off);
+    $("main").inert = off;
+    $("offline-badge").hidden = !off;
+    if (off) {
+      showBanner("The Sluice server cannot be reached" + (lastOk ? " since " + lastOk.toLocaleTimeString() : "") +
+        ": what is shown may be out of date, and actions are disabled until it answers again.", "error");
+    } else {
+      lastOk = new Date();
+    }
+  }
+
   let view = null; // { refresh: async () => void } of the page shown
   let timer = null;
   let busy = false;
@@ -175,8 +201,10 @@
         }
         showBanner("");
       }
+      setOffline(false);
     } catch (e) {
-      if (e.status !== 401) showBanner(e.message, "error");
+      if (e.status === 0) setOffline(true);
+      else if (e.status !== 401) showBanner(e.message, "error");
     } finally {
       busy = false;
     }
@@ -207,6 +235,7 @@
     if (hash === "#/new") view = createView(main);
     else if ((m = /^#\/pipe\/(.+)$/.exec(hash))) view = pipeView(main, decodeURIComponent(m[1]));
     else view = listView(main);
+    window.scrollTo(0, 0);
     document.querySelectorAll(".topbar nav a").forEach((a) => a.classList.toggle("active", a.getAttribute("href") === (hash === "#/new" ? "#/new" : "#/")));
     tick();
   }
@@ -253,6 +282,25 @@
 
   // ---------- pipe list ----------
 
+  // Sorting of the pipe list: column key → value of a pipe to compare.
+  const LIST_COLUMNS = [
+    ["Name", (p) => p.name],
+    ["State", (p) => p.state],
+    ["Mode", (p) => p.mode],
+    ["Tables", (p) => p.tables.length],
+    ["Copy progress", (p) => copiedFraction(p.tables)],
+    ["Lag", (p) => (p.lag_seconds == null ? -1 : p.lag_seconds)],
+    ["Changes applied", (p) => p.changes_applied],
+    ["Last error", (p) => p.error || ""],
+    ["Updated", (p) => p.updated_at],
+  ];
+  const listState = { query: "", sort: 0, desc: false }; // kept across visits of the list
+
+  function copiedFraction(tables) {
+    const est = tables.reduce((a, t) => a + t.rows_estimated, 0);
+    return est > 0 ? tables.reduce((a, t) => a + t.rows_copied, 0) / est : 1;
+  }
+
   function listView(main) {
     const msg = h("div", { class: "notice", hidden: true });
     const tbody = h("tbody");
@@ -263,35 +311,54 @@
       h("a", { href: "#/new" }, "Create one"),
       " from a JSON spec."
     );
+    const noMatch = h("p", { class: "empty", hidden: true }, "No pipe matches the search.");
+    let pipes = [];
+    const search = h("input", { type: "search", id: "pipe-search", placeholder: "Search name, state, table, error…", "aria-label": "search pipes", value: listState.query });
+    search.addEventListener("input", () => {
+      listState.query = search.value;
+      render();
+    });
+    const heads = LIST_COLUMNS.map(([label], i) =>
+      h("th", { class: "sortable", "aria-sort": "none", title: "Sort by " + label.toLowerCase(), onclick: () => {
+        listState.desc = listState.sort === i ? !listState.desc : false;
+        listState.sort = i;
+        render();
+      } }, label)
+    );
     main.append(
-      h("div", { class: "section-head" }, h("h1", null, "Pipes"), h("span", { class: "spacer" }), h("a", { class: "button", href: "#/new" }, "New pipe")),
+      h("div", { class: "section-head" }, h("h1", null, "Pipes"), search, h("span", { class: "spacer" }), h("a", { class: "button", href: "#/new" }, "New pipe")),
       msg,
-      h(
-        "table",
-        { class: "grid" },
-        h(
-          "thead",
-          null,
-          h("tr", null, ["Name", "State", "Mode", "Tables", "Copy progress", "Lag", "Changes applied", "Last error", "Updated"].map((t) => h("th", null, t)))
-        ),
-        tbody
-      ),
-      empty
+      h("div", { class: "scroll-x" }, h("table", { class: "grid", id: "pipe-list" }, h("thead", null, h("tr", null, heads)), tbody)),
+      empty,
+      noMatch
     );
     takeFlash(msg);
 
-    async function refresh() {
-      const pipes = await api("GET", "/v1/pipes");
+    function render() {
+      const q = listState.query.trim().toLowerCase();
+      const matches = (p) =>
+        !q || [p.name, p.state, p.mode, p.error || "", ...p.tables.flatMap((t) => [t.source, t.destination])].some((x) => String(x).toLowerCase().includes(q));
+      const key = LIST_COLUMNS[listState.sort][1];
+      const shown = pipes.filter(matches).sort((a, b) => {
+        const x = key(a), y = key(b);
+        const c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+        return listState.desc ? -c : c;
+      });
+      heads.forEach((th, i) => {
+        th.setAttribute("aria-sort", i === listState.sort ? (listState.desc ? "descending" : "ascending") : "none");
+        th.dataset.arrow = i === listState.sort ? (listState.desc ? "▼" : "▲") : "";
+      });
       empty.hidden = pipes.length > 0;
+      noMatch.hidden = !pipes.length || shown.length > 0;
       tbody.replaceChildren(
-        ...pipes.map((p) => {
+        ...shown.map((p) => {
           const href = "#/pipe/" + enc(p.name);
           const errTables = p.tables.filter((t) => t.state === "Error").length;
           return h(
             "tr",
             { class: "clickable", onclick: (e) => { if (!e.target.closest("a")) location.hash = href; } },
             h("td", null, h("a", { href, class: "name" }, p.name)),
-            h("td", null, badge(p.state)),
+            h("td", null, badge(p.state), p.warning ? h("span", { class: "badge state-pausing small", title: p.warning }, "warning") : null),
             h("td", { class: "muted" }, p.mode),
             h("td", { class: "num" }, String(p.tables.length), errTables ? h("span", { class: "badge state-error small" }, errTables + " in Error") : null),
             h("td", null, progressSummary(p.tables)),
@@ -302,6 +369,11 @@
           );
         })
       );
+    }
+
+    async function refresh() {
+      pipes = await api("GET", "/v1/pipes");
+      render();
     }
     return { refresh };
   }
@@ -421,6 +493,79 @@
     return { refresh: null };
   }
 
+  // ---------- charts (hand-drawn SVG) ----------
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const CHART_REFRESH_MS = 10000;
+  const EVENTS_PAGE = 50;
+  const RANGES = { "1h": { label: "hour", secs: 3600 }, "1d": { label: "day", secs: 86400 }, "30d": { label: "month", secs: 30 * 86400 } };
+  const PIPE_CHARTS = [
+    { metric: "lag_seconds", title: "Lag", unit: "s" },
+    { metric: "changes_per_second", title: "Changes / s", unit: "" },
+    { metric: "snapshot_rows_per_second", title: "Snapshot rows / s", unit: "" },
+    { metric: "batch_seconds", title: "Batch duration", unit: "s" },
+  ];
+  const TABLE_CHARTS = [
+    { metric: "upserts_per_second", title: "Inserts + updates / s", unit: "" },
+    { metric: "deletes_per_second", title: "Deletes / s", unit: "" },
+    { metric: "snapshot_rows_per_second", title: "Snapshot rows / s", unit: "" },
+  ];
+  // History lines worth a second look (failures, retries, alerts).
+  const PROBLEM = /error|fail|retr|warn|alert|cannot|refus/i;
+
+  function svg(tag, attrs) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+    return el;
+  }
+
+  function fmtNum(v, unit) {
+    if (v == null || !isFinite(v)) return "—";
+    const a = Math.abs(v);
+    const n = a >= 1e6 ? (v / 1e6).toFixed(1) + " M" : a >= 1e4 ? (v / 1e3).toFixed(1) + " k" : a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(2);
+    return n + (unit ? " " + unit : "");
+  }
+
+  /** One chart: a line (and its area) of `series.points` over the last `rangeSecs`; gaps
+   * longer than two points break the line, unless a missing point means 0. */
+  function chart(def, series, rangeSecs) {
+    const W = 600, H = 120;
+    const now = Date.now() / 1000, start = now - rangeSecs;
+    const res = series.resolution || 10;
+    let pts = series.points.filter(([at]) => at + res >= start);
+    if (series.missing_is_zero && pts.length) {
+      const have = new Map(pts);
+      pts = [];
+      for (let at = Math.ceil(start / res) * res; at <= now; at += res) pts.push([at, have.get(at) || 0]);
+    }
+    const max = pts.reduce((m, [, v]) => Math.max(m, v), 0) || 1;
+    const x = (at) => Math.max(0, Math.min(W, ((at - start) / rangeSecs) * W));
+    const y = (v) => H - 2 - (v / max) * (H - 8);
+    const segments = [];
+    let seg = null, prev = null;
+    for (const [at, v] of pts) {
+      if (!seg || at - prev > 2.5 * res) segments.push((seg = []));
+      seg.push([x(at), y(v)]);
+      prev = at;
+    }
+    const line = segments.map((sg) => "M" + sg.map(([a, b]) => a.toFixed(1) + " " + b.toFixed(1)).join(" L")).join(" ");
+    const area = segments.map((sg) => "M" + sg[0][0].toFixed(1) + " " + H + " L" + sg.map(([a, b]) => a.toFixed(1) + " " + b.toFixed(1)).join(" L") + " L" + sg[sg.length - 1][0].toFixed(1) + " " + H + " Z").join(" ");
+    const plot = svg("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", class: "chart-svg", role: "img", "aria-label": def.title + " over the last " + rangeSecs / 3600 + " h" });
+    for (const f of [0.25, 0.5, 0.75]) plot.append(svg("line", { x1: 0, x2: W, y1: y(max * f), y2: y(max * f), class: "grid-line" }));
+    if (segments.length) {
+      plot.append(svg("path", { d: area, class: "area" }), svg("path", { d: line, class: "line" }));
+    }
+    const last = pts.length ? pts[pts.length - 1][1] : null;
+    const fmtAxis = (t) => new Date(t * 1000).toLocaleString([], rangeSecs > 86400 ? { month: "short", day: "numeric" } : { hour: "2-digit", minute: "2-digit" });
+    return h(
+      "figure",
+      { class: "chart", "data-metric": def.metric, "data-points": String(pts.length) },
+      h("figcaption", null, h("span", null, def.title), h("span", { class: "muted num" }, pts.length ? "now " + fmtNum(last, def.unit) + " · max " + fmtNum(max === 1 && !pts.some(([, v]) => v) ? 0 : max, def.unit) : "")),
+      h("div", { class: "plot" }, plot, segments.length ? null : h("span", { class: "chart-empty muted" }, "no data yet (sampled every 10 s)")),
+      h("div", { class: "axis muted" }, h("span", null, fmtAxis(start)), h("span", null, "now"))
+    );
+  }
+
   // ---------- one pipe ----------
 
   // Which states allow which request (mirrors sluice_core::state::transition; the server decides).
@@ -441,6 +586,62 @@
     const tablesBody = h("tbody");
     const eventsBody = h("tbody");
     const eventsCount = h("span", { class: "muted" });
+    let recent = []; // the newest page of history, refreshed
+    let older = []; // older pages, loaded on request
+    let moreOlder = false;
+    const btnOlder = h("button", { type: "button", class: "secondary small", hidden: true, onclick: async () => {
+      const all = mergedEvents();
+      if (!all.length) return;
+      btnOlder.disabled = true;
+      try {
+        const page = await api("GET", pipePath(name) + "/events?before=" + all[0].id + "&limit=" + EVENTS_PAGE);
+        older = page.concat(older);
+        moreOlder = page.length === EVENTS_PAGE;
+        renderEvents();
+      } catch (e) {
+        notice(msg, "Loading older history failed: " + e.message, "error");
+      } finally {
+        btnOlder.disabled = false;
+      }
+    } }, "Show older");
+    const problemsList = h("ul", { class: "problems" });
+    const problemsCard = h("section", { class: "card problems-card", id: "problems", hidden: true }, h("h2", null, "Recent warnings and errors"), problemsList);
+
+    // Charts: the pipe's (or one table's) series over the chosen range, fetched every 10 s.
+    let chartRange = "1h";
+    let chartTable = "";
+    let chartsAt = 0;
+    const chartsBody = h("div", { class: "charts", id: "charts" });
+    const chartTableSel = h("select", { "aria-label": "chart subject", onchange: () => {
+      chartTable = chartTableSel.value;
+      refreshCharts(true);
+    } }, h("option", { value: "" }, "whole pipe"));
+    const rangeButtons = Object.keys(RANGES).map((r) => h("button", { type: "button", class: "secondary small" + (r === chartRange ? " active" : ""), "data-range": r, onclick: () => {
+      chartRange = r;
+      rangeButtons.forEach((b) => b.classList.toggle("active", b.dataset.range === r));
+      refreshCharts(true);
+    } }, RANGES[r].label));
+    async function refreshCharts(force) {
+      if (!force && Date.now() - chartsAt < CHART_REFRESH_MS) return;
+      chartsAt = Date.now();
+      const defs = chartTable ? TABLE_CHARTS : PIPE_CHARTS;
+      const q = (m) => pipePath(name) + "/series?metric=" + m + "&range=" + chartRange + (chartTable ? "&table=" + enc(chartTable) : "");
+      try {
+        const res = await Promise.all(defs.map((d) => api("GET", q(d.metric))));
+        chartsBody.replaceChildren(...defs.map((d, i) => chart(d, res[i], RANGES[chartRange].secs)));
+      } catch (e) {
+        if (e.status === 0 || e.status === 401 || e.status === 404) throw e;
+        chartsBody.replaceChildren(h("p", { class: "notice error" }, "Charts unavailable: " + e.message));
+      }
+    }
+    function fillChartTables() {
+      const want = [""].concat(pipe.tables.map((t) => t.destination));
+      const have = [...chartTableSel.options].map((o) => o.value);
+      if (want.join("\n") === have.join("\n")) return;
+      chartTableSel.replaceChildren(...want.map((v) => h("option", { value: v }, v || "whole pipe")));
+      if (!want.includes(chartTable)) chartTable = "";
+      chartTableSel.value = chartTable;
+    }
     const selected = new Set(); // destination names ticked for a resync
     let pipe = null;
 
@@ -509,6 +710,12 @@
       ["sync_interval_ms", "Sync interval (ms)", "longest time a CDC batch collects changes"],
       ["pull_batch_size", "Pull batch size", "most changes a CDC batch collects"],
       ["snapshot_rows_per_chunk", "Snapshot rows per chunk", "rows per snapshot query and insert"],
+      ["rows_per_partition", "Rows per partition", "rows per snapshot partition (a key range)"],
+      ["parallel_partitions", "Parallel partitions", "partitions of one table read at once"],
+      ["parallel_tables", "Parallel tables", "tables copied at once"],
+      ["heartbeat_interval_ms", "Heartbeat interval (ms)", "how often source.heartbeat_table is written"],
+      ["verify_rows_per_second", "Verify rows / s", "most source rows a verification scans per second"],
+      ["verify_interval_hours", "Verify every (hours)", "scheduled verification of every table; 0 = only on request", 0],
     ];
     const inputs = {};
     const dirty = new Set();
@@ -516,8 +723,8 @@
     const settingsForm = h(
       "form",
       { class: "settings" },
-      settingFields.map(([k, label, hint]) => {
-        const inp = h("input", { type: "number", min: 1, step: 1, required: true, name: k });
+      settingFields.map(([k, label, hint, min]) => {
+        const inp = h("input", { type: "number", min: min === undefined ? 1 : min, step: 1, required: true, name: k });
         inp.addEventListener("input", () => dirty.add(k));
         inputs[k] = inp;
         return h("label", { title: hint }, h("span", null, label), inp);
@@ -527,9 +734,10 @@
     settingsForm.addEventListener("submit", async (e) => {
       e.preventDefault();
       const patch = {};
-      for (const [k] of settingFields) {
+      for (const [k, , , min] of settingFields) {
         const v = Number(inputs[k].value);
-        if (!Number.isInteger(v) || v < 1) return notice(settingsMsg, k + " must be a positive whole number.", "error");
+        const lo = min === undefined ? 1 : min;
+        if (inputs[k].value.trim() === "" || !Number.isInteger(v) || v < lo) return notice(settingsMsg, k + " must be a whole number of at least " + lo + ".", "error");
         if (!pipe || v !== pipe.settings[k]) patch[k] = v;
       }
       if (!Object.keys(patch).length) return notice(settingsMsg, "Nothing changed.", "");
@@ -643,6 +851,7 @@
       ),
       msg,
       errorBox,
+      problemsCard,
       h(
         "div",
         { class: "cards" },
@@ -652,6 +861,12 @@
       h(
         "section",
         { class: "card" },
+        h("div", { class: "section-head" }, h("h2", null, "Charts"), chartTableSel, h("span", { class: "spacer" }), h("div", { class: "actions" }, rangeButtons)),
+        chartsBody
+      ),
+      h(
+        "section",
+        { class: "card scroll-x" },
         h("div", { class: "section-head" }, h("h2", null, "Tables"), h("span", { class: "spacer" }), btnResyncSel),
         h(
           "table",
@@ -665,9 +880,9 @@
         )
       ),
       h("section", { class: "card" }, h("h2", null, "Add tables"), addForm),
-      h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", null, "Verification"), h("span", { class: "spacer" }), h("div", { class: "actions" }, btnVerify, btnVerifyRepair)), verifyMsg, verifyBody),
-      h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", null, "History"), eventsCount), h("table", { class: "grid" },
-        h("thead", null, h("tr", null, ["Time", "From", "To", "Reason"].map((t) => h("th", null, t)))), eventsBody))
+      h("section", { class: "card scroll-x" }, h("div", { class: "section-head" }, h("h2", null, "Verification"), h("span", { class: "spacer" }), h("div", { class: "actions" }, btnVerify, btnVerifyRepair)), verifyMsg, verifyBody),
+      h("section", { class: "card scroll-x" }, h("div", { class: "section-head" }, h("h2", null, "History"), eventsCount), h("table", { class: "grid", id: "history" },
+        h("thead", null, h("tr", null, ["Time", "From", "To", "Reason"].map((t) => h("th", null, t)))), eventsBody), h("div", { class: "actions" }, btnOlder))
     );
     takeFlash(msg);
 
@@ -698,7 +913,14 @@
             h("td", null, copying || t.rows_copied ? progressBar(t.rows_copied, t.rows_estimated, "rows copied / rows estimated by the source") : "—"),
             h("td", null, t.snapshot_done ? "yes" : "no"),
             h("td", { class: "error-cell wrap" }, t.error || ""),
-            h("td", { class: "row-actions" }, h("button", {
+            h("td", { class: "row-actions" }, t.state === "Error" ? h("button", {
+              type: "button",
+              class: "small",
+              disabled: !ALLOWED.resync.includes(pipe.state),
+              title: "Copy " + t.destination + " again (into " + t.destination + "_resync, swapped in when complete)",
+              onclick: () => act("Resync " + t.destination, () => api("POST", pipePath(name) + "/resync", { tables: [t.destination] }),
+                (r) => "Resync of " + t.destination + " started: the pipe is " + r.state + "."),
+            }, "Resync") : null, " ", h("button", {
               type: "button",
               class: "small danger-outline",
               disabled: !canModify || pipe.tables.length < 2,
@@ -760,30 +982,66 @@
       ];
       overview.replaceChildren(...rows.flatMap(([k, ...v]) => [h("dt", null, k), h("dd", null, ...v)]));
       fillSettings(false);
+      fillChartTables();
       renderTables();
     }
 
-    function renderEvents(events) {
-      eventsCount.textContent = events.length + " event" + (events.length === 1 ? "" : "s") + ", newest first";
-      if (!events.length) return eventsBody.replaceChildren(h("tr", null, h("td", { colspan: 4, class: "empty" }, "No events yet.")));
-      eventsBody.replaceChildren(
+    function mergedEvents() {
+      const m = new Map();
+      for (const e of older.concat(recent)) m.set(e.id, e);
+      return [...m.values()].sort((a, b) => a.id - b.id);
+    }
+
+    function renderEvents() {
+      const events = mergedEvents();
+      btnOlder.hidden = !moreOlder;
+      eventsCount.textContent = events.length + " most recent event" + (events.length === 1 ? "" : "s") + ", newest first";
+      if (!events.length) eventsBody.replaceChildren(h("tr", null, h("td", { colspan: 4, class: "empty" }, "No events yet.")));
+      else eventsBody.replaceChildren(
         ...events
           .slice()
           .reverse()
           .map((e) => h("tr", null, h("td", { class: "muted nowrap" }, timeCell(e.at)), h("td", null, e.from_state ? badge(e.from_state) : "—"), h("td", null, badge(e.to_state)), h("td", { class: "wrap" }, e.reason)))
       );
+      renderProblems(events);
     }
 
+    // Recent warnings and errors: the pipe's warning and error, its tables' errors, and the
+    // history lines about failures, retries and alerts (newest first).
+    function renderProblems(events) {
+      const items = [];
+      if (pipe && pipe.warning) items.push(h("li", { class: "warn" }, h("strong", null, "Warning: "), pipe.warning));
+      if (pipe && pipe.error) items.push(h("li", null, h("strong", null, "Error: "), pipe.error));
+      for (const t of pipe ? pipe.tables : []) if (t.error) items.push(h("li", null, h("strong", null, t.destination + ": "), t.error));
+      const bad = events.filter((e) => e.to_state === "Failed" || PROBLEM.test(e.reason)).slice(-10).reverse();
+      for (const e of bad) items.push(h("li", { class: "muted-item" }, timeCell(e.at), " ", e.reason));
+      problemsCard.hidden = !items.length;
+      problemsList.replaceChildren(...items);
+    }
+
+    let gone = false; // the pipe does not exist: "no such pipe" is shown
     async function refresh() {
+      if (gone) return;
       try {
-        const [p, ev, vr] = await Promise.all([api("GET", pipePath(name)), api("GET", pipePath(name) + "/events"), api("GET", pipePath(name) + "/verifications")]);
+        const [p, ev, vr] = await Promise.all([
+          api("GET", pipePath(name)),
+          api("GET", pipePath(name) + "/events?limit=" + EVENTS_PAGE),
+          api("GET", pipePath(name) + "/verifications"),
+        ]);
         renderPipe(p);
-        renderEvents(ev);
+        recent = ev;
+        if (!older.length) moreOlder = ev.length === EVENTS_PAGE;
+        renderEvents();
         renderVerification(vr);
+        await refreshCharts(false);
       } catch (e) {
         if (e.status === 404) {
-          notice(msg, "There is no pipe named " + name + " (deleted?).", "error");
-          for (const b of [btnPause, btnResume, btnResyncAll, btnDelete, btnResyncSel, addBtn, btnVerify, btnVerifyRepair]) b.disabled = true;
+          gone = true;
+          main.replaceChildren(
+            h("div", { class: "section-head" }, h("a", { href: "#/", class: "back" }, "← Pipes"), h("h1", null, name)),
+            h("div", { class: "error-box", id: "no-such-pipe" }, "No such pipe: there is no pipe named “" + name + "” on this server (deleted, or a mistyped address)."),
+            h("p", null, h("a", { href: "#/" }, "See all pipes"), " or ", h("a", { href: "#/new" }, "create a pipe"), ".")
+          );
           return;
         }
         throw e;

@@ -462,6 +462,8 @@ async fn write_rows(ctx: &PipeContext, tables: &mut [Applied], rows: &mut [Vec<R
             Ok(_) => {
                 metrics::counter!("sluice_cdc_changes_total", "pipe" => ctx.name().to_string(), "table" => t.mapping.destination.clone())
                     .increment(changes.len() as u64);
+                let deletes = changes.iter().filter(|c| c.op == sluice_core::ChangeOp::Delete).count() as u64;
+                ctx.status.count_table(&t.mapping.destination, changes.len() as u64 - deletes, deletes);
             }
             Err(e) if e.severity() == Severity::Table => {
                 let msg = format!("writing changes to ClickHouse failed: {e}; resync the table");
@@ -486,6 +488,7 @@ async fn flush(ctx: &PipeContext, tables: &mut [Applied], batch: &mut Batch, sav
         metrics::histogram!("sluice_cdc_batch_duration_seconds", "pipe" => pipe).record(started.elapsed().as_secs_f64());
         ctx.status.changes_applied.fetch_add(n, Ordering::Relaxed);
         ctx.status.batches.fetch_add(1, Ordering::Relaxed);
+        ctx.status.batch_ms.fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
     failpoint!("cdc-after-write-before-checkpoint");
     let commit = committed.checkpoint;

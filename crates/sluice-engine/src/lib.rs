@@ -63,6 +63,10 @@ pub struct LiveStatus {
     pub changes_applied: AtomicU64,
     /// Batches written by CDC since the process started.
     pub batches: AtomicU64,
+    /// Milliseconds spent writing those batches.
+    pub batch_ms: AtomicU64,
+    /// Row changes written by CDC per destination table since the process started: (upserts, deletes).
+    table_changes: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
 }
 
 fn now_ms() -> i64 {
@@ -97,6 +101,20 @@ impl LiveStatus {
             lag = lag.max(silent);
         }
         Some(lag.max(0) as f64 / 1000.0)
+    }
+
+    /// CDC wrote `upserts` and `deletes` row changes to the destination table `table`.
+    pub(crate) fn count_table(&self, table: &str, upserts: u64, deletes: u64) {
+        let mut m = self.table_changes.lock().unwrap_or_else(|e| e.into_inner());
+        let c = m.entry(table.to_string()).or_default();
+        c.0 += upserts;
+        c.1 += deletes;
+    }
+
+    /// Row changes written by CDC per destination table since the process started: (table, upserts, deletes).
+    pub fn table_changes(&self) -> Vec<(String, u64, u64)> {
+        let m = self.table_changes.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(t, (u, d))| (t.clone(), *u, *d)).collect()
     }
 
     /// The stream received an event (a change, a commit, a heartbeat).

@@ -10,7 +10,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The server rejected a statement or the connection broke.
-    #[error("source MySQL error: {0}")]
+    #[error("source MySQL error: {}", mysql_text(.0))]
     Mysql(#[from] mysql_async::Error),
     /// The source is not configured for CDC; the message says how to fix it.
     #[error("{0}")]
@@ -45,6 +45,18 @@ pub enum SourceError {
     /// An error while working on one source table, named.
     #[error("table {table}: {source}")]
     InTable { table: String, source: Box<SourceError> },
+}
+
+/// The driver's text of an error. The driver words an I/O error twice
+/// (`Input/output error: Input/output error: ...`, its error and the inner
+/// one's each naming the kind): said once here.
+fn mysql_text(e: &mysql_async::Error) -> String {
+    const IO: &str = "Input/output error: ";
+    let text = e.to_string();
+    match text.strip_prefix(IO) {
+        Some(rest) if rest.starts_with(IO) => rest.to_string(),
+        _ => text,
+    }
 }
 
 impl SourceError {
@@ -253,4 +265,16 @@ pub async fn current_position(conn: &mut Conn, info: &ServerInfo) -> Result<(Bin
         Flavor::MariaDb => conn.exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos)).await?.flatten(),
     };
     Ok((BinlogPosition::new(file, pos), gtid))
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_is_worded_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        let e = SourceError::from(mysql_async::Error::Io(mysql_async::IoError::Io(io)));
+        assert_eq!(e.to_string(), "source MySQL error: Input/output error: connection reset by peer");
+    }
 }

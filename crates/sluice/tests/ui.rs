@@ -49,6 +49,11 @@ async fn dashboard_is_served_without_token_and_api_stays_protected() {
         "Authorization",
         "sessionStorage",
         "401",
+        "/series?metric=",
+        "/events?before=",
+        "offline",
+        "No such pipe",
+        "createElementNS",
     ] {
         assert!(js.contains(needle), "app.js does not mention {needle:?}");
     }
