@@ -320,12 +320,12 @@ mod tests {
         s.observe(&chunk(64, 100));
         let (rows, bytes) = s.next(25_000);
         assert_eq!(rows, 25_000);
-        assert!(bytes >= 25_000 * 132 && bytes <= 25_000 * 200, "{bytes}");
+        assert!((25_000 * 132..=25_000 * 200).contains(&bytes), "{bytes}");
         // 2 MiB rows: a handful per chunk, within the allowance.
         s.observe(&chunk(3, 2 << 20));
         let (rows, bytes) = s.next(25_000);
         assert_eq!(rows, 6);
-        assert!(bytes <= 16 << 20 && bytes >= 6 * (2 << 20), "{bytes}");
+        assert!((6 * (2 << 20)..=16 << 20).contains(&bytes), "{bytes}");
         // A row larger than the allowance: one row at a time, reserving the allowance.
         s.observe(&chunk(1, 40 << 20));
         assert_eq!(s.next(25_000), (1, 16 << 20));
