@@ -206,6 +206,8 @@ async fn mariadb_partial_row_images_stop_only_their_table() {
 /// scratch MySQL, which nothing else uses): `sluice check` warns during the
 /// transition, and the first transaction written without a GTID stops the
 /// pipe with the fix — it is never skipped, and the checkpoint stays before it.
+/// The scratch server was initialised with `lower_case_table_names=1`:
+/// `sluice check` warns of it, and the pipe replicates all the same.
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_gtid_mode_lowered_while_a_pipe_runs_stops_it_clearly() {
     let url = testbed_url("SLUICE_TEST_MYSQL_SCRATCH_URL");
@@ -219,6 +221,16 @@ async fn mysql_gtid_mode_lowered_while_a_pipe_runs_stops_it_clearly() {
     let ch_db = format!("{db}_ch");
     let spec = spec_for_url(&db, &url, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc");
     let dir = tempfile::tempdir().unwrap();
+    let (ok, v) = check_json(&spec, dir.path());
+    let lctn: Vec<&serde_json::Value> =
+        v["checks"].as_array().unwrap().iter().filter(|c| c["name"] == "lower_case_table_names").collect();
+    assert!(
+        ok && lctn.len() == 1
+            && lctn[0]["warning"] == true
+            && lctn[0]["found"].as_str().unwrap().contains("lower_case_table_names=1")
+            && !lctn[0]["fix"].as_str().unwrap().is_empty(),
+        "sluice check on a server with lower_case_table_names=1: {v}"
+    );
     let mut run = SluiceRun::start(dir.path(), &spec);
     let mut next_id = 100_000;
     for _ in 0..50 {
