@@ -222,8 +222,7 @@ async fn mysql_gtid_mode_lowered_while_a_pipe_runs_stops_it_clearly() {
     let spec = spec_for_url(&db, &url, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc");
     let dir = tempfile::tempdir().unwrap();
     let (ok, v) = check_json(&spec, dir.path());
-    let lctn: Vec<&serde_json::Value> =
-        v["checks"].as_array().unwrap().iter().filter(|c| c["name"] == "lower_case_table_names").collect();
+    let lctn: Vec<&serde_json::Value> = v["checks"].as_array().unwrap().iter().filter(|c| c["name"] == "lower_case_table_names").collect();
     assert!(
         ok && lctn.len() == 1
             && lctn[0]["warning"] == true
