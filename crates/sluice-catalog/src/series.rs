@@ -55,13 +55,13 @@ impl Catalog {
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
             let exists: Option<String> =
-                sqlx::query_scalar("SELECT name FROM pipes WHERE name = ?").bind(&pipe).fetch_optional(&mut *tx).await?;
+                sqlx::query_scalar("SELECT name FROM pipes WHERE name = $1").bind(&pipe).fetch_optional(&mut *tx).await?;
             if exists.is_none() {
                 return Err(crate::CatalogError::NoSuchPipe(pipe));
             }
             for s in samples.iter().filter(|s| s.value.is_finite()) {
                 sqlx::query(
-                    "INSERT INTO series_points (pipe, subject, metric, resolution, at, value) VALUES (?, ?, ?, ?, ?, ?) \
+                    "INSERT INTO series_points (pipe, subject, metric, resolution, at, value) VALUES ($1, $2, $3, $4, $5, $6) \
                      ON CONFLICT (pipe, subject, metric, resolution, at) DO UPDATE SET value = excluded.value",
                 )
                 .bind(&pipe)
@@ -76,8 +76,8 @@ impl Catalog {
             // The bucket's coarse points, from its fine points so far.
             sqlx::query(
                 "INSERT INTO series_points (pipe, subject, metric, resolution, at, value) \
-                 SELECT pipe, subject, metric, ?, ?, CASE WHEN metric = ? THEN MAX(value) ELSE AVG(value) END \
-                 FROM series_points WHERE pipe = ? AND resolution = ? AND at >= ? AND at < ? \
+                 SELECT pipe, subject, metric, $1, $2, CASE WHEN metric = $3 THEN MAX(value) ELSE AVG(value) END \
+                 FROM series_points WHERE pipe = $4 AND resolution = $5 AND at >= $6 AND at < $7 \
                  GROUP BY pipe, subject, metric \
                  ON CONFLICT (pipe, subject, metric, resolution, at) DO UPDATE SET value = excluded.value",
             )
@@ -92,7 +92,7 @@ impl Catalog {
             .await?;
             for (name, value) in &counters {
                 sqlx::query(
-                    "INSERT INTO pipe_counters (pipe, name, value) VALUES (?, ?, ?) \
+                    "INSERT INTO pipe_counters (pipe, name, value) VALUES ($1, $2, $3) \
                      ON CONFLICT (pipe, name) DO UPDATE SET value = excluded.value",
                 )
                 .bind(&pipe)
@@ -113,7 +113,7 @@ impl Catalog {
             let mut tx = c.write_tx().await?;
             let mut n = 0;
             for (resolution, keep) in [(FINE, FINE_KEEP), (COARSE, COARSE_KEEP)] {
-                n += sqlx::query("DELETE FROM series_points WHERE resolution = ? AND at < ?")
+                n += sqlx::query("DELETE FROM series_points WHERE resolution = $1 AND at < $2")
                     .bind(resolution)
                     .bind(now - keep)
                     .execute(&mut *tx)
@@ -132,7 +132,7 @@ impl Catalog {
         let (pipe, subject, metric) = (pipe.to_owned(), subject.to_owned(), metric.to_owned());
         self.detached(move |c| async move {
             let rows = sqlx::query(
-                "SELECT at, value FROM series_points WHERE pipe = ? AND subject = ? AND metric = ? AND resolution = ? AND at >= ? \
+                "SELECT at, value FROM series_points WHERE pipe = $1 AND subject = $2 AND metric = $3 AND resolution = $4 AND at >= $5 \
                  ORDER BY at",
             )
             .bind(&pipe)
@@ -151,7 +151,7 @@ impl Catalog {
     pub async fn pipe_counter(&self, pipe: &str, name: &str) -> Result<Option<u64>> {
         let (pipe, name) = (pipe.to_owned(), name.to_owned());
         self.detached(move |c| async move {
-            let v: Option<i64> = sqlx::query_scalar("SELECT value FROM pipe_counters WHERE pipe = ? AND name = ?")
+            let v: Option<i64> = sqlx::query_scalar("SELECT value FROM pipe_counters WHERE pipe = $1 AND name = $2")
                 .bind(&pipe)
                 .bind(&name)
                 .fetch_optional(&c.reads)
