@@ -213,19 +213,24 @@ impl Manager {
 
     /// Stops every engine task (server shutdown); states stay as stored.
     pub async fn shutdown(&self) {
-        let owners: Vec<(String, mpsc::Sender<Command>)> = self.owners.lock().unwrap().drain().map(|(n, h)| (n, h.commands)).collect();
+        let owners: Vec<(String, mpsc::Sender<Command>, Arc<LiveStatus>)> =
+            self.owners.lock().unwrap().drain().map(|(n, h)| (n, h.commands, h.status)).collect();
         let mut answers = Vec::new();
-        for (name, tx) in owners {
+        let mut statuses = Vec::new();
+        for (name, tx, status) in owners {
             let (reply, answer) = oneshot::channel();
             if tx.send(Command::Shutdown(reply)).await.is_ok() {
-                answers.push((name, answer));
+                answers.push((name.clone(), answer));
             }
+            statuses.push((name, status));
         }
         for (name, answer) in answers {
             if answer.await.is_err() {
                 tracing::warn!(pipe = name.as_str(), "the pipe's owner ended before stopping its engine");
             }
         }
+        // The engines have stopped: their counters are final.
+        crate::series::save_counters(&self.catalog, &statuses).await;
     }
 }
 

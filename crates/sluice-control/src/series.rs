@@ -155,15 +155,13 @@ impl Sampler {
     }
 }
 
-/// Saves every pipe's persistent counters now (at a clean stop, after the pipes stopped).
-pub async fn save_counters(manager: &Manager) {
-    let Ok(names) = manager.catalog().pipe_names().await else { return };
-    for name in names {
-        if let Some(status) = manager.status(&name) {
-            let counters = vec![(CHANGES_APPLIED.to_string(), status.changes_applied.load(Ordering::Relaxed))];
-            if let Err(e) = manager.catalog().record_series(&name, epoch_now(), vec![], counters).await {
-                tracing::warn!(pipe = name.as_str(), "series: cannot save the counters: {e}");
-            }
+/// Saves the persistent counters of these pipes now (at a clean stop, after
+/// their engines stopped, so the counts are final).
+pub async fn save_counters(catalog: &sluice_catalog::Catalog, statuses: &[(String, std::sync::Arc<sluice_engine::LiveStatus>)]) {
+    for (name, status) in statuses {
+        let counters = vec![(CHANGES_APPLIED.to_string(), status.changes_applied.load(Ordering::Relaxed))];
+        if let Err(e) = catalog.record_series(name, epoch_now(), vec![], counters).await {
+            tracing::warn!(pipe = name.as_str(), "series: cannot save the counters: {e}");
         }
     }
 }

@@ -143,6 +143,5 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str
         })
         .await?;
     manager.shutdown().await;
-    crate::series::save_counters(&manager).await;
     Ok(())
 }

@@ -86,8 +86,17 @@ async fn series_are_sampled_served_and_counts_survive_a_restart() {
 
     // The count of changes applied goes on after a restart (a clean stop saves it).
     let applied = |v: &Value| v["changes_applied"].as_u64().unwrap();
+    // The rates above show changes landing, not all 12 of them: wait for the count.
+    eventually(T, || async {
+        let (_, now) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+        if applied(&now) >= 12 {
+            Ok(())
+        } else {
+            Err(format!("{now}"))
+        }
+    })
+    .await;
     let (_, before) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
-    assert!(applied(&before) >= 12, "{before}");
     let pid = srv.child.as_ref().unwrap().id();
     std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     assert_eq!(srv.wait_exit(T), Some(0), "{}", srv.log());
