@@ -23,8 +23,11 @@ use tracing::info;
 
 /// Rows per range planned for the checksums.
 const RANGE_ROWS: u64 = 100_000;
-/// A differing range with at most this many rows (on either side) is compared row by row.
+/// A differing range with at most this many rows (on either side) is compared
+/// row by row — fewer when the rows are wide (see `Table::compare_rows`).
 const SMALL_RANGE: u64 = 1000;
+/// Fetched columns of agreeing hash buckets are compared in at most 2^this groups (one scan each).
+const MAX_GROUP_BITS: u32 = 10;
 /// Re-checks of a difference on a live pipe before it is reported.
 const LIVE_ROUNDS: u32 = 4;
 /// Longest wait for the pipe's checkpoint to pass a source position.
@@ -205,6 +208,19 @@ async fn run(
     Ok(results)
 }
 
+/// The source's average row length of a table (`information_schema.TABLES`;
+/// 0 when it has no statistics yet).
+async fn average_row_length(c: &mut Conn, mapping: &TableMapping) -> Result<u64, sluice_source::SourceError> {
+    use mysql_async::prelude::*;
+    let n: Option<Option<u64>> = c
+        .exec_first(
+            "SELECT AVG_ROW_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&mapping.source.id.schema, &mapping.source.id.table),
+        )
+        .await?;
+    Ok(n.flatten().unwrap_or(0))
+}
+
 /// The tables asked for (all when `names` is empty); an unknown name is an error naming it.
 pub fn select_tables(all: Vec<TableRecord>, names: &[String]) -> Result<Vec<TableRecord>, VerifyError> {
     if names.is_empty() {
@@ -249,10 +265,39 @@ pub(crate) struct Table {
     bucket: Option<(String, String)>,
     src_hash: String,
     ch_hash: String,
+    /// MySQL: the bytes of a row's values.
+    src_len: String,
     fetched: Vec<String>,
+    /// Bytes one row holds once read, as far as known: the source's average
+    /// row length, raised by what each comparison actually read.
+    row_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Table {
+    /// The most rows a row-by-row comparison may hold on both sides (each read
+    /// whole, the ClickHouse side also as text) within a CDC batch's share of
+    /// the process's memory budget: wide rows are compared in smaller ranges.
+    fn compare_rows(&self) -> u64 {
+        let bytes = self.row_bytes.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        (sluice_engine::memory::global().batch_allowance() / (3 * bytes)).clamp(1, SMALL_RANGE)
+    }
+
+    /// Whether a range of `rows` rows holding `bytes` bytes of values at the
+    /// source may be compared row by row now: at most `SMALL_RANGE` rows, and
+    /// (unless it is a single row) both sides' rows — each read whole, the
+    /// ClickHouse side also as text — within a CDC batch's share of the budget.
+    fn fits(&self, rows: u64, bytes: u64) -> bool {
+        let held = 3 * (bytes + rows * (self.mapping.columns.len() as u64 * std::mem::size_of::<sluice_core::Cell>() as u64));
+        rows <= 1 || (rows <= SMALL_RANGE && held <= sluice_engine::memory::global().batch_allowance())
+    }
+
+    /// Notes what a comparison read: `rows` rows of `bytes` bytes in all.
+    fn observed(&self, rows: usize, bytes: u64) {
+        if rows > 0 {
+            self.row_bytes.fetch_max(bytes / rows as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn mysql_pred(&self, scope: &Scope) -> String {
         match (scope, &self.key, &self.bucket) {
             (Scope::Range(p), Some(k), _) => k.mysql_pred(p),
@@ -303,8 +348,15 @@ impl Verifier {
             }
         }
         let (src_hash, ch_hash) = row_hash(&parts);
+        let src_len = mapping
+            .columns
+            .iter()
+            .map(|c| format!("IFNULL(LENGTH({}), 0)", sluice_core::schema::quote_mysql(&mapping.source.columns[c.source_index].name)))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let src_len = if src_len.is_empty() { "0".to_string() } else { src_len };
         let bucket = (key_hashed && !key_parts.is_empty()).then(|| key_hash(&key_parts));
-        Table { key: KeyCol::of(&mapping), bucket, mapping, src_hash, ch_hash, fetched }
+        Table { key: KeyCol::of(&mapping), bucket, mapping, src_hash, ch_hash, src_len, fetched, row_bytes: 0.into() }
     }
 
     async fn table(&self, t: &TableRecord, repair: bool, gate: Option<&dyn RepairGate>, r: &mut TableResult) -> Result<(), VerifyError> {
@@ -320,6 +372,8 @@ impl Verifier {
         let (mut c, info) = self.connect().await?;
         let reader = TableReader::new(&tab.mapping)?;
         let est = conn::bounded(&self.spec.source, "the row estimate", reader.estimated_rows(&mut c)).await?;
+        let avg = conn::bounded(&self.spec.source, "the average row length", average_row_length(&mut c, &tab.mapping)).await?;
+        tab.row_bytes.fetch_max(avg, std::sync::atomic::Ordering::Relaxed);
         let live = self.live().await?;
         if !live {
             r.notes.push("the pipe is not Running: differences are reported as first found (no live re-check)".into());
@@ -387,7 +441,7 @@ impl Verifier {
                 return Err(VerifyError::Cancelled);
             }
             let scope = Scope::Range(part.clone());
-            let (mut s, mut d, mut pos) = self.sums(c, info, tab, &scope, live).await?;
+            let (mut s, mut d, mut pos, mut bytes) = self.sums(c, info, tab, &scope, live).await?;
             r.ranges_checked += 1;
             metrics::counter!("sluice_verify_ranges_total", &labels).increment(1);
             if top {
@@ -398,20 +452,15 @@ impl Verifier {
             while s != d && live && top && round < LIVE_ROUNDS {
                 round += 1;
                 self.wait_for(pos.as_ref()).await?;
-                (s, d, pos) = self.sums(c, info, tab, &scope, live).await?;
+                (s, d, pos, bytes) = self.sums(c, info, tab, &scope, live).await?;
                 r.ranges_checked += 1;
             }
-            if s == d {
-                if !tab.fetched.is_empty() {
-                    let narrow = narrowed(&tab.mapping, &tab.fetched);
-                    let diffs = self.compare_once(c, tab, &scope, &narrow).await?;
-                    if !diffs.is_empty() {
-                        out.push(Found { scope, diffs, full: false });
-                    }
-                }
+            // Rows are read (all columns of a differing range, the fetched
+            // ones of an agreeing range) only once the range is small enough.
+            if s == d && tab.fetched.is_empty() {
                 continue;
             }
-            let small = s.rows.max(d.rows) <= SMALL_RANGE;
+            let small = tab.fits(s.rows.max(d.rows), bytes);
             let halves = match (&tab.key, small) {
                 (Some(k), false) => match key_span(c, &self.spec.source, &self.sink, &src_table, &tab.mapping.destination, k, &part).await?
                 {
@@ -425,6 +474,13 @@ impl Verifier {
                     todo.push((b, false));
                     todo.push((a, false));
                 }
+                None if s == d => {
+                    let narrow = narrowed(&tab.mapping, &tab.fetched);
+                    let diffs = self.compare_once(c, tab, &scope, &narrow).await?;
+                    if !diffs.is_empty() {
+                        out.push(Found { scope, diffs, full: false });
+                    }
+                }
                 None => {
                     let diffs = self.compare_once(c, tab, &scope, &tab.mapping).await?;
                     if !diffs.is_empty() {
@@ -437,9 +493,10 @@ impl Verifier {
     }
 
     /// A table without a ranged key: checksums of hash buckets of about
-    /// `SMALL_RANGE` rows, each side in one scan (re-checked on a live pipe);
+    /// `Table::compare_rows` rows, each side in one scan (re-checked on a live pipe);
     /// the rows of differing buckets are compared. Fetched columns are compared
-    /// in groups of buckets of about `RANGE_ROWS` rows.
+    /// in groups of buckets of about `RANGE_ROWS` rows (fewer for wide rows,
+    /// at most 2^`MAX_GROUP_BITS` groups).
     async fn buckets(
         &self,
         c: &mut Conn,
@@ -450,7 +507,7 @@ impl Verifier {
         r: &mut TableResult,
     ) -> Result<Vec<Found>, VerifyError> {
         let Some((src_bucket, ch_bucket)) = &tab.bucket else { return Ok(Vec::new()) };
-        let mut bits = bucket_bits(est, SMALL_RANGE);
+        let mut bits = bucket_bits(est, tab.compare_rows());
         let mut known_rows = est;
         let src_table = tab.mapping.source.id.to_string();
         let mut differing: Option<BTreeSet<u32>> = None;
@@ -458,9 +515,10 @@ impl Verifier {
         loop {
             let mask = (1u64 << bits) - 1;
             let (src_b, ch_b) = (format!("({src_bucket} & {mask})"), format!("bitAnd({ch_bucket}, {mask})"));
-            let s = source_bucket_sums(c, &self.spec.source, &src_table, &tab.src_hash, &src_b).await?;
+            let (s, bytes) = source_bucket_sums(c, &self.spec.source, &src_table, &tab.src_hash, &tab.src_len, &src_b).await?;
             let pos = if live { Some(self.position(c, info).await?) } else { None };
             let n: u64 = s.values().map(|x| x.rows).sum();
+            tab.observed(n as usize, bytes);
             self.pace.lock().await.scanned(n).await;
             let d = dest_bucket_sums(&self.sink, &tab.mapping.destination, &tab.ch_hash, &ch_b).await?;
             r.ranges_checked += 1;
@@ -469,8 +527,8 @@ impl Verifier {
             // The row estimate was far off (no statistics yet): scan again with buckets of the right size.
             let total = n.max(d.values().map(|x| x.rows).sum());
             known_rows = known_rows.max(total);
-            if differing.is_none() && bucket_bits(total, SMALL_RANGE) > bits {
-                bits = bucket_bits(total, SMALL_RANGE);
+            if differing.is_none() && bucket_bits(total, tab.compare_rows()) > bits {
+                bits = bucket_bits(total, tab.compare_rows());
                 continue;
             }
             if differing.is_none() {
@@ -499,7 +557,7 @@ impl Verifier {
         }
         if !tab.fetched.is_empty() {
             let narrow = narrowed(&tab.mapping, &tab.fetched);
-            let group_bits = bucket_bits(known_rows, RANGE_ROWS);
+            let group_bits = bucket_bits(known_rows, RANGE_ROWS.min(tab.compare_rows())).min(MAX_GROUP_BITS);
             for value in 0..(1u32 << group_bits) {
                 let scope = Scope::Bucket { bits: group_bits, value };
                 let diffs = self.compare_once(c, tab, &scope, &narrow).await?;
@@ -519,19 +577,19 @@ impl Verifier {
         tab: &Table,
         scope: &Scope,
         live: bool,
-    ) -> Result<(crate::sides::Sum, crate::sides::Sum, Option<sluice_core::BinlogPosition>), VerifyError> {
+    ) -> Result<(crate::sides::Sum, crate::sides::Sum, Option<sluice_core::BinlogPosition>, u64), VerifyError> {
         // Both sides at once; a difference that is only the pipe's delay is re-checked by the caller.
         let (src_table, src_pred, ch_pred) = (tab.mapping.source.id.to_string(), tab.mysql_pred(scope), tab.ch_pred(scope));
         let source = async {
-            let s = source_sum(c, &self.spec.source, &src_table, &tab.src_hash, &src_pred).await?;
+            let (s, bytes) = source_sum(c, &self.spec.source, &src_table, &tab.src_hash, &tab.src_len, &src_pred).await?;
             let pos = if live { Some(self.position(c, info).await?) } else { None };
-            Ok::<_, VerifyError>((s, pos))
+            Ok::<_, VerifyError>((s, pos, bytes))
         };
         let dest = dest_sum(&self.sink, &tab.mapping.destination, &tab.ch_hash, &ch_pred);
         let (src, d) = tokio::join!(source, dest);
-        let (s, pos) = src?;
+        let (s, pos, bytes) = src?;
         self.pace.lock().await.scanned(s.rows).await;
-        Ok((s, d?, pos))
+        Ok((s, d?, pos, bytes))
     }
 
     async fn position(&self, c: &mut Conn, info: &conn::ServerInfo) -> Result<sluice_core::BinlogPosition, VerifyError> {
@@ -600,6 +658,9 @@ impl Verifier {
 
     async fn compare_once(&self, c: &mut Conn, tab: &Table, scope: &Scope, mapping: &TableMapping) -> Result<Vec<KeyDiff>, VerifyError> {
         let (src, dst) = self.rows(c, tab, scope, mapping).await?;
+        if mapping.columns.len() == tab.mapping.columns.len() {
+            tab.observed(src.len(), src.values().map(|cells| sluice_core::change::cells_size(cells)).sum());
+        }
         Ok(diff(mapping, &src, &dst))
     }
 

@@ -33,11 +33,24 @@ fn num(s: &str) -> Result<u128, VerifyError> {
     s.trim().parse().map_err(|_| VerifyError::Invalid(format!("unexpected checksum value {s:?}")))
 }
 
-pub async fn source_sum(conn: &mut Conn, spec: &SourceSpec, table: &str, row_hash: &str, pred: &str) -> Result<Sum, VerifyError> {
-    let sql = format!("SELECT CAST(COUNT(*) AS CHAR), {MY_SUM} FROM (SELECT {row_hash} AS h FROM {table} WHERE {pred}) x");
-    let row: Option<(String, String)> = bounded(spec, "a verification checksum", async { Ok(conn.query_first(sql).await?) }).await?;
-    let (n, h) = row.ok_or_else(|| VerifyError::Invalid("the checksum query returned no row".into()))?;
-    Ok(Sum { rows: num(&n)? as u64, hash: num(&h)? })
+/// The source's checksum of a range, and the bytes of its rows (`row_len`:
+/// the SQL sum of a row's value lengths), which tell whether the range's rows
+/// fit in memory for a row-by-row comparison.
+pub async fn source_sum(
+    conn: &mut Conn,
+    spec: &SourceSpec,
+    table: &str,
+    row_hash: &str,
+    row_len: &str,
+    pred: &str,
+) -> Result<(Sum, u64), VerifyError> {
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS CHAR), {MY_SUM}, CAST(IFNULL(SUM(l), 0) AS CHAR) FROM (SELECT {row_hash} AS h, {row_len} AS l FROM {table} WHERE {pred}) x"
+    );
+    let row: Option<(String, String, String)> =
+        bounded(spec, "a verification checksum", async { Ok(conn.query_first(sql).await?) }).await?;
+    let (n, h, l) = row.ok_or_else(|| VerifyError::Invalid("the checksum query returned no row".into()))?;
+    Ok((Sum { rows: num(&n)? as u64, hash: num(&h)? }, num(&l)? as u64))
 }
 
 pub async fn dest_sum(sink: &ClickHouseSink, table: &str, row_hash: &str, pred: &str) -> Result<Sum, VerifyError> {
@@ -51,23 +64,29 @@ pub async fn dest_sum(sink: &ClickHouseSink, table: &str, row_hash: &str, pred: 
 }
 
 /// Checksums per hash bucket (`bucket` is the side's bucket expression) over
-/// the whole table, in one scan; buckets without rows are absent.
+/// the whole table, in one scan; buckets without rows are absent. Also the
+/// bytes of all the rows (`row_len` as for `source_sum`).
 pub async fn source_bucket_sums(
     conn: &mut Conn,
     spec: &SourceSpec,
     table: &str,
     row_hash: &str,
+    row_len: &str,
     bucket: &str,
-) -> Result<std::collections::BTreeMap<u32, Sum>, VerifyError> {
+) -> Result<(std::collections::BTreeMap<u32, Sum>, u64), VerifyError> {
     let sql = format!(
-        "SELECT CAST(b AS CHAR), CAST(COUNT(*) AS CHAR), {MY_SUM} FROM (SELECT {bucket} AS b, {row_hash} AS h FROM {table}) x GROUP BY b"
+        "SELECT CAST(b AS CHAR), CAST(COUNT(*) AS CHAR), {MY_SUM}, CAST(IFNULL(SUM(l), 0) AS CHAR) \
+         FROM (SELECT {bucket} AS b, {row_hash} AS h, {row_len} AS l FROM {table}) x GROUP BY b"
     );
-    let rows: Vec<(String, String, String)> = bounded(spec, "verification bucket checksums", async { Ok(conn.query(sql).await?) }).await?;
+    let rows: Vec<(String, String, String, String)> =
+        bounded(spec, "verification bucket checksums", async { Ok(conn.query(sql).await?) }).await?;
     let mut out = std::collections::BTreeMap::new();
-    for (b, n, h) in rows {
+    let mut bytes = 0;
+    for (b, n, h, l) in rows {
         out.insert(num(&b)? as u32, Sum { rows: num(&n)? as u64, hash: num(&h)? });
+        bytes += num(&l)? as u64;
     }
-    Ok(out)
+    Ok((out, bytes))
 }
 
 pub async fn dest_bucket_sums(

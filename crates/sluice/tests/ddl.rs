@@ -1,7 +1,7 @@
 //! Schema changes arriving through the binlog while rows are written before
 //! and after them, on MySQL and MariaDB: columns added, dropped, renamed and
 //! widened, tables renamed and truncated, an incompatible change isolated to
-//! its table, and a gh-ost style shadow-table cut-over.
+//! its table. (Online schema-change tools' cut-overs: `osc.rs`.)
 
 mod common;
 use common::*;
@@ -121,53 +121,6 @@ async fn mariadb_ddl_changes_are_followed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb118_ddl_changes_are_followed() {
     ddl_changes(Flavor::MariaDb118).await;
-}
-
-/// gh-ost's cut-over: a shadow table with the new shape is filled, then swapped
-/// in with `RENAME TABLE t TO _t_del, _t_gho TO t`; the pipe resyncs `t` by itself.
-async fn ghost_cutover(flavor: Flavor) {
-    let url = flavor.url();
-    let db = unique(&format!("ghost_{}", flavor.tag()));
-    let ch_db = format!("{db}_ch");
-    let mut c = mysql(flavor).await;
-    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
-    c.query_drop(format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20))")).await.unwrap();
-    let mut next = 1;
-    insert(&mut c, &db, "t", "v", &mut next, 500, |i| format!("'v{i}'")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let srv = SluiceServer::start(dir.path()).await;
-    let (code, v) = srv
-        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.t")}]), &ch_db, "snapshot_and_cdc")))
-        .await;
-    assert_eq!(code, 201, "{v}");
-    srv.wait_state(&db, "Running", T).await;
-    c.query_drop(format!("CREATE TABLE {db}._t_gho LIKE {db}.t")).await.unwrap();
-    c.query_drop(format!("ALTER TABLE {db}._t_gho ADD COLUMN w INT NOT NULL DEFAULT 7, MODIFY v VARCHAR(50)")).await.unwrap();
-    c.query_drop(format!("INSERT INTO {db}._t_gho (id, v) SELECT id, v FROM {db}.t")).await.unwrap();
-    insert(&mut c, &db, "t", "v", &mut next, 10, |i| format!("'late{i}'")).await;
-    c.query_drop(format!("INSERT INTO {db}._t_gho (id, v) SELECT id, v FROM {db}.t WHERE id >= {}", next - 10)).await.unwrap();
-    c.query_drop(format!("RENAME TABLE {db}.t TO {db}._t_del, {db}._t_gho TO {db}.t")).await.unwrap();
-    insert(&mut c, &db, "t", "v, w", &mut next, 10, |i| format!("'new{i}', {i}")).await;
-    c.query_drop(format!("UPDATE {db}.t SET w = 1 WHERE id < 10")).await.unwrap();
-    eventually(T, || async { same_table(url, &db, "t", &ch_db, "t").await.map_err(|e| format!("{e}\n{}", srv.log())) }).await;
-    srv.wait_state(&db, "Running", T).await;
-    let (_, ev) = srv.call(Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
-    assert!(ev.to_string().contains("online schema change"), "{ev}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn mysql_ghost_cutover_converges() {
-    ghost_cutover(Flavor::MySql).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn mariadb_ghost_cutover_converges() {
-    ghost_cutover(Flavor::MariaDb).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn mariadb118_ghost_cutover_converges() {
-    ghost_cutover(Flavor::MariaDb118).await;
 }
 
 /// MariaDB's own column types and `COMPRESSED` columns added by DDL while the

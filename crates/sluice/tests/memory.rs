@@ -3,11 +3,14 @@
 //! transaction that rewrites every row (hundreds of MiB of row images), and the
 //! process's peak resident memory stays within the budget plus a fixed
 //! overhead — where row-count bounds alone (25,000 rows per chunk, 100,000
-//! changes per batch) would hold the whole table several times over.
+//! changes per batch) would hold the whole table several times over. A
+//! verification of a table of wide JSON values (a column compared row by row,
+//! not by checksum) stays within the same bounds and still finds a difference.
 
 mod common;
 use common::*;
 use mysql_async::prelude::*;
+use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
 
@@ -100,4 +103,81 @@ async fn mariadb_wide_rows_stay_within_the_memory_budget() {
 fn log_tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// JSON values are compared row by row (their text differs between the two
+/// databases): ranges are narrowed until their rows fit the budget, instead of
+/// reading up to 100,000 rows of each side at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn verifying_wide_json_rows_stays_within_the_memory_budget() {
+    const JSON_ROWS: u32 = 150;
+    const JSON_BYTES: u32 = 400_000;
+    let flavor = Flavor::MySql;
+    let db = unique("wide_json");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.wj (id INT PRIMARY KEY, j JSON)")).await.unwrap();
+    for i in 0..JSON_ROWS {
+        c.query_drop(format!("INSERT INTO {db}.wj VALUES ({i}, JSON_OBJECT('k', REPEAT(CHAR(65 + {i} % 26), {JSON_BYTES})))"))
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The server inherits the environment of the test process (one process per test under nextest).
+    std::env::set_var("SLUICE_MEMORY_BUDGET_MB", BUDGET_MB.to_string());
+    let srv = SluiceServer::start(dir.path()).await;
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.wj")}]), &ch_db, "snapshot_and_cdc")))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", CONVERGE).await;
+    let t = format!("`{ch_db}`.wj");
+    eventually(CONVERGE, || async {
+        let n = ch_rows(&format!("SELECT count() FROM {t} FINAL WHERE _peerdb_is_deleted = 0")).await?;
+        if n == vec![vec![JSON_ROWS.to_string()]] {
+            Ok(())
+        } else {
+            Err(format!("{n:?}"))
+        }
+    })
+    .await;
+    let after_copy = peak_rss_mb(srv.child.as_ref().unwrap().id());
+    eprintln!("peak RSS {after_copy} MiB after the copy");
+    // One row's JSON differs in ClickHouse.
+    let sql = format!(
+        "INSERT INTO {t} SELECT * REPLACE ('{{\"k\": \"x\"}}' AS j, _peerdb_version + 1000 AS _peerdb_version) FROM (SELECT * FROM {t} FINAL WHERE id = 77)"
+    );
+    clickhouse().query(&sql).execute().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/verify"), Some(json!({}))).await;
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    eventually(CONVERGE, || async {
+        let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}/verifications/{id}"), None).await;
+        if v["state"] == "running" {
+            Err(format!("{v}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let (_, run) = srv.call(Method::GET, &format!("/v1/pipes/{db}/verifications/{id}"), None).await;
+    assert_eq!(run["state"], "done", "{run:#}\n{}", srv.log());
+    let t0 = &run["tables"][0];
+    assert_eq!(t0["fetched_columns"], json!(["j"]), "{run:#}");
+    let diffs: Vec<(String, String)> = t0["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["key"].as_str().unwrap_or_default().to_string(), d["kind"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    assert_eq!(diffs, vec![("id=77".to_string(), "differs".to_string())], "{run:#}");
+    let peak = peak_rss_mb(srv.child.as_ref().unwrap().id());
+    eprintln!("peak RSS {peak} MiB after verifying {} MiB of JSON (budget {BUDGET_MB} MiB)", (JSON_ROWS * JSON_BYTES) >> 20);
+    assert!(
+        peak > 0 && peak <= BUDGET_MB + OVERHEAD_MB,
+        "peak RSS {peak} MiB is above the {BUDGET_MB} MiB budget + {OVERHEAD_MB} MiB overhead"
+    );
+    let _ = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
 }
