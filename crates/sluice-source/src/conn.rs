@@ -262,9 +262,34 @@ pub async fn current_position(conn: &mut Conn, info: &ServerInfo) -> Result<(Bin
         Flavor::MySql => None,
         // The GTID position exactly at (file, pos), not @@gtid_binlog_pos, which a commit
         // between the two statements would move past the position.
-        Flavor::MariaDb => conn.exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos)).await?.flatten(),
+        Flavor::MariaDb => match conn.exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos)).await?.flatten() {
+            Some(g) => Some(g),
+            // MariaDB answers NULL when it cannot read the file up to the position (an
+            // event larger than its max_allowed_packet before it): @@gtid_binlog_pos read
+            // between two equal positions is the set at that position.
+            None => return mariadb_position_by_status(conn, BinlogPosition::new(file, pos)).await,
+        },
     };
     Ok((BinlogPosition::new(file, pos), gtid))
+}
+
+/// MariaDB's position and `@@gtid_binlog_pos` read together: the GTID set
+/// belongs to the position when `SHOW MASTER STATUS` gives the same position
+/// before and after it (no commit in between). Tries a few times, as commits
+/// keep coming on a busy server; then the position without a GTID set.
+async fn mariadb_position_by_status(conn: &mut Conn, mut at: BinlogPosition) -> Result<(BinlogPosition, Option<String>), SourceError> {
+    for _ in 0..20 {
+        let gtid: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_binlog_pos").await?;
+        let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+        let Some(row) = row else { break };
+        let now = BinlogPosition::new(row.get::<String, _>(0).unwrap_or_default(), row.get::<u64, _>(1).unwrap_or(4));
+        if now == at {
+            return Ok((at, gtid.filter(|g| !g.is_empty())));
+        }
+        at = now;
+    }
+    tracing::warn!("the source's GTID position at {at:?} cannot be read (BINLOG_GTID_POS is NULL and commits keep coming)");
+    Ok((at, None))
 }
 
 #[cfg(test)]

@@ -368,10 +368,11 @@ async fn mariadb_keyless_tables_added_to_a_live_pipe() {
 /// event with both images (~18 MB). Sluice's client accepts packets up to the
 /// protocol's 1 GiB, so the change replicates instead of failing the stream.
 ///
-/// Runs on the scratch MariaDB and rotates its binlog afterwards: the server
-/// itself cannot read such an event back for `BINLOG_GTID_POS` (it answers
-/// NULL for any position after it in that file), which would disturb other
-/// tests reading positions on a shared server.
+/// The server itself cannot read such an event back for `BINLOG_GTID_POS` (it
+/// answers NULL for any position after it in that file): a pipe started then
+/// still gets its starting GTID position (read with the binlog status).
+/// Runs on the scratch MariaDB and rotates its binlog afterwards, not to
+/// disturb other tests on a shared server.
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_an_event_larger_than_max_allowed_packet_replicates() {
     let url = testbed_url("SLUICE_TEST_MARIADB_SCRATCH_URL");
@@ -406,5 +407,36 @@ async fn mariadb_an_event_larger_than_max_allowed_packet_replicates() {
     })
     .await;
     assert_eq!(srv.state(&db).await, "Running");
+    // The server answers NULL to BINLOG_GTID_POS for positions after that event: a
+    // pipe started now still gets its GTID position (read with the binlog status).
+    c.query_drop(format!("CREATE TABLE {db}.after (id INT PRIMARY KEY)")).await.unwrap();
+    c.query_drop(format!("INSERT INTO {db}.after VALUES (1)")).await.unwrap();
+    let status: mysql_async::Row = c.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
+    let (file, pos): (String, u64) = (status.get(0).unwrap(), status.get(1).unwrap());
+    let gtid: Option<Option<String>> = c.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos)).await.unwrap();
+    assert_eq!(gtid, Some(None), "the premise: MariaDB cannot read its GTID position after the large event");
+    let second = format!("{db}_2");
+    let (code, v) = srv
+        .call(
+            Method::POST,
+            "/v1/pipes",
+            Some(spec_for_url(&second, &url, json!([{"source": format!("{db}.after")}]), &format!("{second}_ch"), "snapshot_and_cdc")),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&second, "Running", T).await;
+    // Its starting checkpoint (no event since) carries the GTID position.
+    let (_, view) = srv.call(Method::GET, &format!("/v1/pipes/{second}"), None).await;
+    assert!(view["checkpoint"]["gtid_set"].as_str().is_some_and(|g| !g.is_empty()), "{view}");
+    c.query_drop(format!("INSERT INTO {db}.after VALUES (2)")).await.unwrap();
+    eventually(T, || async {
+        let got = ch_rows(&format!("SELECT count() FROM {second}_ch.after FINAL WHERE _peerdb_is_deleted = 0")).await?;
+        if got == vec![vec!["2".to_string()]] {
+            Ok(())
+        } else {
+            Err(format!("{got:?}\n{}", srv.log()))
+        }
+    })
+    .await;
     c.query_drop("FLUSH BINARY LOGS").await.unwrap();
 }
