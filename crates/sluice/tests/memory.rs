@@ -88,6 +88,13 @@ async fn wide_rows_stay_within_the_budget(flavor: Flavor) {
         peak > 0 && peak <= BUDGET_MB + OVERHEAD_MB,
         "peak RSS {peak} MiB is above the {BUDGET_MB} MiB budget + {OVERHEAD_MB} MiB overhead (after the snapshot: {after_snapshot} MiB)"
     );
+    // Cleanup only (hundreds of MiB a run on a shared test bed).
+    drop_databases(&mut c, &db, &ch_db).await;
+}
+
+async fn drop_databases(c: &mut mysql_async::Conn, db: &str, ch_db: &str) {
+    let _ = c.query_drop(format!("DROP DATABASE IF EXISTS {db}")).await;
+    let _ = clickhouse().query(&format!("DROP DATABASE IF EXISTS `{ch_db}`")).execute().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,4 +187,5 @@ async fn verifying_wide_json_rows_stays_within_the_memory_budget() {
         "peak RSS {peak} MiB is above the {BUDGET_MB} MiB budget + {OVERHEAD_MB} MiB overhead"
     );
     let _ = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
+    drop_databases(&mut c, &db, &ch_db).await;
 }
