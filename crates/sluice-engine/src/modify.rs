@@ -96,6 +96,14 @@ pub async fn add_tables_setup(
     sink: &dyn Destination,
 ) -> Result<AddedTables, EngineError> {
     let DescribedTables { mappings, skipped } = describe_tables(source, add).await?;
+    if mappings.is_empty() {
+        // Nothing would be added: say why instead of recording an empty addition.
+        return Err(EngineError::Spec(if skipped.is_empty() {
+            "no table to add".to_string()
+        } else {
+            format!("no table to add: {}", skipped.join("; "))
+        }));
+    }
     for msg in &skipped {
         catalog.note(&spec.name, msg).await?;
     }

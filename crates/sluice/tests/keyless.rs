@@ -338,6 +338,16 @@ async fn keyless_added_live(flavor: Flavor) {
     assert_eq!(code, 422, "{v}");
     assert!(v["error"].as_str().unwrap().contains("key_columns"), "{v}");
     assert_eq!(srv.state(&db).await, "Running");
+    // A wildcard whose every table is skipped adds nothing and says why.
+    c.query_drop(format!("CREATE DATABASE {db}_x")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}_x.nokey (a INT)")).await.unwrap();
+    let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": [{"source": format!("{db}_x.*")}]}))).await;
+    assert_eq!(code, 422, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("no table to add") && e.contains(&format!("{db}_x.nokey")), "{v}");
+    assert_eq!(srv.state(&db).await, "Running");
+    let (_, ev) = srv.call(Method::GET, &format!("/v1/pipes/{db}/events"), None).await;
+    assert!(!ev.to_string().contains("tables added: \""), "an empty addition was recorded: {ev}");
     let (code, v) = srv.call(Method::POST, &add, Some(json!({"tables": [{"source": format!("{db}.log"), "engine": "merge_tree"}]}))).await;
     assert_eq!(code, 202, "{v}");
     srv.wait_state(&db, "Running", T).await;
