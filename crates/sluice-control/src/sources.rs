@@ -186,11 +186,8 @@ fn table_view(info: &sluice_source::ServerInfo, t: sluice_core::SourceTable, row
         let entry = format!("{}.{}", t.id.schema, t.id.table);
         notes.push(TableNote {
             level: "error".into(),
-            message: format!("{message} A whole-schema entry ({}.*) skips it.", t.id.schema),
-            fix: format!(
-                "pick it as a table of its own with key_columns (columns that identify a row), or engine merge_tree: \
-                 {{\"source\": \"{entry}\", \"key_columns\": [...]}}"
-            ),
+            message: format!("{}. A whole-schema entry ({}.*) skips it.", message.trim_end_matches('.'), t.id.schema),
+            fix: format!("{{\"source\": \"{entry}\", \"key_columns\": [...]}} or {{\"source\": \"{entry}\", \"engine\": \"merge_tree\"}}"),
         });
     }
     if let Some(c) = sluice_source::checks::generated_columns_check(info, &t, &[]) {

@@ -477,8 +477,8 @@
     const fieldErrors = h("div");
     const createMsg = h("div", { class: "notice", hidden: true, id: "create-msg" });
     const checksBox = h("div", { id: "checks-result" });
-    const checksMsg = h("div", { class: "notice", hidden: true });
-    const pickerMsg = h("div", { class: "notice", hidden: true });
+    const checksMsg = h("div", { class: "notice", hidden: true, id: "checks-msg" });
+    const pickerMsg = h("div", { class: "notice", hidden: true, id: "picker-msg" });
     const jsonMsg = h("div", { class: "notice", hidden: true });
 
     // One plain field bound to a path of the spec. kind: text, password, number, select, textarea, checkbox.
@@ -702,12 +702,8 @@
           )
         : null;
       const count = h("p", { class: "muted", id: "selected-count" }, draft.tables.length + " table entr" + (draft.tables.length === 1 ? "y" : "ies") + " selected.");
-      pickerBody.replaceChildren(
-        count,
-        ...blocks,
-        otherBlock,
-        !draftListing && !others.length ? h("p", { class: "muted" }, "Fill in the source, then “Load tables” (or “Test connection”) to pick tables.") : null
-      );
+      const hint = !draftListing && !others.length ? h("p", { class: "muted" }, "Fill in the source, then “Load tables” (or “Test connection”) to pick tables.") : null;
+      pickerBody.replaceChildren(...[count, ...blocks, otherBlock, hint].filter(Boolean));
     }
 
     // ---- test connection: the pre-flight checks ----
