@@ -1,7 +1,7 @@
 //! `POST /v1/sources/tables` against the test bed's MySQL 9.7 and MariaDB
 //! 10.11 through a real `sluice server`: a keyed table, a keyless one (with the
 //! note saying which option includes it), the system schemas left out, the
-//! `schemas` filter; a wrong password, a closed port and bad JSON refused with
+//! `schemas` filter, the same through an SSH tunnel; a wrong password, a closed port and bad JSON refused with
 //! a message naming host:port (or the field) and the cause.
 
 mod common;
@@ -74,6 +74,15 @@ async fn lists_tables(flavor: Flavor) {
     assert_eq!(note["level"], "error", "{keyless}");
     let text = format!("{} {}", note["message"], note["fix"]);
     assert!(text.contains("key_columns") && text.contains("merge_tree") && text.contains(&format!("{db}.*")), "{text}");
+
+    // Through the test bed's SSH server (a bastion): the same listing.
+    let mut tunneled = source.clone();
+    tunneled["ssh"] = json!({"host": "127.0.0.1", "port": testbed_url("SLUICE_TEST_SSH_PORT").parse::<u16>().unwrap(),
+        "user": testbed_url("SLUICE_TEST_SSH_USER"), "private_key": std::fs::read_to_string(testbed_url("SLUICE_TEST_SSH_KEY")).unwrap(),
+        "known_host_key": testbed_url("SLUICE_TEST_SSH_HOST_KEY")});
+    let (code, v) = srv.call(Method::POST, "/v1/sources/tables", Some(json!({"source": tunneled, "schemas": [db]}))).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(table(&v, &db, "keyed")["key"], json!(["id"]), "{v}");
 
     // A wrong password: 422 naming host:port and the server's refusal.
     let mut wrong = source.clone();
