@@ -515,6 +515,13 @@
       }
       sshBox.checked = !!(draft.source && draft.source.ssh);
       sshFields.hidden = !sshBox.checked;
+      showCa();
+    }
+
+    // The CA certificate matters only to the verifying TLS modes.
+    function showCa() {
+      const tls = (draft.source && draft.source.tls) || {};
+      fields["source.tls.ca_cert"].inp.closest("label").hidden = !["verify_ca", "verify_identity"].includes(tls.mode) && !tls.ca_cert;
     }
 
     // ---- the JSON tab ----
@@ -801,6 +808,7 @@
       ),
       h("fieldset", { class: "card" }, h("legend", null, "Sync settings ", h("small", { class: "muted" }, "(empty = default; all can be changed later, live)")), h("div", { class: "grid-fields" }, settingsFields))
     );
+    fields["source.tls.mode"].inp.addEventListener("change", showCa);
     const advanced = h(
       "div",
       { class: "card", hidden: true, id: "json-tab" },
