@@ -11,5 +11,6 @@ pub mod preflight;
 pub use owner::{real_engine, EngineFuture, EngineResult, EngineStarter};
 pub mod series;
 pub mod server;
+pub mod sources;
 pub mod ui;
 pub mod verify;

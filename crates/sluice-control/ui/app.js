@@ -309,7 +309,7 @@
       { class: "empty", hidden: true },
       "No pipes yet. ",
       h("a", { href: "#/new" }, "Create one"),
-      " from a JSON spec."
+      " with the guided form."
     );
     const noMatch = h("p", { class: "empty", hidden: true }, "No pipe matches the search.");
     let pipes = [];
@@ -397,99 +397,474 @@
     );
   }
 
-  // ---------- create ----------
+  // ---------- create: a guided form, and the same spec as JSON ----------
 
-  const TEMPLATE = JSON.stringify(
-    {
-      name: "shop",
-      source: { host: "127.0.0.1", port: 3306, user: "repl", password: "" },
-      destination: { url: "http://127.0.0.1:8123", user: "default", password: "", database: "shop" },
-      tables: [{ source: "shop.orders" }, { source: "shop.customers", destination: "customers_v2" }],
+  // The sync settings: key, label, one-line help, default, minimum.
+  const SETTINGS = [
+    ["sync_interval_ms", "Sync interval (ms)", "longest time a CDC batch collects changes", 1000, 1],
+    ["pull_batch_size", "Pull batch size", "most row changes a CDC batch collects", 100000, 1],
+    ["snapshot_rows_per_chunk", "Snapshot rows per chunk", "rows read per snapshot query and written per insert", 25000, 1],
+    ["rows_per_partition", "Rows per partition", "rows per snapshot partition (a range of the key)", 100000, 1],
+    ["parallel_partitions", "Parallel partitions", "partitions of one table read at once, each on its own connection", 4, 1],
+    ["parallel_tables", "Parallel tables", "tables copied at once during the snapshot", 1, 1],
+    ["heartbeat_interval_ms", "Heartbeat interval (ms)", "how often the heartbeat table is written (when one is set)", 30000, 1],
+  ];
+  const TLS_MODES = ["disabled", "preferred", "required", "verify_ca", "verify_identity"];
+  const MECHANISMS = [["auto", "auto (GTIDs when on, else file/position)"], ["gtid", "gtid"], ["file_pos", "file_pos"]];
+  const MODES = [["snapshot_and_cdc", "snapshot, then CDC"], ["snapshot_only", "snapshot only"], ["cdc_only", "CDC only (no snapshot)"]];
+  const ENGINES = [["replacing", "replacing (default)"], ["merge_tree", "merge_tree (change log)"], ["null", "null"]];
+
+  function blankSpec() {
+    return {
+      name: "",
+      source: { host: "", port: 3306, user: "", password: "" },
+      destination: { url: "http://127.0.0.1:8123", user: "default", password: "", database: "" },
+      tables: [],
       mode: "snapshot_and_cdc",
-      settings: { sync_interval_ms: 1000, pull_batch_size: 100000 },
-    },
-    null,
-    2
-  );
-  let draft = TEMPLATE; // kept in memory only (it may hold passwords)
+    };
+  }
+  let draft = blankSpec(); // the spec being written: kept in memory only (it may hold passwords)
+  let draftListing = null; // the last table listing of the source (POST /v1/sources/tables)
+
+  function getPath(obj, path) {
+    return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
+  }
+
+  /** Sets (or, with undefined, removes) a dotted path; objects left empty on the way are removed. */
+  function setPath(obj, path, v) {
+    const ks = path.split(".");
+    const chain = [obj];
+    let o = obj;
+    for (const k of ks.slice(0, -1)) {
+      if (typeof o[k] !== "object" || o[k] === null || Array.isArray(o[k])) o[k] = {};
+      o = o[k];
+      chain.push(o);
+    }
+    const last = ks[ks.length - 1];
+    if (v === undefined) delete o[last];
+    else o[last] = v;
+    for (let i = ks.length - 1; i > 0; i--) {
+      if (Object.keys(chain[i]).length) break;
+      delete chain[i - 1][ks[i - 1]];
+    }
+  }
+
+  const listOf = (text) => text.split(",").map((s) => s.trim()).filter(Boolean);
+
+  /** The checks' outcome as a list: PASS / WARN / FAIL, the check, what was found and the fix. */
+  function checksList(checks) {
+    return h(
+      "ul",
+      { class: "checks" },
+      checks.map((c) => {
+        const verdict = !c.ok ? "FAIL" : c.warning ? "WARN" : "PASS";
+        return h(
+          "li",
+          { class: "check-" + verdict.toLowerCase(), "data-check": c.name },
+          h("span", { class: "badge " + (verdict === "FAIL" ? "state-failed" : verdict === "WARN" ? "state-pausing" : "state-running") }, verdict),
+          " ",
+          h("strong", null, c.name),
+          ": ",
+          c.found,
+          c.fix ? h("div", { class: "fix muted" }, (c.ok ? "advice: " : "fix: ") + c.fix) : null
+        );
+      })
+    );
+  }
 
   function createView(main) {
-    const msg = h("div", { class: "notice", hidden: true });
-    const area = h("textarea", { class: "code", rows: 22, spellcheck: "false", autocomplete: "off", "aria-label": "pipe spec (JSON)", value: draft });
-    area.addEventListener("input", () => (draft = area.value));
-    const submit = h("button", { type: "submit" }, "Create pipe");
+    const fields = {}; // path → input, for the form's plain fields
+    const fieldErrors = h("div");
+    const createMsg = h("div", { class: "notice", hidden: true, id: "create-msg" });
+    const checksBox = h("div", { id: "checks-result" });
+    const checksMsg = h("div", { class: "notice", hidden: true, id: "checks-msg" });
+    const pickerMsg = h("div", { class: "notice", hidden: true, id: "picker-msg" });
+    const jsonMsg = h("div", { class: "notice", hidden: true });
+
+    // One plain field bound to a path of the spec. kind: text, password, number, select, textarea, checkbox.
+    function field(path, label, opts) {
+      const o = opts || {};
+      const kind = o.kind || "text";
+      let inp;
+      if (kind === "select") inp = h("select", { name: path }, o.options.map(([v, l]) => h("option", { value: v }, l)));
+      else if (kind === "textarea") inp = h("textarea", { name: path, rows: 3, class: "code", spellcheck: "false", placeholder: o.placeholder || "" });
+      else inp = h("input", { name: path, type: kind, placeholder: o.placeholder || "", autocomplete: kind === "password" ? "new-password" : "off", spellcheck: "false", min: o.min });
+      inp.dataset.path = path;
+      const onEdit = () => {
+        let v;
+        if (kind === "checkbox") v = inp.checked ? true : undefined;
+        else if (kind === "number") v = inp.value.trim() === "" ? undefined : Number(inp.value);
+        else if (kind === "select") v = inp.value === o.dflt ? undefined : inp.value;
+        else v = inp.value === "" && !o.keepEmpty ? undefined : inp.value;
+        setPath(draft, path, v);
+        inp.classList.remove("invalid");
+        syncJson();
+      };
+      inp.addEventListener(kind === "checkbox" || kind === "select" ? "change" : "input", onEdit);
+      fields[path] = { inp, kind, dflt: o.dflt };
+      if (kind === "checkbox") return h("label", { class: "check", title: o.help || "" }, inp, " ", label);
+      return h("label", { class: "field" + (o.wide ? " wide" : "") }, h("span", null, label, o.help ? h("small", { class: "muted" }, o.help) : null), inp);
+    }
+
+    function fillForm() {
+      for (const [path, f] of Object.entries(fields)) {
+        const v = getPath(draft, path);
+        if (f.kind === "checkbox") f.inp.checked = !!v;
+        else if (f.kind === "select") f.inp.value = v == null ? f.dflt : v;
+        else f.inp.value = v == null ? "" : v;
+      }
+      sshBox.checked = !!(draft.source && draft.source.ssh);
+      sshFields.hidden = !sshBox.checked;
+      showCa();
+    }
+
+    // The CA certificate matters only to the verifying TLS modes.
+    function showCa() {
+      const tls = (draft.source && draft.source.tls) || {};
+      fields["source.tls.ca_cert"].inp.closest("label").hidden = !["verify_ca", "verify_identity"].includes(tls.mode) && !tls.ca_cert;
+    }
+
+    // ---- the JSON tab ----
+    const area = h("textarea", { class: "code", rows: 24, spellcheck: "false", autocomplete: "off", "aria-label": "pipe spec (JSON)", id: "spec-json" });
+    function syncJson() {
+      area.value = JSON.stringify(draft, null, 2);
+      notice(jsonMsg, "");
+    }
+    area.addEventListener("input", () => {
+      let v;
+      try {
+        v = JSON.parse(area.value);
+      } catch (e) {
+        return notice(jsonMsg, "Not valid JSON (" + e.message + "): the form keeps the last valid version.", "error");
+      }
+      if (!v || typeof v !== "object" || Array.isArray(v)) return notice(jsonMsg, "The spec must be a JSON object.", "error");
+      if (!Array.isArray(v.tables)) v.tables = [];
+      draft = v;
+      notice(jsonMsg, "");
+      fillForm();
+      renderPicker();
+    });
+
+    // ---- SSH tunnel ----
+    const sshFields = h(
+      "div",
+      { class: "grid-fields", hidden: true },
+      field("source.ssh.host", "SSH host", { placeholder: "bastion.example.com", keepEmpty: true }),
+      field("source.ssh.port", "SSH port", { kind: "number", placeholder: "22", min: 1 }),
+      field("source.ssh.user", "SSH user", { keepEmpty: true }),
+      field("source.ssh.password", "SSH password", { kind: "password", help: "or a private key" }),
+      field("source.ssh.private_key", "SSH private key", { kind: "textarea", placeholder: "-----BEGIN OPENSSH PRIVATE KEY-----", wide: true }),
+      field("source.ssh.known_host_key", "Server host key", { placeholder: "ssh-ed25519 AAAA… (ssh-keyscan prints it)", wide: true }),
+      field("source.ssh.insecure_skip_host_key_check", "Do not check the host key (tests only)", { kind: "checkbox" })
+    );
+    const sshBox = h("input", { type: "checkbox", name: "use-ssh", onchange: () => {
+      if (sshBox.checked) draft.source.ssh = draft.source.ssh || { host: "", port: 22, user: "" };
+      else delete draft.source.ssh;
+      fillForm();
+      syncJson();
+    } });
+
+    // ---- tables ----
+    const search = h("input", { type: "search", id: "table-search", placeholder: "Filter tables…", "aria-label": "filter tables" });
+    search.addEventListener("input", () => renderPicker());
+    const pickerBody = h("div", { class: "picker", id: "table-picker" });
+    const loadBtn = h("button", { type: "button", class: "secondary", onclick: () => loadTables() }, "Load tables");
+
+    async function loadTables() {
+      if (!draft.source) return;
+      loadBtn.disabled = true;
+      notice(pickerMsg, "Reading the source's tables…");
+      try {
+        draftListing = await api("POST", "/v1/sources/tables", { source: draft.source });
+        const n = draftListing.schemas.reduce((a, s) => a + s.tables.length, 0);
+        notice(pickerMsg, n + " tables in " + draftListing.schemas.length + " schemas (" + draftListing.server + ").", "ok");
+      } catch (e) {
+        notice(pickerMsg, "Cannot list the tables: " + e.message, "error");
+      } finally {
+        loadBtn.disabled = false;
+      }
+      renderPicker();
+    }
+
+    const entryOf = (src) => draft.tables.find((t) => t.source === src);
+    function toggleEntry(src, on) {
+      if (on && !entryOf(src)) draft.tables.push({ source: src });
+      if (!on) draft.tables = draft.tables.filter((t) => t.source !== src);
+      syncJson();
+      renderPicker();
+    }
+
+    // The options of one named table's entry (writing into the entry in place).
+    function optionsPanel(entry, t) {
+      const set = (k, v) => {
+        if (v === undefined || v === "" || (Array.isArray(v) && !v.length)) delete entry[k];
+        else entry[k] = v;
+        syncJson();
+      };
+      const text = (k, label, placeholder, asList, help) => {
+        const cur = entry[k];
+        const inp = h("input", { type: "text", name: k, placeholder: placeholder || "", value: cur == null ? "" : Array.isArray(cur) ? cur.join(", ") : cur, spellcheck: "false" });
+        inp.addEventListener("input", () => set(k, asList ? listOf(inp.value) : inp.value.trim() || undefined));
+        return h("label", { class: "field" }, h("span", null, label, help ? h("small", { class: "muted" }, help) : null), inp);
+      };
+      const cols = t ? t.columns : [];
+      const excluded = new Set(entry.exclude_columns || []);
+      const exclude = h(
+        "fieldset",
+        { class: "columns" },
+        h("legend", null, "Exclude columns"),
+        cols.length
+          ? cols.map((c) => {
+              const box = h("input", { type: "checkbox", "data-exclude": c.name, checked: excluded.has(c.name), disabled: c.in_key, onchange: () => {
+                box.checked ? excluded.add(c.name) : excluded.delete(c.name);
+                set("exclude_columns", cols.map((x) => x.name).filter((n) => excluded.has(n)));
+              } });
+              return h("label", { class: "check col", title: c.source_type + " → " + c.clickhouse_type + (c.in_key ? " (key column: cannot be excluded)" : "") }, box, " ", c.name, " ", h("small", { class: "muted" }, c.source_type));
+            })
+          : h("span", { class: "muted" }, "Load the tables to pick columns; or set exclude_columns in the JSON tab.")
+      );
+      const engine = h("select", { name: "engine", onchange: () => set("engine", engine.value === "replacing" ? undefined : engine.value) }, ENGINES.map(([v, l]) => h("option", { value: v }, l)));
+      engine.value = entry.engine || "replacing";
+      const pk = h("select", { name: "partition_key", onchange: () => set("partition_key", pk.value || undefined) }, h("option", { value: "" }, "default (first key column)"), cols.map((c) => h("option", { value: c.name }, c.name)));
+      pk.value = entry.partition_key || "";
+      const keyless = t && !t.has_key;
+      return h(
+        "div",
+        { class: "options", "data-options": entry.source },
+        exclude,
+        h(
+          "div",
+          { class: "grid-fields" },
+          text("destination", "Destination table", t ? t.name : "", false),
+          text("sorting_key", "Sorting key (ORDER BY)", t && t.key.length ? t.key.join(", ") : "columns, comma-separated", true, "must contain the key columns"),
+          h("label", { class: "field" }, h("span", null, "Engine"), engine),
+          text("partition_by", "Partition by", "e.g. toYYYYMM(created_at)", false, "a ClickHouse expression"),
+          h("label", { class: "field" }, h("span", null, "Snapshot partition key"), pk),
+          keyless || entry.key_columns ? text("key_columns", "Key columns", "columns that identify a row", true, "for a table without a key") : null
+        )
+      );
+    }
+
+    function renderPicker() {
+      const q = search.value.trim().toLowerCase();
+      const known = new Set();
+      const blocks = [];
+      for (const s of draftListing ? draftListing.schemas : []) {
+        const wild = s.name + ".*";
+        const tables = s.tables.filter((t) => !q || (s.name + "." + t.name).toLowerCase().includes(q));
+        known.add(wild);
+        s.tables.forEach((t) => known.add(s.name + "." + t.name));
+        if (q && !tables.length && !s.name.toLowerCase().includes(q)) continue;
+        const whole = !!entryOf(wild);
+        blocks.push(
+          h(
+            "section",
+            { class: "schema", "data-schema-block": s.name },
+            h(
+              "div",
+              { class: "schema-head" },
+              h("strong", null, s.name),
+              h("label", { class: "check", title: "every base table of the schema, now and later (" + wild + ")" },
+                h("input", { type: "checkbox", "data-schema": s.name, checked: whole, onchange: (e) => toggleEntry(wild, e.target.checked) }),
+                " whole schema (", h("code", null, wild), ")"),
+              h("span", { class: "muted" }, s.tables.length + " tables")
+            ),
+            h(
+              "ul",
+              { class: "tables" },
+              tables.map((t) => {
+                const src = s.name + "." + t.name;
+                const entry = entryOf(src);
+                const note = t.notes.map((n) => h("div", { class: "table-note " + n.level }, n.message, n.fix ? h("div", { class: "muted" }, "fix: " + n.fix) : null));
+                return h(
+                  "li",
+                  { "data-table": src },
+                  h(
+                    "label",
+                    { class: "check table-row" },
+                    h("input", { type: "checkbox", "data-source": src, checked: !!entry, onchange: (e) => toggleEntry(src, e.target.checked) }),
+                    " ",
+                    h("span", { class: "name" }, t.name),
+                    h("span", { class: "muted small" }, " ~" + fmtInt(t.rows_estimated) + " rows · " + (t.has_key ? "key (" + t.key.join(", ") + ")" : "no key")),
+                    whole && !entry ? h("span", { class: "muted small" }, t.replicable ? " · included by " + wild : " · skipped by " + wild) : null
+                  ),
+                  note,
+                  entry ? optionsPanel(entry, t) : null
+                );
+              })
+            )
+          )
+        );
+      }
+      // Entries not in the listing (typed in the JSON tab, or before the tables were loaded).
+      const others = draft.tables.filter((t) => !known.has(t.source));
+      const otherBlock = others.length
+        ? h(
+            "section",
+            { class: "schema" },
+            h("div", { class: "schema-head" }, h("strong", null, draftListing ? "Other entries" : "Selected tables")),
+            h("ul", { class: "tables" }, others.map((e) => h("li", { "data-table": e.source }, h("code", null, e.source), " ",
+              h("button", { type: "button", class: "small secondary", onclick: () => toggleEntry(e.source, false) }, "Remove"),
+              e.source.endsWith(".*") ? null : optionsPanel(e, null))))
+          )
+        : null;
+      const count = h("p", { class: "muted", id: "selected-count" }, draft.tables.length + " table entr" + (draft.tables.length === 1 ? "y" : "ies") + " selected.");
+      const hint = !draftListing && !others.length ? h("p", { class: "muted" }, "Fill in the source, then “Load tables” (or “Test connection”) to pick tables.") : null;
+      pickerBody.replaceChildren(...[count, ...blocks, otherBlock, hint].filter(Boolean));
+    }
+
+    // ---- test connection: the pre-flight checks ----
+    const PROBE = "_sluice_form_probe._none";
+    const testBtn = h("button", { type: "button", class: "secondary", id: "test-connection", onclick: async () => {
+      testBtn.disabled = true;
+      checksBox.replaceChildren();
+      notice(checksMsg, "Running the pre-flight checks…");
+      // Before tables are picked the checks run with a placeholder table, whose check is left out.
+      const probing = !draft.tables.length;
+      // Name and database are not needed to test connections: placeholders stand in until they are filled.
+      const spec = JSON.parse(JSON.stringify(draft));
+      if (probing) spec.tables = [{ source: PROBE }];
+      if (!spec.name) spec.name = "connection-test";
+      if (spec.destination && !spec.destination.database) spec.destination.database = "default";
+      try {
+        const r = await api("POST", "/v1/checks", spec);
+        const checks = probing ? r.checks.filter((c) => c.name !== "tables") : r.checks;
+        const failed = checks.filter((c) => !c.ok).length;
+        const warned = checks.filter((c) => c.ok && c.warning).length;
+        checksBox.replaceChildren(checksList(checks));
+        notice(checksMsg, failed ? failed + " check(s) failed: see the fixes below." : "All checks passed" + (warned ? " (" + warned + " warning(s))" : "") + (probing ? "; pick tables to check them too." : "."), failed ? "error" : "ok");
+        const reached = !checks.some((c) => c.name === "source_connection" && !c.ok);
+        if (reached && !draftListing) loadTables();
+      } catch (e) {
+        notice(checksMsg, "The checks could not run: " + e.message, "error");
+        markField(e.message);
+      } finally {
+        testBtn.disabled = false;
+      }
+    } }, "Test connection");
+
+    // A validation error names its field (`invalid pipe spec: source.port: ...`): mark that input.
+    function markField(message) {
+      Object.values(fields).forEach((f) => f.inp.classList.remove("invalid"));
+      const m = /invalid pipe spec: ([A-Za-z0-9_.\[\]]+):/.exec(message || "");
+      const f = m && fields[m[1]];
+      if (f) {
+        f.inp.classList.add("invalid");
+        f.inp.focus();
+      }
+      fieldErrors.replaceChildren();
+    }
+
+    // ---- the form ----
+    const settingsFields = SETTINGS.map(([k, label, help, dflt, min]) =>
+      field("settings." + k, label + " — default " + fmtInt(dflt), { kind: "number", placeholder: String(dflt), min, help })
+    );
+    const submit = h("button", { type: "submit", id: "create-pipe" }, "Create pipe");
+    const guided = h(
+      "div",
+      { class: "guided", id: "guided-form" },
+      h(
+        "fieldset",
+        { class: "card" },
+        h("legend", null, "Pipe"),
+        h("div", { class: "grid-fields" },
+          field("name", "Name", { placeholder: "shop", keepEmpty: true, help: "1–64 of A-Z a-z 0-9 _ -" }),
+          field("mode", "Mode", { kind: "select", options: MODES, dflt: "snapshot_and_cdc" }))
+      ),
+      h(
+        "fieldset",
+        { class: "card" },
+        h("legend", null, "Source (MySQL / MariaDB)"),
+        h("div", { class: "grid-fields" },
+          field("source.host", "Host", { placeholder: "db.example.com", keepEmpty: true }),
+          field("source.port", "Port", { kind: "number", placeholder: "3306", min: 1 }),
+          field("source.user", "User", { placeholder: "repl", keepEmpty: true, help: "needs SELECT, REPLICATION CLIENT, REPLICATION SLAVE" }),
+          field("source.password", "Password", { kind: "password", keepEmpty: true }),
+          field("source.tls.mode", "TLS", { kind: "select", options: TLS_MODES.map((m) => [m, m]), dflt: "preferred" }),
+          field("source.replication_mechanism", "Replication mechanism", { kind: "select", options: MECHANISMS, dflt: "auto" }),
+          field("source.heartbeat_table", "Heartbeat table", { placeholder: "schema.table (optional)", help: "written every heartbeat interval, so the lag moves while tables are quiet" }),
+          field("source.tls.ca_cert", "TLS CA certificate (PEM)", { kind: "textarea", placeholder: "-----BEGIN CERTIFICATE----- (verify_ca / verify_identity)", wide: true })),
+        h("label", { class: "check" }, sshBox, " Reach the source through an SSH tunnel"),
+        sshFields
+      ),
+      h(
+        "fieldset",
+        { class: "card" },
+        h("legend", null, "Destination (ClickHouse)"),
+        h("div", { class: "grid-fields" },
+          field("destination.url", "URL", { placeholder: "http://127.0.0.1:8123", keepEmpty: true, help: "the HTTP(S) interface" }),
+          field("destination.user", "User", { placeholder: "default" }),
+          field("destination.password", "Password", { kind: "password", keepEmpty: true }),
+          field("destination.database", "Database", { placeholder: "shop", keepEmpty: true, help: "created if missing" }))
+      ),
+      h("div", { class: "card" }, h("div", { class: "section-head" }, h("h2", null, "Connection"), h("span", { class: "spacer" }), testBtn), checksMsg, checksBox),
+      h(
+        "fieldset",
+        { class: "card" },
+        h("legend", null, "Tables"),
+        h("div", { class: "section-head" }, search, h("span", { class: "spacer" }), loadBtn),
+        pickerMsg,
+        pickerBody
+      ),
+      h("fieldset", { class: "card" }, h("legend", null, "Sync settings ", h("small", { class: "muted" }, "(empty = default; all can be changed later, live)")), h("div", { class: "grid-fields" }, settingsFields))
+    );
+    fields["source.tls.mode"].inp.addEventListener("change", showCa);
+    const advanced = h(
+      "div",
+      { class: "card", hidden: true, id: "json-tab" },
+      h("p", null, "The same spec as the form, as JSON (what ", h("code", null, "sluice run --config"), " takes): edits here show in the form and the other way round."),
+      area,
+      jsonMsg,
+      h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", onclick: () => {
+        draft = blankSpec();
+        fillForm();
+        syncJson();
+        renderPicker();
+      } }, "Clear"))
+    );
+    const tabs = [["form", "Form", guided], ["json", "Advanced (JSON)", advanced]].map(([key, label, panel]) => {
+      const b = h("button", { type: "button", role: "tab", class: "secondary tab" + (key === "form" ? " active" : ""), "data-tab": key, onclick: () => {
+        tabs.forEach(([bb, p]) => {
+          bb.classList.toggle("active", bb === b);
+          p.hidden = bb !== b;
+        });
+        if (key === "json") syncJson();
+      } }, label);
+      return [b, panel];
+    });
     const form = h(
       "form",
-      { class: "card" },
-      h(
-        "p",
-        null,
-        "Paste or edit the pipe spec: the same JSON document as ",
-        h("code", null, "sluice run --config"),
-        " takes. The pipe starts at once. Passwords are encrypted at rest and never shown again."
-      ),
-      area,
-      h(
-        "div",
-        { class: "actions" },
-        submit,
-        h("button", { type: "button", class: "secondary", onclick: () => {
-          try {
-            area.value = draft = JSON.stringify(JSON.parse(area.value), null, 2);
-            notice(msg, "");
-          } catch (e) {
-            notice(msg, "Not valid JSON: " + e.message, "error");
-          }
-        } }, "Format JSON"),
-        h("button", { type: "button", class: "secondary", onclick: () => { area.value = draft = TEMPLATE; notice(msg, ""); } }, "Reset to example")
-      ),
-      msg,
-      h(
-        "details",
-        null,
-        h("summary", null, "Field reference"),
-        h(
-          "table",
-          { class: "grid compact" },
-          h(
-            "tbody",
-            null,
-            [
-              ["name", "1–64 characters [A-Za-z0-9_-], unique on this server"],
-              ["source.host, .port (3306), .user, .password", "the MySQL/MariaDB server"],
-              ["source.server_id", "replica id of the binlog connection; derived from the name when absent"],
-              ["destination.url, .user (default), .password, .database", "ClickHouse HTTP(S) endpoint and the database to create tables in"],
-              ["tables[].source", "schema.table, or schema.* for every base table of a schema"],
-              ["tables[].destination", "destination table name (default: the source table's name)"],
-              ["tables[].partition_key", "indexed NOT NULL integer, date/datetime/timestamp or char/varchar/binary/varbinary column splitting the snapshot (default: the first key column)"],
-              ["mode", "snapshot_and_cdc (default), snapshot_only, cdc_only"],
-              ["settings.sync_interval_ms (1000)", "longest time a CDC batch collects changes"],
-              ["settings.pull_batch_size (100000)", "most changes a CDC batch collects"],
-              ["settings.snapshot_rows_per_chunk (25000)", "rows per snapshot query and insert"],
-              ["settings.rows_per_partition (100000)", "rows per snapshot partition"],
-              ["settings.parallel_partitions (4)", "partitions of a table read at once"],
-              ["settings.parallel_tables (1)", "tables copied at once"],
-            ].map(([f, d]) => h("tr", null, h("td", null, h("code", null, f)), h("td", null, d)))
-          )
-        )
-      )
+      { class: "create", novalidate: true },
+      h("div", { class: "tabs", role: "tablist" }, tabs.map(([b]) => b)),
+      guided,
+      advanced,
+      h("div", { class: "card create-bar" }, h("div", { class: "actions" }, submit, h("span", { class: "muted" }, "The pre-flight checks run first; the pipe starts at once. Passwords are encrypted at rest and never shown again.")), createMsg, fieldErrors)
     );
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       submit.disabled = true;
-      notice(msg, "Creating…");
+      notice(createMsg, "Creating (the pre-flight checks run first)…");
       try {
-        const p = await api("POST", "/v1/pipes", area.value);
-        draft = TEMPLATE;
+        const p = await api("POST", "/v1/pipes", JSON.stringify(draft));
+        draft = blankSpec();
+        draftListing = null;
         flash = "Pipe " + p.name + " created.";
         location.hash = "#/pipe/" + enc(p.name);
       } catch (err) {
-        notice(msg, err.message, "error");
+        notice(createMsg, err.message, "error");
+        if (err.body && err.body.checks) {
+          checksBox.replaceChildren(checksList(err.body.checks.checks));
+          notice(checksMsg, "Creation was refused by the pre-flight checks:", "error");
+        }
+        markField(err.message);
       } finally {
         submit.disabled = false;
       }
     });
     main.append(h("div", { class: "section-head" }, h("a", { href: "#/", class: "back" }, "← Pipes"), h("h1", null, "New pipe")), form);
+    fillForm();
+    syncJson();
+    renderPicker();
     return { refresh: null };
   }
 
@@ -574,6 +949,7 @@
     resume: ["Paused"],
     resync: ["Running", "Paused", "Failed"],
     tables: ["Running", "Paused"],
+    source: ["Paused", "Failed"],
   };
 
   function pipeView(main, name) {
@@ -704,6 +1080,138 @@
       for (const t of pipe ? pipe.tables : []) checkAll.checked ? selected.add(t.destination) : selected.delete(t.destination);
       renderTables();
     } });
+
+    // Edit source (a Paused or Failed pipe): PATCH /source with the fields changed; a
+    // password left blank stays as stored. Then Resume (Paused) or Retry (Failed).
+    const srcMsg = h("div", { class: "notice", hidden: true, id: "edit-source-msg" });
+    const srcAfter = h("div", { class: "actions", hidden: true, id: "edit-source-next" });
+    const sf = {}; // name → input
+    const sInput = (name, label, attrs, help) => {
+      const inp = attrs.kind === "select"
+        ? h("select", { name }, attrs.options.map(([v, l]) => h("option", { value: v }, l)))
+        : attrs.kind === "textarea"
+          ? h("textarea", { name, rows: 3, class: "code", spellcheck: "false", placeholder: attrs.placeholder || "" })
+          : h("input", { name, type: attrs.kind || "text", placeholder: attrs.placeholder || "", autocomplete: attrs.kind === "password" ? "new-password" : "off", spellcheck: "false" });
+      sf[name] = inp;
+      if (attrs.kind === "checkbox") return h("label", { class: "check" }, inp, " ", label);
+      return h("label", { class: "field" + (attrs.wide ? " wide" : "") }, h("span", null, label, help ? h("small", { class: "muted" }, help) : null), inp);
+    };
+    const srcSsh = h("input", { type: "checkbox", name: "ssh", onchange: () => (srcSshFields.hidden = !srcSsh.checked) });
+    const srcSshFields = h("div", { class: "grid-fields" },
+      sInput("ssh.host", "SSH host", {}),
+      sInput("ssh.port", "SSH port", { kind: "number" }),
+      sInput("ssh.user", "SSH user", {}),
+      sInput("ssh.password", "SSH password", { kind: "password", placeholder: "unchanged" }, "blank = unchanged"),
+      sInput("ssh.private_key", "SSH private key", { kind: "textarea", placeholder: "unchanged", wide: true }, "blank = unchanged; a new key replaces a stored password"),
+      sInput("ssh.known_host_key", "Server host key", { placeholder: "ssh-ed25519 AAAA…", wide: true }, "empty = none"),
+      sInput("ssh.insecure_skip_host_key_check", "Do not check the host key (tests only)", { kind: "checkbox" }));
+    const srcSave = h("button", { type: "submit" }, "Save source");
+    const srcForm = h(
+      "form",
+      { class: "edit-source", novalidate: true },
+      h("p", { class: "muted" }, "How the pipe reaches its source (e.g. another server after a fail-over): CDC continues from the checkpoint there on resume. Fields left as they are do not change; a blank password stays as stored."),
+      h("div", { class: "grid-fields" },
+        sInput("host", "Host", {}),
+        sInput("port", "Port", { kind: "number" }),
+        sInput("user", "User", {}),
+        sInput("password", "Password", { kind: "password", placeholder: "unchanged" }, "blank = unchanged"),
+        sInput("tls_mode", "TLS", { kind: "select", options: TLS_MODES.map((m) => [m, m]) }),
+        sInput("tls_ca_cert", "TLS CA certificate (PEM)", { kind: "textarea", placeholder: "only when TLS changes (verify_ca / verify_identity)", wide: true }),
+        sInput("replication_mechanism", "Replication mechanism", { kind: "select", options: MECHANISMS }),
+        sInput("heartbeat_table", "Heartbeat table", { placeholder: "schema.table (empty = none)" })),
+      h("label", { class: "check" }, srcSsh, " Through an SSH tunnel"),
+      srcSshFields,
+      h("div", { class: "actions" }, srcSave, h("button", { type: "button", class: "secondary", onclick: () => (srcCard.hidden = true) }, "Close")),
+      srcMsg,
+      srcAfter
+    );
+    const srcCard = h("section", { class: "card", id: "edit-source", hidden: true }, h("h2", null, "Edit source"), srcForm);
+    function fillSource() {
+      const s = pipe.source;
+      sf.host.value = s.host;
+      sf.port.value = s.port;
+      sf.user.value = s.user;
+      sf.password.value = "";
+      sf.tls_mode.value = s.tls_mode;
+      sf.tls_ca_cert.value = "";
+      sf.replication_mechanism.value = s.replication_mechanism;
+      sf.heartbeat_table.value = s.heartbeat_table || "";
+      const t = s.ssh;
+      srcSsh.checked = !!t;
+      srcSshFields.hidden = !t;
+      sf["ssh.host"].value = t ? t.host : "";
+      sf["ssh.port"].value = t ? t.port : 22;
+      sf["ssh.user"].value = t ? t.user : "";
+      sf["ssh.password"].value = "";
+      sf["ssh.private_key"].value = "";
+      sf["ssh.known_host_key"].value = t && t.known_host_key ? t.known_host_key : "";
+      sf["ssh.insecure_skip_host_key_check"].checked = !!(t && t.insecure_skip_host_key_check);
+      notice(srcMsg, "");
+      srcAfter.hidden = true;
+    }
+    function sourcePatch() {
+      const s = pipe.source;
+      const p = {};
+      if (sf.host.value.trim() !== s.host) p.host = sf.host.value.trim();
+      if (Number(sf.port.value) !== s.port) p.port = Number(sf.port.value);
+      if (sf.user.value !== s.user) p.user = sf.user.value;
+      if (sf.password.value) p.password = sf.password.value;
+      if (sf.tls_mode.value !== s.tls_mode || sf.tls_ca_cert.value.trim()) {
+        p.tls = { mode: sf.tls_mode.value };
+        if (sf.tls_ca_cert.value.trim()) p.tls.ca_cert = sf.tls_ca_cert.value;
+      }
+      if (sf.replication_mechanism.value !== s.replication_mechanism) p.replication_mechanism = sf.replication_mechanism.value;
+      if (sf.heartbeat_table.value.trim() !== (s.heartbeat_table || "")) p.heartbeat_table = sf.heartbeat_table.value.trim();
+      const t = s.ssh;
+      if (!srcSsh.checked) {
+        if (t) p.ssh = null;
+      } else {
+        const q = {};
+        const v = (k) => sf["ssh." + k].value;
+        if (!t || v("host").trim() !== t.host) q.host = v("host").trim();
+        if (!t || Number(v("port")) !== t.port) q.port = Number(v("port") || 22);
+        if (!t || v("user") !== t.user) q.user = v("user");
+        if (v("password")) q.password = v("password");
+        if (v("private_key").trim()) q.private_key = v("private_key");
+        if (v("known_host_key").trim() !== ((t && t.known_host_key) || "")) q.known_host_key = v("known_host_key").trim();
+        const insecure = sf["ssh.insecure_skip_host_key_check"].checked;
+        if (insecure !== !!(t && t.insecure_skip_host_key_check)) q.insecure_skip_host_key_check = insecure;
+        if (Object.keys(q).length) p.ssh = q;
+      }
+      return p;
+    }
+    srcForm.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!pipe) return;
+      const patch = sourcePatch();
+      if (!Object.keys(patch).length) return notice(srcMsg, "Nothing changed.", "");
+      srcSave.disabled = true;
+      notice(srcMsg, "Saving…");
+      try {
+        const s = await api("PATCH", pipePath(name) + "/source", patch);
+        pipe.source = s;
+        fillSource();
+        notice(srcMsg, "Source saved: " + s.user + "@" + s.host + ":" + s.port + (s.ssh ? " through SSH " + s.ssh.user + "@" + s.ssh.host + ":" + s.ssh.port : "") + ", replication " + s.replication_mechanism + ".", "ok");
+        const failed = pipe.state === "Failed";
+        srcAfter.replaceChildren(
+          h("button", { type: "button", onclick: () => act(failed ? "Retry" : "Resume", () => api("POST", pipePath(name) + "/resume"), (r) => (failed ? "Retrying" : "Resumed") + ": the pipe is " + r.state + ".") }, failed ? "Retry" : "Resume"),
+          failed ? h("button", { type: "button", class: "secondary", onclick: () => act("Resync", () => api("POST", pipePath(name) + "/resync", { tables: [] }), (r) => "Resync started: the pipe is " + r.state + ".") }, "Resync all") : null,
+          h("span", { class: "muted" }, failed ? "Retry runs Setup again when it never finished; a pipe failed later needs a resync." : "CDC continues from the checkpoint on the source as it is now.")
+        );
+        srcAfter.hidden = false;
+      } catch (err) {
+        notice(srcMsg, err.message, "error");
+      } finally {
+        srcSave.disabled = false;
+      }
+      refreshSoon();
+    });
+    const btnEditSource = h("button", { type: "button", class: "secondary", onclick: () => {
+      if (!pipe) return;
+      fillSource();
+      srcCard.hidden = false;
+      srcCard.scrollIntoView({ block: "nearest" });
+    } }, "Edit source…");
 
     // Settings form: inputs follow the live values until the user edits them.
     const settingFields = [
@@ -847,11 +1355,12 @@
         stateBadge,
         modeLabel,
         h("span", { class: "spacer" }),
-        h("div", { class: "actions" }, btnPause, btnResume, btnResyncAll, btnDelete)
+        h("div", { class: "actions" }, btnPause, btnResume, btnEditSource, btnResyncAll, btnDelete)
       ),
       msg,
       errorBox,
       problemsCard,
+      srcCard,
       h(
         "div",
         { class: "cards" },
@@ -961,6 +1470,9 @@
       setAllowed(btnPause, "pause");
       setAllowed(btnResume, "resume");
       setAllowed(btnResyncAll, "resync");
+      setAllowed(btnEditSource, "source");
+      srcSave.disabled = !ALLOWED.source.includes(p.state);
+      srcSave.title = srcSave.disabled ? "The source can change while the pipe is Paused or Failed (now " + p.state + ")" : "";
       addBtn.disabled = !ALLOWED.tables.includes(p.state);
       addBtn.title = addBtn.disabled ? "Tables can be added to a Running or Paused pipe (now " + p.state + ")" : "";
 

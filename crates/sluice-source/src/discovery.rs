@@ -68,6 +68,28 @@ pub async fn expand(conn: &mut Conn, tables: &[TableSpec]) -> Result<Vec<Expande
     Ok(out)
 }
 
+/// The schemas a table listing leaves out: the server's own.
+pub const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+
+/// One base table visible to the user, for a table picker: `(schema, table,
+/// estimated rows)` (the estimate is `information_schema.TABLES.TABLE_ROWS`:
+/// InnoDB's sample, not a count). System schemas are left out; `schemas`
+/// (when not empty) keeps only those. Ordered by schema, then table.
+pub async fn list_tables(conn: &mut Conn, schemas: &[String]) -> Result<Vec<(String, String, u64)>, SourceError> {
+    let rows: Vec<(String, String, Option<u64>)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(s, _, _)| !SYSTEM_SCHEMAS.contains(&s.to_ascii_lowercase().as_str()))
+        .filter(|(s, _, _)| schemas.is_empty() || schemas.contains(s))
+        .map(|(s, t, n)| (s, t, n.unwrap_or(0)))
+        .collect())
+}
+
 /// One table of the spec's list: its id, destination name, and the entry (index into `tables`) it came from.
 #[derive(Debug, Clone)]
 pub struct Expanded {

@@ -89,16 +89,26 @@ async fn wait_text(c: &Client, css: &str, want: &str) {
 /// Clicks the first button whose text is `label` (inside `scope`, a CSS selector).
 async fn click_button(c: &Client, scope: &str, label: &str) {
     let start = Instant::now();
+    let mut last = String::new();
     loop {
         for b in c.find_all(Locator::Css(&format!("{scope} button"))).await.unwrap() {
             if b.text().await.unwrap_or_default().trim() == label && b.is_enabled().await.unwrap_or(false) {
-                b.click().await.unwrap();
-                return;
+                // The page re-renders every 2 s: a button gone stale meanwhile is looked up again.
+                center(c, &b).await;
+                match b.click().await {
+                    Ok(()) => return,
+                    Err(e) => last = e.to_string(),
+                }
             }
         }
-        assert!(start.elapsed() < T, "no enabled button {label:?} in {scope}");
+        assert!(start.elapsed() < T, "no enabled button {label:?} in {scope} ({last})");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// Scrolls `e` to the middle of the window, clear of the sticky top bar.
+async fn center(c: &Client, e: &fantoccini::elements::Element) {
+    let _ = c.execute("arguments[0].scrollIntoView({block: 'center'})", vec![serde_json::to_value(e).unwrap()]).await;
 }
 
 async fn confirm(c: &Client) {
@@ -182,9 +192,10 @@ async fn the_dashboard_drives_a_pipe_in_chromium() {
     c.find(Locator::Css("#token-save")).await.unwrap().click().await.unwrap();
     wait_text(&c, "main", "No pipes yet").await;
 
-    // Create the pipe through the form.
+    // Create the pipe from its JSON spec (the form's Advanced (JSON) tab).
     c.goto(&format!("{}/#/new", srv.base())).await.unwrap();
-    let area = c.wait().at_most(T).for_element(Locator::Css("main form textarea")).await.unwrap();
+    click_button(&c, "main form .tabs", "Advanced (JSON)").await;
+    let area = c.wait().at_most(T).for_element(Locator::Css("#spec-json")).await.unwrap();
     let tables: Vec<_> = ["orders", "customers", "notes"].iter().map(|t| json!({"source": format!("{db}.{t}")})).collect();
     let spec = spec(&db, Flavor::MySql, json!(tables), &ch_db, "snapshot_and_cdc");
     area.clear().await.unwrap();
@@ -325,5 +336,170 @@ async fn the_dashboard_drives_a_pipe_in_chromium() {
     srv.restart().await;
     let (code, _) = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
     assert_eq!(code, 204);
+    c.close().await.unwrap();
+}
+
+/// Types `value` into the input matching `css` (cleared first).
+async fn fill(c: &Client, css: &str, value: &str) {
+    let e = c.wait().at_most(T).for_element(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no {css}"));
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    let e = c.wait().at_most(T).for_element(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no {css}"));
+    center(c, &e).await;
+    e.click().await.unwrap();
+}
+
+/// Fills the guided form's pipe, source and destination fields for the test bed's MySQL.
+async fn fill_connection(c: &Client, name: &str, password: &str, ch_db: &str) {
+    let url = url::Url::parse(Flavor::MySql.url()).unwrap();
+    fill(c, "input[name='name']", name).await;
+    fill(c, "input[name='source.host']", url.host_str().unwrap()).await;
+    fill(c, "input[name='source.port']", &url.port().unwrap().to_string()).await;
+    fill(c, "input[name='source.user']", url.username()).await;
+    fill(c, "input[name='source.password']", password).await;
+    fill(c, "input[name='destination.url']", &testbed().clickhouse_url).await;
+    fill(c, "input[name='destination.database']", ch_db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guided_form_creates_and_edits_a_pipe_in_chromium() {
+    let Some((_driver, c)) = browser().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let srv = SluiceServer::start(dir.path()).await;
+    let db = unique("form");
+    let ch_db = format!("{db}_ch");
+    let mut my = mysql(Flavor::MySql).await;
+    my.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    my.query_drop(format!("CREATE TABLE {db}.items (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL, secret VARCHAR(20), v INT)"))
+        .await
+        .unwrap();
+    let values: Vec<String> = (1..=1500).map(|i| format!("({i}, 'n{i}', 's{i}', {})", i % 7)).collect();
+    my.query_drop(format!("INSERT INTO {db}.items VALUES {}", values.join(","))).await.unwrap();
+    my.query_drop(format!("CREATE TABLE {db}.events (a INT, b INT)")).await.unwrap();
+    let password = url::Url::parse(Flavor::MySql.url()).unwrap().password().unwrap_or("").to_string();
+
+    c.goto(&srv.base()).await.unwrap();
+    let input = c.wait().at_most(T).for_element(Locator::Css("#token-dialog[open] #token-input")).await.unwrap();
+    input.send_keys(&srv.token).await.unwrap();
+    c.find(Locator::Css("#token-save")).await.unwrap().click().await.unwrap();
+    wait_text(&c, "main", "No pipes yet").await;
+
+    // The guided form: connection fields, then Test connection runs the pre-flight checks.
+    c.goto(&format!("{}/#/new", srv.base())).await.unwrap();
+    fill_connection(&c, &db, &password, &ch_db).await;
+    fill(&c, "input[name='settings.sync_interval_ms']", "300").await;
+    click(&c, "#test-connection").await;
+    wait_text(&c, "#checks-msg", "All checks passed").await;
+    wait_text(&c, "#checks-result", "PASS").await;
+    wait_text(&c, "#checks-result", "destination_connection").await;
+    assert!(
+        c.find_all(Locator::Css("#checks-result li.check-fail")).await.unwrap().is_empty(),
+        "a check failed: {}",
+        text(&c, "#checks-result").await
+    );
+
+    // The table picker (loaded after a passing test): the keyless table says which option includes it.
+    fill(&c, "#table-search", &db).await;
+    click(&c, &format!("input[data-source='{db}.items']")).await;
+    wait_text(&c, &format!("li[data-table='{db}.events']"), "key_columns").await;
+    click(&c, &format!("[data-options='{db}.items'] input[data-exclude='secret']")).await;
+    wait_text(&c, "#selected-count", "1 table entry selected").await;
+    // The screenshots show the checks and the picker.
+    c.execute("document.getElementById('test-connection').closest('.card').scrollIntoView(); window.scrollBy(0, -60);", vec![])
+        .await
+        .unwrap();
+    screenshot(&c, 1400, "form-1400.png").await;
+    screenshot(&c, 390, "form-390.png").await;
+    c.set_window_size(1400, 1000).await.unwrap();
+
+    // The JSON tab shows the same spec, and an edit there shows in the form.
+    click_button(&c, "main form .tabs", "Advanced (JSON)").await;
+    let json: serde_json::Value =
+        serde_json::from_str(&c.find(Locator::Css("#spec-json")).await.unwrap().prop("value").await.unwrap().unwrap()).unwrap();
+    assert_eq!(json["tables"], json!([{"source": format!("{db}.items"), "exclude_columns": ["secret"]}]), "{json}");
+    assert_eq!((json["name"].as_str(), json["settings"]["sync_interval_ms"].as_u64()), (Some(db.as_str()), Some(300)), "{json}");
+    c.execute(
+        "const a = document.getElementById('spec-json'); const v = JSON.parse(a.value); v.settings.pull_batch_size = 5000; \
+         a.value = JSON.stringify(v); a.dispatchEvent(new Event('input'));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click_button(&c, "main form .tabs", "Form").await;
+    let batch = c.find(Locator::Css("input[name='settings.pull_batch_size']")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(batch.as_deref(), Some("5000"));
+
+    // Create: the pipe runs, the destination equals the source without the excluded column.
+    click_button(&c, "main form", "Create pipe").await;
+    wait_text(&c, "main h1", &db).await;
+    srv.wait_state(&db, "Running", T).await;
+    my.query_drop(format!("INSERT INTO {db}.items VALUES (5001, 'late', 'x', 1)")).await.unwrap();
+    my.query_drop(format!("UPDATE {db}.items SET v = v + 10 WHERE id <= 20")).await.unwrap();
+    let same = || async {
+        let cols = ch_rows(&format!("SELECT name FROM system.columns WHERE database = '{ch_db}' AND table = 'items' AND name NOT LIKE '\\\\_peerdb%' ORDER BY position")).await?;
+        let cols: Vec<&str> = cols.iter().map(|r| r[0].as_str()).collect();
+        if cols != ["id", "name", "v"] {
+            return Err(format!("destination columns {cols:?}"));
+        }
+        let mut m = mysql(Flavor::MySql).await;
+        let src = src_rows(&mut m, &format!("SELECT id, name, v FROM {db}.items ORDER BY id")).await;
+        let dst = ch_rows(&format!("SELECT id, name, v FROM {ch_db}.items FINAL WHERE _peerdb_is_deleted = 0 ORDER BY id")).await?;
+        diff(&src, &dst)
+    };
+    eventually(T, same).await;
+    let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+    assert_eq!(v["settings"]["pull_batch_size"], 5000, "{v}");
+
+    // Edit source of the paused pipe (password left blank: unchanged), then Resume from the form.
+    click_button(&c, ".section-head", "Pause").await;
+    wait_text(&c, ".section-head .badge", "Paused").await;
+    click_button(&c, ".section-head", "Edit source…").await;
+    let sel = c.wait().at_most(T).for_element(Locator::Css("#edit-source select[name='replication_mechanism']")).await.unwrap();
+    sel.select_by_value("file_pos").await.unwrap();
+    click_button(&c, "#edit-source", "Save source").await;
+    wait_text(&c, "#edit-source-msg", "Source saved").await;
+    let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+    assert_eq!(v["source"]["replication_mechanism"], "file_pos", "{v}");
+    click_button(&c, "#edit-source-next", "Resume").await;
+    wait_text(&c, ".section-head .badge", "Running").await;
+    my.query_drop(format!("DELETE FROM {db}.items WHERE id <= 5")).await.unwrap();
+    eventually(T, same).await;
+
+    // A wrong password: Test connection shows the failure, and Create is refused with it shown.
+    c.goto(&format!("{}/#/new", srv.base())).await.unwrap();
+    let bad = format!("{db}_bad");
+    fill_connection(&c, &bad, "certainly-wrong", &format!("{bad}_ch")).await;
+    click(&c, "#test-connection").await;
+    wait_text(&c, "#checks-msg", "failed").await;
+    wait_text(&c, "#checks-result li.check-fail", "Access denied").await;
+    assert!(text(&c, "#checks-result li.check-fail").await.contains("source_connection"));
+    // Create without a table: the API's validation error shows next to the form.
+    click_button(&c, "main form", "Create pipe").await;
+    wait_text(&c, "#create-msg", "tables: must list at least one source table").await;
+    // With a table (typed in the JSON tab): refused by the checks, the failure shown.
+    click_button(&c, "main form .tabs", "Advanced (JSON)").await;
+    c.execute(
+        &format!(
+            "const a = document.getElementById('spec-json'); const v = JSON.parse(a.value); v.tables = [{{source: '{db}.items'}}]; \
+             a.value = JSON.stringify(v); a.dispatchEvent(new Event('input'));"
+        ),
+        vec![],
+    )
+    .await
+    .unwrap();
+    click_button(&c, "main form", "Create pipe").await;
+    wait_text(&c, "#create-msg", "Access denied").await;
+    click_button(&c, "main form .tabs", "Form").await;
+    wait_text(&c, "#checks-msg", "refused by the pre-flight checks").await;
+    wait_text(&c, "#checks-result li.check-fail", "source_connection").await;
+    let (code, _) = srv.call(Method::GET, &format!("/v1/pipes/{bad}"), None).await;
+    assert_eq!(code, 404, "a pipe refused by its checks was stored");
+
+    let (code, _) = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
+    assert_eq!(code, 204);
+    my.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
     c.close().await.unwrap();
 }
