@@ -695,10 +695,7 @@ async fn wide(server: &Server, ch: &str, rows: u64, value_kb: u64, budget_mb: u6
     let per_txn = (8192 / value_kb).max(1);
     // `value_kb` KB per row: MD5 hex (32 bytes) repeated, different per row.
     let insert = |from: u64, n: u64| {
-        format!(
-            "INSERT INTO {DB}.{table} SELECT {from} + n, REPEAT(MD5({from} + n), {}) FROM {DB}.seq WHERE n < {n}",
-            value_kb * 1024 / 32
-        )
+        format!("INSERT INTO {DB}.{table} SELECT {from} + n, REPEAT(MD5({from} + n), {}) FROM {DB}.seq WHERE n < {n}", value_kb * 1024 / 32)
     };
     let env = [("SLUICE_MEMORY_BUDGET_MB", budget_mb.to_string())];
     let this = std::env::current_exe()?.with_file_name("sluice");
@@ -877,9 +874,15 @@ async fn main() -> Result<()> {
                         _ => "-".into(),
                     };
                     let inserts = r.inserts_per_s.map(|v| format!("{v:.2}")).unwrap_or("-".into());
+                    // A trickle's rate needs its decimals.
+                    let rate = |v: f64| if v < 10.0 { format!("{v:.2}") } else { format!("{v:.0}") };
                     println!(
-                        "| {} | {label} | {} | {:.0} | {:.0} | {lag} | {inserts} | {:.0} MB |",
-                        s.name, r.what, r.offered, r.applied, r.rss_mb
+                        "| {} | {label} | {} | {} | {} | {lag} | {inserts} | {:.0} MB |",
+                        s.name,
+                        r.what,
+                        rate(r.offered),
+                        rate(r.applied),
+                        r.rss_mb
                     );
                 }
             }
