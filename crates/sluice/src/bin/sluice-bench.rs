@@ -693,9 +693,12 @@ async fn wide(server: &Server, ch: &str, rows: u64, value_kb: u64, budget_mb: u6
     .await?;
     let table = format!("wide_{value_kb}k");
     let per_txn = (8192 / value_kb).max(1);
-    // `value_kb` KB per row: MD5 hex (32 bytes) repeated, different per row.
+    // `value_kb` KB per row: SHA-256 hex (64 bytes) repeated, different per row (MySQL 9.7 has no MD5).
     let insert = |from: u64, n: u64| {
-        format!("INSERT INTO {DB}.{table} SELECT {from} + n, REPEAT(MD5({from} + n), {}) FROM {DB}.seq WHERE n < {n}", value_kb * 1024 / 32)
+        format!(
+            "INSERT INTO {DB}.{table} SELECT {from} + n, REPEAT(SHA2({from} + n, 256), {}) FROM {DB}.seq WHERE n < {n}",
+            value_kb * 1024 / 64
+        )
     };
     let env = [("SLUICE_MEMORY_BUDGET_MB", budget_mb.to_string())];
     let this = std::env::current_exe()?.with_file_name("sluice");
