@@ -546,7 +546,7 @@ impl SshFlags {
 
 /// The settings a live pipe can change, with what each does (`pipe settings`).
 pub const SETTINGS: [(&str, &str); 9] = [
-    ("sync_interval_ms", "longest time a CDC batch collects changes before it is written (a caught-up stream writes sooner)"),
+    ("sync_interval_ms", "least time between two CDC inserts into a table (a caught-up stream writes at once when that allows)"),
     ("pull_batch_size", "most row changes a CDC batch collects before it is written"),
     ("snapshot_rows_per_chunk", "rows read per snapshot query and written per snapshot insert"),
     ("rows_per_partition", "rows per snapshot partition (a range of the first key column)"),
@@ -560,7 +560,7 @@ pub const SETTINGS: [(&str, &str); 9] = [
 /// `pipe settings` flags: each changes one setting of the live pipe.
 #[derive(clap::Args, Debug, Default)]
 pub struct SettingsFlags {
-    /// Longest time a CDC batch collects changes before it is written, in ms (a caught-up stream writes sooner).
+    /// Least time between two CDC inserts into one table, in ms (a caught-up stream writes at once when that allows).
     #[arg(long)]
     sync_interval_ms: Option<u64>,
     /// Most row changes a CDC batch collects before it is written.

@@ -545,7 +545,8 @@ impl PipeMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSettings {
-    /// Longest time a CDC batch collects changes before it is written.
+    /// Least time between two CDC inserts into one table (adaptive batching: a
+    /// caught-up stream writes at once when that allows; see README).
     pub sync_interval_ms: u64,
     /// Most row changes a CDC batch collects before it is written.
     pub pull_batch_size: u64,

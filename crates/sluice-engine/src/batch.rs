@@ -9,7 +9,9 @@
 //! - the checkpoint handed out with committed rows is the position after the
 //!   last committed transaction; an idle server's position (a heartbeat) is
 //!   taken only when nothing at all is held;
-//! - a table put in `Error` loses what is held of it, the others keep theirs.
+//! - a table put in `Error` loses what is held of it, the others keep theirs;
+//! - when to write (`flush_at`, `flush_due`): adaptive batching, with the
+//!   clock passed in.
 
 use sluice_core::{Checkpoint, RowChange};
 use std::time::{Duration, Instant};
@@ -35,8 +37,8 @@ pub struct Batch {
     oldest_ts: Option<u32>,
     /// When the batch was last written (the sync interval counts from here).
     pub opened: Instant,
-    /// When changes were last taken out for writing (`None`: not yet).
-    last_write: Option<Instant>,
+    /// Per tracked table, when its changes were last taken out for writing (`None`: not yet).
+    last_write: Vec<Option<Instant>>,
     open: Vec<Vec<RowChange>>,
     open_count: u64,
     open_bytes: u64,
@@ -53,7 +55,7 @@ impl Batch {
             checkpoint: None,
             oldest_ts: None,
             opened: Instant::now(),
-            last_write: None,
+            last_write: vec![None; tables],
             open: vec![Vec::new(); tables],
             open_count: 0,
             open_bytes: 0,
@@ -133,21 +135,37 @@ impl Batch {
         self.committed_count
     }
 
-    /// When the committed changes held should be written, given that the
-    /// stream has `caught_up` with the source (nothing more to read right now):
-    /// - under load (not caught up), when `interval` has passed since the
-    ///   batch opened — or earlier, at `max_rows` (see `flush_due`);
-    /// - caught up, at once, but no sooner than `interval` after the last
-    ///   write: a quiet pipe writes a change as soon as it has read it, a busy
-    ///   one still writes at most once per interval (one insert per table —
-    ///   ClickHouse wants few, large inserts).
+    /// When the committed changes held should be written (adaptive batching),
+    /// given whether the stream has `caught_up` with the source (nothing more
+    /// buffered to read right now). No table is written more often than once
+    /// per `interval` (ClickHouse wants about one insert per second per
+    /// table), so the batch waits until every table it holds rows of may be
+    /// written again:
+    /// - caught up: at once, or as soon as that per-table rate allows — a
+    ///   quiet pipe writes a change as soon as it has read it;
+    /// - under load (more to read): `interval` after the previous write
+    ///   (`opened`), so batches grow with the load — or earlier when they
+    ///   reach their bounds (`flush_due`);
+    /// - nothing committed held: `interval` after the previous write (this
+    ///   only moves the checkpoint past transactions on untracked tables).
     pub fn flush_at(&self, interval: Duration, caught_up: bool, now: Instant) -> Instant {
         let by_interval = self.opened + interval;
-        if caught_up && self.committed_count > 0 {
-            let earliest = self.last_write.map_or(now, |w| w + interval);
-            return earliest.max(now).min(by_interval);
+        if self.committed_count == 0 {
+            return by_interval;
         }
-        by_interval
+        let rate_allows = self
+            .committed
+            .iter()
+            .zip(&self.last_write)
+            .filter(|(rows, _)| !rows.is_empty())
+            .filter_map(|(_, written)| written.map(|w| w + interval))
+            .max();
+        match (caught_up, rate_allows) {
+            (true, None) => now,
+            (true, Some(at)) => at.max(now),
+            (false, None) => by_interval,
+            (false, Some(at)) => at.max(by_interval),
+        }
     }
 
     /// Commit time of the oldest committed change held (for lag).
@@ -155,22 +173,26 @@ impl Batch {
         self.oldest_ts
     }
 
-    /// Whether the committed part should be written now: it holds `max_rows`
-    /// changes or `max_bytes` bytes, or `interval` passed.
-    pub fn flush_due(&self, max_rows: u64, max_bytes: u64, interval: Duration) -> bool {
-        self.committed_count >= max_rows || self.committed_bytes >= max_bytes || self.opened.elapsed() >= interval
+    /// Whether the committed part must be written now, whatever the time: it
+    /// holds `max_rows` changes or `max_bytes` bytes (the largest batch; a
+    /// load above one batch per interval writes more often, in full batches).
+    pub fn flush_due(&self, max_rows: u64, max_bytes: u64) -> bool {
+        self.committed_count >= max_rows || self.committed_bytes >= max_bytes
     }
 
     /// Takes the committed transactions (with the checkpoint after them), if
-    /// there is a checkpoint to move to.
-    pub fn take_committed(&mut self) -> Option<Committed> {
+    /// there is a checkpoint to move to; `now` is when they are written.
+    pub fn take_committed(&mut self, now: Instant) -> Option<Committed> {
         let checkpoint = self.checkpoint.take()?;
         let fresh = vec![Vec::new(); self.committed.len()];
         let rows = std::mem::replace(&mut self.committed, fresh);
         let count = std::mem::take(&mut self.committed_count);
         self.committed_bytes = 0;
-        if count > 0 {
-            self.last_write = Some(Instant::now());
+        self.opened = self.opened.max(now);
+        for (written, rows) in self.last_write.iter_mut().zip(&rows) {
+            if !rows.is_empty() {
+                *written = Some(now);
+            }
         }
         self.oldest_ts = None;
         Some(Committed { rows, count, checkpoint })
@@ -208,12 +230,12 @@ mod tests {
         b.commit(cp(100), 10);
         // A debit is read, its credit not yet: only the first transaction is written.
         b.add_rows(0, rows(1), 100, u64::MAX);
-        let c = b.take_committed().unwrap();
+        let c = b.take_committed(Instant::now()).unwrap();
         assert_eq!((c.count, c.checkpoint.position.pos, c.rows[0].len()), (1, 100, 1));
-        assert!(b.take_committed().is_none(), "no commit, nothing to write");
+        assert!(b.take_committed(Instant::now()).is_none(), "no commit, nothing to write");
         b.add_rows(1, rows(1), 100, u64::MAX);
         b.commit(cp(200), 11);
-        let c = b.take_committed().unwrap();
+        let c = b.take_committed(Instant::now()).unwrap();
         assert_eq!((c.count, c.rows[0].len(), c.rows[1].len(), c.checkpoint.position.pos), (2, 1, 1, 200));
     }
 
@@ -225,17 +247,17 @@ mod tests {
         assert!(!b.add_rows(0, rows(6), 10, u64::MAX));
         assert!(b.add_rows(0, rows(6), 10, u64::MAX), "12 changes reach the budget of 10");
         // The committed part goes first, with its checkpoint.
-        let c = b.take_committed().unwrap();
+        let c = b.take_committed(Instant::now()).unwrap();
         assert_eq!((c.count, c.checkpoint.position.pos), (2, 50));
         let (part, n, first) = b.take_open_part();
         assert_eq!((part[0].len(), n, first), (12, 12, true));
-        assert!(b.take_committed().is_none(), "the checkpoint does not move mid-transaction");
+        assert!(b.take_committed(Instant::now()).is_none(), "the checkpoint does not move mid-transaction");
         assert!(!b.is_idle());
         b.add_rows(0, rows(3), 10, u64::MAX);
         let (_, _, first) = b.take_open_part();
         assert!(!first);
         b.commit(cp(900), 2);
-        let c = b.take_committed().unwrap();
+        let c = b.take_committed(Instant::now()).unwrap();
         assert_eq!((c.count, c.checkpoint.position.pos), (0, 900));
         assert!(b.is_idle());
     }
@@ -245,18 +267,18 @@ mod tests {
         let saved = cp(100);
         let mut b = Batch::new(1);
         b.idle_position(cp(90), &saved);
-        assert!(b.take_committed().is_none(), "behind the checkpoint");
+        assert!(b.take_committed(Instant::now()).is_none(), "behind the checkpoint");
         b.add_rows(0, rows(1), 10, u64::MAX);
         b.idle_position(cp(300), &saved);
-        assert!(b.take_committed().is_none(), "a transaction is open");
+        assert!(b.take_committed(Instant::now()).is_none(), "a transaction is open");
         b.commit(cp(200), 1);
         b.idle_position(cp(300), &saved);
-        assert_eq!(b.take_committed().unwrap().checkpoint.position.pos, 200, "committed rows are held");
+        assert_eq!(b.take_committed(Instant::now()).unwrap().checkpoint.position.pos, 200, "committed rows are held");
         b.idle_position(cp(300), &cp(200));
-        assert_eq!(b.take_committed().unwrap().checkpoint.position.pos, 300);
+        assert_eq!(b.take_committed(Instant::now()).unwrap().checkpoint.position.pos, 300);
         let other = Checkpoint { position: BinlogPosition::new("other.000001", 4), gtid_set: None };
         b.idle_position(other, &cp(300));
-        assert_eq!(b.take_committed().unwrap().checkpoint.position.file, "other.000001", "another file is ahead");
+        assert_eq!(b.take_committed(Instant::now()).unwrap().checkpoint.position.file, "other.000001", "another file is ahead");
     }
 
     #[test]
@@ -270,7 +292,7 @@ mod tests {
         b.drop_table(1);
         assert_eq!(b.committed_count(), 2);
         b.commit(cp(20), 2);
-        let c = b.take_committed().unwrap();
+        let c = b.take_committed(Instant::now()).unwrap();
         assert_eq!((c.rows[0].len(), c.rows[1].len(), c.count), (6, 0, 6));
     }
 
@@ -282,33 +304,97 @@ mod tests {
         b.add_rows(0, rows(1), 10, u64::MAX);
         b.commit(cp(20), 105);
         assert_eq!(b.oldest_ts(), Some(100));
-        b.take_committed();
+        b.take_committed(Instant::now());
         assert_eq!(b.oldest_ts(), None);
         b.commit(cp(30), 110);
         assert_eq!(b.oldest_ts(), None, "an empty transaction holds nothing");
     }
 
+    /// One committed transaction of `n` changes to `table`.
+    fn txn(b: &mut Batch, table: usize, n: i64, pos: u64) {
+        b.add_rows(table, rows(n), u64::MAX, u64::MAX);
+        b.commit(cp(pos), 1);
+    }
+
     #[test]
     fn a_caught_up_stream_writes_at_once_but_at_most_once_per_interval() {
         let second = Duration::from_secs(1);
+        let ms = Duration::from_millis;
         let mut b = Batch::new(1);
         let t0 = Instant::now();
+        b.opened = t0;
         // Nothing held: the interval decides, caught up or not.
-        assert_eq!(b.flush_at(second, true, t0), b.opened + second);
-        b.add_rows(0, rows(1), 100, u64::MAX);
-        b.commit(cp(10), 1);
+        assert_eq!(b.flush_at(second, true, t0), t0 + second);
+        txn(&mut b, 0, 1, 10);
         // Under load: at the end of the interval.
-        assert_eq!(b.flush_at(second, false, t0), b.opened + second);
+        assert_eq!(b.flush_at(second, false, t0 + ms(5)), t0 + second);
         // Caught up, never written before: now.
-        assert_eq!(b.flush_at(second, true, t0), t0);
-        let _ = b.take_committed().expect("committed");
-        b.opened = Instant::now();
-        b.add_rows(0, rows(1), 100, u64::MAX);
-        b.commit(cp(20), 2);
-        // Caught up right after a write: not before an interval has passed since it.
-        let now = Instant::now();
-        let at = b.flush_at(second, true, now);
-        assert!(at > now && at <= b.opened + second, "{:?} after now", at - now);
+        assert_eq!(b.flush_at(second, true, t0 + ms(5)), t0 + ms(5));
+        let _ = b.take_committed(t0 + ms(5)).expect("committed");
+        b.opened = t0 + ms(8);
+        txn(&mut b, 0, 1, 20);
+        // Caught up right after a write: an interval after it, not sooner.
+        assert_eq!(b.flush_at(second, true, t0 + ms(300)), t0 + ms(1005));
+        // Long after the last write: at once again.
+        assert_eq!(b.flush_at(second, true, t0 + ms(4000)), t0 + ms(4000));
+    }
+
+    #[test]
+    fn the_insert_rate_is_bounded_per_table() {
+        let second = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut b = Batch::new(3);
+        b.opened = t0;
+        txn(&mut b, 0, 5, 10);
+        let c = b.take_committed(t0).unwrap();
+        assert_eq!(c.count, 5);
+        b.opened = t0 + ms(20);
+        // Table 1 was never written: a change to it goes out at once, table 0's write does not hold it back.
+        txn(&mut b, 1, 1, 20);
+        assert_eq!(b.flush_at(second, true, t0 + ms(100)), t0 + ms(100));
+        // Table 0 again, with table 1's change still held: the batch waits for table 0's rate.
+        txn(&mut b, 0, 1, 30);
+        assert_eq!(b.flush_at(second, true, t0 + ms(100)), t0 + second);
+        b.take_committed(t0 + second).unwrap();
+        b.opened = t0 + second;
+        // Both tables just written; table 2 is free but a change to table 1 waits with it.
+        txn(&mut b, 2, 1, 40);
+        assert_eq!(b.flush_at(second, true, t0 + ms(1200)), t0 + ms(1200));
+        txn(&mut b, 1, 1, 50);
+        assert_eq!(b.flush_at(second, true, t0 + ms(1200)), t0 + ms(2000));
+        // Under load the per-table rate holds too, even when the interval since `opened` is shorter.
+        b.opened = t0 + ms(1500);
+        assert_eq!(b.flush_at(second, false, t0 + ms(1600)), t0 + ms(2500));
+        // A batch at its bounds is due whatever the clock says.
+        assert!(!b.flush_due(3, u64::MAX));
+        txn(&mut b, 1, 1, 60);
+        assert!(b.flush_due(3, u64::MAX));
+    }
+
+    #[test]
+    fn under_load_batches_grow_with_the_rate_up_to_their_bounds() {
+        // A stream never caught up, 1 s interval, a 5,000-change bound: the
+        // decision is replayed with an injected clock and `n` changes per ms.
+        let batches = |per_ms: i64| -> Vec<u64> {
+            let t0 = Instant::now();
+            let mut b = Batch::new(1);
+            b.opened = t0;
+            let mut out = Vec::new();
+            for ms in 1..=3000u64 {
+                let now = t0 + Duration::from_millis(ms);
+                txn(&mut b, 0, per_ms, ms);
+                if b.flush_due(5_000, u64::MAX) || b.flush_at(Duration::from_secs(1), false, now) <= now {
+                    out.push(b.take_committed(now).unwrap().count);
+                    b.opened = now;
+                }
+            }
+            out
+        };
+        assert_eq!(batches(1), vec![1000, 1000, 1000], "1,000 changes/s: one insert a second");
+        assert_eq!(batches(4), vec![4000, 4000, 4000], "4,000 changes/s: still one, four times larger");
+        let fast = batches(20);
+        assert!(fast.len() == 12 && fast.iter().all(|&n| n == 5000), "20,000 changes/s: full batches, {fast:?}");
     }
 
     #[test]
@@ -324,15 +410,16 @@ mod tests {
         assert!(n == 4 && first && b.held_bytes() == 0);
         b.add_rows(0, wide(3), 1_000, u64::MAX);
         b.commit(cp(10), 1);
-        assert!(b.flush_due(1_000, 3 << 20, Duration::from_secs(3600)), "3 MiB committed reach 3 MiB");
-        assert!(!b.flush_due(1_000, 4 << 20, Duration::from_secs(3600)));
+        assert!(b.flush_due(1_000, 3 << 20), "3 MiB committed reach 3 MiB");
+        assert!(!b.flush_due(1_000, 4 << 20));
+        assert!(b.flush_due(3, 4 << 20), "3 changes reach 3");
         b.drop_table(0);
         assert_eq!(b.held_bytes(), 0);
         b.add_rows(1, wide(1), 1_000, u64::MAX);
         b.commit(cp(20), 2);
         let held = b.held_bytes();
         assert!(held >= 1 << 20);
-        assert!(b.take_committed().is_some());
+        assert!(b.take_committed(Instant::now()).is_some());
         assert_eq!(b.held_bytes(), 0);
     }
 }

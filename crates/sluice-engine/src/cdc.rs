@@ -2,11 +2,15 @@
 //!
 //! **Whole transactions.** The rows of the transaction being read are held
 //! apart until its commit arrives; only then do they join the batch of
-//! committed transactions (`batch`). A batch is written when the stream has
-//! caught up with the source (no event for `CAUGHT_UP_AFTER`) but at most once
-//! per `sync_interval_ms`, and under load when `sync_interval_ms` has passed
-//! or `pull_batch_size` changes or the memory budget's `batch_allowance` bytes
-//! are held; also on a pause, and before a DDL statement — always committed
+//! committed transactions (`batch`). When a batch is written is adaptive
+//! (`Batch::flush_at`): as soon as the stream has caught up with the source
+//! (the reader has nothing more buffered to read right now), unless a table
+//! the batch holds rows of was written less than `sync_interval_ms` ago (at
+//! most one insert per table per interval: ClickHouse wants about one per
+//! second); under load (more to read) once per `sync_interval_ms`, so that
+//! batches grow with the load, or earlier when `pull_batch_size` changes or
+//! the memory budget's `batch_allowance` bytes are held; also on a pause, and
+//! before a DDL statement — always committed
 //! transactions only, so a reader of `FINAL` never sees part of a transaction.
 //! The one exception: a transaction larger than `LARGE_TXN_FACTOR ×
 //! pull_batch_size` changes or `batch_allowance` bytes — or one the process's
@@ -72,9 +76,6 @@ pub const SERVER_HEARTBEAT: Duration = binlog::HEARTBEAT_PERIOD;
 pub const STALL_AFTER: Duration = Duration::from_secs(SERVER_HEARTBEAT.as_secs() * 2);
 /// How often the apply loop looks at the clock (stall detection, the lag gauge).
 const TICK: Duration = Duration::from_millis(250);
-/// No event for this long: the stream has read everything the source has
-/// written so far (it is caught up), and what it holds can be written now.
-const CAUGHT_UP_AFTER: Duration = Duration::from_millis(20);
 
 /// Why a stream ended without an error.
 enum Ended {
@@ -246,9 +247,7 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let flush_timer = tokio::time::sleep(Duration::from_millis(ctx.current_settings().sync_interval_ms));
     tokio::pin!(flush_timer);
-    // Fires when no event has arrived for CAUGHT_UP_AFTER (reset by each event).
-    let quiet = tokio::time::sleep(CAUGHT_UP_AFTER);
-    tokio::pin!(quiet);
+    // The reader had nothing buffered when last asked: what is held may be written now.
     let mut caught_up = false;
     loop {
         // Settings may change while the pipe runs; they apply from the next batch on.
@@ -261,7 +260,10 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
         if flush_timer.deadline() != flush_at {
             flush_timer.as_mut().reset(flush_at);
         }
+        // Biased: the branches are polled in this order, so the last one runs
+        // only when the reader has no event ready (the stream is caught up).
         let event = tokio::select! {
+            biased;
             _ = ctx.cancel.cancelled() => {
                 // Committed transactions only: an open one is read again after the checkpoint.
                 flush(ctx, &mut tables, &mut batch, &mut saved).await?;
@@ -310,10 +312,6 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
                 }
                 continue;
             }
-            _ = &mut quiet, if !caught_up => {
-                caught_up = true;
-                continue;
-            }
             _ = tick.tick() => {
                 if last_heard.elapsed() >= STALL_AFTER {
                     return Err(SourceError::Stalled(format!(
@@ -328,10 +326,14 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
                 continue;
             }
             event = reader.next() => event,
+            // Nothing to read right now (`next` is cancel-safe: dropping it loses nothing).
+            _ = std::future::ready(()), if !caught_up => {
+                caught_up = true;
+                continue;
+            }
         };
         last_heard = Instant::now();
         caught_up = false;
-        quiet.as_mut().reset(tokio::time::Instant::now() + CAUGHT_UP_AFTER);
         ctx.status.heard();
         match event {
             // Table-level decode problems arrive as `TableError` events; an error here ends the stream.
@@ -376,7 +378,7 @@ async fn stream_once(ctx: &PipeContext, until: Option<&BinlogPosition>) -> Resul
             Ok(Some(BinlogEvent::Commit { checkpoint, timestamp })) => {
                 batch.commit(checkpoint, timestamp);
                 ctx.status.pending_since(batch.oldest_ts());
-                if batch.flush_due(max_rows, max_bytes, interval) {
+                if batch.flush_due(max_rows, max_bytes) {
                     flush(ctx, &mut tables, &mut batch, &mut saved).await?;
                     batch.opened = Instant::now();
                     count_binlog_bytes(ctx, reader.as_ref(), &mut bytes_counted);
@@ -478,7 +480,7 @@ async fn write_rows(ctx: &PipeContext, tables: &mut [Applied], rows: &mut [Vec<R
 
 /// Writes every committed change held, then makes the last commit position durable.
 async fn flush(ctx: &PipeContext, tables: &mut [Applied], batch: &mut Batch, saved: &mut Checkpoint) -> Result<(), EngineError> {
-    let Some(mut committed) = batch.take_committed() else { return Ok(()) };
+    let Some(mut committed) = batch.take_committed(Instant::now()) else { return Ok(()) };
     let n = committed.count;
     let started = Instant::now();
     write_rows(ctx, tables, &mut committed.rows).await?;

@@ -84,8 +84,16 @@ impl Engine {
 impl Harness {
     /// A pipe over `shop.*` with `accounts(id, owner, balance)` holding `rows` rows.
     async fn new(mode: &str, settings: serde_json::Value, rows: i64) -> Self {
+        Self::with_tables(mode, settings, rows, &[]).await
+    }
+
+    /// `new`, plus empty tables `extra` of the same columns in `shop`.
+    async fn with_tables(mode: &str, settings: serde_json::Value, rows: i64, extra: &[&str]) -> Self {
         let src = MemorySource::default();
         src.create_table("shop", "accounts", &[("id", "bigint"), ("owner", "varchar(64)"), ("balance", "bigint")]);
+        for name in extra {
+            src.create_table("shop", name, &[("id", "bigint"), ("owner", "varchar(64)"), ("balance", "bigint")]);
+        }
         for chunk in (1..=rows).collect::<Vec<_>>().chunks(500) {
             src.commit(chunk.iter().map(|i| upsert(*i, &format!("owner{i}"), 100)).collect());
         }
@@ -482,6 +490,22 @@ async fn caught_up_stream_writes_without_waiting_for_the_interval() {
     // The first write after a quiet while goes out at once; so does one after an interval since it.
     h.src.commit(vec![upsert(1, "trickle", 1)]);
     h.converged("accounts").await;
+    engine.stop().await.expect("stopped");
+}
+
+/// The insert rate is bounded per table: right after a write to one table, a
+/// change to another table goes out at once (with a one-minute interval the
+/// test would time out if it waited for the first table's rate).
+#[tokio::test]
+async fn a_change_to_another_table_does_not_wait_for_a_recent_write() {
+    let h = Harness::with_tables("snapshot_and_cdc", json!({"sync_interval_ms": 60_000}), 10, &["ledger"]).await;
+    let engine = h.start();
+    h.wait_state(PipeState::Running).await;
+    h.converged("accounts").await;
+    h.src.commit(vec![upsert(1, "first", 1)]);
+    h.converged("accounts").await;
+    h.src.commit(vec![(TableId::new("shop", "ledger"), ChangeOp::Upsert, row(7, "other table", 1))]);
+    h.converged("ledger").await;
     engine.stop().await.expect("stopped");
 }
 

@@ -17,10 +17,13 @@
 //!
 //! CDC (`cdc_only` pipe, default settings): end-to-end changes/s for 1,000-row
 //! transactions and for single-row transactions written as fast as the
-//! generator can, and the p50/p99 lag (`_peerdb_synced_at` − source commit
-//! time) with the inserts per second into the table at paced 100, 1,000 and
-//! 10,000 changes/s. `--baseline-sluice PATH` runs the paced loads again with
-//! another `sluice` binary (e.g. an older build) in the same run.
+//! generator can; and, paced at a trickle (one change every 2 s) and at 100,
+//! 1,000 and 10,000 changes/s, the achieved rate, the p50/p99 visibility lag
+//! of each change (the time its transaction's commit returned to the
+//! generator → the first poll of ClickHouse, every `POLL`, that sees it) and
+//! the inserts per second into the table (distinct `_peerdb_synced_at`
+//! values: one per insert). `--baseline-sluice PATH` runs the paced loads
+//! again with another `sluice` binary (e.g. an older build) in the same run.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -60,6 +63,22 @@ struct Args {
     /// Another `sluice` binary whose paced CDC lag is measured in the same run, as a baseline.
     #[arg(long)]
     baseline_sluice: Option<std::path::PathBuf>,
+    /// CDC: only the paced (lag-at-rate) loads, not the throughput ones.
+    #[arg(long)]
+    lag_only: bool,
+    /// Seconds each paced CDC load runs.
+    #[arg(long, default_value_t = 20)]
+    paced_secs: u64,
+    /// Wide rows: snapshot and CDC of a table of 256 KB values and one of
+    /// 2 MB values, peak RSS beside the memory budget.
+    #[arg(long)]
+    wide: bool,
+    /// Rows of the 256 KB and of the 2 MB table (`--wide`).
+    #[arg(long, value_delimiter = ',', default_values_t = [2000u64, 300])]
+    wide_rows: Vec<u64>,
+    /// Memory budgets (`--memory-budget-mb`) the wide-row runs use, MiB.
+    #[arg(long, value_delimiter = ',', default_values_t = [256u64])]
+    wide_budgets: Vec<u64>,
 }
 
 struct Server {
@@ -279,11 +298,13 @@ struct Run {
 
 impl Run {
     fn start(spec: &serde_json::Value) -> Result<Run> {
-        Self::start_with(&std::env::current_exe()?.with_file_name("sluice"), spec)
+        Self::start_with(&std::env::current_exe()?.with_file_name("sluice"), spec, &[])
     }
 
-    /// Runs the pipe with the `sluice` binary `exe`.
-    fn start_with(exe: &Path, spec: &serde_json::Value) -> Result<Run> {
+    /// Runs the pipe with the `sluice` binary `exe` and `env`. With
+    /// `SLUICE_BENCH_PERF=DIR` a `perf record` is attached to it, writing
+    /// `DIR/<pipe>-<n>.data` (read it with `perf report -i`).
+    fn start_with(exe: &Path, spec: &serde_json::Value, env: &[(&str, String)]) -> Result<Run> {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("pipe.json"), spec.to_string())?;
         let log = std::fs::File::create(dir.path().join("sluice.log"))?;
@@ -293,10 +314,26 @@ impl Run {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .env("RUST_LOG", "info,sqlx=warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .context("starting sluice (build it with --release next to sluice-bench)")?;
+        if let Ok(dir) = std::env::var("SLUICE_BENCH_PERF") {
+            static N: AtomicU64 = AtomicU64::new(0);
+            let name = spec["name"].as_str().unwrap_or("run");
+            let out = Path::new(&dir).join(format!("{name}-{}.data", N.fetch_add(1, Ordering::Relaxed)));
+            eprintln!("  perf record of pid {} into {}", child.id(), out.display());
+            // Ends by itself when the process it follows exits.
+            Command::new("perf")
+                .args(["record", "-q", "-F", "499", "-g", "-o"])
+                .arg(&out)
+                .args(["-p", &child.id().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting perf record (SLUICE_BENCH_PERF)")?;
+        }
         Ok(Run { child, dir, rss: 0.0, cpu: 0.0 })
     }
 
@@ -409,10 +446,44 @@ async fn verify_copy(run: &Run, servers: &[(&'static str, u32)], rows: u64) -> R
     Ok(Measured { rows, secs, rss_mb: None, cpu })
 }
 
+/// How often ClickHouse is polled for the rows it shows (the lag's resolution).
+const POLL: Duration = Duration::from_millis(20);
+
+/// Seconds since the epoch, as a float (the generator and the poller share this clock).
+fn now_secs() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Visibility lag of every change, in ms: `commits` are (last id of a
+/// transaction of `per_txn` rows, when its commit returned), `polls` are
+/// (when, highest id ClickHouse showed), in time order. Ids grow with commit
+/// order (one paced writer) and batches are applied in order, so a change is
+/// visible from the first poll showing an id at least its own.
+fn visibility_lags(commits: &[(u64, f64)], per_txn: u64, polls: &[(f64, u64)]) -> Vec<f64> {
+    let mut lags = Vec::new();
+    let mut p = 0;
+    for &(last, at) in commits {
+        while p < polls.len() && polls[p].1 < last {
+            p += 1;
+        }
+        if let Some(&(seen, _)) = polls.get(p) {
+            lags.extend(std::iter::repeat_n(((seen - at) * 1000.0).max(0.0), per_txn as usize));
+        }
+    }
+    lags
+}
+
+fn quantile(values: &[f64], q: f64) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied()
+}
+
 struct CdcResult {
     what: String,
     offered: f64,
     applied: f64,
+    /// Visibility lag (commit returned → first poll that sees the row), ms.
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
     /// Inserts per second into the table (distinct `_peerdb_synced_at` values: one per insert).
@@ -422,7 +493,7 @@ struct CdcResult {
 
 /// CDC: a cdc_only pipe with default settings, run by the `sluice` binary
 /// `exe`; the generator shapes (only the paced ones when `paced_only`).
-async fn cdc(server: &Server, ch: &str, exe: &Path, paced_only: bool) -> Result<Vec<CdcResult>> {
+async fn cdc(server: &Server, ch: &str, exe: &Path, paced_only: bool, paced_secs: u64) -> Result<Vec<CdcResult>> {
     let mut c = connect(&server.url).await?;
     c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
     c.query_drop(format!("DROP TABLE IF EXISTS {DB}.cdc")).await?;
@@ -431,44 +502,70 @@ async fn cdc(server: &Server, ch: &str, exe: &Path, paced_only: bool) -> Result<
     let ch_db = "sluice_bench_cdc";
     let sink = ch_sink(ch, ch_db);
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
-    let mut run = Run::start_with(exe, &spec("bench_cdc", &server.url, ch, ch_db, "cdc", "cdc_only", json!({})))?;
+    let mut run = Run::start_with(exe, &spec("bench_cdc", &server.url, ch, ch_db, "cdc", "cdc_only", json!({})), &[])?;
     run.wait_log("→ Running").await?;
     let mut out = Vec::new();
     let next = Arc::new(AtomicU64::new(1));
-    // (label, writers, rows per transaction, duration, paced rows/s)
-    let shapes: [(&str, usize, u64, u64, Option<u64>); 5] = [
-        ("1,000-row transactions, as fast as the generator goes", 2, 1000, 15, None),
-        ("single-row transactions, as fast as the generator goes", 8, 1, 15, None),
-        ("paced at 100 changes/s (single-row transactions every 10 ms)", 1, 1, 20, Some(100)),
-        ("paced at 1,000 changes/s (10-row transactions every 10 ms)", 1, 10, 20, Some(1_000)),
-        ("paced at 10,000 changes/s (100-row transactions every 10 ms)", 1, 100, 20, Some(10_000)),
+    let paced_secs = paced_secs as f64;
+    // (label, writers, rows per transaction, seconds, pause between transactions (paced))
+    let shapes: [(&str, usize, u64, f64, Option<u64>); 6] = [
+        ("1,000-row transactions, as fast as the generator goes", 2, 1000, 15.0, None),
+        ("single-row transactions, as fast as the generator goes", 8, 1, 15.0, None),
+        ("a trickle: a single-row transaction every 2 s", 1, 1, paced_secs.max(20.0), Some(2000)),
+        ("paced at 100 changes/s (single-row transactions every 10 ms)", 1, 1, paced_secs, Some(10)),
+        ("paced at 1,000 changes/s (10-row transactions every 10 ms)", 1, 10, paced_secs, Some(10)),
+        ("paced at 10,000 changes/s (100-row transactions every 10 ms)", 1, 100, paced_secs, Some(10)),
     ];
     for (what, writers, per_txn, secs, paced) in shapes {
         if paced_only && paced.is_none() {
             continue;
         }
         let first = next.load(Ordering::Relaxed);
+        // Paced loads: ClickHouse is polled for the highest id it shows while the generator runs.
+        let polls = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
+        let stop_polling = tokio_util::sync::CancellationToken::new();
+        let poller = paced.map(|_| {
+            let (polls, stop, sink, table) = (polls.clone(), stop_polling.clone(), sink.clone(), format!("{ch_db}.cdc"));
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    let sent = now_secs();
+                    if let Ok(v) = ch_value(&sink, &format!("SELECT max(id) FROM {table}")).await {
+                        // Seen at some moment between the request and the answer: the midpoint.
+                        let at = (sent + now_secs()) / 2.0;
+                        polls.lock().unwrap().push((at, v.parse().unwrap_or(0)));
+                    }
+                    tokio::time::sleep(POLL).await;
+                }
+            })
+        });
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..writers {
             let (url, next) = (server.url.clone(), next.clone());
             tasks.spawn(async move {
                 let mut c = connect(&url).await?;
-                let mut tick = tokio::time::interval(Duration::from_millis(10));
+                let mut tick = tokio::time::interval(Duration::from_millis(paced.unwrap_or(10)));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 let t0 = Instant::now();
-                while t0.elapsed() < Duration::from_secs(secs) {
+                // (last id of the transaction, when its commit returned)
+                let mut committed = Vec::new();
+                while t0.elapsed() < Duration::from_secs_f64(secs) {
                     if paced.is_some() {
                         tick.tick().await;
                     }
                     let id = next.fetch_add(per_txn, Ordering::Relaxed);
                     let values: Vec<String> = (id..id + per_txn).map(|i| format!("({i}, {}, 'row-{i}', NOW(6))", i % 1000)).collect();
                     c.query_drop(format!("INSERT INTO {DB}.cdc VALUES {}", values.join(","))).await?;
+                    if paced.is_some() {
+                        committed.push((id + per_txn - 1, now_secs()));
+                    }
                 }
-                Ok::<_, anyhow::Error>(())
+                Ok::<_, anyhow::Error>(committed)
             });
         }
+        let mut commits = Vec::new();
         while let Some(r) = tasks.join_next().await {
-            r??;
+            commits.extend(r??);
         }
         let gen_secs = started.elapsed().as_secs_f64();
         let last = next.load(Ordering::Relaxed) - 1;
@@ -489,6 +586,10 @@ async fn cdc(server: &Server, ch: &str, exe: &Path, paced_only: bool) -> Result<
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let total_secs = started.elapsed().as_secs_f64();
+        stop_polling.cancel();
+        if let Some(p) = poller {
+            let _ = p.await;
+        }
         let inserts_per_s = if paced.is_some() {
             let n: f64 = ch_value(&sink, &format!("SELECT count(DISTINCT _peerdb_synced_at) FROM {ch_db}.cdc WHERE id >= {first}"))
                 .await?
@@ -500,13 +601,9 @@ async fn cdc(server: &Server, ch: &str, exe: &Path, paced_only: bool) -> Result<
             None
         };
         let (p50, p99) = if paced.is_some() {
-            let q = ch_value(
-                &sink,
-                &format!("SELECT arrayStringConcat(quantilesExact(0.5, 0.99)(dateDiff('microsecond', ts, _peerdb_synced_at)), ' ') FROM {ch_db}.cdc WHERE id >= {first}"),
-            )
-            .await?;
-            let v: Vec<f64> = q.split(' ').filter_map(|x| x.parse().ok()).collect();
-            (v.first().map(|x| x / 1000.0), v.get(1).map(|x| x / 1000.0))
+            let polls = polls.lock().unwrap().clone();
+            let lags = visibility_lags(&commits, per_txn, &polls);
+            (quantile(&lags, 0.5), quantile(&lags, 0.99))
         } else {
             (None, None)
         };
@@ -519,7 +616,11 @@ async fn cdc(server: &Server, ch: &str, exe: &Path, paced_only: bool) -> Result<
             inserts_per_s,
             rss_mb: run.rss,
         });
-        eprintln!("  CDC {what}: {rows} rows, offered {:.0}/s, applied {:.0}/s", rows as f64 / gen_secs, rows as f64 / total_secs);
+        eprintln!(
+            "  CDC {what}: {rows} rows, offered {:.0}/s, applied {:.0}/s, lag p50 {p50:?} p99 {p99:?} ms, inserts/s {inserts_per_s:?}",
+            rows as f64 / gen_secs,
+            rows as f64 / total_secs
+        );
     }
     if paced_only {
         sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
@@ -563,6 +664,105 @@ async fn cdc(server: &Server, ch: &str, exe: &Path, paced_only: bool) -> Result<
         rss_mb: run.rss,
     });
     eprintln!("  CDC one 1,000,000-row transaction: applied {:.0}/s, peak RSS {:.0} MB", 1e6 / total, run.rss);
+    sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
+    Ok(out)
+}
+
+struct WideResult {
+    what: String,
+    rows: u64,
+    mb: f64,
+    secs: f64,
+    rss_mb: f64,
+    cpu_s: f64,
+}
+
+/// Wide rows: `rows` rows of `value_kb` KB values (`id`, `v LONGBLOB`), copied
+/// by a snapshot_only pipe and then applied by a cdc_only pipe (written in
+/// transactions of about 8 MB while it runs), each with memory budget
+/// `budget_mb`; peak RSS of the Sluice process.
+async fn wide(server: &Server, ch: &str, rows: u64, value_kb: u64, budget_mb: u64) -> Result<Vec<WideResult>> {
+    let mut c = connect(&server.url).await?;
+    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
+    c.query_drop(format!("CREATE TABLE IF NOT EXISTS {DB}.seq (n INT PRIMARY KEY)")).await?;
+    c.query_drop("SET SESSION cte_max_recursion_depth = 100000").await.ok();
+    c.query_drop("SET SESSION max_recursive_iterations = 100000").await.ok();
+    c.query_drop(format!(
+        "INSERT IGNORE INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s"
+    ))
+    .await?;
+    let table = format!("wide_{value_kb}k");
+    let per_txn = (8192 / value_kb).max(1);
+    // `value_kb` KB per row: SHA-256 hex (64 bytes) repeated, different per row (MySQL 9.7 has no MD5).
+    let insert = |from: u64, n: u64| {
+        format!(
+            "INSERT INTO {DB}.{table} SELECT {from} + n, REPEAT(SHA2({from} + n, 256), {}) FROM {DB}.seq WHERE n < {n}",
+            value_kb * 1024 / 64
+        )
+    };
+    let env = [("SLUICE_MEMORY_BUDGET_MB", budget_mb.to_string())];
+    let this = std::env::current_exe()?.with_file_name("sluice");
+    let ch_db = "sluice_bench_wide";
+    let sink = ch_sink(ch, ch_db);
+    let mb = (rows * value_kb) as f64 / 1024.0;
+    let mut out = Vec::new();
+
+    // Snapshot of a table that has the rows.
+    let have: Option<u64> = c.query_first(format!("SELECT COUNT(*) FROM {DB}.{table}")).await.ok().flatten();
+    if have != Some(rows) {
+        c.query_drop(format!("DROP TABLE IF EXISTS {DB}.{table}")).await?;
+        c.query_drop(format!("CREATE TABLE {DB}.{table} (id BIGINT PRIMARY KEY, v LONGBLOB NOT NULL)")).await?;
+        let mut done = 0;
+        while done < rows {
+            let n = per_txn.min(rows - done);
+            c.query_drop(insert(done + 1, n)).await?;
+            done += n;
+        }
+        eprintln!("  generated {DB}.{table}: {rows} rows of {value_kb} KB");
+    }
+    sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
+    let mut run = Run::start_with(&this, &spec("bench_wide", &server.url, ch, ch_db, &table, "snapshot_only", json!({})), &env)?;
+    let started = Instant::now();
+    run.wait().await?;
+    let secs = started.elapsed().as_secs_f64();
+    let got: u64 = ch_value(&sink, &format!("SELECT count() FROM {ch_db}.{table}")).await?.parse()?;
+    if got != rows {
+        bail!("the wide-row snapshot copied {got} rows, expected {rows}");
+    }
+    out.push(WideResult { what: "snapshot".into(), rows, mb, secs, rss_mb: run.rss, cpu_s: run.cpu });
+    drop(run);
+
+    // CDC of the same rows written again while a cdc_only pipe runs.
+    c.query_drop(format!("DROP TABLE IF EXISTS {DB}.{table}")).await?;
+    c.query_drop(format!("CREATE TABLE {DB}.{table} (id BIGINT PRIMARY KEY, v LONGBLOB NOT NULL)")).await?;
+    sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
+    let mut run = Run::start_with(&this, &spec("bench_wide", &server.url, ch, ch_db, &table, "cdc_only", json!({})), &env)?;
+    run.wait_log("→ Running").await?;
+    let started = Instant::now();
+    let mut done = 0;
+    while done < rows {
+        let n = per_txn.min(rows - done);
+        c.query_drop(insert(done + 1, n)).await?;
+        done += n;
+        run.sample();
+    }
+    loop {
+        run.sample();
+        let n: u64 = ch_value(&sink, &format!("SELECT count() FROM {ch_db}.{table}")).await.unwrap_or_default().parse().unwrap_or(0);
+        if n >= rows {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("CDC did not apply the wide rows within 15 minutes:\n{}", run.log());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    run.sample();
+    out.push(WideResult { what: format!("CDC ({per_txn}-row transactions)"), rows, mb, secs, rss_mb: run.rss, cpu_s: run.cpu });
+    drop(run);
+    // The rows take room on a shared disk: the source table and the copy go.
+    c.query_drop(format!("DROP TABLE IF EXISTS {DB}.{table}")).await?;
     sink.execute(&format!("DROP DATABASE IF EXISTS {ch_db}")).await?;
     Ok(out)
 }
@@ -633,9 +833,35 @@ async fn main() -> Result<()> {
             println!();
         }
     }
+    if args.wide {
+        println!("| source | table | run | memory budget | rows | MB | wall s | MB/s | peak RSS | Sluice CPU s |\n|---|---|---|---|---|---|---|---|---|---|");
+        for s in &servers {
+            for &budget in &args.wide_budgets {
+                for (&rows, kb) in args.wide_rows.iter().zip([256u64, 2048]) {
+                    eprintln!("{}: wide rows, {rows} × {kb} KB, budget {budget} MiB", s.name);
+                    for r in wide(s, &ch, rows, kb, budget).await? {
+                        println!(
+                            "| {} | {} × {} KB | {} | {budget} MiB | {} | {:.0} | {:.1} | {:.1} | {:.0} MB | {:.1} |",
+                            s.name,
+                            rows,
+                            kb,
+                            r.what,
+                            r.rows,
+                            r.mb,
+                            r.secs,
+                            r.mb / r.secs,
+                            r.rss_mb,
+                            r.cpu_s
+                        );
+                    }
+                }
+            }
+        }
+        println!();
+    }
     if !args.skip_cdc {
         println!(
-            "| source | sluice | CDC load | offered changes/s | applied changes/s (end to end) | lag p50 / p99 | inserts/s into the table | peak RSS |\n|---|---|---|---|---|---|---|---|"
+            "| source | sluice | CDC load | offered changes/s | applied changes/s (end to end) | visibility lag p50 / p99 | inserts/s into the table | peak RSS |\n|---|---|---|---|---|---|---|---|"
         );
         let this = std::env::current_exe()?.with_file_name("sluice");
         let mut binaries = vec![("this build".to_string(), this, false)];
@@ -645,15 +871,21 @@ async fn main() -> Result<()> {
         for s in &servers {
             for (label, exe, paced_only) in &binaries {
                 eprintln!("{}: CDC, {label}", s.name);
-                for r in cdc(s, &ch, exe, *paced_only).await? {
+                for r in cdc(s, &ch, exe, *paced_only || args.lag_only, args.paced_secs).await? {
                     let lag = match (r.p50_ms, r.p99_ms) {
                         (Some(a), Some(b)) => format!("{a:.0} ms / {b:.0} ms"),
                         _ => "-".into(),
                     };
                     let inserts = r.inserts_per_s.map(|v| format!("{v:.2}")).unwrap_or("-".into());
+                    // A trickle's rate needs its decimals.
+                    let rate = |v: f64| if v < 10.0 { format!("{v:.2}") } else { format!("{v:.0}") };
                     println!(
-                        "| {} | {label} | {} | {:.0} | {:.0} | {lag} | {inserts} | {:.0} MB |",
-                        s.name, r.what, r.offered, r.applied, r.rss_mb
+                        "| {} | {label} | {} | {} | {} | {lag} | {inserts} | {:.0} MB |",
+                        s.name,
+                        r.what,
+                        rate(r.offered),
+                        rate(r.applied),
+                        r.rss_mb
                     );
                 }
             }
