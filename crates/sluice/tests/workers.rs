@@ -1,0 +1,168 @@
+//! Several `sluice server` workers sharing one Postgres catalog: pipes are
+//! spread over them through leases, and a dead worker's pipes move to the
+//! others, with every destination equal to its source afterwards.
+//!
+//! Needs the test bed's Postgres (`SLUICE_TEST_POSTGRES_URL`); each test makes
+//! a database of its own there.
+
+mod common;
+use common::*;
+use mysql_async::prelude::*;
+use reqwest::Method;
+use serde_json::json;
+use sluice_catalog::Catalog;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(180);
+const TTL_S: &str = "3";
+
+/// A fresh Postgres catalog database for this test.
+async fn postgres_catalog() -> String {
+    let server = postgres_server_url().expect("the workers tests need the test bed's PostgreSQL (SLUICE_TEST_POSTGRES_URL)");
+    let name = format!("sluice_it_{}_{:016x}", std::process::id(), rand::random::<u64>());
+    sluice_catalog::pg_admin::recreate_database(&server, &name).await.expect("create the test catalog database")
+}
+
+/// Worker `id` on `catalog`, in `root/id`, with a short lease TTL.
+async fn worker(root: &Path, id: &str, catalog: &str) -> SluiceServer {
+    SluiceServer::start_with_env(
+        &root.join(id),
+        Some(catalog.to_string()),
+        &[("SLUICE_WORKER_ID", id), ("SLUICE_LEASE_TTL_S", TTL_S), ("RUST_LOG", "info,sqlx=warn")],
+    )
+    .await
+}
+
+/// Each pipe's live lease holder, read from the catalog.
+async fn holders(cat: &Catalog) -> BTreeMap<String, String> {
+    let (now, leases) = cat.pipe_leases().await.unwrap();
+    leases.into_iter().filter_map(|l| l.held_at(now).map(|o| (l.pipe.clone(), o.to_string()))).collect()
+}
+
+/// Pipe `db` over `db.t` (a few rows) from `flavor`, created on `srv`.
+async fn create_pipe(srv: &SluiceServer, flavor: Flavor, db: &str, ch_db: &str) {
+    let mut c = mysql(flavor).await;
+    c.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v VARCHAR(40), n INT NOT NULL)")).await.unwrap();
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0)")).await.unwrap();
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec(db, flavor, json!([{"source": format!("{db}.t")}]), ch_db, "snapshot_and_cdc")))
+        .await;
+    assert_eq!(code, 201, "{v}");
+}
+
+/// Writes to every pipe's table (inserts, updates, deletes) until `stop`.
+fn write_load(pipes: Vec<(Flavor, String)>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut conns = Vec::new();
+        for (f, db) in &pipes {
+            conns.push((mysql(*f).await, db.clone()));
+        }
+        let mut next = 100;
+        let mut writes = 0;
+        while !stop.load(Ordering::Relaxed) {
+            for (c, db) in conns.iter_mut() {
+                c.query_drop(format!("INSERT INTO `{db}`.t VALUES ({next}, 'w{next}', 0)")).await.unwrap();
+                c.query_drop(format!("UPDATE `{db}`.t SET n = n + 1, v = 'u{next}' WHERE id IN (1, {})", next - 1)).await.unwrap();
+                if next % 5 == 0 {
+                    c.query_drop(format!("DELETE FROM `{db}`.t WHERE id = {}", next - 3)).await.unwrap();
+                }
+                writes += 1;
+            }
+            next += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        writes
+    })
+}
+
+/// Every pipe's destination equals its source (FINAL rows, value for value).
+async fn all_equal(pipes: &[(Flavor, String)], ch_db: &str) {
+    for (f, db) in pipes {
+        eventually(T, || async { same_table(f.url(), db, "t", &dest_db(ch_db, db), "t").await }).await;
+    }
+}
+
+fn dest_db(ch_db: &str, db: &str) -> String {
+    format!("{ch_db}_{}", db.rsplit('_').next().unwrap())
+}
+
+/// Three workers, twelve pipes (half MySQL, half MariaDB) under a write load:
+/// the pipes are spread 4/4/4; after a `kill -9` of one worker its pipes run
+/// on the other two once its leases expire, and every destination equals its source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_workers_pipes_move_to_the_others_and_stay_equal() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = postgres_catalog().await;
+    let cat = Catalog::open_url(&catalog, &dir.path().join("probe")).await.unwrap();
+    let mut ws = Vec::new();
+    for id in ["w1", "w2", "w3"] {
+        ws.push(worker(dir.path(), id, &catalog).await);
+    }
+    let tag = unique("wk");
+    let ch_db = tag.clone();
+    let mut pipes = Vec::new();
+    for i in 0..12 {
+        let flavor = if i % 2 == 0 { Flavor::MySql } else { Flavor::MariaDb };
+        let db = format!("{tag}_{i}");
+        create_pipe(&ws[i % 3], flavor, &db, &dest_db(&ch_db, &db)).await;
+        // Placed one at a time, each on the least-loaded worker.
+        eventually(T, || async {
+            if holders(&cat).await.contains_key(&db) {
+                Ok(())
+            } else {
+                Err(format!("pipe {db} was not placed"))
+            }
+        })
+        .await;
+        pipes.push((flavor, db));
+    }
+    let held = holders(&cat).await;
+    let mut per_worker: BTreeMap<&str, usize> = BTreeMap::new();
+    for w in held.values() {
+        *per_worker.entry(w).or_default() += 1;
+    }
+    assert_eq!(per_worker.values().copied().collect::<Vec<_>>(), [4, 4, 4], "{held:?}");
+    for (_, db) in &pipes {
+        ws[0].wait_state(db, "Running", T).await;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = write_load(pipes.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // kill -9 of w2: its pipes move to w1 and w3 once the leases expire.
+    let moved: BTreeSet<String> = held.iter().filter(|(_, w)| *w == "w2").map(|(p, _)| p.clone()).collect();
+    assert_eq!(moved.len(), 4);
+    ws[1].kill9();
+    let killed = Instant::now();
+    eventually(Duration::from_secs(60), || async {
+        let now = holders(&cat).await;
+        let missing: Vec<_> = moved.iter().filter(|p| !matches!(now.get(*p).map(String::as_str), Some("w1" | "w3"))).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("not yet taken over: {missing:?} ({now:?})"))
+        }
+    })
+    .await;
+    let took = killed.elapsed();
+    for p in &moved {
+        ws[0].wait_state(p, "Running", Duration::from_secs(60)).await;
+    }
+    eprintln!("the killed worker's 4 pipes were taken over {took:?} after the kill");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    let writes = load.await.unwrap();
+    assert!(writes > 0);
+    all_equal(&pipes, &ch_db).await;
+    // The survivors' logs say which pipes they acquired.
+    let logs = ws[0].log() + &ws[2].log();
+    for p in &moved {
+        assert!(logs.contains(&format!("acquired the lease of pipe {p}")), "{p} not acquired in the logs");
+    }
+}
