@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(180);
 const TTL_S: &str = "3";
+/// The key sealing the stored passwords: every worker needs the same one.
+const SECRET_KEY: &str = "5eb2c0ffee5eb2c0ffee5eb2c0ffee5eb2c0ffee5eb2c0ffee5eb2c0ffee0042";
 
 /// A fresh Postgres catalog database for this test.
 async fn postgres_catalog() -> String {
@@ -32,9 +34,17 @@ async fn worker(root: &Path, id: &str, catalog: &str) -> SluiceServer {
     SluiceServer::start_with_env(
         &root.join(id),
         Some(catalog.to_string()),
-        &[("SLUICE_WORKER_ID", id), ("SLUICE_LEASE_TTL_S", TTL_S), ("RUST_LOG", "info,sqlx=warn")],
+        &[("SLUICE_WORKER_ID", id), ("SLUICE_LEASE_TTL_S", TTL_S), ("SLUICE_SECRET_KEY", SECRET_KEY), ("RUST_LOG", "info,sqlx=warn")],
     )
     .await
+}
+
+/// The test's own handle on the workers' catalog (with their secret key).
+async fn probe(catalog: &str, root: &Path) -> Catalog {
+    let dir = root.join("probe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret.key"), SECRET_KEY).unwrap();
+    Catalog::open_url(catalog, &dir).await.unwrap()
 }
 
 /// Each pipe's live lease holder, read from the catalog.
@@ -98,7 +108,7 @@ fn dest_db(ch_db: &str, db: &str) -> String {
 async fn a_killed_workers_pipes_move_to_the_others_and_stay_equal() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = postgres_catalog().await;
-    let cat = Catalog::open_url(&catalog, &dir.path().join("probe")).await.unwrap();
+    let cat = probe(&catalog, dir.path()).await;
     let mut ws = Vec::new();
     for id in ["w1", "w2", "w3"] {
         ws.push(worker(dir.path(), id, &catalog).await);
