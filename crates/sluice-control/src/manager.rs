@@ -342,8 +342,10 @@ impl Manager {
         crate::series::save_counters(&self.catalog, &statuses).await;
         if let Some(w) = &self.worker {
             for (name, token) in leases {
+                // Logged before the release commits, so before any other worker can acquire the pipe.
+                info!(pipe = name.as_str(), "handing off pipe {name} (token {token}): its engine has stopped");
                 match self.catalog.release_lease(&name, &w.id, token).await {
-                    Ok(()) => info!(pipe = name.as_str(), "released the lease (token {token})"),
+                    Ok(()) => info!(pipe = name.as_str(), "released the lease of pipe {name} (token {token})"),
                     Err(e) => tracing::warn!(pipe = name.as_str(), "cannot release the lease: {e}; it expires by itself"),
                 }
             }

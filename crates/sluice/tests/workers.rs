@@ -176,3 +176,178 @@ async fn a_killed_workers_pipes_move_to_the_others_and_stay_equal() {
         assert!(logs.contains(&format!("acquired the lease of pipe {p}")), "{p} not acquired in the logs");
     }
 }
+
+/// Sends `sig` (`TERM`, `STOP`, `CONT`) to the worker's process.
+fn signal(w: &SluiceServer, sig: &str) {
+    let pid = w.child.as_ref().expect("running").id();
+    let ok = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap().success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+/// Three workers with `n` pipes (alternately MySQL and MariaDB), placed and `Running`; returns the probe, the pipes and the ClickHouse prefix.
+async fn cluster(root: &Path, n: usize) -> (Vec<SluiceServer>, Catalog, Vec<(Flavor, String)>, String) {
+    let catalog = postgres_catalog().await;
+    let cat = probe(&catalog, root).await;
+    let mut ws = Vec::new();
+    for id in ["w1", "w2", "w3"] {
+        ws.push(worker(root, id, &catalog).await);
+    }
+    let tag = unique("wk");
+    let mut pipes = Vec::new();
+    for i in 0..n {
+        let flavor = if i % 2 == 0 { Flavor::MySql } else { Flavor::MariaDb };
+        let db = format!("{tag}_{i}");
+        create_pipe(&ws[i % 3], flavor, &db, &dest_db(&tag, &db)).await;
+        pipes.push((flavor, db));
+    }
+    for (_, db) in &pipes {
+        ws[0].wait_state(db, "Running", T).await;
+    }
+    (ws, cat, pipes, tag)
+}
+
+/// The log lines of `log` that contain `what`, with their timestamps (tracing's ISO-8601 prefix).
+fn lines_with<'a>(log: &'a str, what: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(what)).collect()
+}
+
+/// A rolling restart (SIGTERM each worker in turn, start it again) under a
+/// write load: each stopping worker releases its leases after stopping its
+/// engines, the others acquire them only after that (a pipe never runs on two
+/// workers at once), no lease is ever lost to fencing, and every destination
+/// equals its source at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_hands_pipes_off_without_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ws, cat, pipes, tag) = cluster(dir.path(), 6).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = write_load(pipes.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..3 {
+        let id = format!("w{}", i + 1);
+        let had: Vec<String> = holders(&cat).await.into_iter().filter(|(_, w)| *w == id).map(|(p, _)| p).collect();
+        signal(&ws[i], "TERM");
+        assert_eq!(ws[i].wait_exit(Duration::from_secs(120)), Some(0), "{id} did not stop cleanly:\n{}", ws[i].log());
+        let log = ws[i].log();
+        for p in &had {
+            assert!(log.contains(&format!("released the lease of pipe {p} ")), "{id} did not release {p}:\n{log}");
+        }
+        // The others take the pipes over at once (no TTL wait needed, but allow a loaded machine).
+        eventually(Duration::from_secs(60), || async {
+            let now = holders(&cat).await;
+            let left: Vec<_> = had.iter().filter(|p| now.get(*p).is_none_or(|w| *w == id)).collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not taken over yet: {left:?}"))
+            }
+        })
+        .await;
+        ws[i].restart().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    all_equal(&pipes, &tag).await;
+    // Every acquisition of a pipe comes after the release (or first placement) of the token before it.
+    let logs: Vec<String> = ws.iter().map(|w| w.log()).collect();
+    for (_, p) in &pipes {
+        let mut events: Vec<(String, i64, &str)> = Vec::new();
+        for log in &logs {
+            for l in lines_with(log, &format!("acquired the lease of pipe {p} (token ")) {
+                let token = l.split("(token ").nth(1).unwrap().split(')').next().unwrap().parse().unwrap();
+                events.push((l.split_whitespace().next().unwrap().to_string(), token, "acquired"));
+            }
+            for l in lines_with(log, &format!("handing off pipe {p} (token ")) {
+                let token = l.split("(token ").nth(1).unwrap().split(')').next().unwrap().parse().unwrap();
+                events.push((l.split_whitespace().next().unwrap().to_string(), token, "released"));
+            }
+        }
+        events.sort();
+        let mut running: Option<i64> = None;
+        for (at, token, what) in &events {
+            match *what {
+                "acquired" => {
+                    assert!(running.is_none(), "pipe {p}: token {token} acquired at {at} while token {running:?} still ran: {events:?}");
+                    running = Some(*token);
+                }
+                _ => {
+                    assert_eq!(running, Some(*token), "pipe {p}: {events:?}");
+                    running = None;
+                }
+            }
+        }
+    }
+    for (log, w) in logs.iter().zip(["w1", "w2", "w3"]) {
+        assert!(!log.contains("lost the lease"), "{w} lost a lease during a clean rolling restart:\n{log}");
+    }
+}
+
+/// A worker paused (SIGSTOP) past its lease TTL loses its pipes to the
+/// others; resumed (SIGCONT), it stops them without writing for them (its
+/// writes are fenced: no checkpoint or version reservation of its is
+/// accepted), and every destination equals its source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_worker_is_fenced_when_it_wakes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ws, cat, pipes, tag) = cluster(dir.path(), 6).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = write_load(pipes.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = holders(&cat).await;
+    let moved: Vec<String> = before.iter().filter(|(_, w)| *w == "w2").map(|(p, _)| p.clone()).collect();
+    assert!(!moved.is_empty(), "{before:?}");
+    signal(&ws[1], "STOP");
+    eventually(Duration::from_secs(60), || async {
+        let now = holders(&cat).await;
+        let left: Vec<_> = moved.iter().filter(|p| !matches!(now.get(*p).map(String::as_str), Some("w1" | "w3"))).collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("not taken over yet: {left:?}"))
+        }
+    })
+    .await;
+    for p in &moved {
+        ws[0].wait_state(p, "Running", Duration::from_secs(60)).await;
+    }
+    // The new owners' leases, and each pipe's version clock, before the zombie wakes up.
+    let taken = cat.pipe_leases().await.unwrap().1;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    signal(&ws[1], "CONT");
+    for p in &moved {
+        let p2 = p.clone();
+        let w2 = &ws[1];
+        eventually(Duration::from_secs(60), move || {
+            let log = w2.log();
+            let p = p2.clone();
+            async move {
+                if log.contains(&format!("lost the lease of pipe {p}")) {
+                    Ok(())
+                } else {
+                    Err(format!("w2 did not report losing {p}"))
+                }
+            }
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The leases stayed with the new owners, with the same tokens: the zombie acquired nothing back.
+    let after = cat.pipe_leases().await.unwrap().1;
+    for p in &moved {
+        let t = taken.iter().find(|l| &l.pipe == p).unwrap();
+        let a = after.iter().find(|l| &l.pipe == p).unwrap();
+        assert_eq!((&a.owner, a.token), (&t.owner, t.token), "pipe {p}");
+    }
+    // Whatever the zombie tried to write for them was refused, not written.
+    let log = ws[1].log();
+    for p in &moved {
+        for l in lines_with(&log, p) {
+            assert!(!l.contains("checkpoint saved") && !l.contains("Failed"), "{l}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    all_equal(&pipes, &tag).await;
+    ws[1].kill9();
+}
