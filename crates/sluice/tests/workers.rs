@@ -351,3 +351,38 @@ async fn a_paused_worker_is_fenced_when_it_wakes_up() {
     all_equal(&pipes, &tag).await;
     ws[1].kill9();
 }
+
+/// Any worker serves the API: `GET /v1/workers` lists the workers and their
+/// pipes, a pipe's view names its worker, and a command sent to a worker that
+/// does not run the pipe is carried out by the one that does, with the same
+/// answers (202 with the state, 409 on an illegal transition).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn any_worker_serves_commands_for_any_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, cat, pipes, _tag) = cluster(dir.path(), 3).await;
+    let held = holders(&cat).await;
+    let (code, v) = ws[0].call(Method::GET, "/v1/workers", None).await;
+    assert_eq!(code, 200, "{v}");
+    let listed = v.as_array().unwrap();
+    assert_eq!(listed.iter().map(|w| w["id"].as_str().unwrap()).collect::<Vec<_>>(), ["w1", "w2", "w3"], "{v}");
+    let count: usize = listed.iter().map(|w| w["pipes"].as_array().unwrap().len()).sum();
+    assert_eq!(count, 3, "{v}");
+    assert!(listed.iter().all(|w| w["heartbeat_age_ms"].as_i64().unwrap() < 60_000), "{v}");
+    for (_, db) in &pipes {
+        let owner = held[db].clone();
+        let other = ws.iter().zip(["w1", "w2", "w3"]).find(|(_, id)| *id != owner).unwrap().0;
+        let (code, view) = other.call(Method::GET, &format!("/v1/pipes/{db}"), None).await;
+        assert_eq!((code, view["worker"].as_str()), (200, Some(owner.as_str())), "{view}");
+        let (code, v) = other.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
+        assert_eq!((code, v["state"].as_str()), (409, Some("Running")), "{v}");
+        let (code, v) = other.call(Method::POST, &format!("/v1/pipes/{db}/pause"), None).await;
+        assert_eq!((code, v["state"].as_str()), (202, Some("Pausing")), "{v}");
+        other.wait_state(db, "Paused", T).await;
+        let (code, v) = other.call(Method::PATCH, &format!("/v1/pipes/{db}/settings"), Some(json!({"sync_interval_ms": 700}))).await;
+        assert_eq!((code, v["sync_interval_ms"].as_u64()), (200, Some(700)), "{v}");
+        let (code, v) = other.call(Method::POST, &format!("/v1/pipes/{db}/resume"), None).await;
+        assert_eq!((code, v["state"].as_str()), (200, Some("Running")), "{v}");
+        other.wait_state(db, "Running", T).await;
+    }
+    assert_eq!(holders(&cat).await, held, "commands moved no pipe");
+}
