@@ -71,10 +71,8 @@ impl Catalog {
             )
             .fetch_all(&c.reads)
             .await?;
-            let leases = rows
-                .into_iter()
-                .map(|r| PipeLease { pipe: r.get(0), owner: r.get(1), token: r.get(2), expires_ms: r.get(3) })
-                .collect();
+            let leases =
+                rows.into_iter().map(|r| PipeLease { pipe: r.get(0), owner: r.get(1), token: r.get(2), expires_ms: r.get(3) }).collect();
             Ok((now_ms, leases))
         })
         .await

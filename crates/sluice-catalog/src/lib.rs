@@ -377,8 +377,7 @@ impl Catalog {
             Backend::Postgres => {
                 use sqlx::Connection;
                 let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
-                let got: bool =
-                    sqlx::query_scalar("SELECT pg_try_advisory_lock_shared($1)").bind(SERVER_LOCK).fetch_one(&mut conn).await?;
+                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock_shared($1)").bind(SERVER_LOCK).fetch_one(&mut conn).await?;
                 if !got {
                     return Err(CatalogError::InUse(self.display_url()));
                 }

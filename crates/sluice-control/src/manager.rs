@@ -186,10 +186,7 @@ impl Manager {
             None => self.catalog.clone(),
         };
         let owner = Owner::new(name.to_string(), catalog, rx, settings, status.clone(), self.engine.clone(), token.is_some());
-        self.owners
-            .lock()
-            .unwrap()
-            .insert(name.to_string(), Handle { commands: tx, status, token, renewed: std::time::Instant::now() });
+        self.owners.lock().unwrap().insert(name.to_string(), Handle { commands: tx, status, token, renewed: std::time::Instant::now() });
         tokio::spawn(owner.run());
     }
 
@@ -318,12 +315,11 @@ impl Manager {
     /// worker then releases the leases of the pipes it stopped (so that other
     /// workers take them at once) and unregisters.
     pub async fn shutdown(&self) {
-        let owners: Vec<(String, mpsc::Sender<Command>, Arc<LiveStatus>, Option<i64>)> =
-            self.owners.lock().unwrap().drain().map(|(n, h)| (n, h.commands, h.status, h.token)).collect();
+        let owners: Vec<(String, Handle)> = self.owners.lock().unwrap().drain().collect();
         let mut answers = Vec::new();
         let mut statuses = Vec::new();
         let mut leases = Vec::new();
-        for (name, tx, status, token) in owners {
+        for (name, Handle { commands: tx, status, token, .. }) in owners {
             let (reply, answer) = oneshot::channel();
             if tx.send(Command::Shutdown(reply)).await.is_ok() {
                 answers.push((name.clone(), answer));

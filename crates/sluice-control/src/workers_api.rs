@@ -110,7 +110,10 @@ pub async fn forward(State(st): State<AppState>, req: Request, next: Next) -> Re
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, 64 << 20).await {
         Ok(b) => b,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(ApiError { error: format!("cannot read the request: {e}"), state: None })).into_response(),
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, Json(ApiError { error: format!("cannot read the request: {e}"), state: None }))
+                .into_response()
+        }
     };
     let url = format!("{}{}", addr.trim_end_matches('/'), parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(parts.uri.path()));
     let mut out = reqwest::Client::new().request(parts.method.clone(), &url).header(FORWARDED, "1").body(body.to_vec());

@@ -223,12 +223,12 @@ async fn a_rolling_restart_hands_pipes_off_without_overlap() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = write_load(pipes.clone(), stop.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    for i in 0..3 {
+    for (i, w) in ws.iter_mut().enumerate() {
         let id = format!("w{}", i + 1);
         let had: Vec<String> = holders(&cat).await.into_iter().filter(|(_, w)| *w == id).map(|(p, _)| p).collect();
-        signal(&ws[i], "TERM");
-        assert_eq!(ws[i].wait_exit(Duration::from_secs(120)), Some(0), "{id} did not stop cleanly:\n{}", ws[i].log());
-        let log = ws[i].log();
+        signal(w, "TERM");
+        assert_eq!(w.wait_exit(Duration::from_secs(120)), Some(0), "{id} did not stop cleanly:\n{}", w.log());
+        let log = w.log();
         for p in &had {
             assert!(log.contains(&format!("released the lease of pipe {p} ")), "{id} did not release {p}:\n{log}");
         }
@@ -243,7 +243,7 @@ async fn a_rolling_restart_hands_pipes_off_without_overlap() {
             }
         })
         .await;
-        ws[i].restart().await;
+        w.restart().await;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     stop.store(true, Ordering::Relaxed);
