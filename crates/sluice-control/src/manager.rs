@@ -82,6 +82,9 @@ pub struct Manager {
     worker: Option<Arc<crate::placement::WorkerConf>>,
     /// Wakes the placement loop (a pipe was created, a lease released).
     pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// Held by a placement round's acquisitions (the loop's and a new pipe's
+    /// do not race each other into acquiring one pipe twice).
+    pub(crate) placing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Manager {
@@ -91,7 +94,15 @@ impl Manager {
 
     /// A manager whose pipes run `engine` instead of the real engine (for tests of the supervision).
     pub fn with_engine(catalog: Catalog, engine: EngineStarter) -> Self {
-        Self { catalog, owners: Default::default(), names: Default::default(), engine, worker: None, wake: Default::default() }
+        Self {
+            catalog,
+            owners: Default::default(),
+            names: Default::default(),
+            engine,
+            worker: None,
+            wake: Default::default(),
+            placing: Default::default(),
+        }
     }
 
     /// This manager as worker `conf`: it runs only the pipes whose leases it

@@ -156,6 +156,7 @@ fn least_loaded(load: &HashMap<String, usize>) -> Option<String> {
 
 /// Acquires the free pipes this worker should run (`only`: just that pipe).
 async fn acquire(m: &Manager, conf: &WorkerConf, only: Option<&str>) -> Result<(), ManagerError> {
+    let _placing = m.placing.lock().await;
     let cat = m.catalog();
     let (now, leases) = cat.pipe_leases().await?;
     let workers = cat.workers().await?;
