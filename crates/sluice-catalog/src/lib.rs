@@ -329,12 +329,13 @@ impl Catalog {
         redact_url(&self.url)
     }
 
-    /// Claims the catalog for one server process until the returned lock is
-    /// dropped: on Postgres a session advisory lock on a connection of its
-    /// own (a second server on the same database is refused with
-    /// `CatalogError::InUse`, and a crashed server's lock goes with its
-    /// connection); on SQLite nothing (the data dir's lock file does this job).
-    /// Until pipes are owned through leases, one server per catalog.
+    /// Claims the catalog for one process alone (`sluice run`, a catalog
+    /// copy) until the returned lock is dropped: on Postgres an exclusive
+    /// session advisory lock on a connection of its own (refused with
+    /// `CatalogError::InUse` while another such process or any `sluice server`
+    /// worker, see `lock_for_worker`, holds it; a crashed process's lock goes
+    /// with its connection); on SQLite nothing (the data dir's lock file does
+    /// this job).
     pub async fn lock_for_server(&self) -> Result<ServerLock> {
         match self.backend {
             Backend::Sqlite => Ok(ServerLock { _conn: None }),
