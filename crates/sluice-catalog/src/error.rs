@@ -55,7 +55,7 @@ pub enum CatalogError {
          another worker owns the pipe now; nothing was written"
     )]
     Fenced { pipe: String, token: i64, current: String },
-    #[error("the catalog {0} is in use by another sluice server (one server per catalog until pipes are owned through leases)")]
+    #[error("the catalog {0} is in use by another sluice process (a `sluice run` or a catalog copy needs it alone; `sluice server` workers share it)")]
     InUse(String),
 }
 

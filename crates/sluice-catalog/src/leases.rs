@@ -40,7 +40,44 @@ pub struct Lease {
     pub expires_ms: i64,
 }
 
+/// One pipe and its lease as stored (`owner` `None`: never leased, or released).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeLease {
+    pub pipe: String,
+    pub owner: Option<String>,
+    /// 0 when the pipe was never leased.
+    pub token: i64,
+    /// Unix ms (catalog clock); the lease is live while this is in the future.
+    pub expires_ms: i64,
+}
+
+impl PipeLease {
+    /// Whether someone holds it at `now_ms` (catalog clock).
+    pub fn held_at(&self, now_ms: i64) -> Option<&str> {
+        self.owner.as_deref().filter(|_| self.expires_ms > now_ms)
+    }
+}
+
 impl Catalog {
+    /// Every pipe with its lease (if any), by pipe name, and the catalog's
+    /// clock when read (Unix ms): what a placement round decides from.
+    pub async fn pipe_leases(&self) -> Result<(i64, Vec<PipeLease>)> {
+        self.detached(|c| async move {
+            let now = c.now_ms_sql();
+            let now_ms: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {now}"))).fetch_one(&c.reads).await?;
+            let rows = sqlx::query(
+                "SELECT p.name, l.owner, COALESCE(l.token, 0), COALESCE(l.expires_ms, 0) FROM pipes p \
+                 LEFT JOIN pipe_leases l ON l.pipe = p.name ORDER BY p.name",
+            )
+            .fetch_all(&c.reads)
+            .await?;
+            let leases =
+                rows.into_iter().map(|r| PipeLease { pipe: r.get(0), owner: r.get(1), token: r.get(2), expires_ms: r.get(3) }).collect();
+            Ok((now_ms, leases))
+        })
+        .await
+    }
+
     /// The catalog database's clock, in Unix milliseconds, as SQL.
     fn now_ms_sql(&self) -> &'static str {
         match self.backend {

@@ -44,7 +44,7 @@ mod verifications;
 pub use alerts::{AlertDelivery, AlertNotice, AlertState, SealedSecrets};
 pub use copy::CopyReport;
 pub use error::CatalogError;
-pub use leases::{Lease, WorkerRecord};
+pub use leases::{Lease, PipeLease, WorkerRecord};
 pub use series::SeriesSample;
 pub use store::{CatalogStore, KeyRange};
 pub use verifications::{VerificationRecord, VERIFY_DONE, VERIFY_FAILED, VERIFY_RUNNING};
@@ -201,6 +201,11 @@ pub struct Catalog {
     /// Where the catalog is (with its password: for new connections only, never shown).
     url: std::sync::Arc<str>,
     secrets: SecretBox,
+    /// Set on the handle given to a pipe's engine while a worker runs it under
+    /// a lease (see `Catalog::fenced`): that pipe's checkpoints, version
+    /// reservations, table states, schema records, transitions and setup are
+    /// checked against the lease token in their transaction.
+    fence: Option<std::sync::Arc<(String, i64)>>,
 }
 
 /// Held by the one server process using a Postgres catalog (see
@@ -316,7 +321,7 @@ impl Catalog {
         }
         let reads = pool_options(backend, READ_CONNECTIONS, busy_timeout).connect_with(opts).await?;
         let secrets = SecretBox::load(data_dir).map_err(CatalogError::Corrupt)?;
-        Ok(Self { reads, writes, backend, url: url.into(), secrets })
+        Ok(Self { reads, writes, backend, url: url.into(), secrets, fence: None })
     }
 
     /// The catalog's URL with its password hidden (for logs and messages).
@@ -324,12 +329,13 @@ impl Catalog {
         redact_url(&self.url)
     }
 
-    /// Claims the catalog for one server process until the returned lock is
-    /// dropped: on Postgres a session advisory lock on a connection of its
-    /// own (a second server on the same database is refused with
-    /// `CatalogError::InUse`, and a crashed server's lock goes with its
-    /// connection); on SQLite nothing (the data dir's lock file does this job).
-    /// Until pipes are owned through leases, one server per catalog.
+    /// Claims the catalog for one process alone (`sluice run`, a catalog
+    /// copy) until the returned lock is dropped: on Postgres an exclusive
+    /// session advisory lock on a connection of its own (refused with
+    /// `CatalogError::InUse` while another such process or any `sluice server`
+    /// worker, see `lock_for_worker`, holds it; a crashed process's lock goes
+    /// with its connection); on SQLite nothing (the data dir's lock file does
+    /// this job).
     pub async fn lock_for_server(&self) -> Result<ServerLock> {
         match self.backend {
             Backend::Sqlite => Ok(ServerLock { _conn: None }),
@@ -337,6 +343,42 @@ impl Catalog {
                 use sqlx::Connection;
                 let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
                 let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(SERVER_LOCK).fetch_one(&mut conn).await?;
+                if !got {
+                    return Err(CatalogError::InUse(self.display_url()));
+                }
+                Ok(ServerLock { _conn: Some(conn) })
+            }
+        }
+    }
+
+    /// This handle, with every write it makes for `pipe` that moves the pipe
+    /// on (checkpoints, version reservations, table states, schema records,
+    /// state transitions, setup) fenced by the lease `token`: it fails with
+    /// `CatalogError::Fenced`, writing nothing, once the pipe's lease is no
+    /// longer that one. Other pipes' writes are unaffected.
+    pub fn fenced(&self, pipe: &str, token: i64) -> Catalog {
+        Catalog { fence: Some(std::sync::Arc::new((pipe.to_owned(), token))), ..self.clone() }
+    }
+
+    /// The lease token this handle's writes for `pipe` are fenced by, if any.
+    pub fn fence_of(&self, pipe: &str) -> Option<i64> {
+        self.fence.as_deref().filter(|(p, _)| p == pipe).map(|(_, t)| *t)
+    }
+
+    /// Claims the catalog for one of several `sluice server` workers until
+    /// the returned lock is dropped: on Postgres a *shared* session advisory
+    /// lock on the server lock (any number of workers hold it together; a
+    /// process that needs the catalog alone, `lock_for_server`, is refused
+    /// while any worker runs, and the other way round); on SQLite nothing (the
+    /// data dir's lock file does this job). Which worker runs which pipe is
+    /// decided by the pipes' leases.
+    pub async fn lock_for_worker(&self) -> Result<ServerLock> {
+        match self.backend {
+            Backend::Sqlite => Ok(ServerLock { _conn: None }),
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
+                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock_shared($1)").bind(SERVER_LOCK).fetch_one(&mut conn).await?;
                 if !got {
                     return Err(CatalogError::InUse(self.display_url()));
                 }
@@ -475,6 +517,9 @@ impl Catalog {
         let (name, reason, error) = (name.to_owned(), reason.to_owned(), error.map(str::to_owned));
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            if let Some(token) = c.fence_of(&name) {
+                Self::check_fence(&mut tx, &name, token).await?;
+            }
             let from: Option<String> =
                 sqlx::query_scalar("SELECT state FROM pipes WHERE name = $1").bind(&name).fetch_optional(&mut *tx).await?;
             let Some(from) = from else {
@@ -573,6 +618,9 @@ impl Catalog {
         let (name, tables, start) = (name.to_owned(), tables.to_vec(), start.clone());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            if let Some(token) = c.fence_of(&name) {
+                Self::check_fence(&mut tx, &name, token).await?;
+            }
             sqlx::query("DELETE FROM pipe_tables WHERE pipe = $1").bind(&name).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM snapshot_partitions WHERE pipe = $1").bind(&name).execute(&mut *tx).await?;
             Self::insert_tables(&mut tx, &name, &tables, TableState::Setup, None).await?;
@@ -616,7 +664,7 @@ impl Catalog {
         let name = name.to_owned();
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            if let Some(token) = fence {
+            if let Some(token) = fence.or_else(|| c.fence_of(&name)) {
                 Self::check_fence(&mut tx, &name, token).await?;
             }
             let stored: Option<Option<i64>> =
@@ -776,7 +824,7 @@ impl Catalog {
         let (name, destination, error) = (name.to_owned(), destination.to_owned(), error.map(str::to_owned));
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            if let Some(token) = fence {
+            if let Some(token) = fence.or_else(|| c.fence_of(&name)) {
                 Self::check_fence(&mut tx, &name, token).await?;
             }
             Self::check_table_move(&mut tx, &name, &destination, state).await?;
@@ -908,7 +956,7 @@ impl Catalog {
         let (name, changes, after, note) = (name.to_owned(), changes.to_vec(), after.clone(), note.to_owned());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            if let Some(token) = fence {
+            if let Some(token) = fence.or_else(|| c.fence_of(&name)) {
                 Self::check_fence(&mut tx, &name, token).await?;
             }
             for ch in &changes {
@@ -1144,7 +1192,7 @@ impl Catalog {
         let (name, cp) = (name.to_owned(), cp.clone());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            if let Some(token) = fence {
+            if let Some(token) = fence.or_else(|| c.fence_of(&name)) {
                 Self::check_fence(&mut tx, &name, token).await?;
             }
             Self::put_checkpoint(&mut tx, &name, &cp, None, CheckpointMove::Forward).await?;

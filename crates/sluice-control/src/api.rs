@@ -147,6 +147,9 @@ pub struct PipeView {
     pub settings: SyncSettings,
     pub created_at: String,
     pub updated_at: String,
+    /// The worker holding the pipe's lease (running it); null when none holds a live one
+    /// (a server without leases, or between workers).
+    pub worker: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -225,6 +228,7 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
         settings: s.settings.clone(),
         created_at: rec.created_at,
         updated_at: rec.updated_at,
+        worker: m.catalog().lease_holder(name).await?.map(|(w, _)| w),
     })
 }
 
@@ -500,8 +504,8 @@ async fn healthz() -> &'static str {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
-    paths(create_pipe, run_checks, crate::sources::list_tables, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, crate::alerts::get_global, crate::alerts::put_global, crate::alerts::get_pipe, crate::alerts::put_pipe, crate::alerts::test_channels, crate::alerts::active, crate::series::get_series, metrics_text, healthz, openapi_json),
-    components(schemas(PipeSpec, crate::sources::SourceTablesRequest, crate::sources::SourceTables, crate::sources::SchemaTables, crate::sources::SourceTableView, crate::sources::SourceColumnView, crate::sources::TableNote, sluice_core::spec::SourceSpec, sluice_core::spec::TlsSpec, sluice_core::spec::SshSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind, crate::alerts::config::AlertConfig, crate::alerts::config::PipeAlerts, crate::alerts::config::Channel, crate::alerts::config::SmtpSecurity, crate::alerts::config::Rule, crate::alerts::config::RuleKind, crate::alerts::deliver::AlertMessage, crate::alerts::ChannelTest, crate::alerts::ActiveAlert, crate::series::SeriesView)),
+    paths(create_pipe, run_checks, crate::sources::list_tables, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, crate::alerts::get_global, crate::alerts::put_global, crate::alerts::get_pipe, crate::alerts::put_pipe, crate::alerts::test_channels, crate::alerts::active, crate::series::get_series, crate::workers_api::list, metrics_text, healthz, openapi_json),
+    components(schemas(PipeSpec, crate::sources::SourceTablesRequest, crate::sources::SourceTables, crate::sources::SchemaTables, crate::sources::SourceTableView, crate::sources::SourceColumnView, crate::sources::TableNote, sluice_core::spec::SourceSpec, sluice_core::spec::TlsSpec, sluice_core::spec::SshSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind, crate::alerts::config::AlertConfig, crate::alerts::config::PipeAlerts, crate::alerts::config::Channel, crate::alerts::config::SmtpSecurity, crate::alerts::config::Rule, crate::alerts::config::RuleKind, crate::alerts::deliver::AlertMessage, crate::alerts::ChannelTest, crate::alerts::ActiveAlert, crate::series::SeriesView, crate::workers_api::WorkerView, crate::workers_api::LeaseView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -572,6 +576,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts/active", get(crate::alerts::active))
         .route("/openapi.json", get(openapi_json))
         .route("/metrics", get(metrics_text))
+        .route("/v1/workers", get(crate::workers_api::list))
+        // Inside the token check: only authenticated commands are forwarded to the pipe's worker.
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::workers_api::forward))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/healthz", get(healthz)).merge(crate::ui::routes()).merge(protected).with_state(state)
 }

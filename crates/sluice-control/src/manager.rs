@@ -62,6 +62,10 @@ pub(crate) fn action_verb(a: PipeAction) -> &'static str {
 struct Handle {
     commands: mpsc::Sender<Command>,
     status: Arc<LiveStatus>,
+    /// The lease token the pipe runs under (`None`: no leases, a manager without a worker identity).
+    token: Option<i64>,
+    /// When the lease was last acquired or renewed by this worker.
+    renewed: std::time::Instant,
 }
 
 /// Commands waiting for a busy owner (e.g. one adding tables) before senders wait too.
@@ -74,6 +78,13 @@ pub struct Manager {
     /// Held while a pipe is created or deleted: a name is checked and taken (or freed) atomically.
     names: Arc<tokio::sync::Mutex<()>>,
     engine: EngineStarter,
+    /// This server as a worker (`None`: every pipe of the catalog is run here, unleased).
+    worker: Option<Arc<crate::placement::WorkerConf>>,
+    /// Wakes the placement loop (a pipe was created, a lease released).
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// Held by a placement round's acquisitions (the loop's and a new pipe's
+    /// do not race each other into acquiring one pipe twice).
+    pub(crate) placing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Manager {
@@ -83,7 +94,90 @@ impl Manager {
 
     /// A manager whose pipes run `engine` instead of the real engine (for tests of the supervision).
     pub fn with_engine(catalog: Catalog, engine: EngineStarter) -> Self {
-        Self { catalog, owners: Default::default(), names: Default::default(), engine }
+        Self {
+            catalog,
+            owners: Default::default(),
+            names: Default::default(),
+            engine,
+            worker: None,
+            wake: Default::default(),
+            placing: Default::default(),
+        }
+    }
+
+    /// This manager as worker `conf`: it runs only the pipes whose leases it
+    /// holds (see `placement`), each with a catalog handle fenced by its token.
+    pub fn with_worker(mut self, conf: crate::placement::WorkerConf) -> Self {
+        self.worker = Some(Arc::new(conf));
+        self
+    }
+
+    /// This server's worker identity, if it runs pipes through leases.
+    pub fn worker(&self) -> Option<&crate::placement::WorkerConf> {
+        self.worker.as_deref()
+    }
+
+    /// The pipes this manager runs, with their lease tokens (`None`: unleased).
+    pub fn held(&self) -> Vec<(String, Option<i64>)> {
+        let mut v: Vec<_> = self.owners.lock().unwrap().iter().map(|(n, h)| (n.clone(), h.token)).collect();
+        v.sort();
+        v
+    }
+
+    /// Whether this manager runs `name`.
+    pub fn runs(&self, name: &str) -> bool {
+        self.owners.lock().unwrap().contains_key(name)
+    }
+
+    /// Notes that `name`'s lease `token` was renewed (ignored if the pipe runs under another token by now).
+    pub(crate) fn renewed(&self, name: &str, token: i64) {
+        if let Some(h) = self.owners.lock().unwrap().get_mut(name) {
+            if h.token == Some(token) {
+                h.renewed = std::time::Instant::now();
+            }
+        }
+    }
+
+    /// When each leased pipe's lease was last acquired or renewed here.
+    pub(crate) fn renewals(&self) -> Vec<(String, i64, std::time::Instant)> {
+        self.owners.lock().unwrap().iter().filter_map(|(n, h)| h.token.map(|t| (n.clone(), t, h.renewed))).collect()
+    }
+
+    /// Starts running `name` under lease `token` (just acquired): its owner
+    /// brings it back to its stored state, fenced by the token.
+    pub(crate) async fn adopt(&self, name: &str, token: i64) -> Result<(), ManagerError> {
+        let Some(rec) = self.catalog.pipe(name).await? else {
+            return Err(ManagerError::NotFound(name.into()));
+        };
+        if self.owners.lock().unwrap().contains_key(name) {
+            return Ok(());
+        }
+        self.spawn_owner(name, rec.spec.settings, Some(token));
+        self.restore_counter(name).await;
+        Ok(())
+    }
+
+    /// Stops running `name` at once because its lease `token` is no longer
+    /// this worker's (`why`): the engine is cancelled without waiting for it
+    /// (its last writes are fenced anyway). Returns whether it ran here.
+    pub(crate) fn lose(&self, name: &str, token: i64) -> bool {
+        let handle = {
+            let mut owners = self.owners.lock().unwrap();
+            match owners.get(name) {
+                Some(h) if h.token == Some(token) => owners.remove(name),
+                _ => None,
+            }
+        };
+        let Some(h) = handle else {
+            return false;
+        };
+        tokio::spawn(async move {
+            let (reply, answer) = oneshot::channel();
+            if h.commands.send(Command::Shutdown(reply)).await.is_ok() {
+                let _ = answer.await;
+            }
+        });
+        true
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -95,12 +189,29 @@ impl Manager {
     }
 
     /// Starts the owner of a pipe recorded in the catalog; it brings the pipe back to its stored state.
-    fn spawn_owner(&self, name: &str, settings: SyncSettings) {
+    fn spawn_owner(&self, name: &str, settings: SyncSettings, token: Option<i64>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let status = LiveStatus::new();
-        let owner = Owner::new(name.to_string(), self.catalog.clone(), rx, settings, status.clone(), self.engine.clone());
-        self.owners.lock().unwrap().insert(name.to_string(), Handle { commands: tx, status });
+        let catalog = match token {
+            Some(t) => self.catalog.fenced(name, t),
+            None => self.catalog.clone(),
+        };
+        let owner = Owner::new(name.to_string(), catalog, rx, settings, status.clone(), self.engine.clone(), token.is_some());
+        self.owners.lock().unwrap().insert(name.to_string(), Handle { commands: tx, status, token, renewed: std::time::Instant::now() });
         tokio::spawn(owner.run());
+    }
+
+    /// The count of changes applied goes on from where the last run saved it.
+    async fn restore_counter(&self, name: &str) {
+        match self.catalog.pipe_counter(name, crate::series::CHANGES_APPLIED).await {
+            Ok(Some(n)) => {
+                if let Some(s) = self.status(name) {
+                    s.changes_applied.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(pipe = name, "cannot read the saved count of changes applied: {e}"),
+        }
     }
 
     /// Sends a command to the pipe's owner and waits for its answer.
@@ -124,17 +235,8 @@ impl Manager {
                 continue;
             };
             if !self.owners.lock().unwrap().contains_key(&name) {
-                self.spawn_owner(&name, rec.spec.settings);
-                // The count of changes applied goes on from where the last run saved it.
-                match self.catalog.pipe_counter(&name, crate::series::CHANGES_APPLIED).await {
-                    Ok(Some(n)) => {
-                        if let Some(s) = self.status(&name) {
-                            s.changes_applied.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(pipe = name.as_str(), "cannot read the saved count of changes applied: {e}"),
-                }
+                self.spawn_owner(&name, rec.spec.settings, None);
+                self.restore_counter(&name).await;
             }
         }
         Ok(())
@@ -161,7 +263,15 @@ impl Manager {
             });
         }
         info!(pipe = spec.name.as_str(), "state - → Provisioning: pipe created");
-        self.spawn_owner(&spec.name, spec.settings);
+        if self.worker.is_some() {
+            // Placed like any unowned pipe: here if this is the least-loaded worker, else by the one that is.
+            if let Err(e) = crate::placement::place_new(self, &spec.name).await {
+                tracing::warn!(pipe = spec.name.as_str(), "cannot place the new pipe now ({e}); the placement loop will");
+            }
+            self.wake.notify_one();
+        } else {
+            self.spawn_owner(&spec.name, spec.settings, None);
+        }
         Ok(())
     }
 
@@ -212,17 +322,23 @@ impl Manager {
     }
 
     /// Stops every engine task (server shutdown); states stay as stored.
+    /// Stops every engine task (server shutdown); states stay as stored. A
+    /// worker then releases the leases of the pipes it stopped (so that other
+    /// workers take them at once) and unregisters.
     pub async fn shutdown(&self) {
-        let owners: Vec<(String, mpsc::Sender<Command>, Arc<LiveStatus>)> =
-            self.owners.lock().unwrap().drain().map(|(n, h)| (n, h.commands, h.status)).collect();
+        let owners: Vec<(String, Handle)> = self.owners.lock().unwrap().drain().collect();
         let mut answers = Vec::new();
         let mut statuses = Vec::new();
-        for (name, tx, status) in owners {
+        let mut leases = Vec::new();
+        for (name, Handle { commands: tx, status, token, .. }) in owners {
             let (reply, answer) = oneshot::channel();
             if tx.send(Command::Shutdown(reply)).await.is_ok() {
                 answers.push((name.clone(), answer));
             }
-            statuses.push((name, status));
+            statuses.push((name.clone(), status));
+            if let Some(t) = token {
+                leases.push((name, t));
+            }
         }
         for (name, answer) in answers {
             if answer.await.is_err() {
@@ -231,6 +347,19 @@ impl Manager {
         }
         // The engines have stopped: their counters are final.
         crate::series::save_counters(&self.catalog, &statuses).await;
+        if let Some(w) = &self.worker {
+            for (name, token) in leases {
+                // Logged before the release commits, so before any other worker can acquire the pipe.
+                info!(pipe = name.as_str(), "handing off pipe {name} (token {token}): its engine has stopped");
+                match self.catalog.release_lease(&name, &w.id, token).await {
+                    Ok(()) => info!(pipe = name.as_str(), "released the lease of pipe {name} (token {token})"),
+                    Err(e) => tracing::warn!(pipe = name.as_str(), "cannot release the lease: {e}; it expires by itself"),
+                }
+            }
+            if let Err(e) = self.catalog.unregister_worker(&w.id).await {
+                tracing::warn!("cannot unregister worker {}: {e}", w.id);
+            }
+        }
     }
 }
 

@@ -115,6 +115,9 @@ pub(crate) struct Owner {
     timer: Option<(Instant, Timer)>,
     /// Restarts after unrecorded engine errors since the engine last ran healthily.
     restarts: u32,
+    /// Runs under a lease (its catalog handle is fenced): an engine stopped by
+    /// `CatalogError::Fenced` lost the pipe to another worker and is not restarted.
+    leased: bool,
 }
 
 enum Wake {
@@ -215,8 +218,9 @@ impl Owner {
         settings: SyncSettings,
         status: Arc<LiveStatus>,
         start: EngineStarter,
+        leased: bool,
     ) -> Self {
-        Self { name, catalog, rx, settings: watch::channel(settings).0, status, start, engine: None, timer: None, restarts: 0 }
+        Self { name, catalog, rx, settings: watch::channel(settings).0, status, start, engine: None, timer: None, restarts: 0, leased }
     }
 
     /// Runs the owner until the pipe is deleted, the server shuts down, or the manager goes away.
@@ -368,6 +372,12 @@ impl Owner {
         match r {
             Ok(Ok(state)) => info!(pipe = name.as_str(), "engine stopped in state {state}"),
             Ok(Err(e)) if e.is_cancelled() => info!(pipe = name.as_str(), "engine stopped"),
+            Ok(Err(sluice_engine::EngineError::Catalog(e @ sluice_catalog::CatalogError::Fenced { .. }))) if self.leased => {
+                // Another worker holds the pipe now: nothing more is written for it here (not even
+                // an error: the pipe is the other worker's); the placement loop drops this owner.
+                self.timer = None;
+                error!(pipe = name.as_str(), "lost the lease of pipe {name}: {e}; stopped it");
+            }
             Ok(Err(e)) => {
                 error!(pipe = name.as_str(), "engine stopped: {e}");
                 if requested {

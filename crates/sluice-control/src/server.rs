@@ -92,9 +92,26 @@ fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
     result
 }
 
+/// How this server takes part as a worker among those sharing its catalog.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// `None`: the id stored in the data dir (`worker-id`, created on first start).
+    pub id: Option<String>,
+    /// `None`: `http://<listen address>`.
+    pub advertise_url: Option<String>,
+    pub lease_ttl: std::time::Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self { id: None, advertise_url: None, lease_ttl: std::time::Duration::from_secs(15) }
+    }
+}
+
 /// Runs the server on `data_dir` (API token, secret key, lock file) with the
-/// catalog `catalog_url` names (`None`: `catalog.db` in the data dir).
-pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str>) -> Result<()> {
+/// catalog `catalog_url` names (`None`: `catalog.db` in the data dir), as a
+/// worker (`worker`): it runs the pipes whose leases it holds (see `placement`).
+pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str>, worker: WorkerOptions) -> Result<()> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     // Held until this function returns: no other sluice process uses this data dir meanwhile.
     let _lock = crate::lock::lock_data_dir(data_dir)?;
@@ -103,8 +120,22 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str
         Some(url) => Catalog::open_url(url, data_dir).await?,
         None => Catalog::open(data_dir).await?,
     };
-    // Likewise no other server uses a shared (Postgres) catalog meanwhile.
-    let _catalog_lock = catalog.lock_for_server().await?;
+    // Workers share a Postgres catalog; a process that needs it alone (`sluice run`, a copy) is refused meanwhile.
+    let _catalog_lock = catalog.lock_for_worker().await?;
+    if worker.lease_ttl < std::time::Duration::from_millis(300) {
+        anyhow::bail!("--lease-ttl-s must be at least 0.3 seconds (got {:?})", worker.lease_ttl);
+    }
+    let id = match worker.id {
+        Some(id) if id.trim().is_empty() => anyhow::bail!("--worker-id must not be empty"),
+        Some(id) => id.trim().to_string(),
+        None => crate::placement::default_worker_id(data_dir)
+            .with_context(|| format!("reading or creating the worker id in {}", data_dir.display()))?,
+    };
+    let conf = crate::placement::WorkerConf {
+        id,
+        advertise_url: worker.advertise_url.unwrap_or_else(|| format!("http://{listen}")),
+        lease_ttl: worker.lease_ttl,
+    };
     info!("catalog: {}", catalog.display_url());
     if !listen.ip().is_loopback() {
         warn!(
@@ -119,8 +150,9 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str
         .context("installing the metrics recorder")?;
     // Verification runs are tasks of the process that started them.
     catalog.fail_unfinished_verifications("interrupted: the server stopped during the run; start it again").await?;
-    let manager = Manager::new(catalog);
-    manager.resume_all().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let manager = Manager::new(catalog).with_worker(conf);
+    let stop_placement = tokio_util::sync::CancellationToken::new();
+    let placement = crate::placement::start(&manager, stop_placement.clone()).await?;
     crate::verify::spawn_scheduler(manager.clone());
     crate::alerts::spawn(manager.clone());
     crate::series::spawn(manager.clone());
@@ -142,6 +174,10 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str
             info!("shutting down: stopping pipes");
         })
         .await?;
+    // No more acquisitions; then the engines stop (flush, checkpoint), the leases are released
+    // and the worker unregisters, so that the other workers take its pipes at once.
+    stop_placement.cancel();
+    let _ = placement.await;
     manager.shutdown().await;
     Ok(())
 }

@@ -47,6 +47,15 @@ enum Command {
         /// Catalog URL: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default: catalog.db in the data dir).
         #[arg(long = "catalog", env = "SLUICE_CATALOG_URL")]
         catalog: Option<String>,
+        /// This worker's id among the servers sharing the catalog (default: stored in the data dir's worker-id file).
+        #[arg(long, env = "SLUICE_WORKER_ID")]
+        worker_id: Option<String>,
+        /// The URL other workers and clients reach this server's API at (default: http://<listen>).
+        #[arg(long, env = "SLUICE_ADVERTISE_URL")]
+        advertise_url: Option<String>,
+        /// Seconds a pipe's lease lasts without renewal (renewed every third of it); a dead worker's pipes move after it.
+        #[arg(long, env = "SLUICE_LEASE_TTL_S", default_value_t = 15.0)]
+        lease_ttl_s: f64,
     },
     /// Manage pipes on a running server.
     Pipe {
@@ -275,9 +284,17 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             migrate_catalog(&from, &to, &data_dir).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Server { data_dir, listen, memory_budget_mb, catalog } => {
+        Command::Server { data_dir, listen, memory_budget_mb, catalog, worker_id, advertise_url, lease_ttl_s } => {
             set_memory_budget(memory_budget_mb)?;
-            sluice_control::server::serve(&data_dir, listen, catalog.as_deref()).await?;
+            if !(lease_ttl_s.is_finite() && lease_ttl_s >= 0.3) {
+                anyhow::bail!("--lease-ttl-s must be a number of seconds, at least 0.3 (got {lease_ttl_s})");
+            }
+            let worker = sluice_control::server::WorkerOptions {
+                id: worker_id,
+                advertise_url,
+                lease_ttl: std::time::Duration::from_secs_f64(lease_ttl_s),
+            };
+            sluice_control::server::serve(&data_dir, listen, catalog.as_deref(), worker).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Pipe { command, server, json, data_dir } => {

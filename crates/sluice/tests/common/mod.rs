@@ -362,6 +362,25 @@ impl SluiceServer {
         s
     }
 
+    /// A server on `catalog_url` whose every (re)start gets the extra environment `env`
+    /// (e.g. `SLUICE_WORKER_ID`, `SLUICE_LEASE_TTL_S` for one of several workers).
+    pub async fn start_with_env(dir: &Path, catalog_url: Option<String>, env: &[(&str, &str)]) -> SluiceServer {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        std::fs::create_dir_all(dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut s = SluiceServer {
+            catalog_url,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            child: None,
+            dir: dir.to_path_buf(),
+            port,
+            token: "test-token-shared-by-the-workers".to_string(),
+            http: reqwest::Client::new(),
+        };
+        s.restart().await;
+        s
+    }
+
     /// Waits for the process to exit by itself (a failpoint crash); returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let start = Instant::now();

@@ -1,0 +1,239 @@
+//! Placement: which worker runs which pipe, through the catalog's pipe leases.
+//!
+//! Every `sluice server` is a worker (an id, an advertised API address, a
+//! lease TTL). Its placement loop, every TTL/3 (and at once when woken):
+//! - heartbeats its worker row (registering again if the row went away);
+//! - renews the lease of every pipe it runs; a renewal refused as fenced
+//!   (another worker acquired the pipe: this one was paused, partitioned or
+//!   too slow) stops that pipe's engine at once and says so in the log, and so
+//!   does a lease this worker could not renew for a whole TTL (it has expired:
+//!   another worker may hold it);
+//! - acquires pipes nobody holds a live lease on (never leased, released, or
+//!   expired) when it is the least-loaded live worker for them (fewest live
+//!   leases, ties broken by id; a worker is live while its heartbeat is
+//!   younger than the TTL), counting each pipe it assigns in its plan to the
+//!   worker it chose, so that several free pipes are spread in one round;
+//! - takes back at once the unexpired leases that carry its own id but that
+//!   it does not run (it restarted): no TTL wait for a restarted worker.
+//!
+//! A pipe's owner task (and engine) only runs on the worker holding its
+//! lease, with a catalog handle fenced by the lease token (`Catalog::fenced`).
+
+use crate::manager::{Manager, ManagerError};
+use sluice_catalog::PipeLease;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// This server as a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConf {
+    /// Unique among the workers sharing the catalog, stable across restarts.
+    pub id: String,
+    /// Where the other workers and clients reach this worker's API.
+    pub advertise_url: String,
+    /// How long a lease lasts without renewal.
+    pub lease_ttl: Duration,
+}
+
+impl WorkerConf {
+    /// How often leases are renewed and placement runs.
+    pub fn tick(&self) -> Duration {
+        (self.lease_ttl / 3).max(Duration::from_millis(100))
+    }
+}
+
+/// The worker id stored in `<data-dir>/worker-id` (created on first start:
+/// the host name and a random suffix), so that a restarted worker keeps it.
+pub fn default_worker_id(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = data_dir.join("worker-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = if host.is_empty() { "worker".to_string() } else { host };
+    let id = format!("{host}-{}", &hex::encode(rand::random::<[u8; 4]>()));
+    let tmp = data_dir.join(".worker-id.tmp");
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
+}
+
+/// Registers the worker and runs a first placement round (so that the pipes
+/// it held before a restart run again before its API answers), then spawns
+/// the loop; it ends when `stop` is cancelled.
+pub async fn start(manager: &Manager, stop: CancellationToken) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let conf = manager.worker().cloned().ok_or_else(|| anyhow::anyhow!("the manager has no worker identity"))?;
+    manager.catalog().register_worker(&conf.id, &conf.advertise_url).await?;
+    info!("worker {} registered (API {}, lease TTL {:?})", conf.id, conf.advertise_url, conf.lease_ttl);
+    round(manager, &conf).await;
+    let m = manager.clone();
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(conf.tick()) => {}
+                _ = m.wake.notified() => {}
+            }
+            round(&m, &conf).await;
+        }
+    }))
+}
+
+/// One round: heartbeat, renewals, acquisitions. Errors are logged; the next round tries again.
+async fn round(m: &Manager, conf: &WorkerConf) {
+    let cat = m.catalog();
+    match cat.heartbeat_worker(&conf.id).await {
+        Ok(()) => {}
+        Err(e) => {
+            warn!("worker heartbeat failed ({e}); registering again");
+            if let Err(e) = cat.register_worker(&conf.id, &conf.advertise_url).await {
+                warn!("cannot register worker {}: {e}", conf.id);
+            }
+        }
+    }
+    renew(m, conf).await;
+    if let Err(e) = acquire(m, conf, None).await {
+        warn!("placement round failed: {e}");
+    }
+}
+
+/// Renews every lease this worker runs a pipe under.
+async fn renew(m: &Manager, conf: &WorkerConf) {
+    let cat = m.catalog();
+    for (pipe, token, renewed) in m.renewals() {
+        match cat.renew_lease(&pipe, &conf.id, token, conf.lease_ttl).await {
+            Ok(_) => m.renewed(&pipe, token),
+            Err(sluice_catalog::CatalogError::Fenced { current, .. }) => {
+                let holder = match cat.lease_holder(&pipe).await {
+                    Ok(Some((w, l))) => format!("worker {w} (token {})", l.token),
+                    Ok(None) => format!("nobody ({current})"),
+                    Err(_) => current,
+                };
+                if m.lose(&pipe, token) {
+                    error!(pipe = pipe.as_str(), "lost the lease of pipe {pipe} to {holder}; stopped it");
+                }
+            }
+            Err(sluice_catalog::CatalogError::NoSuchPipe(_)) => {}
+            Err(e) => {
+                warn!(pipe = pipe.as_str(), "cannot renew the lease (token {token}): {e}");
+                if renewed.elapsed() >= conf.lease_ttl && m.lose(&pipe, token) {
+                    error!(
+                        pipe = pipe.as_str(),
+                        "lost the lease of pipe {pipe}: not renewed for {:?} (it expired; another worker may take it); stopped it",
+                        conf.lease_ttl
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The live workers' loads: live leases per worker, every live worker (and this one) present.
+fn loads(conf: &WorkerConf, now: i64, workers: &[sluice_catalog::WorkerRecord], leases: &[PipeLease]) -> HashMap<String, usize> {
+    let ttl = conf.lease_ttl.as_millis() as i64;
+    let mut load: HashMap<String, usize> =
+        workers.iter().filter(|w| now - w.heartbeat_ms < ttl || w.id == conf.id).map(|w| (w.id.clone(), 0)).collect();
+    load.entry(conf.id.clone()).or_insert(0);
+    for l in leases {
+        if let Some(owner) = l.held_at(now) {
+            if let Some(n) = load.get_mut(owner) {
+                *n += 1;
+            }
+        }
+    }
+    load
+}
+
+/// The least-loaded worker (ties: the smallest id).
+fn least_loaded(load: &HashMap<String, usize>) -> Option<String> {
+    load.iter().min_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0))).map(|(id, _)| id.clone())
+}
+
+/// Acquires the free pipes this worker should run (`only`: just that pipe).
+async fn acquire(m: &Manager, conf: &WorkerConf, only: Option<&str>) -> Result<(), ManagerError> {
+    let _placing = m.placing.lock().await;
+    let cat = m.catalog();
+    let (now, leases) = cat.pipe_leases().await?;
+    let workers = cat.workers().await?;
+    let mut load = loads(conf, now, &workers, &leases);
+    for l in &leases {
+        if only.is_some_and(|p| p != l.pipe) || m.runs(&l.pipe) {
+            continue;
+        }
+        let mine = match l.held_at(now) {
+            // Held by this worker's id but not run here: it restarted; take it back at once.
+            Some(owner) if owner == conf.id => true,
+            Some(_) => false,
+            None => {
+                let chosen = least_loaded(&load);
+                if let Some(c) = &chosen {
+                    *load.entry(c.clone()).or_insert(0) += 1;
+                }
+                chosen.as_deref() == Some(conf.id.as_str())
+            }
+        };
+        if !mine {
+            continue;
+        }
+        match cat.acquire_lease(&l.pipe, &conf.id, conf.lease_ttl).await {
+            Ok(Some(lease)) => {
+                info!(pipe = l.pipe.as_str(), "acquired the lease of pipe {} (token {})", l.pipe, lease.token);
+                if let Err(e) = m.adopt(&l.pipe, lease.token).await {
+                    warn!(pipe = l.pipe.as_str(), "cannot start the pipe after acquiring its lease: {e}; releasing it");
+                    let _ = cat.release_lease(&l.pipe, &conf.id, lease.token).await;
+                }
+            }
+            Ok(None) => {} // another worker was faster
+            Err(sluice_catalog::CatalogError::NoSuchPipe(_)) => {}
+            Err(e) => warn!(pipe = l.pipe.as_str(), "cannot acquire the lease: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// A pipe just created on this worker: acquired here at once if this is the
+/// least-loaded live worker; otherwise left to the loop of the worker that is.
+pub(crate) async fn place_new(m: &Manager, pipe: &str) -> Result<(), ManagerError> {
+    let Some(conf) = m.worker().cloned() else {
+        return Ok(());
+    };
+    acquire(m, &conf, Some(pipe)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(id: &str) -> WorkerConf {
+        WorkerConf { id: id.into(), advertise_url: "http://x".into(), lease_ttl: Duration::from_secs(15) }
+    }
+
+    fn worker(id: &str, heartbeat_ms: i64) -> sluice_catalog::WorkerRecord {
+        sluice_catalog::WorkerRecord { id: id.into(), api_address: String::new(), started_ms: 0, heartbeat_ms }
+    }
+
+    fn lease(pipe: &str, owner: Option<&str>, expires_ms: i64) -> PipeLease {
+        PipeLease { pipe: pipe.into(), owner: owner.map(Into::into), token: 1, expires_ms }
+    }
+
+    #[test]
+    fn loads_count_live_leases_of_live_workers_and_ties_go_to_the_smallest_id() {
+        let now = 100_000;
+        let workers = [worker("a", now - 1000), worker("b", now - 1000), worker("dead", now - 60_000)];
+        let leases = [
+            lease("p1", Some("a"), now + 5000),
+            lease("p2", Some("a"), now - 1), // expired
+            lease("p3", Some("dead"), now + 5000),
+            lease("p4", None, 0),
+        ];
+        let load = loads(&conf("c"), now, &workers, &leases);
+        assert_eq!(load.len(), 3, "{load:?}"); // a, b, and this worker c; not the dead one
+        assert_eq!((load["a"], load["b"], load["c"]), (1, 0, 0));
+        assert_eq!(least_loaded(&load).as_deref(), Some("b"));
+    }
+}
