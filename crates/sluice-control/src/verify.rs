@@ -205,6 +205,10 @@ pub fn spawn_scheduler(manager: Manager) {
             wait = Duration::from_secs(60);
             let Ok(names) = manager.catalog().pipe_names().await else { continue };
             for name in names {
+                // Scheduled on the worker that runs the pipe, once.
+                if !manager.runs(&name) {
+                    continue;
+                }
                 let Ok(Some(rec)) = manager.catalog().pipe(&name).await else { continue };
                 if !matches!(rec.state, PipeState::Running | PipeState::Completed) {
                     continue;

@@ -2,7 +2,8 @@
 //! worker runs forwarded to that worker.
 //!
 //! Forwarding: a request that changes a pipe (any method but GET on
-//! `/v1/pipes/{name}/...`) reaching a worker that does not run the pipe, while
+//! `/v1/pipes/{name}/...`), or a GET of the pipe itself (`/v1/pipes/{name}`:
+//! its live status is only on its worker), reaching a worker that does not run the pipe, while
 //! another live worker holds its lease, is sent on to that worker's advertised
 //! URL with the same token and body, and its answer (status, JSON) is returned
 //! as it is: today's semantics (202 with the state, 409 on an illegal
@@ -95,12 +96,17 @@ async fn owner_elsewhere(st: &AppState, pipe: &str) -> Option<(String, String)> 
 
 /// Middleware: forwards a command for a pipe run by another worker to it (see the module's doc).
 pub async fn forward(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() == Method::GET || req.headers().contains_key(FORWARDED) || st.manager.worker().is_none() {
+    if req.headers().contains_key(FORWARDED) || st.manager.worker().is_none() {
         return next.run(req).await;
     }
-    let Some(pipe) = req.uri().path().strip_prefix("/v1/pipes/").and_then(|r| r.split('/').next()).map(str::to_owned) else {
+    let rest = req.uri().path().strip_prefix("/v1/pipes/").map(str::to_owned);
+    let Some(pipe) = rest.as_deref().and_then(|r| r.split('/').next()).map(str::to_owned) else {
         return next.run(req).await;
     };
+    // A GET of the pipe itself goes to its worker too: only that one has its live status (lag, rates).
+    if req.method() == Method::GET && rest.as_deref() != Some(pipe.as_str()) {
+        return next.run(req).await;
+    }
     if pipe.is_empty() || pipe.contains('%') {
         return next.run(req).await;
     }

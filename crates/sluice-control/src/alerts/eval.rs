@@ -204,7 +204,13 @@ pub async fn evaluate_once(manager: &Manager, started: Instant, warm_up: Duratio
         catalog.alert_states().await?.into_iter().map(|s| ((s.pipe.clone(), s.rule.clone(), s.subject.clone()), s)).collect();
     let warming_up = started.elapsed() < warm_up;
     let mut seen = HashSet::new();
+    let mut elsewhere = HashSet::new();
     for name in catalog.pipe_names().await? {
+        // Each worker evaluates the pipes it runs (several workers would send everything twice).
+        if !manager.runs(&name) {
+            elsewhere.insert(name);
+            continue;
+        }
         let Some(record) = catalog.pipe(&name).await? else { continue };
         let pipe_rules: PipeAlerts = catalog.alert_config(Some(&name)).await?.unwrap_or_default();
         let rules = effective_rules(&config.rules, &pipe_rules.rules);
@@ -251,7 +257,7 @@ pub async fn evaluate_once(manager: &Manager, started: Instant, warm_up: Duratio
     // Alerts nothing watches any more: their rule was removed or turned off, their table or pipe is gone.
     let watched: Vec<(String, String)> = states.keys().map(|(p, r, _)| (p.clone(), r.clone())).collect();
     for (key, state) in states {
-        if seen.contains(&key) {
+        if seen.contains(&key) || elsewhere.contains(&key.0) {
             continue;
         }
         if state.firing {
