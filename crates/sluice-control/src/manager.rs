@@ -180,6 +180,34 @@ impl Manager {
         true
     }
 
+    /// Hands `name` off for a fair share: its engine stops as at a clean stop
+    /// (the batch in flight is written and checkpointed), its counters are
+    /// saved, and then its lease is released, so that the least-loaded worker
+    /// acquires it. Returns whether it ran here under a lease.
+    pub(crate) async fn hand_off(&self, name: &str) -> bool {
+        let Some(w) = self.worker.clone() else { return false };
+        let handle = {
+            let mut owners = self.owners.lock().unwrap();
+            match owners.get(name) {
+                Some(h) if h.token.is_some() => owners.remove(name),
+                _ => None,
+            }
+        };
+        let Some(h) = handle else { return false };
+        let token = h.token.unwrap_or_default();
+        let (reply, answer) = oneshot::channel();
+        if h.commands.send(Command::Shutdown(reply)).await.is_ok() && answer.await.is_err() {
+            tracing::warn!(pipe = name, "the pipe's owner ended before stopping its engine");
+        }
+        crate::series::save_counters(&self.catalog, &[(name.to_string(), h.status.clone())]).await;
+        // Logged before the release commits, so before any other worker can acquire the pipe.
+        info!(pipe = name, "handing off pipe {name} (token {token}) for a fair share: its engine has stopped");
+        if let Err(e) = self.catalog.release_lease(name, &w.id, token).await {
+            tracing::warn!(pipe = name, "cannot release the lease: {e}; it expires by itself");
+        }
+        true
+    }
+
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
     }

@@ -14,7 +14,11 @@
 //!   younger than the TTL), counting each pipe it assigns in its plan to the
 //!   worker it chose, so that several free pipes are spread in one round;
 //! - takes back at once the unexpired leases that carry its own id but that
-//!   it does not run (it restarted): no TTL wait for a restarted worker.
+//!   it does not run (it restarted): no TTL wait for a restarted worker;
+//! - hands one pipe off gracefully when it runs more than its fair share and
+//!   at least two more than the least-loaded live worker (a worker joined or
+//!   came back): the engine stops as at a clean stop, then the lease is
+//!   released and the least-loaded worker acquires it.
 //!
 //! A pipe's owner task (and engine) only runs on the worker holding its
 //! lease, with a catalog handle fenced by the lease token (`Catalog::fenced`).
@@ -100,6 +104,42 @@ async fn round(m: &Manager, conf: &WorkerConf) {
     if let Err(e) = acquire(m, conf, None).await {
         warn!("placement round failed: {e}");
     }
+    if let Err(e) = rebalance(m, conf).await {
+        warn!("fair-share round failed: {e}");
+    }
+}
+
+/// Whether a worker running `mine` pipes hands one off, given the live
+/// workers' loads: when it runs more than its fair share (the pipes held,
+/// divided by the live workers, rounded up) and at least two more than the
+/// least-loaded live worker (so that loads one apart never swap back and forth).
+fn over_fair_share(mine: usize, load: &HashMap<String, usize>) -> bool {
+    let total: usize = load.values().sum();
+    let fair = total.div_ceil(load.len().max(1));
+    let least = load.values().min().copied().unwrap_or(0);
+    mine > fair && mine >= least + 2
+}
+
+/// Fair share: a worker running more than its share (e.g. after another
+/// worker joined or came back) hands one pipe off per round, gracefully (see
+/// `Manager::hand_off`); the least-loaded worker acquires it.
+async fn rebalance(m: &Manager, conf: &WorkerConf) -> Result<(), ManagerError> {
+    let cat = m.catalog();
+    let (now, leases) = cat.pipe_leases().await?;
+    let workers = cat.workers().await?;
+    let load = loads(conf, now, &workers, &leases);
+    let mine = load.get(&conf.id).copied().unwrap_or(0);
+    if !over_fair_share(mine, &load) {
+        return Ok(());
+    }
+    // The pipe whose lease this worker took last (the highest token): the most recently moved one.
+    let Some((pipe, _)) = m.held().into_iter().filter_map(|(p, t)| t.map(|t| (p, t))).max_by_key(|(_, t)| *t) else {
+        return Ok(());
+    };
+    let _placing = m.placing.lock().await;
+    info!(pipe = pipe.as_str(), "worker {} runs {mine} pipes, more than its fair share among {} workers", conf.id, load.len());
+    m.hand_off(&pipe).await;
+    Ok(())
 }
 
 /// Renews every lease this worker runs a pipe under.
@@ -219,6 +259,20 @@ mod tests {
 
     fn lease(pipe: &str, owner: Option<&str>, expires_ms: i64) -> PipeLease {
         PipeLease { pipe: pipe.into(), owner: owner.map(Into::into), token: 1, expires_ms }
+    }
+
+    #[test]
+    fn a_worker_over_its_fair_share_hands_off_until_loads_are_within_one() {
+        let load = |v: &[usize]| -> HashMap<String, usize> { v.iter().enumerate().map(|(i, n)| (format!("w{i}"), *n)).collect() };
+        // A worker came back empty: the others give it pipes, one round at a time.
+        assert!(over_fair_share(6, &load(&[0, 6, 6])));
+        assert!(over_fair_share(5, &load(&[2, 5, 5])));
+        // Within one of each other (or of the share): nobody moves.
+        assert!(!over_fair_share(4, &load(&[4, 4, 4])));
+        assert!(!over_fair_share(5, &load(&[4, 4, 5])));
+        assert!(!over_fair_share(34, &load(&[33, 33, 34])));
+        // One worker alone keeps everything.
+        assert!(!over_fair_share(12, &load(&[12])));
     }
 
     #[test]
