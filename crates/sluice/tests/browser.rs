@@ -73,6 +73,15 @@ async fn text(c: &Client, css: &str) -> String {
     }
 }
 
+/// Opens the dashboard and signs in with the server's token (no pipe yet).
+async fn sign_in(c: &Client, srv: &SluiceServer) {
+    c.goto(&srv.base()).await.unwrap();
+    let input = c.wait().at_most(T).for_element(Locator::Css("#token-dialog[open] #token-input")).await.unwrap();
+    input.send_keys(&srv.token).await.unwrap();
+    c.find(Locator::Css("#token-save")).await.unwrap().click().await.unwrap();
+    wait_text(c, "main", "No pipes yet").await;
+}
+
 /// Waits until the element matching `css` contains `want`.
 async fn wait_text(c: &Client, css: &str, want: &str) {
     let start = Instant::now();
@@ -186,11 +195,7 @@ async fn the_dashboard_drives_a_pipe_in_chromium() {
     }
 
     // Sign in.
-    c.goto(&srv.base()).await.unwrap();
-    let input = c.wait().at_most(T).for_element(Locator::Css("#token-dialog[open] #token-input")).await.unwrap();
-    input.send_keys(&srv.token).await.unwrap();
-    c.find(Locator::Css("#token-save")).await.unwrap().click().await.unwrap();
-    wait_text(&c, "main", "No pipes yet").await;
+    sign_in(&c, &srv).await;
 
     // Create the pipe from its JSON spec (the form's Advanced (JSON) tab).
     c.goto(&format!("{}/#/new", srv.base())).await.unwrap();
@@ -381,11 +386,7 @@ async fn the_guided_form_creates_and_edits_a_pipe_in_chromium() {
     my.query_drop(format!("CREATE TABLE {db}.events (a INT, b INT)")).await.unwrap();
     let password = url::Url::parse(Flavor::MySql.url()).unwrap().password().unwrap_or("").to_string();
 
-    c.goto(&srv.base()).await.unwrap();
-    let input = c.wait().at_most(T).for_element(Locator::Css("#token-dialog[open] #token-input")).await.unwrap();
-    input.send_keys(&srv.token).await.unwrap();
-    c.find(Locator::Css("#token-save")).await.unwrap().click().await.unwrap();
-    wait_text(&c, "main", "No pipes yet").await;
+    sign_in(&c, &srv).await;
 
     // The guided form: connection fields, then Test connection runs the pre-flight checks.
     c.goto(&format!("{}/#/new", srv.base())).await.unwrap();

@@ -628,13 +628,7 @@ async fn cdc(server: &Server, ch: &str, exe: &Path, paced_only: bool, paced_secs
     }
     // One 1,000,000-row transaction (INSERT ... SELECT): memory must not grow with it.
     let first = next.fetch_add(1_000_000, Ordering::Relaxed);
-    c.query_drop(format!("CREATE TABLE IF NOT EXISTS {DB}.seq (n INT PRIMARY KEY)")).await?;
-    c.query_drop("SET SESSION cte_max_recursion_depth = 100000").await.ok();
-    c.query_drop("SET SESSION max_recursive_iterations = 100000").await.ok();
-    c.query_drop(format!(
-        "INSERT IGNORE INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s"
-    ))
-    .await?;
+    seq_table(&mut c).await?;
     let started = Instant::now();
     c.query_drop(format!(
         "INSERT INTO {DB}.cdc SELECT {first} + a.n * 10000 + b.n, b.n, CONCAT('big-', b.n), NOW(6) FROM {DB}.seq a JOIN {DB}.seq b WHERE a.n < 100"
@@ -677,13 +671,8 @@ struct WideResult {
     cpu_s: f64,
 }
 
-/// Wide rows: `rows` rows of `value_kb` KB values (`id`, `v LONGBLOB`), copied
-/// by a snapshot_only pipe and then applied by a cdc_only pipe (written in
-/// transactions of about 8 MB while it runs), each with memory budget
-/// `budget_mb`; peak RSS of the Sluice process.
-async fn wide(server: &Server, ch: &str, rows: u64, value_kb: u64, budget_mb: u64) -> Result<Vec<WideResult>> {
-    let mut c = connect(&server.url).await?;
-    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
+/// `{DB}.seq`: the numbers 0..9999, to generate rows with one `INSERT ... SELECT`.
+async fn seq_table(c: &mut Conn) -> Result<()> {
     c.query_drop(format!("CREATE TABLE IF NOT EXISTS {DB}.seq (n INT PRIMARY KEY)")).await?;
     c.query_drop("SET SESSION cte_max_recursion_depth = 100000").await.ok();
     c.query_drop("SET SESSION max_recursive_iterations = 100000").await.ok();
@@ -691,6 +680,17 @@ async fn wide(server: &Server, ch: &str, rows: u64, value_kb: u64, budget_mb: u6
         "INSERT IGNORE INTO {DB}.seq WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 9999) SELECT n FROM s"
     ))
     .await?;
+    Ok(())
+}
+
+/// Wide rows: `rows` rows of `value_kb` KB values (`id`, `v LONGBLOB`), copied
+/// by a snapshot_only pipe and then applied by a cdc_only pipe (written in
+/// transactions of about 8 MB while it runs), each with memory budget
+/// `budget_mb`; peak RSS of the Sluice process.
+async fn wide(server: &Server, ch: &str, rows: u64, value_kb: u64, budget_mb: u64) -> Result<Vec<WideResult>> {
+    let mut c = connect(&server.url).await?;
+    c.query_drop(format!("CREATE DATABASE IF NOT EXISTS {DB}")).await?;
+    seq_table(&mut c).await?;
     let table = format!("wide_{value_kb}k");
     let per_txn = (8192 / value_kb).max(1);
     // `value_kb` KB per row: SHA-256 hex (64 bytes) repeated, different per row (MySQL 9.7 has no MD5).
