@@ -47,7 +47,8 @@ pub struct PipeLease {
     pub owner: Option<String>,
     /// 0 when the pipe was never leased.
     pub token: i64,
-    /// Unix ms (catalog clock); the lease is live while this is in the future.
+    /// Unix ms (catalog clock); the lease is live while this is in the future
+    /// (once released: when it was released).
     pub expires_ms: i64,
 }
 
@@ -237,12 +238,16 @@ impl Catalog {
     pub async fn release_lease(&self, pipe: &str, worker: &str, token: i64) -> Result<()> {
         let (pipe, worker) = (pipe.to_owned(), worker.to_owned());
         self.detached(move |c| async move {
-            sqlx::query("UPDATE pipe_leases SET owner = NULL, expires_ms = 0 WHERE pipe = $1 AND owner = $2 AND token = $3")
-                .bind(&pipe)
-                .bind(&worker)
-                .bind(token)
-                .execute(&c.writes)
-                .await?;
+            // `expires_ms` keeps when it was released: the next holder reports the gap.
+            let now = c.now_ms_sql();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE pipe_leases SET owner = NULL, expires_ms = {now} WHERE pipe = $1 AND owner = $2 AND token = $3"
+            )))
+            .bind(&pipe)
+            .bind(&worker)
+            .bind(token)
+            .execute(&c.writes)
+            .await?;
             Ok(())
         })
         .await

@@ -226,6 +226,11 @@ async fn acquire(m: &Manager, conf: &WorkerConf, only: Option<&str>) -> Result<(
                 if let Err(e) = m.adopt(&l.pipe, lease.token).await {
                     warn!(pipe = l.pipe.as_str(), "cannot start the pipe after acquiring its lease: {e}; releasing it");
                     let _ = cat.release_lease(&l.pipe, &conf.id, lease.token).await;
+                } else if let Some(gap) = take_over_note(l, now, &conf.id, lease.token) {
+                    // The pause in the pipe's flow, in its history.
+                    if let Err(e) = cat.note(&l.pipe, &gap).await {
+                        warn!(pipe = l.pipe.as_str(), "cannot record the take-over: {e}");
+                    }
                 }
             }
             Ok(None) => {} // another worker was faster
@@ -234,6 +239,22 @@ async fn acquire(m: &Manager, conf: &WorkerConf, only: Option<&str>) -> Result<(
         }
     }
     Ok(())
+}
+
+/// What the history says when `worker` takes `l` over (token `token`) at
+/// `now`: since when the pipe ran nowhere (its lease released, or expired
+/// after its holder stopped renewing it). `None` for a pipe never leased.
+fn take_over_note(l: &PipeLease, now: i64, worker: &str, token: i64) -> Option<String> {
+    if l.token == 0 {
+        return None;
+    }
+    let ago = (now - l.expires_ms).max(0) as f64 / 1000.0;
+    let from = match &l.owner {
+        Some(w) if w == worker && l.expires_ms > now => return None, // taken back after a restart, within its lease
+        Some(w) => format!("the lease of worker {w} (token {}) expired {ago:.1} s ago, after it stopped renewing it", l.token),
+        None => format!("the lease (token {}) was released {ago:.1} s ago", l.token),
+    };
+    Some(format!("worker {worker} took the pipe over (token {token}): {from}; the pipe ran nowhere in between"))
 }
 
 /// A pipe just created on this worker: acquired here at once if this is the
@@ -273,6 +294,20 @@ mod tests {
         assert!(!over_fair_share(34, &load(&[33, 33, 34])));
         // One worker alone keeps everything.
         assert!(!over_fair_share(12, &load(&[12])));
+    }
+
+    #[test]
+    fn a_take_over_says_how_long_the_pipe_ran_nowhere() {
+        let released = PipeLease { pipe: "p".into(), owner: None, token: 3, expires_ms: 10_000 };
+        assert_eq!(
+            take_over_note(&released, 10_400, "w2", 4).as_deref(),
+            Some("worker w2 took the pipe over (token 4): the lease (token 3) was released 0.4 s ago; the pipe ran nowhere in between")
+        );
+        let expired = PipeLease { pipe: "p".into(), owner: Some("w1".into()), token: 3, expires_ms: 10_000 };
+        assert!(take_over_note(&expired, 12_000, "w2", 4).unwrap().contains("the lease of worker w1 (token 3) expired 2.0 s ago"));
+        assert_eq!(take_over_note(&expired, 9_000, "w1", 4), None, "its own live lease, after a restart");
+        let never = PipeLease { pipe: "p".into(), owner: None, token: 0, expires_ms: 0 };
+        assert_eq!(take_over_note(&never, 1, "w1", 1), None);
     }
 
     #[test]

@@ -294,6 +294,11 @@ async fn a_rolling_restart_hands_pipes_off_without_overlap() {
     for (log, w) in logs.iter().zip(["w1", "w2", "w3"]) {
         assert!(!log.contains("lost the lease"), "{w} lost a lease during a clean rolling restart:\n{log}");
     }
+    // Every pipe moved at least once; each pause in its flow is in its history.
+    for (_, p) in &pipes {
+        let (_, ev) = ws[0].call(Method::GET, &format!("/v1/pipes/{p}/events"), None).await;
+        assert!(ev.to_string().contains("took the pipe over (token"), "pipe {p}: no take-over in its history: {ev}");
+    }
 }
 
 /// A worker paused (SIGSTOP) past its lease TTL loses its pipes to the
