@@ -98,20 +98,28 @@ impl Catalog {
         .await
     }
 
-    /// Marks every run still `running` as `failed` (called when a server starts:
-    /// runs are tasks of the process that started them).
-    pub async fn fail_unfinished_verifications(&self, reason: &str) -> Result<u64> {
-        let reason = reason.to_owned();
+    /// Marks every run still `running` as `failed`, except those of the pipes
+    /// in `elsewhere` (called when a server starts: runs are tasks of the
+    /// process that started them, and the pipes another live worker runs have
+    /// their runs in that worker).
+    pub async fn fail_unfinished_verifications(&self, reason: &str, elsewhere: &[String]) -> Result<u64> {
+        let (reason, elsewhere) = (reason.to_owned(), elsewhere.to_vec());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
-            let n = sqlx::query("UPDATE verifications SET state = $1, error = $2, finished_at = $3 WHERE state = $4")
-                .bind(VERIFY_FAILED)
-                .bind(&reason)
-                .bind(now())
-                .bind(VERIFY_RUNNING)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let running: Vec<(i64, String)> =
+                sqlx::query_as("SELECT id, pipe FROM verifications WHERE state = $1").bind(VERIFY_RUNNING).fetch_all(&mut *tx).await?;
+            let mut n = 0;
+            for (id, _) in running.into_iter().filter(|(_, p)| !elsewhere.contains(p)) {
+                n += sqlx::query("UPDATE verifications SET state = $1, error = $2, finished_at = $3 WHERE id = $4 AND state = $5")
+                    .bind(VERIFY_FAILED)
+                    .bind(&reason)
+                    .bind(now())
+                    .bind(id)
+                    .bind(VERIFY_RUNNING)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
             tx.commit().await?;
             Ok(n)
         })
@@ -169,7 +177,9 @@ mod tests {
         assert_eq!((ra.state.as_str(), ra.repair, ra.tables[0]["destination"].as_str()), (VERIFY_RUNNING, true, Some("t")));
         cat.update_verification(a, &serde_json::json!([]), Some((VERIFY_DONE, None))).await.unwrap();
         assert!(cat.verification("p", a).await.unwrap().unwrap().finished_at.is_some());
-        assert_eq!(cat.fail_unfinished_verifications("restart").await.unwrap(), 1);
+        // A run of a pipe another worker runs is that worker's: left as it is.
+        assert_eq!(cat.fail_unfinished_verifications("restart", &["p".to_string()]).await.unwrap(), 0);
+        assert_eq!(cat.fail_unfinished_verifications("restart", &[]).await.unwrap(), 1);
         let list = cat.verifications("p", 10).await.unwrap();
         assert_eq!(list.iter().map(|r| (r.id, r.state.as_str())).collect::<Vec<_>>(), [(b, VERIFY_FAILED), (a, VERIFY_DONE)]);
         assert!(cat.verification("other", a).await.unwrap().is_none());

@@ -149,7 +149,11 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str
         .install_recorder()
         .context("installing the metrics recorder")?;
     // Verification runs are tasks of the process that started them.
-    catalog.fail_unfinished_verifications("interrupted: the server stopped during the run; start it again").await?;
+    // (Those of pipes another live worker holds are that worker's.)
+    let (now, leases) = catalog.pipe_leases().await?;
+    let elsewhere: Vec<String> =
+        leases.into_iter().filter(|l| l.held_at(now).is_some_and(|owner| owner != conf.id)).map(|l| l.pipe).collect();
+    catalog.fail_unfinished_verifications("interrupted: the server stopped during the run; start it again", &elsewhere).await?;
     let manager = Manager::new(catalog).with_worker(conf);
     let stop_placement = tokio_util::sync::CancellationToken::new();
     let placement = crate::placement::start(&manager, stop_placement.clone()).await?;
