@@ -337,12 +337,20 @@ impl Catalog {
     /// with its connection); on SQLite nothing (the data dir's lock file does
     /// this job).
     pub async fn lock_for_server(&self) -> Result<ServerLock> {
+        self.server_lock(false).await
+    }
+
+    /// The server lock, exclusive or `shared`: on Postgres a session advisory
+    /// lock held by a connection of its own (it goes with that connection,
+    /// so with a crashed process); on SQLite nothing.
+    async fn server_lock(&self, shared: bool) -> Result<ServerLock> {
         match self.backend {
             Backend::Sqlite => Ok(ServerLock { _conn: None }),
             Backend::Postgres => {
                 use sqlx::Connection;
                 let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
-                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(SERVER_LOCK).fetch_one(&mut conn).await?;
+                let sql = if shared { "SELECT pg_try_advisory_lock_shared($1)" } else { "SELECT pg_try_advisory_lock($1)" };
+                let got: bool = sqlx::query_scalar(sql).bind(SERVER_LOCK).fetch_one(&mut conn).await?;
                 if !got {
                     return Err(CatalogError::InUse(self.display_url()));
                 }
@@ -373,18 +381,7 @@ impl Catalog {
     /// data dir's lock file does this job). Which worker runs which pipe is
     /// decided by the pipes' leases.
     pub async fn lock_for_worker(&self) -> Result<ServerLock> {
-        match self.backend {
-            Backend::Sqlite => Ok(ServerLock { _conn: None }),
-            Backend::Postgres => {
-                use sqlx::Connection;
-                let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
-                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock_shared($1)").bind(SERVER_LOCK).fetch_one(&mut conn).await?;
-                if !got {
-                    return Err(CatalogError::InUse(self.display_url()));
-                }
-                Ok(ServerLock { _conn: Some(conn) })
-            }
-        }
+        self.server_lock(true).await
     }
 
     /// Which database holds this catalog.
