@@ -77,6 +77,44 @@ pub fn time_text(negative: bool, total_hours: u32, m: u8, s: u8, us: u32, precis
     t
 }
 
+/// Whether `text` is already canonical decimal text for `scale`: optional
+/// `-`, an integer part without leading zeros (or exactly `0`), and, when
+/// `scale > 0`, `.` and exactly `scale` digits; never a negative zero.
+/// MySQL sends DECIMAL values this way, so this check spares a copy.
+pub fn is_canonical_decimal(text: &[u8], scale: u32) -> bool {
+    let (neg, t) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let int_len = t.len().checked_sub(if scale > 0 { scale as usize + 1 } else { 0 });
+    let Some(int_len) = int_len.filter(|n| *n > 0) else { return false };
+    let (int, rest) = t.split_at(int_len);
+    if !int.iter().all(u8::is_ascii_digit) || (int.len() > 1 && int[0] == b'0') {
+        return false;
+    }
+    let frac = match rest.split_first() {
+        None => &[][..],
+        Some((b'.', frac)) => frac,
+        Some(_) => return false,
+    };
+    if !frac.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    !(neg && int == b"0" && frac.iter().all(|b| *b == b'0'))
+}
+
+/// `canonical_decimal` of owned bytes: the same bytes, without a copy, when
+/// they are canonical already; the bytes back when they are not decimal text.
+pub fn canonical_decimal_owned(bytes: Vec<u8>, scale: u32) -> Result<String, Vec<u8>> {
+    if is_canonical_decimal(&bytes, scale) {
+        return String::from_utf8(bytes).map_err(|e| e.into_bytes());
+    }
+    match std::str::from_utf8(&bytes).ok().and_then(|t| canonical_decimal(t, scale)) {
+        Some(text) => Ok(text),
+        None => Err(bytes),
+    }
+}
+
 /// Normalises decimal text to exactly `scale` fractional digits, without exponent.
 pub fn canonical_decimal(text: &str, scale: u32) -> Option<String> {
     let t = text.trim();
@@ -138,5 +176,13 @@ mod tests {
         assert!(canonical_decimal("1.25", 1).is_none());
         assert!(canonical_decimal("1e5", 0).is_none());
         assert_eq!(time_text(true, 838, 59, 59, 120000, 2), "-838:59:59.12");
+        for (text, scale) in [("0.00", 2), ("-1.50", 2), ("123", 0), ("-7", 0), ("10.5", 1)] {
+            assert!(is_canonical_decimal(text.as_bytes(), scale), "{text}");
+            assert_eq!(canonical_decimal_owned(text.into(), scale).unwrap(), text);
+        }
+        for (text, scale) in [("-0.00", 2), ("00.10", 2), ("1.5", 2), (".50", 2), ("1.", 0), ("-", 0), ("", 0), ("1e5", 0), ("1,50", 2)] {
+            assert!(!is_canonical_decimal(text.as_bytes(), scale), "{text}");
+            assert_eq!(canonical_decimal_owned(text.into(), scale).ok(), canonical_decimal(text, scale), "{text}");
+        }
     }
 }

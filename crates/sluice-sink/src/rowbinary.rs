@@ -180,14 +180,25 @@ fn encode_decimal(buf: &mut Vec<u8>, text: &str, precision: u8, scale: u8) -> Op
     if frac.len() != scale as usize {
         return None;
     }
-    let all: Vec<u8> = int.bytes().chain(frac.bytes()).collect();
-    let significant = all.iter().skip_while(|b| **b == b'0').count();
-    if significant > precision as usize || all.iter().any(|b| !b.is_ascii_digit()) {
+    let all = || int.bytes().chain(frac.bytes());
+    let significant = all().skip_while(|b| *b == b'0').count();
+    if significant > precision as usize || !all().all(|b| b.is_ascii_digit()) {
         return None;
+    }
+    if precision <= 38 {
+        // At most 38 significant digits: the value fits an i128 (the common case, without limbs).
+        let magnitude = all().fold(0i128, |acc, d| acc * 10 + (d - b'0') as i128);
+        let v = if neg { -magnitude } else { magnitude };
+        match precision {
+            0..=9 => buf.extend_from_slice(&(v as i32).to_le_bytes()),
+            10..=18 => buf.extend_from_slice(&(v as i64).to_le_bytes()),
+            _ => buf.extend_from_slice(&v.to_le_bytes()),
+        }
+        return Some(());
     }
     // Little-endian 256-bit magnitude, then two's complement when negative.
     let mut limbs = [0u64; 4];
-    for d in all {
+    for d in all() {
         let mut carry = (d - b'0') as u128;
         for limb in limbs.iter_mut() {
             let v = (*limb as u128) * 10 + carry;
@@ -203,17 +214,9 @@ fn encode_decimal(buf: &mut Vec<u8>, text: &str, precision: u8, scale: u8) -> Op
             carry = v >> 64;
         }
     }
-    let width = match precision {
-        0..=9 => 4,
-        10..=18 => 8,
-        19..=38 => 16,
-        _ => 32,
-    };
-    let mut bytes = Vec::with_capacity(32);
     for limb in limbs {
-        bytes.extend_from_slice(&limb.to_le_bytes());
+        buf.extend_from_slice(&limb.to_le_bytes());
     }
-    buf.extend_from_slice(&bytes[..width]);
     Some(())
 }
 
@@ -249,6 +252,9 @@ mod tests {
         let mut expect = (-1_000_000_000_000_000_000_000_000_000_001i128).to_le_bytes().to_vec();
         expect.extend_from_slice(&[0xff; 16]);
         assert_eq!(big, expect);
+        assert_eq!(d(38, 0, "-99999999999999999999999999999999999999"), (-99999999999999999999999999999999999999i128).to_le_bytes().to_vec());
+        assert_eq!(d(9, 2, "0.00"), 0i32.to_le_bytes().to_vec());
+        assert_eq!(d(39, 0, "-1"), [0xff; 32].to_vec());
         let mut b = Vec::new();
         assert!(encode(&mut b, &ChType::Decimal { precision: 3, scale: 0 }, &Cell::Decimal("1000".into())).is_err());
     }

@@ -19,7 +19,7 @@ use crate::conn::SourceError;
 use mysql_async::Value;
 use mysql_common::binlog::value::BinlogValue;
 use sluice_core::schema::SourceColumn;
-use sluice_core::value::{calendar_cell, canonical_decimal, time_text};
+use sluice_core::value::{calendar_cell, canonical_decimal_owned, time_text};
 use sluice_core::Cell;
 
 type Encoding = &'static encoding_rs::Encoding;
@@ -344,7 +344,7 @@ fn parse_num<T: std::str::FromStr>(col: &SourceColumn, b: &[u8]) -> Result<T, So
 
 /// Converts a value read by the snapshot (binary protocol, session time_zone UTC).
 pub fn from_snapshot(col: &SourceColumn, kind: &ColKind, v: Value) -> Result<Cell, SourceError> {
-    if v == Value::NULL {
+    if matches!(v, Value::NULL) {
         return Ok(Cell::Null);
     }
     Ok(match (kind, v) {
@@ -355,10 +355,10 @@ pub fn from_snapshot(col: &SourceColumn, kind: &ColKind, v: Value) -> Result<Cel
         (ColKind::Float, Value::Double(d)) => Cell::Float(d as f32),
         (ColKind::Double, Value::Double(d)) => Cell::Double(d),
         (ColKind::Double, Value::Float(f)) => Cell::Double(f as f64),
-        (ColKind::Decimal { scale }, Value::Bytes(b)) => {
-            let text = String::from_utf8_lossy(&b);
-            Cell::Decimal(canonical_decimal(&text, *scale).ok_or_else(|| bad(col, &text))?)
-        }
+        (ColKind::Decimal { scale }, Value::Bytes(b)) => match canonical_decimal_owned(b, *scale) {
+            Ok(text) => Cell::Decimal(text),
+            Err(b) => return Err(bad(col, String::from_utf8_lossy(&b))),
+        },
         (ColKind::Json, Value::Bytes(b)) => Cell::Bytes(json_text(&b)),
         (ColKind::Bit, Value::Bytes(b)) => Cell::UInt(be_uint(&b)),
         (ColKind::Bit, Value::UInt(u)) => Cell::UInt(u),

@@ -127,13 +127,16 @@ impl TableReader {
 
     /// One row of the reader's `SELECT` as cells of the mapping's columns.
     pub fn cells(&self, row: mysql_async::Row) -> Result<Vec<Cell>, SourceError> {
-        row.unwrap()
-            .into_iter()
-            .take(self.mapped)
-            .zip(self.cols.iter().zip(&self.kinds))
-            .map(|(v, (col, kind))| from_snapshot(col, kind, v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SourceError::Decode(format!("table {}: {e}", self.table.id)))
+        // One pass over the row's values, moved out (no copy of text or
+        // binary data) and converted column by column (profiled: the
+        // iterator chain with `Row::unwrap` and a fallible collect cost more).
+        let mut values = row.unwrap_raw().into_iter();
+        let mut cells = Vec::with_capacity(self.mapped);
+        for (col, kind) in self.cols[..self.mapped].iter().zip(&self.kinds) {
+            let v = values.next().flatten().unwrap_or(Value::NULL);
+            cells.push(from_snapshot(col, kind, v).map_err(|e| SourceError::Decode(format!("table {}: {e}", self.table.id)))?);
+        }
+        Ok(cells)
     }
 
     /// Splits the table into partitions of about `rows_per_partition` rows, or

@@ -1,15 +1,22 @@
-//! Process-wide memory settings applied before any thread starts, so that
-//! memory freed after a wide row goes back to the system instead of staying
-//! in caches sized by the largest rows seen (the memory budget counts rows in
-//! flight; these keep what is *not* in flight small):
+//! The process's allocator and memory settings applied before any thread
+//! starts, so that memory freed after a wide row goes back to the system
+//! instead of staying in caches sized by the largest rows seen (the memory
+//! budget counts rows in flight; these keep what is *not* in flight small):
 //!
-//! - glibc's `malloc` raises its mmap threshold to the largest block freed
-//!   (up to 32 MiB), after which megabyte-sized rows come from arenas that
-//!   keep the pages; a fixed threshold of 256 KiB serves every large block
-//!   with its own mapping, returned whole when freed;
+//! - the allocator is mimalloc: the snapshot and CDC paths allocate and free
+//!   a few small blocks per value on several threads, where glibc's `malloc`
+//!   spent a fifth of Sluice's CPU (README "Benchmarks", profile). mimalloc
+//!   returns freed pages to the system shortly after they are freed, and
+//!   serves blocks above its large-object size from their own mappings;
+//! - glibc's `malloc`, still used by C code, gets a fixed mmap threshold of
+//!   256 KiB (its default raises the threshold to the largest block freed,
+//!   after which large blocks come from arenas that keep their pages);
 //! - mysql_async keeps up to 128 packet buffers of up to 4 MiB each for
 //!   reuse; buffers above 256 KiB are trimmed before they are kept
 //!   (`MYSQL_ASYNC_BUFFER_SIZE_CAP`, unless the environment already sets it).
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Applies the settings; must run before the runtime's threads exist.
 pub fn apply() {

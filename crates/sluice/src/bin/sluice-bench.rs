@@ -26,6 +26,11 @@
 //! again with another `sluice` binary (e.g. an older build) in the same run.
 
 use anyhow::{bail, Context, Result};
+
+/// The same allocator as `sluice` (see its `process_memory`), so that the
+/// ceilings measured here and the runs of `sluice` pay the same for memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
