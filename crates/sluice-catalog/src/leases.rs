@@ -5,10 +5,11 @@
 //! pipe is run by the worker holding its lease: a row with the owner, an
 //! expiry and a fencing token that grows by one on every acquisition. The
 //! holder renews it before it expires; once expired (or released) any worker
-//! may acquire it, getting a higher token. The fenced writes
-//! (`save_checkpoint_fenced`, `reserve_versions_fenced`,
-//! `set_table_state_fenced`, `record_schema_change_fenced`) check the token
-//! in the same transaction as the write and fail with `CatalogError::Fenced`
+//! may acquire it, getting a higher token. Every write of a pipe's made
+//! through a handle fenced by its token (`Catalog::fenced`; also the
+//! explicit `save_checkpoint_fenced`, `reserve_versions_fenced`,
+//! `set_table_state_fenced`, `record_schema_change_fenced`) checks the token
+//! in the same transaction as the write and fails with `CatalogError::Fenced`
 //! when it is no longer the pipe's: a worker that lost its lease (paused,
 //! partitioned, slow) can neither move the checkpoint nor reserve versions
 //! after another worker took the pipe over. Times are the catalog
@@ -353,6 +354,85 @@ mod tests {
         cat.save_checkpoint("p", &cp("binlog.000003", 500)).await.unwrap();
     }
     on_both!(leases_fence_the_previous_holder);
+
+    /// Everything the catalog holds about pipe `p`, to show a fenced write changed nothing.
+    async fn everything(cat: &Catalog) -> String {
+        let p = cat.pipe("p").await.unwrap().map(|r| (r.state, r.error, r.spec.settings, r.updated_at));
+        let tables = cat.tables("p").await.unwrap();
+        let mut parts = Vec::new();
+        for t in &tables {
+            parts.push(cat.partitions("p", &t.mapping.destination).await.unwrap());
+        }
+        let events = cat.events("p").await.unwrap().len();
+        let cp = cat.checkpoint("p").await.unwrap();
+        let clock = cat.next_version("p").await.unwrap();
+        format!("{p:?}\n{tables:?}\n{parts:?}\n{events}\n{cp:?}\n{clock:?}")
+    }
+
+    /// Every write a pipe's engine (and its owner) makes through a handle
+    /// fenced by a lease token it no longer holds fails with `Fenced` and
+    /// writes nothing; the current holder's handle writes; other pipes are
+    /// not fenced by it.
+    async fn a_stale_token_cannot_write_anything(t: TestCatalog) {
+        use crate::tests::mapping;
+        let cat = t.open().await;
+        cat.create_pipe(&spec("p")).await.unwrap();
+        cat.create_pipe(&spec("q")).await.unwrap();
+        let ttl = Duration::from_secs(30);
+        let l1 = cat.acquire_lease("p", "w1", ttl).await.unwrap().expect("free lease");
+        let old = cat.fenced("p", l1.token);
+        old.record_setup("p", &[mapping("t"), mapping("u")], &cp("binlog.000003", 157), 41).await.unwrap();
+        old.record_partitions("p", "t", &[(None, None)]).await.unwrap();
+        old.note("p", "written while the lease is held").await.unwrap();
+
+        // w1 hands the pipe off and w2 takes it: w1's handle is stale from now on.
+        cat.release_lease("p", "w1", l1.token).await.unwrap();
+        let l2 = cat.acquire_lease("p", "w2", ttl).await.unwrap().expect("released lease");
+        let before = everything(&cat).await;
+        let mut changed = spec("p");
+        changed.settings.pull_batch_size += 1;
+        let change = TableChange { destination: "t".into(), mapping: None, state: Some((TableState::Error, None)), recopy_version: None };
+        let attempts: Vec<(&str, std::result::Result<(), CatalogError>)> = vec![
+            ("mark_copied", old.mark_copied("p", "t").await.map(drop)),
+            ("record_partitions", old.record_partitions("p", "u", &[(None, None)]).await),
+            ("record_partition_progress", old.record_partition_progress("p", "t", 0, None, 5, true).await),
+            ("set_rows_estimated", old.set_rows_estimated("p", "t", 1000).await),
+            ("set_error", old.set_error("p", Some("zombie error")).await),
+            ("note", old.note("p", "zombie note").await),
+            ("add_tables", old.add_tables("p", &[mapping("v")], TableState::Running, 0).await),
+            ("remove_table", old.remove_table("p", "u").await),
+            ("begin_resync", old.begin_resync("p", &[mapping("t")], 99, Some(&cp("binlog.000001", 4))).await),
+            ("allow_checkpoint_rebase", old.allow_checkpoint_rebase("p", "zombie").await),
+            ("update_spec", old.update_spec(&changed).await),
+            ("save_checkpoint", old.save_checkpoint("p", &cp("binlog.000009", 4)).await),
+            ("reserve_versions", old.reserve_versions("p", 10, 0).await.map(drop)),
+            ("set_table_state", old.set_table_state("p", "t", TableState::Error, None).await),
+            ("record_schema_change", old.record_schema_change("p", &[change], &cp("binlog.000009", 4), "zombie ddl").await),
+            ("transition", old.transition("p", PipeAction::Fail, PipeState::Failed, "zombie", Some("x")).await.map(drop)),
+            ("record_setup", old.record_setup("p", &[], &cp("binlog.000001", 4), 7).await),
+            ("delete_pipe", old.delete_pipe("p").await),
+        ];
+        for (what, r) in attempts {
+            let e = r.expect_err(what);
+            assert!(matches!(&e, CatalogError::Fenced { token, .. } if *token == l1.token), "{what}: {e}");
+            assert!(e.to_string().contains(&format!("token {}, held by w2", l2.token)), "{what}: {e}");
+        }
+        assert_eq!(everything(&cat).await, before, "a fenced write changed the catalog");
+
+        // The holder's handle writes; the stale handle still writes other pipes.
+        let new = cat.fenced("p", l2.token);
+        new.set_rows_estimated("p", "t", 1000).await.unwrap();
+        new.record_partition_progress("p", "t", 0, None, 5, true).await.unwrap();
+        assert_eq!(new.mark_copied("p", "t").await.unwrap(), 5);
+        new.set_error("p", Some("shown")).await.unwrap();
+        new.note("p", "the new holder's note").await.unwrap();
+        assert_eq!(cat.pipe("p").await.unwrap().unwrap().error.as_deref(), Some("shown"));
+        old.note("q", "another pipe's note").await.unwrap();
+        old.set_error("q", Some("q's error")).await.unwrap();
+        new.delete_pipe("p").await.unwrap();
+        assert!(cat.pipe("p").await.unwrap().is_none());
+    }
+    on_both!(a_stale_token_cannot_write_anything);
 
     /// Two workers racing for a free lease: exactly one gets it.
     async fn one_of_two_racing_workers_gets_the_lease(t: TestCatalog) {
