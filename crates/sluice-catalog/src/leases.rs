@@ -80,6 +80,24 @@ impl Catalog {
         .await
     }
 
+    /// One pipe's lease as stored (token 0 and no owner when never leased)
+    /// and the catalog's clock when read; `None` when there is no such pipe.
+    pub async fn pipe_lease(&self, pipe: &str) -> Result<Option<(i64, PipeLease)>> {
+        let pipe = pipe.to_owned();
+        self.detached(move |c| async move {
+            let now = c.now_ms_sql();
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT p.name, l.owner, COALESCE(l.token, 0), COALESCE(l.expires_ms, 0), {now} FROM pipes p \
+                 LEFT JOIN pipe_leases l ON l.pipe = p.name WHERE p.name = $1"
+            )))
+            .bind(&pipe)
+            .fetch_optional(&c.reads)
+            .await?;
+            Ok(row.map(|r| (r.get(4), PipeLease { pipe: r.get(0), owner: r.get(1), token: r.get(2), expires_ms: r.get(3) })))
+        })
+        .await
+    }
+
     /// The catalog database's clock, in Unix milliseconds, as SQL.
     fn now_ms_sql(&self) -> &'static str {
         match self.backend {

@@ -37,6 +37,11 @@ impl IntoResponse for ManagerError {
             ManagerError::Conflict { state, .. } => (StatusCode::CONFLICT, Some(*state)),
             ManagerError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
             ManagerError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            ManagerError::Unplaced { retry_after_s, .. } => {
+                let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(ApiError { error: self.to_string(), state: None })).into_response();
+                r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after_s));
+                return r;
+            }
         };
         (code, Json(ApiError { error: self.to_string(), state })).into_response()
     }
@@ -150,6 +155,10 @@ pub struct PipeView {
     /// The worker holding the pipe's lease (running it); null when none holds a live one
     /// (a server without leases, or between workers).
     pub worker: Option<String>,
+    /// Why no worker runs the pipe right now (between workers, or waiting for a
+    /// live worker with the labels of its placement constraint); null when one does
+    /// and on a server without leases.
+    pub placement: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -229,6 +238,10 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
         created_at: rec.created_at,
         updated_at: rec.updated_at,
         worker: m.catalog().lease_holder(name).await?.map(|(w, _)| w),
+        placement: match m.worker() {
+            Some(_) => crate::placement::unplaced(m, name).await?.map(|g| g.message),
+            None => None,
+        },
     })
 }
 
@@ -314,7 +327,7 @@ async fn get_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Resul
 
 /// Pause: `Pausing`, then `Paused` after the in-flight batch is flushed and checkpointed.
 #[utoipa::path(post, path = "/v1/pipes/{name}/pause", tag = "pipes", params(("name" = String, Path)),
-    responses((status = 202, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+    responses((status = 202, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 503, body = ApiError)))]
 async fn pause_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Result<(StatusCode, Json<StateView>), ManagerError> {
     let state = st.manager.pause(&name).await?;
     Ok((StatusCode::ACCEPTED, Json(StateView { name, state })))
@@ -322,7 +335,7 @@ async fn pause_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Res
 
 /// Resume a paused pipe.
 #[utoipa::path(post, path = "/v1/pipes/{name}/resume", tag = "pipes", params(("name" = String, Path)),
-    responses((status = 200, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+    responses((status = 200, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 503, body = ApiError)))]
 async fn resume_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<StateView>, ManagerError> {
     let state = st.manager.resume(&name).await?;
     Ok(Json(StateView { name, state }))
@@ -330,7 +343,7 @@ async fn resume_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Re
 
 /// Change sync settings of a live pipe; applied from its next batch.
 #[utoipa::path(patch, path = "/v1/pipes/{name}/settings", tag = "pipes", params(("name" = String, Path)), request_body = SettingsPatch,
-    responses((status = 200, body = SyncSettings), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = SyncSettings), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn patch_settings(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
     let patch: SettingsPatch = match serde_json::from_slice(&body) {
         Ok(p) => p,
@@ -346,7 +359,7 @@ async fn patch_settings(State(st): State<AppState>, Path(name): Path<String>, bo
 /// another server after a fail-over; CDC resumes from the checkpoint there
 /// (by GTIDs). Fields left out keep their value.
 #[utoipa::path(patch, path = "/v1/pipes/{name}/source", tag = "pipes", params(("name" = String, Path)), request_body = SourcePatch,
-    responses((status = 200, body = SourceView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = SourceView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn patch_source(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
     let patch: SourcePatch = match serde_json::from_slice(&body) {
         Ok(p) => p,
@@ -360,7 +373,7 @@ async fn patch_source(State(st): State<AppState>, Path(name): Path<String>, body
 
 /// Stop and remove a pipe; destination tables stay unless `drop_tables=true`.
 #[utoipa::path(delete, path = "/v1/pipes/{name}", tag = "pipes", params(("name" = String, Path), DeleteParams),
-    responses((status = 204), (status = 404, body = ApiError)))]
+    responses((status = 204), (status = 404, body = ApiError), (status = 503, body = ApiError)))]
 async fn delete_pipe(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -432,7 +445,7 @@ pub struct RemoveTableParams {
 /// Resync: copy the tables again into `<table>_resync` and swap each in atomically
 /// (`EXCHANGE TABLES`) when complete; the recovery for a `Failed` pipe.
 #[utoipa::path(post, path = "/v1/pipes/{name}/resync", tag = "pipes", params(("name" = String, Path)), request_body(content = ResyncRequest, description = "optional"),
-    responses((status = 202, body = StateView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 202, body = StateView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn resync_pipe(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
     let req: ResyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ResyncRequest::default()
@@ -451,7 +464,7 @@ async fn resync_pipe(State(st): State<AppState>, Path(name): Path<String>, body:
 /// Add tables to a `Running` or `Paused` pipe: `Modifying` while they are set
 /// up, then `Snapshot` while they are copied alongside CDC.
 #[utoipa::path(post, path = "/v1/pipes/{name}/tables", tag = "pipes", params(("name" = String, Path)), request_body = AddTablesRequest,
-    responses((status = 202, body = StateView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 202, body = StateView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn add_tables(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
     let req: AddTablesRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -466,7 +479,7 @@ async fn add_tables(State(st): State<AppState>, Path(name): Path<String>, body: 
 /// Remove a table (destination name or source `schema.table`) from a pipe; its
 /// destination table stays unless `drop=true`.
 #[utoipa::path(delete, path = "/v1/pipes/{name}/tables/{table}", tag = "pipes", params(("name" = String, Path), ("table" = String, Path), RemoveTableParams),
-    responses((status = 200, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn remove_table(
     State(st): State<AppState>,
     Path((name, table)): Path<(String, String)>,
@@ -581,4 +594,52 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::workers_api::forward))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/healthz", get(healthz)).merge(crate::ui::routes()).merge(protected).with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::WorkerConf;
+    use std::time::Duration;
+
+    /// A pipe in the catalog that no worker holds (never placed, then
+    /// released): its commands are answered 503 with `Retry-After` and a body
+    /// naming the pipe and why, its view says so; an unknown pipe stays 404.
+    #[tokio::test]
+    async fn a_pipe_between_workers_is_503_with_retry_after_not_404() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = sluice_catalog::Catalog::open(dir.path()).await.unwrap();
+        let spec = PipeSpec::from_json(
+            r#"{"name": "p", "source": {"host": "127.0.0.1", "port": 1, "user": "u", "password": "p"},
+                "destination": {"url": "http://127.0.0.1:1", "database": "d"}, "tables": [{"source": "db.t"}]}"#,
+        )
+        .unwrap();
+        // Recorded by another worker; no placement loop runs here, so nobody takes it.
+        catalog.create_pipe(&spec).await.unwrap();
+        let conf = WorkerConf { id: "w1".into(), advertise_url: "http://x".into(), lease_ttl: Duration::from_secs(15) };
+        let m = Manager::new(catalog.clone()).with_worker(conf);
+
+        let answer = |e: ManagerError| async move {
+            let r = e.into_response();
+            let retry = r.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_string());
+            let status = r.status();
+            let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap()).unwrap();
+            (status, retry, body["error"].as_str().unwrap_or_default().to_string())
+        };
+        let (status, retry, error) = answer(m.pause("p").await.unwrap_err()).await;
+        assert_eq!((status, retry.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("5")));
+        assert!(error.starts_with("pipe p is between workers: no worker has taken it yet;") && error.ends_with("retry"), "{error}");
+        let v = view(&m, "p").await.unwrap();
+        assert_eq!((v.worker, v.placement.as_deref()), (None, Some(error.as_str())));
+
+        // Held by another worker, then released by it (a hand-off): the gap is named as such.
+        let lease = catalog.acquire_lease("p", "w2", Duration::from_secs(15)).await.unwrap().unwrap();
+        catalog.release_lease("p", "w2", lease.token).await.unwrap();
+        let (status, _, error) = answer(m.delete("p", false).await.unwrap_err()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(error.contains("its lease (token 1) was released"), "{error}");
+
+        let (status, retry, _) = answer(m.pause("nope").await.unwrap_err()).await;
+        assert_eq!((status, retry), (StatusCode::NOT_FOUND, None));
+    }
 }

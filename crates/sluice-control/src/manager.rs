@@ -34,6 +34,11 @@ pub enum ManagerError {
     Invalid(String),
     #[error("{0}")]
     Internal(String),
+    /// The pipe exists but no live worker runs it right now (between workers
+    /// after a crash or during a hand-off, or waiting for an eligible worker):
+    /// answered 503 with `Retry-After: retry_after_s`.
+    #[error("{message}")]
+    Unplaced { message: String, retry_after_s: u64 },
 }
 
 impl From<CatalogError> for ManagerError {
@@ -246,12 +251,26 @@ impl Manager {
     async fn ask<T>(&self, name: &str, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ManagerError> {
         let tx = self.owners.lock().unwrap().get(name).map(|h| h.commands.clone());
         let Some(tx) = tx else {
-            return Err(ManagerError::NotFound(name.into()));
+            return Err(self.not_here(name).await);
         };
         let (reply, answer) = oneshot::channel();
         let gone = || ManagerError::Internal(format!("the owner task of pipe {name:?} has stopped; restart the server"));
         tx.send(command(reply)).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    /// Why this manager has no owner for `name`: the pipe does not exist
+    /// (`NotFound`), or, on a worker, it exists but runs nowhere right now
+    /// (`Unplaced`, saying why and when to retry).
+    async fn not_here(&self, name: &str) -> ManagerError {
+        if self.worker.is_none() {
+            return ManagerError::NotFound(name.into());
+        }
+        match crate::placement::unplaced(self, name).await {
+            Ok(Some(gap)) => ManagerError::Unplaced { message: gap.message, retry_after_s: gap.retry_after_s },
+            Ok(None) => ManagerError::NotFound(name.into()),
+            Err(e) => e,
+        }
     }
 
     /// After a (re)start: every pipe gets its owner, which brings it back to

@@ -257,6 +257,48 @@ fn take_over_note(l: &PipeLease, now: i64, worker: &str, token: i64) -> Option<S
     Some(format!("worker {worker} took the pipe over (token {token}): {from}; the pipe ran nowhere in between"))
 }
 
+/// Why a pipe of the catalog runs on no worker right now (see `unplaced`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unplaced {
+    /// Names the pipe and why, and when a worker takes it; ends with "retry".
+    pub message: String,
+    /// When to ask again: the placement round (TTL/3), whole seconds, at least 1.
+    pub retry_after_s: u64,
+}
+
+/// Why `pipe` runs nowhere right now, `None` when it does not exist or runs
+/// on this worker; on a pipe another live worker holds (a request reached
+/// this worker after the pipe moved) it says where it is now.
+pub(crate) async fn unplaced(m: &Manager, pipe: &str) -> Result<Option<Unplaced>, ManagerError> {
+    let Some(conf) = m.worker().cloned() else {
+        return Ok(None);
+    };
+    if m.runs(pipe) {
+        return Ok(None);
+    }
+    let Some((now, lease)) = m.catalog().pipe_lease(pipe).await? else {
+        return Ok(None);
+    };
+    Ok(Some(unplaced_because(&conf, &lease, now)))
+}
+
+/// `unplaced` from what the catalog says (pure, for tests).
+fn unplaced_because(conf: &WorkerConf, l: &PipeLease, now: i64) -> Unplaced {
+    let round = conf.tick();
+    let retry_after_s = round.as_secs_f64().ceil().max(1.0) as u64;
+    let ago = (now - l.expires_ms).max(0) as f64 / 1000.0;
+    let p = &l.pipe;
+    let within = format!("a live worker takes it at its next placement round (within {:.1} s); retry", round.as_secs_f64());
+    let message = match (l.held_at(now), &l.owner) {
+        (Some(w), _) if w == conf.id => format!("pipe {p} is being started on worker {w} (token {}); retry", l.token),
+        (Some(w), _) => format!("pipe {p} moved to worker {w} (token {}) while the request was on its way; retry", l.token),
+        _ if l.token == 0 => format!("pipe {p} is between workers: no worker has taken it yet; {within}"),
+        (None, Some(w)) => format!("pipe {p} is between workers: the lease of worker {w} (token {}) expired {ago:.1} s ago; {within}", l.token),
+        (None, None) => format!("pipe {p} is between workers: its lease (token {}) was released {ago:.1} s ago; {within}", l.token),
+    };
+    Unplaced { message, retry_after_s }
+}
+
 /// A pipe just created on this worker: acquired here at once if this is the
 /// least-loaded live worker; otherwise left to the loop of the worker that is.
 pub(crate) async fn place_new(m: &Manager, pipe: &str) -> Result<(), ManagerError> {
@@ -308,6 +350,27 @@ mod tests {
         assert_eq!(take_over_note(&expired, 9_000, "w1", 4), None, "its own live lease, after a restart");
         let never = PipeLease { pipe: "p".into(), owner: None, token: 0, expires_ms: 0 };
         assert_eq!(take_over_note(&never, 1, "w1", 1), None);
+    }
+
+    #[test]
+    fn a_pipe_between_workers_says_why_and_when_to_retry() {
+        let c = conf("w2"); // TTL 15 s: a round every 5 s
+        let released = PipeLease { pipe: "p".into(), owner: None, token: 3, expires_ms: 10_000 };
+        let u = unplaced_because(&c, &released, 10_400);
+        assert_eq!(u.retry_after_s, 5);
+        assert_eq!(
+            u.message,
+            "pipe p is between workers: its lease (token 3) was released 0.4 s ago; \
+             a live worker takes it at its next placement round (within 5.0 s); retry"
+        );
+        let expired = PipeLease { pipe: "p".into(), owner: Some("w1".into()), token: 3, expires_ms: 10_000 };
+        assert!(unplaced_because(&c, &expired, 12_000).message.contains("the lease of worker w1 (token 3) expired 2.0 s ago"));
+        let never = PipeLease { pipe: "p".into(), owner: None, token: 0, expires_ms: 0 };
+        assert!(unplaced_because(&c, &never, 1).message.contains("no worker has taken it yet"));
+        let elsewhere = PipeLease { pipe: "p".into(), owner: Some("w1".into()), token: 4, expires_ms: 20_000 };
+        assert!(unplaced_because(&c, &elsewhere, 12_000).message.contains("moved to worker w1 (token 4)"));
+        let fast = WorkerConf { lease_ttl: Duration::from_millis(900), ..conf("w2") };
+        assert_eq!(unplaced_because(&fast, &released, 10_400).retry_after_s, 1, "at least 1 s");
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! as it is: today's semantics (202 with the state, 409 on an illegal
 //! transition) come from the owner itself. A forwarded request carries
 //! `x-sluice-forwarded` and is never forwarded again (no loops while a lease
-//! moves); a pipe nobody holds is answered by the receiving worker as before.
+//! moves). A command for a pipe nobody holds a live lease on (between
+//! workers) reaches the receiving worker's manager, which answers 503 with
+//! `Retry-After` and says why (`placement::unplaced`); 404 is only for pipes
+//! that do not exist.
 
 use crate::api::{ApiError, AppState};
 use axum::extract::{Request, State};
