@@ -20,6 +20,7 @@
 
 use crate::{Backend, Catalog, CatalogError, Tx};
 use sqlx::Row;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -32,6 +33,8 @@ pub struct WorkerRecord {
     /// Unix milliseconds (catalog clock).
     pub started_ms: i64,
     pub heartbeat_ms: i64,
+    /// Its labels (`--labels`), matched against pipes' placement constraints.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A lease held: its fencing token and when it expires (Unix ms, catalog clock).
@@ -106,18 +109,20 @@ impl Catalog {
         }
     }
 
-    /// Registers worker `id` (or updates its address), with a first heartbeat.
-    pub async fn register_worker(&self, id: &str, api_address: &str) -> Result<()> {
+    /// Registers worker `id` (or updates its address and labels), with a first heartbeat.
+    pub async fn register_worker(&self, id: &str, api_address: &str, labels: &BTreeMap<String, String>) -> Result<()> {
         let (id, addr) = (id.to_owned(), api_address.to_owned());
+        let labels = serde_json::to_string(labels).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
         self.detached(move |c| async move {
             let now = c.now_ms_sql();
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO workers (id, api_address, started_ms, heartbeat_ms) VALUES ($1, $2, {now}, {now}) \
+                "INSERT INTO workers (id, api_address, started_ms, heartbeat_ms, labels_json) VALUES ($1, $2, {now}, {now}, $3) \
                  ON CONFLICT (id) DO UPDATE SET api_address = excluded.api_address, started_ms = excluded.started_ms, \
-                 heartbeat_ms = excluded.heartbeat_ms"
+                 heartbeat_ms = excluded.heartbeat_ms, labels_json = excluded.labels_json"
             )))
             .bind(&id)
             .bind(&addr)
+            .bind(&labels)
             .execute(&c.writes)
             .await?;
             Ok(())
@@ -155,11 +160,16 @@ impl Catalog {
     /// Every registered worker, by id.
     pub async fn workers(&self) -> Result<Vec<WorkerRecord>> {
         self.detached(|c| async move {
-            let rows = sqlx::query("SELECT id, api_address, started_ms, heartbeat_ms FROM workers ORDER BY id").fetch_all(&c.reads).await?;
-            Ok(rows
-                .into_iter()
-                .map(|r| WorkerRecord { id: r.get(0), api_address: r.get(1), started_ms: r.get(2), heartbeat_ms: r.get(3) })
-                .collect())
+            let rows = sqlx::query("SELECT id, api_address, started_ms, heartbeat_ms, labels_json FROM workers ORDER BY id")
+                .fetch_all(&c.reads)
+                .await?;
+            rows.into_iter()
+                .map(|r| {
+                    let labels = serde_json::from_str(r.get::<&str, _>(4))
+                        .map_err(|e| CatalogError::Corrupt(format!("labels of worker {:?}: {e}", r.get::<&str, _>(0))))?;
+                    Ok(WorkerRecord { id: r.get(0), api_address: r.get(1), started_ms: r.get(2), heartbeat_ms: r.get(3), labels })
+                })
+                .collect()
         })
         .await
     }
@@ -294,6 +304,7 @@ mod tests {
     use crate::tests::{on_both, TestCatalog};
     use crate::*;
     use sluice_core::PipeSpec;
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     fn spec(name: &str) -> PipeSpec {
@@ -315,8 +326,9 @@ mod tests {
     /// change nothing, while the new holder's succeed.
     async fn leases_fence_the_previous_holder(t: TestCatalog) {
         let cat = t.open().await;
-        cat.register_worker("w1", "10.0.0.1:7878").await.unwrap();
-        cat.register_worker("w2", "10.0.0.2:7878").await.unwrap();
+        let eu: BTreeMap<String, String> = [("region".to_string(), "eu".to_string())].into();
+        cat.register_worker("w1", "10.0.0.1:7878", &eu).await.unwrap();
+        cat.register_worker("w2", "10.0.0.2:7878", &BTreeMap::new()).await.unwrap();
         cat.heartbeat_worker("w1").await.unwrap();
         assert!(cat.heartbeat_worker("nope").await.is_err());
         let ws = cat.workers().await.unwrap();
@@ -325,6 +337,7 @@ mod tests {
             [("w1", "10.0.0.1:7878"), ("w2", "10.0.0.2:7878")]
         );
         assert!(ws[0].heartbeat_ms >= ws[0].started_ms && ws[0].started_ms > 1_600_000_000_000, "{ws:?}");
+        assert_eq!((&ws[0].labels, ws[1].labels.len()), (&eu, 0), "labels are stored with the worker");
         assert!(matches!(cat.acquire_lease("p", "w1", Duration::from_secs(15)).await, Err(CatalogError::NoSuchPipe(_))));
 
         cat.create_pipe(&spec("p")).await.unwrap();

@@ -188,6 +188,7 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
     let tables = m.catalog().tables(name).await?;
     let cp = m.catalog().checkpoint(name).await?;
     let status = m.status(name);
+    let worker = m.catalog().lease_holder(name).await?.map(|(w, _)| w);
     let s = &rec.spec;
     let mut table_views = Vec::with_capacity(tables.len());
     for t in tables {
@@ -237,11 +238,11 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
         settings: s.settings.clone(),
         created_at: rec.created_at,
         updated_at: rec.updated_at,
-        worker: m.catalog().lease_holder(name).await?.map(|(w, _)| w),
-        placement: match m.worker() {
-            Some(_) => crate::placement::unplaced(m, name).await?.map(|g| g.message),
-            None => None,
+        placement: match (m.worker(), &worker) {
+            (Some(_), None) => crate::placement::unplaced(m, name).await?.map(|g| g.message),
+            _ => None,
         },
+        worker,
     })
 }
 
@@ -616,7 +617,7 @@ mod tests {
         .unwrap();
         // Recorded by another worker; no placement loop runs here, so nobody takes it.
         catalog.create_pipe(&spec).await.unwrap();
-        let conf = WorkerConf { id: "w1".into(), advertise_url: "http://x".into(), lease_ttl: Duration::from_secs(15) };
+        let conf = WorkerConf { id: "w1".into(), advertise_url: "http://x".into(), lease_ttl: Duration::from_secs(15), labels: Default::default() };
         let m = Manager::new(catalog.clone()).with_worker(conf);
 
         let answer = |e: ManagerError| async move {

@@ -71,6 +71,8 @@ struct Handle {
     token: Option<i64>,
     /// When the lease was last acquired or renewed by this worker.
     renewed: std::time::Instant,
+    /// The pipe's placement constraint (set at creation), for the fair-share rounds.
+    placement: Option<sluice_core::spec::PlacementSpec>,
 }
 
 /// Commands waiting for a busy owner (e.g. one adding tables) before senders wait too.
@@ -129,6 +131,14 @@ impl Manager {
         v
     }
 
+    /// The leased pipes this manager runs, with their tokens and placement constraints.
+    pub(crate) fn held_leases(&self) -> Vec<(String, i64, Option<sluice_core::spec::PlacementSpec>)> {
+        let mut v: Vec<_> =
+            self.owners.lock().unwrap().iter().filter_map(|(n, h)| h.token.map(|t| (n.clone(), t, h.placement.clone()))).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     /// Whether this manager runs `name`.
     pub fn runs(&self, name: &str) -> bool {
         self.owners.lock().unwrap().contains_key(name)
@@ -158,6 +168,9 @@ impl Manager {
             return Ok(());
         }
         self.spawn_owner(name, rec.spec.settings, Some(token));
+        if let Some(h) = self.owners.lock().unwrap().get_mut(name) {
+            h.placement = rec.spec.placement;
+        }
         self.restore_counter(name).await;
         Ok(())
     }
@@ -230,7 +243,7 @@ impl Manager {
             None => self.catalog.clone(),
         };
         let owner = Owner::new(name.to_string(), catalog, rx, settings, status.clone(), self.engine.clone(), token.is_some());
-        self.owners.lock().unwrap().insert(name.to_string(), Handle { commands: tx, status, token, renewed: std::time::Instant::now() });
+        self.owners.lock().unwrap().insert(name.to_string(), Handle { commands: tx, status, token, renewed: std::time::Instant::now(), placement: None });
         tokio::spawn(owner.run());
     }
 

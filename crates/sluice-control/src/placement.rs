@@ -9,23 +9,29 @@
 //!   does a lease this worker could not renew for a whole TTL (it has expired:
 //!   another worker may hold it);
 //! - acquires pipes nobody holds a live lease on (never leased, released, or
-//!   expired) when it is the least-loaded live worker for them (fewest live
-//!   leases, ties broken by id; a worker is live while its heartbeat is
-//!   younger than the TTL), counting each pipe it assigns in its plan to the
-//!   worker it chose, so that several free pipes are spread in one round;
+//!   expired) when it is the least-loaded live worker eligible for them
+//!   (fewest live leases, ties broken by id; a worker is live while its
+//!   heartbeat is younger than the TTL; eligible when its labels include
+//!   every pair of the pipe's placement constraint), counting each pipe it
+//!   assigns in its plan to the worker it chose, so that several free pipes
+//!   are spread in one round; a pipe no live worker is eligible for stays
+//!   unplaced (and says so: `unplaced`);
 //! - takes back at once the unexpired leases that carry its own id but that
-//!   it does not run (it restarted): no TTL wait for a restarted worker;
+//!   it does not run (it restarted): no TTL wait for a restarted worker; one
+//!   its labels no longer satisfy is released instead, for an eligible worker;
 //! - hands one pipe off gracefully when it runs more than its fair share and
-//!   at least two more than the least-loaded live worker (a worker joined or
-//!   came back): the engine stops as at a clean stop, then the lease is
-//!   released and the least-loaded worker acquires it.
+//!   at least two more than the least-loaded live worker, both counted among
+//!   the workers eligible for that pipe (a worker joined or came back): the
+//!   engine stops as at a clean stop, then the lease is released and the
+//!   least-loaded eligible worker acquires it.
 //!
 //! A pipe's owner task (and engine) only runs on the worker holding its
 //! lease, with a catalog handle fenced by the lease token (`Catalog::fenced`).
 
 use crate::manager::{Manager, ManagerError};
 use sluice_catalog::PipeLease;
-use std::collections::HashMap;
+use sluice_core::spec::PlacementSpec;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -39,6 +45,8 @@ pub struct WorkerConf {
     pub advertise_url: String,
     /// How long a lease lasts without renewal.
     pub lease_ttl: Duration,
+    /// This worker's labels (`--labels`), matched against pipes' placement constraints.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl WorkerConf {
@@ -72,8 +80,14 @@ pub fn default_worker_id(data_dir: &std::path::Path) -> std::io::Result<String> 
 /// the loop; it ends when `stop` is cancelled.
 pub async fn start(manager: &Manager, stop: CancellationToken) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let conf = manager.worker().cloned().ok_or_else(|| anyhow::anyhow!("the manager has no worker identity"))?;
-    manager.catalog().register_worker(&conf.id, &conf.advertise_url).await?;
-    info!("worker {} registered (API {}, lease TTL {:?})", conf.id, conf.advertise_url, conf.lease_ttl);
+    manager.catalog().register_worker(&conf.id, &conf.advertise_url, &conf.labels).await?;
+    info!(
+        "worker {} registered (API {}, lease TTL {:?}, labels {:?})",
+        conf.id,
+        conf.advertise_url,
+        conf.lease_ttl,
+        sluice_core::spec::format_labels(&conf.labels)
+    );
     round(manager, &conf).await;
     let m = manager.clone();
     Ok(tokio::spawn(async move {
@@ -95,7 +109,7 @@ async fn round(m: &Manager, conf: &WorkerConf) {
         Ok(()) => {}
         Err(e) => {
             warn!("worker heartbeat failed ({e}); registering again");
-            if let Err(e) = cat.register_worker(&conf.id, &conf.advertise_url).await {
+            if let Err(e) = cat.register_worker(&conf.id, &conf.advertise_url, &conf.labels).await {
                 warn!("cannot register worker {}: {e}", conf.id);
             }
         }
@@ -120,26 +134,60 @@ fn over_fair_share(mine: usize, load: &HashMap<String, usize>) -> bool {
     mine > fair && mine >= least + 2
 }
 
-/// Fair share: a worker running more than its share (e.g. after another
-/// worker joined or came back) hands one pipe off per round, gracefully (see
-/// `Manager::hand_off`); the least-loaded worker acquires it.
+/// Fair share: a worker running more than its share among the workers
+/// eligible for one of its pipes (e.g. after another worker joined or came
+/// back) hands that pipe off per round, gracefully (see `Manager::hand_off`);
+/// the least-loaded eligible worker acquires it.
 async fn rebalance(m: &Manager, conf: &WorkerConf) -> Result<(), ManagerError> {
     let cat = m.catalog();
     let (now, leases) = cat.pipe_leases().await?;
     let workers = cat.workers().await?;
     let load = loads(conf, now, &workers, &leases);
+    let labels = live_labels(conf, &workers);
     let mine = load.get(&conf.id).copied().unwrap_or(0);
-    if !over_fair_share(mine, &load) {
-        return Ok(());
-    }
-    // The pipe whose lease this worker took last (the highest token): the most recently moved one.
-    let Some((pipe, _)) = m.held().into_iter().filter_map(|(p, t)| t.map(|t| (p, t))).max_by_key(|(_, t)| *t) else {
+    let Some((pipe, among)) = to_hand_off(mine, &load, &labels, m.held_leases()) else {
         return Ok(());
     };
     let _placing = m.placing.lock().await;
-    info!(pipe = pipe.as_str(), "worker {} runs {mine} pipes, more than its fair share among {} workers", conf.id, load.len());
+    info!(pipe = pipe.as_str(), "worker {} runs {mine} pipes, more than its fair share among the {among} workers eligible for pipe {pipe}", conf.id);
     m.hand_off(&pipe).await;
     Ok(())
+}
+
+/// Which held pipe (name, token, constraint) to hand off for a fair share,
+/// with the number of workers eligible for it: the most recently acquired
+/// one (highest token) for which this worker, running `mine`, is over its
+/// fair share among the live workers eligible for that pipe.
+fn to_hand_off(
+    mine: usize,
+    load: &HashMap<String, usize>,
+    labels: &HashMap<String, BTreeMap<String, String>>,
+    mut held: Vec<(String, i64, Option<PlacementSpec>)>,
+) -> Option<(String, usize)> {
+    held.sort_by_key(|(_, t, _)| std::cmp::Reverse(*t));
+    held.into_iter().find_map(|(pipe, _, constraint)| {
+        let among = eligible(load, labels, constraint.as_ref());
+        over_fair_share(mine, &among).then_some((pipe, among.len()))
+    })
+}
+
+/// Every registered worker's labels (this one's from its own configuration).
+fn live_labels(conf: &WorkerConf, workers: &[sluice_catalog::WorkerRecord]) -> HashMap<String, BTreeMap<String, String>> {
+    let mut labels: HashMap<_, _> = workers.iter().map(|w| (w.id.clone(), w.labels.clone())).collect();
+    labels.insert(conf.id.clone(), conf.labels.clone());
+    labels
+}
+
+/// `load` restricted to the workers a pipe with `constraint` may run on.
+fn eligible(
+    load: &HashMap<String, usize>,
+    labels: &HashMap<String, BTreeMap<String, String>>,
+    constraint: Option<&PlacementSpec>,
+) -> HashMap<String, usize> {
+    load.iter()
+        .filter(|(id, _)| constraint.is_none_or(|c| labels.get(*id).is_some_and(|l| c.admits(l))))
+        .map(|(id, n)| (id.clone(), *n))
+        .collect()
 }
 
 /// Renews every lease this worker runs a pipe under.
@@ -201,16 +249,34 @@ async fn acquire(m: &Manager, conf: &WorkerConf, only: Option<&str>) -> Result<(
     let (now, leases) = cat.pipe_leases().await?;
     let workers = cat.workers().await?;
     let mut load = loads(conf, now, &workers, &leases);
+    let labels = live_labels(conf, &workers);
     for l in &leases {
         if only.is_some_and(|p| p != l.pipe) || m.runs(&l.pipe) {
             continue;
         }
-        let mine = match l.held_at(now) {
-            // Held by this worker's id but not run here: it restarted; take it back at once.
-            Some(owner) if owner == conf.id => true,
-            Some(_) => false,
+        let held = l.held_at(now);
+        if held.is_some_and(|owner| owner != conf.id) {
+            continue;
+        }
+        // Free, or this worker's own: where may it run? (Read only for these pipes.)
+        let constraint = match cat.pipe(&l.pipe).await? {
+            Some(rec) => rec.spec.placement,
+            None => continue,
+        };
+        let mine = match held {
+            // Held by this worker's id but not run here: it restarted; take it back at once,
+            // unless its labels no longer satisfy the pipe's constraint (then an eligible worker takes it).
+            Some(_) if !constraint.as_ref().is_none_or(|c| c.admits(&conf.labels)) => {
+                let c = constraint.as_ref().map(PlacementSpec::describe).unwrap_or_default();
+                info!(pipe = l.pipe.as_str(), "releasing pipe {}: this worker's labels no longer satisfy its placement ({c})", l.pipe);
+                if let Err(e) = cat.release_lease(&l.pipe, &conf.id, l.token).await {
+                    warn!(pipe = l.pipe.as_str(), "cannot release the lease: {e}; it expires by itself");
+                }
+                continue;
+            }
+            Some(_) => true,
             None => {
-                let chosen = least_loaded(&load);
+                let chosen = least_loaded(&eligible(&load, &labels, constraint.as_ref()));
                 if let Some(c) = &chosen {
                     *load.entry(c.clone()).or_insert(0) += 1;
                 }
@@ -279,7 +345,25 @@ pub(crate) async fn unplaced(m: &Manager, pipe: &str) -> Result<Option<Unplaced>
     let Some((now, lease)) = m.catalog().pipe_lease(pipe).await? else {
         return Ok(None);
     };
-    Ok(Some(unplaced_because(&conf, &lease, now)))
+    let mut gap = unplaced_because(&conf, &lease, now);
+    if lease.held_at(now).is_none() {
+        // Nobody holds it: is any live worker eligible for it at all?
+        if let Some(c) = m.catalog().pipe(pipe).await?.and_then(|r| r.spec.placement).filter(|c| !c.labels.is_empty()) {
+            let workers = m.catalog().workers().await?;
+            let ttl = conf.lease_ttl.as_millis() as i64;
+            let live: Vec<_> = workers.iter().filter(|w| now - w.heartbeat_ms < ttl).collect();
+            if !live.iter().any(|w| c.admits(&w.labels)) {
+                gap.message = format!(
+                    "pipe {pipe} is waiting for a live worker with labels {}: none of the {} live workers has them; \
+                     start one with --labels {}, then retry",
+                    c.describe(),
+                    live.len(),
+                    c.describe()
+                );
+            }
+        }
+    }
+    Ok(Some(gap))
 }
 
 /// `unplaced` from what the catalog says (pure, for tests).
@@ -313,11 +397,11 @@ mod tests {
     use super::*;
 
     fn conf(id: &str) -> WorkerConf {
-        WorkerConf { id: id.into(), advertise_url: "http://x".into(), lease_ttl: Duration::from_secs(15) }
+        WorkerConf { id: id.into(), advertise_url: "http://x".into(), lease_ttl: Duration::from_secs(15), labels: BTreeMap::new() }
     }
 
     fn worker(id: &str, heartbeat_ms: i64) -> sluice_catalog::WorkerRecord {
-        sluice_catalog::WorkerRecord { id: id.into(), api_address: String::new(), started_ms: 0, heartbeat_ms }
+        sluice_catalog::WorkerRecord { id: id.into(), api_address: String::new(), started_ms: 0, heartbeat_ms, labels: BTreeMap::new() }
     }
 
     fn lease(pipe: &str, owner: Option<&str>, expires_ms: i64) -> PipeLease {
@@ -371,6 +455,59 @@ mod tests {
         assert!(unplaced_because(&c, &elsewhere, 12_000).message.contains("moved to worker w1 (token 4)"));
         let fast = WorkerConf { lease_ttl: Duration::from_millis(900), ..conf("w2") };
         assert_eq!(unplaced_because(&fast, &released, 10_400).retry_after_s, 1, "at least 1 s");
+    }
+
+    fn labels(text: &str) -> BTreeMap<String, String> {
+        sluice_core::spec::parse_labels(text).unwrap()
+    }
+
+    fn constraint(text: &str) -> Option<PlacementSpec> {
+        Some(PlacementSpec { labels: labels(text) })
+    }
+
+    #[test]
+    fn only_workers_with_every_label_of_the_constraint_are_eligible_and_the_least_loaded_of_them_gets_the_pipe() {
+        let load: HashMap<String, usize> = [("eu1", 5), ("eu2", 3), ("us1", 0), ("bare", 0)].map(|(w, n)| (w.to_string(), n)).into();
+        let lbl: HashMap<String, BTreeMap<String, String>> = [
+            ("eu1", "region=eu,tier=gold"),
+            ("eu2", "region=eu"),
+            ("us1", "region=us,tier=gold"),
+            ("bare", ""),
+        ]
+        .map(|(w, l)| (w.to_string(), labels(l)))
+        .into();
+        let ids = |m: HashMap<String, usize>| {
+            let mut v: Vec<String> = m.into_keys().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(eligible(&load, &lbl, None)), ["bare", "eu1", "eu2", "us1"], "no constraint: every live worker");
+        assert_eq!(ids(eligible(&load, &lbl, constraint("").as_ref())), ["bare", "eu1", "eu2", "us1"]);
+        assert_eq!(ids(eligible(&load, &lbl, constraint("region=eu").as_ref())), ["eu1", "eu2"]);
+        assert_eq!(ids(eligible(&load, &lbl, constraint("region=eu,tier=gold").as_ref())), ["eu1"]);
+        assert!(eligible(&load, &lbl, constraint("region=ap").as_ref()).is_empty(), "nobody: the pipe stays unplaced");
+        // The least loaded among the eligible, not among all: us1 and bare are idle but not eligible.
+        assert_eq!(least_loaded(&eligible(&load, &lbl, constraint("region=eu").as_ref())).as_deref(), Some("eu2"));
+        assert_eq!(least_loaded(&eligible(&load, &lbl, constraint("region=ap").as_ref())), None);
+    }
+
+    #[test]
+    fn fair_share_counts_only_the_workers_eligible_for_the_pipe_handed_off() {
+        let lbl: HashMap<String, BTreeMap<String, String>> =
+            [("w1", "region=eu"), ("w2", "region=us")].map(|(w, l)| (w.to_string(), labels(l))).into();
+        let load: HashMap<String, usize> = [("w1", 6), ("w2", 0)].map(|(w, n)| (w.to_string(), n)).into();
+        // Six pipes only w1 may run: nothing moves although w2 is idle (it would come straight back).
+        let eu_only: Vec<_> = (1..=6).map(|i| (format!("p{i}"), i, constraint("region=eu"))).collect();
+        assert_eq!(to_hand_off(6, &load, &lbl, eu_only.clone()), None);
+        // One of them may run anywhere: that one moves, although it is not the most recent.
+        let mut mixed = eu_only;
+        mixed[1].2 = None;
+        assert_eq!(to_hand_off(6, &load, &lbl, mixed), Some(("p2".to_string(), 2)));
+        // Unconstrained pipes: the most recently acquired (highest token) moves first, as before.
+        let free: Vec<_> = (1..=6).map(|i| (format!("p{i}"), i, None)).collect();
+        assert_eq!(to_hand_off(6, &load, &lbl, free.clone()), Some(("p6".to_string(), 2)));
+        let even: HashMap<String, usize> = [("w1", 3), ("w2", 3)].map(|(w, n)| (w.to_string(), n)).into();
+        assert_eq!(to_hand_off(3, &even, &lbl, free), None);
     }
 
     #[test]

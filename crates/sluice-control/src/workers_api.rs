@@ -48,6 +48,8 @@ pub struct WorkerView {
     pub uptime_ms: i64,
     /// Whether this is the worker answering.
     pub this: bool,
+    /// Its labels (`--labels`): it runs only pipes whose placement constraint they satisfy.
+    pub labels: std::collections::BTreeMap<String, String>,
     /// The pipes it holds live leases on.
     pub pipes: Vec<LeaseView>,
 }
@@ -77,6 +79,7 @@ pub async fn list(State(st): State<AppState>) -> Response {
             heartbeat_age_ms: now - w.heartbeat_ms,
             uptime_ms: now - w.started_ms,
             address: w.api_address,
+            labels: w.labels,
             id: w.id,
         })
         .collect();
