@@ -157,6 +157,25 @@ impl Catalog {
         .await
     }
 
+    /// Removes the workers whose last heartbeat is older than `max_age` and
+    /// that hold no live lease (gone for good: killed, or their machine lost);
+    /// returns their ids.
+    pub async fn remove_stale_workers(&self, max_age: Duration) -> Result<Vec<String>> {
+        let age = max_age.as_millis() as i64;
+        self.detached(move |c| async move {
+            let now = c.now_ms_sql();
+            let gone: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM workers WHERE heartbeat_ms < {now} - $1 AND NOT EXISTS \
+                 (SELECT 1 FROM pipe_leases l WHERE l.owner = workers.id AND l.expires_ms > {now}) RETURNING id"
+            )))
+            .bind(age)
+            .fetch_all(&c.writes)
+            .await?;
+            Ok(gone)
+        })
+        .await
+    }
+
     /// Every registered worker, by id.
     pub async fn workers(&self) -> Result<Vec<WorkerRecord>> {
         self.detached(|c| async move {
@@ -381,6 +400,21 @@ mod tests {
         assert_eq!(cat.acquire_lease("p", "w1", ttl).await.unwrap().map(|l| l.token), Some(3));
         cat.unregister_worker("w2").await.unwrap();
         assert_eq!(cat.workers().await.unwrap().len(), 1);
+
+        // Workers silent for longer than a day are removed, unless they still hold a live lease.
+        cat.register_worker("gone", "10.0.0.3:7878", &BTreeMap::new()).await.unwrap();
+        cat.register_worker("holder", "10.0.0.4:7878", &BTreeMap::new()).await.unwrap();
+        cat.create_pipe(&spec("p2")).await.unwrap();
+        cat.acquire_lease("p2", "holder", Duration::from_secs(3600)).await.unwrap().expect("free lease");
+        sqlx::query("UPDATE workers SET heartbeat_ms = heartbeat_ms - 90000000 WHERE id IN ('gone', 'holder')")
+            .execute(&cat.writes)
+            .await
+            .unwrap();
+        let day = Duration::from_secs(86_400);
+        assert_eq!(cat.remove_stale_workers(day).await.unwrap(), ["gone"]);
+        let left: Vec<String> = cat.workers().await.unwrap().into_iter().map(|w| w.id).collect();
+        assert_eq!(left, ["holder", "w1"], "a fresh worker and one holding a live lease stay");
+        assert!(cat.remove_stale_workers(day).await.unwrap().is_empty());
         // Unfenced writes (a single server, no leases) are unaffected.
         cat.save_checkpoint("p", &cp("binlog.000003", 500)).await.unwrap();
     }

@@ -309,12 +309,32 @@ async fn run_checks(body: axum::body::Bytes) -> Response {
     Json(crate::preflight::run(&spec).await).into_response()
 }
 
-/// List every pipe.
-#[utoipa::path(get, path = "/v1/pipes", tag = "pipes", responses((status = 200, body = Vec<PipeView>)))]
-async fn list_pipes(State(st): State<AppState>) -> Result<Json<Vec<PipeView>>, ManagerError> {
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    /// Only the pipes this worker runs (what another worker asks for to fill in their live figures).
+    #[serde(default)]
+    pub local: bool,
+}
+
+/// List every pipe. With several workers, the live figures (lag, changes
+/// applied, warning) of the pipes other workers run are asked of those workers
+/// (one request each, 2 s at most; a worker that does not answer leaves its
+/// pipes' figures empty).
+#[utoipa::path(get, path = "/v1/pipes", tag = "pipes", params(ListParams), responses((status = 200, body = Vec<PipeView>)))]
+async fn list_pipes(
+    State(st): State<AppState>,
+    Query(q): Query<ListParams>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Vec<PipeView>>, ManagerError> {
     let mut out = Vec::new();
     for n in st.manager.catalog().pipe_names().await? {
+        if q.local && !st.manager.runs(&n) {
+            continue;
+        }
         out.push(view(&st.manager, &n).await?);
+    }
+    if !q.local {
+        crate::workers_api::fill_live_figures(&st, &mut out, headers.get(header::AUTHORIZATION)).await;
     }
     Ok(Json(out))
 }
@@ -519,7 +539,7 @@ async fn healthz() -> &'static str {
 #[openapi(
     info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
     paths(create_pipe, run_checks, crate::sources::list_tables, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, crate::alerts::get_global, crate::alerts::put_global, crate::alerts::get_pipe, crate::alerts::put_pipe, crate::alerts::test_channels, crate::alerts::active, crate::series::get_series, crate::workers_api::list, metrics_text, healthz, openapi_json),
-    components(schemas(PipeSpec, crate::sources::SourceTablesRequest, crate::sources::SourceTables, crate::sources::SchemaTables, crate::sources::SourceTableView, crate::sources::SourceColumnView, crate::sources::TableNote, sluice_core::spec::SourceSpec, sluice_core::spec::TlsSpec, sluice_core::spec::SshSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind, crate::alerts::config::AlertConfig, crate::alerts::config::PipeAlerts, crate::alerts::config::Channel, crate::alerts::config::SmtpSecurity, crate::alerts::config::Rule, crate::alerts::config::RuleKind, crate::alerts::deliver::AlertMessage, crate::alerts::ChannelTest, crate::alerts::ActiveAlert, crate::series::SeriesView, crate::workers_api::WorkerView, crate::workers_api::LeaseView)),
+    components(schemas(PipeSpec, crate::sources::SourceTablesRequest, crate::sources::SourceTables, crate::sources::SchemaTables, crate::sources::SourceTableView, crate::sources::SourceColumnView, crate::sources::TableNote, sluice_core::spec::SourceSpec, sluice_core::spec::TlsSpec, sluice_core::spec::SshSpec, sluice_core::spec::PlacementSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind, crate::alerts::config::AlertConfig, crate::alerts::config::PipeAlerts, crate::alerts::config::Channel, crate::alerts::config::SmtpSecurity, crate::alerts::config::Rule, crate::alerts::config::RuleKind, crate::alerts::deliver::AlertMessage, crate::alerts::ChannelTest, crate::alerts::ActiveAlert, crate::series::SeriesView, crate::workers_api::WorkerView, crate::workers_api::LeaseView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -617,7 +637,12 @@ mod tests {
         .unwrap();
         // Recorded by another worker; no placement loop runs here, so nobody takes it.
         catalog.create_pipe(&spec).await.unwrap();
-        let conf = WorkerConf { id: "w1".into(), advertise_url: "http://x".into(), lease_ttl: Duration::from_secs(15), labels: Default::default() };
+        let conf = WorkerConf {
+            id: "w1".into(),
+            advertise_url: "http://x".into(),
+            lease_ttl: Duration::from_secs(15),
+            labels: Default::default(),
+        };
         let m = Manager::new(catalog.clone()).with_worker(conf);
 
         let answer = |e: ManagerError| async move {

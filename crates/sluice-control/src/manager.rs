@@ -243,7 +243,10 @@ impl Manager {
             None => self.catalog.clone(),
         };
         let owner = Owner::new(name.to_string(), catalog, rx, settings, status.clone(), self.engine.clone(), token.is_some());
-        self.owners.lock().unwrap().insert(name.to_string(), Handle { commands: tx, status, token, renewed: std::time::Instant::now(), placement: None });
+        self.owners
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), Handle { commands: tx, status, token, renewed: std::time::Instant::now(), placement: None });
         tokio::spawn(owner.run());
     }
 

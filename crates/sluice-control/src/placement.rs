@@ -91,6 +91,7 @@ pub async fn start(manager: &Manager, stop: CancellationToken) -> anyhow::Result
     round(manager, &conf).await;
     let m = manager.clone();
     Ok(tokio::spawn(async move {
+        let mut pruned: Option<std::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -98,9 +99,28 @@ pub async fn start(manager: &Manager, stop: CancellationToken) -> anyhow::Result
                 _ = m.wake.notified() => {}
             }
             round(&m, &conf).await;
+            if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                pruned = Some(std::time::Instant::now());
+                match m.catalog().remove_stale_workers(STALE_WORKER).await {
+                    Ok(gone) if !gone.is_empty() => {
+                        info!(
+                            "removed workers silent for more than {} h and holding no lease: {}",
+                            STALE_WORKER.as_secs() / 3600,
+                            gone.join(", ")
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!("cannot remove stale workers: {e}"),
+                }
+            }
         }
     }))
 }
+
+/// A worker whose heartbeat is older than this and that holds no live lease is removed from `workers`.
+const STALE_WORKER: Duration = Duration::from_secs(24 * 3600);
+/// How often a worker looks for stale workers to remove.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// One round: heartbeat, renewals, acquisitions. Errors are logged; the next round tries again.
 async fn round(m: &Manager, conf: &WorkerConf) {
@@ -149,7 +169,10 @@ async fn rebalance(m: &Manager, conf: &WorkerConf) -> Result<(), ManagerError> {
         return Ok(());
     };
     let _placing = m.placing.lock().await;
-    info!(pipe = pipe.as_str(), "worker {} runs {mine} pipes, more than its fair share among the {among} workers eligible for pipe {pipe}", conf.id);
+    info!(
+        pipe = pipe.as_str(),
+        "worker {} runs {mine} pipes, more than its fair share among the {among} workers eligible for pipe {pipe}", conf.id
+    );
     m.hand_off(&pipe).await;
     Ok(())
 }
@@ -377,7 +400,9 @@ fn unplaced_because(conf: &WorkerConf, l: &PipeLease, now: i64) -> Unplaced {
         (Some(w), _) if w == conf.id => format!("pipe {p} is being started on worker {w} (token {}); retry", l.token),
         (Some(w), _) => format!("pipe {p} moved to worker {w} (token {}) while the request was on its way; retry", l.token),
         _ if l.token == 0 => format!("pipe {p} is between workers: no worker has taken it yet; {within}"),
-        (None, Some(w)) => format!("pipe {p} is between workers: the lease of worker {w} (token {}) expired {ago:.1} s ago; {within}", l.token),
+        (None, Some(w)) => {
+            format!("pipe {p} is between workers: the lease of worker {w} (token {}) expired {ago:.1} s ago; {within}", l.token)
+        }
         (None, None) => format!("pipe {p} is between workers: its lease (token {}) was released {ago:.1} s ago; {within}", l.token),
     };
     Unplaced { message, retry_after_s }
@@ -468,14 +493,10 @@ mod tests {
     #[test]
     fn only_workers_with_every_label_of_the_constraint_are_eligible_and_the_least_loaded_of_them_gets_the_pipe() {
         let load: HashMap<String, usize> = [("eu1", 5), ("eu2", 3), ("us1", 0), ("bare", 0)].map(|(w, n)| (w.to_string(), n)).into();
-        let lbl: HashMap<String, BTreeMap<String, String>> = [
-            ("eu1", "region=eu,tier=gold"),
-            ("eu2", "region=eu"),
-            ("us1", "region=us,tier=gold"),
-            ("bare", ""),
-        ]
-        .map(|(w, l)| (w.to_string(), labels(l)))
-        .into();
+        let lbl: HashMap<String, BTreeMap<String, String>> =
+            [("eu1", "region=eu,tier=gold"), ("eu2", "region=eu"), ("us1", "region=us,tier=gold"), ("bare", "")]
+                .map(|(w, l)| (w.to_string(), labels(l)))
+                .into();
         let ids = |m: HashMap<String, usize>| {
             let mut v: Vec<String> = m.into_keys().collect();
             v.sort();

@@ -86,6 +86,52 @@ pub async fn list(State(st): State<AppState>) -> Response {
     Json(views).into_response()
 }
 
+/// Fills in the live figures (lag, changes applied, warning: only the running
+/// worker has them) of the pipes in `views` that other workers run, asking
+/// each of those workers once for its own pipes (`GET /v1/pipes?local=true`,
+/// forwarded, with the client's `auth`), concurrently, 2 s at most; a worker
+/// that does not answer leaves its pipes' figures as they are (empty).
+pub async fn fill_live_figures(st: &AppState, views: &mut [crate::api::PipeView], auth: Option<&header::HeaderValue>) {
+    let Some(me) = st.manager.worker().map(|w| w.id.clone()) else { return };
+    let mut by_worker: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (i, v) in views.iter().enumerate() {
+        if let Some(w) = v.worker.as_ref().filter(|w| **w != me) {
+            by_worker.entry(w.clone()).or_default().push(i);
+        }
+    }
+    if by_worker.is_empty() {
+        return;
+    }
+    let Ok(workers) = st.manager.catalog().workers().await else { return };
+    let client = reqwest::Client::new();
+    let asks = by_worker.keys().filter_map(|id| workers.iter().find(|w| w.id == *id)).map(|w| {
+        let mut req = client
+            .get(format!("{}/v1/pipes?local=true", w.api_address.trim_end_matches('/')))
+            .header(FORWARDED, "1")
+            .timeout(std::time::Duration::from_secs(2));
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a.clone());
+        }
+        let id = w.id.clone();
+        async move {
+            let answer = async { req.send().await.ok()?.error_for_status().ok()?.json::<Vec<serde_json::Value>>().await.ok() }.await;
+            if answer.is_none() {
+                tracing::debug!("worker {id} did not give its pipes' live figures; they stay empty in the list");
+            }
+            (id, answer.unwrap_or_default())
+        }
+    });
+    for (id, remote) in futures_util::future::join_all(asks).await {
+        for i in by_worker.get(&id).into_iter().flatten() {
+            let v = &mut views[*i];
+            let Some(r) = remote.iter().find(|r| r["name"] == v.name.as_str()) else { continue };
+            v.lag_seconds = r["lag_seconds"].as_f64();
+            v.warning = r["warning"].as_str().map(str::to_owned);
+            v.changes_applied = r["changes_applied"].as_u64().unwrap_or(v.changes_applied);
+        }
+    }
+}
+
 /// The worker holding `pipe`'s lease when it is not this one: its id and advertised URL.
 async fn owner_elsewhere(st: &AppState, pipe: &str) -> Option<(String, String)> {
     let me = st.manager.worker()?;

@@ -494,13 +494,7 @@ async fn pipes_run_only_on_workers_whose_labels_match_their_placement() {
         assert_eq!(v["worker"], serde_json::Value::Null, "{v}");
         let note = v["placement"].as_str().unwrap_or_default();
         assert!(note.contains("waiting for a live worker with labels region=ap"), "{v}");
-        let resp = w
-            .http
-            .post(format!("{}/v1/pipes/{}/pause", w.base(), db("ap1")))
-            .bearer_auth(&w.token)
-            .send()
-            .await
-            .unwrap();
+        let resp = w.http.post(format!("{}/v1/pipes/{}/pause", w.base(), db("ap1"))).bearer_auth(&w.token).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 503);
         let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!(retry >= 1, "{retry}");
@@ -511,6 +505,35 @@ async fn pipes_run_only_on_workers_whose_labels_match_their_placement() {
         let (_, v) = w.call(Method::GET, &format!("/v1/pipes/{}", db("eu1")), None).await;
         assert_eq!((v["worker"].as_str(), &v["placement"]), (Some("weu"), &serde_json::Value::Null), "{v}");
     }
+    // The list through either worker has the live figures of every running pipe (asked of its worker);
+    // `local=true` lists only the asked worker's own pipes.
+    for w in [&eu, &us] {
+        eventually(T, || async {
+            let (code, list) = w.call(Method::GET, "/v1/pipes", None).await;
+            assert_eq!(code, 200, "{list}");
+            let lagless: Vec<_> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| v["name"] != db("ap1").as_str() && v["lag_seconds"].is_null())
+                .map(|v| v["name"].clone())
+                .collect();
+            if lagless.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("no live figures for {lagless:?}"))
+            }
+        })
+        .await;
+    }
+    let (_, local) = us.call(Method::GET, "/v1/pipes?local=true", None).await;
+    let h = holders(&cat).await;
+    let mut names: Vec<String> = local.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    let mut want_names: Vec<String> = h.iter().filter(|(_, w)| *w == "wus").map(|(p, _)| p.clone()).collect();
+    want_names.sort();
+    assert_eq!(names, want_names, "{local}");
+
     // A pipe that does not exist is still 404.
     let (code, _) = eu.call(Method::POST, &format!("/v1/pipes/{}/pause", db("nope")), None).await;
     assert_eq!(code, 404);
