@@ -165,29 +165,39 @@ async fn rebalance(m: &Manager, conf: &WorkerConf) -> Result<(), ManagerError> {
     let load = loads(conf, now, &workers, &leases);
     let labels = live_labels(conf, &workers);
     let mine = load.get(&conf.id).copied().unwrap_or(0);
-    let Some((pipe, among)) = to_hand_off(mine, &load, &labels, m.held_leases()) else {
+    let Some((pipe, among)) = to_hand_off(&conf.id, mine, &load, &labels, m.held_leases()) else {
         return Ok(());
     };
     let _placing = m.placing.lock().await;
-    info!(
-        pipe = pipe.as_str(),
-        "worker {} runs {mine} pipes, more than its fair share among the {among} workers eligible for pipe {pipe}", conf.id
-    );
+    if m.held_leases().iter().any(|(p, _, c)| *p == pipe && !c.as_ref().is_none_or(|c| c.admits(&conf.labels))) {
+        info!(pipe = pipe.as_str(), "worker {}'s labels do not satisfy the placement of pipe {pipe}: handing it off", conf.id);
+    } else {
+        info!(
+            pipe = pipe.as_str(),
+            "worker {} runs {mine} pipes, more than its fair share among the {among} workers eligible for pipe {pipe}", conf.id
+        );
+    }
     m.hand_off(&pipe).await;
     Ok(())
 }
 
-/// Which held pipe (name, token, constraint) to hand off for a fair share,
-/// with the number of workers eligible for it: the most recently acquired
-/// one (highest token) for which this worker, running `mine`, is over its
+/// Which held pipe (name, token, constraint) worker `me` hands off, with the
+/// number of workers eligible for it: first one whose constraint `me`'s
+/// labels do not satisfy (should one run here), else the most recently
+/// acquired one (highest token) for which `me`, running `mine`, is over its
 /// fair share among the live workers eligible for that pipe.
 fn to_hand_off(
+    me: &str,
     mine: usize,
     load: &HashMap<String, usize>,
     labels: &HashMap<String, BTreeMap<String, String>>,
     mut held: Vec<(String, i64, Option<PlacementSpec>)>,
 ) -> Option<(String, usize)> {
     held.sort_by_key(|(_, t, _)| std::cmp::Reverse(*t));
+    let admits_me = |c: &Option<PlacementSpec>| c.as_ref().is_none_or(|c| labels.get(me).is_some_and(|l| c.admits(l)));
+    if let Some((pipe, _, c)) = held.iter().find(|(_, _, c)| !admits_me(c)) {
+        return Some((pipe.clone(), eligible(load, labels, c.as_ref()).len()));
+    }
     held.into_iter().find_map(|(pipe, _, constraint)| {
         let among = eligible(load, labels, constraint.as_ref());
         over_fair_share(mine, &among).then_some((pipe, among.len()))
@@ -519,16 +529,19 @@ mod tests {
         let load: HashMap<String, usize> = [("w1", 6), ("w2", 0)].map(|(w, n)| (w.to_string(), n)).into();
         // Six pipes only w1 may run: nothing moves although w2 is idle (it would come straight back).
         let eu_only: Vec<_> = (1..=6).map(|i| (format!("p{i}"), i, constraint("region=eu"))).collect();
-        assert_eq!(to_hand_off(6, &load, &lbl, eu_only.clone()), None);
+        assert_eq!(to_hand_off("w1", 6, &load, &lbl, eu_only.clone()), None);
+        // A pipe this worker is not eligible for goes first, whatever the loads.
+        let astray = vec![("p1".to_string(), 1, None), ("p9".to_string(), 9, constraint("region=us"))];
+        assert_eq!(to_hand_off("w1", 2, &load, &lbl, astray), Some(("p9".to_string(), 1)));
         // One of them may run anywhere: that one moves, although it is not the most recent.
         let mut mixed = eu_only;
         mixed[1].2 = None;
-        assert_eq!(to_hand_off(6, &load, &lbl, mixed), Some(("p2".to_string(), 2)));
+        assert_eq!(to_hand_off("w1", 6, &load, &lbl, mixed), Some(("p2".to_string(), 2)));
         // Unconstrained pipes: the most recently acquired (highest token) moves first, as before.
         let free: Vec<_> = (1..=6).map(|i| (format!("p{i}"), i, None)).collect();
-        assert_eq!(to_hand_off(6, &load, &lbl, free.clone()), Some(("p6".to_string(), 2)));
+        assert_eq!(to_hand_off("w1", 6, &load, &lbl, free.clone()), Some(("p6".to_string(), 2)));
         let even: HashMap<String, usize> = [("w1", 3), ("w2", 3)].map(|(w, n)| (w.to_string(), n)).into();
-        assert_eq!(to_hand_off(3, &even, &lbl, free), None);
+        assert_eq!(to_hand_off("w1", 3, &even, &lbl, free), None);
     }
 
     #[test]
