@@ -379,6 +379,12 @@ impl Manager {
     /// Stops the pipe and forgets it; drops its destination tables only if asked.
     pub async fn delete(&self, name: &str, drop_tables: bool) -> Result<(), ManagerError> {
         let _names = self.names.lock().await;
+        if self.worker.is_some() && !self.runs(name) {
+            // A pipe no live worker may run is deleted from here (it would wait forever otherwise).
+            if crate::placement::unplaced(self, name).await?.is_some_and(|u| u.no_eligible_worker) {
+                return crate::placement::delete_unplaceable(self, name, drop_tables).await;
+            }
+        }
         self.ask(name, |reply| Command::Delete { drop_tables, reply }).await?;
         self.owners.lock().unwrap().remove(name);
         Ok(())

@@ -363,6 +363,9 @@ pub(crate) struct Unplaced {
     pub message: String,
     /// When to ask again: the placement round (TTL/3), whole seconds, at least 1.
     pub retry_after_s: u64,
+    /// No live worker's labels satisfy the pipe's placement constraint: it
+    /// waits for one to start (and can only be deleted meanwhile: `delete_unplaceable`).
+    pub no_eligible_worker: bool,
 }
 
 /// Why `pipe` runs nowhere right now, `None` when it does not exist or runs
@@ -386,6 +389,7 @@ pub(crate) async fn unplaced(m: &Manager, pipe: &str) -> Result<Option<Unplaced>
             let ttl = conf.lease_ttl.as_millis() as i64;
             let live: Vec<_> = workers.iter().filter(|w| now - w.heartbeat_ms < ttl).collect();
             if !live.iter().any(|w| c.admits(&w.labels)) {
+                gap.no_eligible_worker = true;
                 gap.message = format!(
                     "pipe {pipe} is waiting for a live worker with labels {}: none of the {} live workers has them; \
                      start one with --labels {}, then retry",
@@ -415,7 +419,48 @@ fn unplaced_because(conf: &WorkerConf, l: &PipeLease, now: i64) -> Unplaced {
         }
         (None, None) => format!("pipe {p} is between workers: its lease (token {}) was released {ago:.1} s ago; {within}", l.token),
     };
-    Unplaced { message, retry_after_s }
+    Unplaced { message, retry_after_s, no_eligible_worker: false }
+}
+
+/// Deletes a pipe no live worker may run (see `Unplaced::no_eligible_worker`),
+/// from this worker, without running it: takes its lease (fencing any former
+/// holder), drops its destination tables if asked, and deletes it with the
+/// fenced handle. Held against this worker's own placement rounds. A pipe
+/// another worker took meanwhile is `Unplaced` (retry: the request is then
+/// forwarded to it).
+pub(crate) async fn delete_unplaceable(m: &Manager, pipe: &str, drop_tables: bool) -> Result<(), ManagerError> {
+    let Some(conf) = m.worker().cloned() else {
+        return Err(ManagerError::NotFound(pipe.into()));
+    };
+    let _placing = m.placing.lock().await;
+    let cat = m.catalog();
+    let Some(lease) = cat.acquire_lease(pipe, &conf.id, conf.lease_ttl).await? else {
+        let message = format!("pipe {pipe} was just taken by another worker; retry");
+        return Err(ManagerError::Unplaced { message, retry_after_s: 1 });
+    };
+    let fenced = cat.fenced(pipe, lease.token);
+    let done = async {
+        if drop_tables {
+            let rec = fenced.pipe(pipe).await?.ok_or_else(|| ManagerError::NotFound(pipe.into()))?;
+            let sink = sluice_sink::ClickHouseSink::new(&rec.spec.destination);
+            for t in fenced.tables(pipe).await? {
+                for d in [t.mapping.destination.clone(), sluice_core::state::resync_table_name(&t.mapping.destination)] {
+                    sink.drop_table(&d).await.map_err(|e| ManagerError::Internal(format!("dropping {d}: {e}")))?;
+                }
+            }
+        }
+        fenced.delete_pipe(pipe).await?;
+        Ok::<_, ManagerError>(())
+    }
+    .await;
+    match &done {
+        Ok(()) => info!(pipe, "pipe {pipe} deleted by worker {} (no live worker was eligible to run it)", conf.id),
+        Err(e) => {
+            warn!(pipe, "deleting pipe {pipe} failed: {e}; releasing its lease");
+            let _ = cat.release_lease(pipe, &conf.id, lease.token).await;
+        }
+    }
+    done
 }
 
 /// A pipe just created on this worker: acquired here at once if this is the

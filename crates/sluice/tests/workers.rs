@@ -534,6 +534,12 @@ async fn pipes_run_only_on_workers_whose_labels_match_their_placement() {
     want_names.sort();
     assert_eq!(names, want_names, "{local}");
 
+    // The unplaceable pipe can still be deleted (from whichever worker receives the request).
+    let (code, v) = us.call(Method::DELETE, &format!("/v1/pipes/{}", db("ap1")), None).await;
+    assert_eq!(code, 204, "{v}");
+    let (code, _) = eu.call(Method::GET, &format!("/v1/pipes/{}", db("ap1")), None).await;
+    assert_eq!(code, 404);
+
     // A pipe that does not exist is still 404.
     let (code, _) = eu.call(Method::POST, &format!("/v1/pipes/{}/pause", db("nope")), None).await;
     assert_eq!(code, 404);
