@@ -668,4 +668,37 @@ mod tests {
         let (status, retry, _) = answer(m.pause("nope").await.unwrap_err()).await;
         assert_eq!((status, retry), (StatusCode::NOT_FOUND, None));
     }
+
+    /// The list asks the worker running a pipe for its live figures; one that
+    /// does not answer leaves them empty, and the list is answered all the same.
+    #[tokio::test]
+    async fn the_list_keeps_empty_figures_when_the_running_worker_does_not_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = sluice_catalog::Catalog::open(dir.path()).await.unwrap();
+        let spec = PipeSpec::from_json(
+            r#"{"name": "p", "source": {"host": "127.0.0.1", "port": 1, "user": "u", "password": "p"},
+                "destination": {"url": "http://127.0.0.1:1", "database": "d"}, "tables": [{"source": "db.t"}]}"#,
+        )
+        .unwrap();
+        catalog.create_pipe(&spec).await.unwrap();
+        // Worker w2 runs it, at an address where nothing listens.
+        catalog.register_worker("w2", "http://127.0.0.1:1", &Default::default()).await.unwrap();
+        catalog.acquire_lease("p", "w2", Duration::from_secs(60)).await.unwrap().unwrap();
+        let conf = WorkerConf {
+            id: "w1".into(),
+            advertise_url: "http://x".into(),
+            lease_ttl: Duration::from_secs(15),
+            labels: Default::default(),
+        };
+        let st = AppState {
+            manager: Manager::new(catalog).with_worker(conf),
+            token: Arc::new("t".into()),
+            metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
+        };
+        let Json(list) = list_pipes(State(st.clone()), Query(ListParams { local: false }), Default::default()).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!((list[0].worker.as_deref(), list[0].lag_seconds, &list[0].placement), (Some("w2"), None, &None));
+        let Json(local) = list_pipes(State(st), Query(ListParams { local: true }), Default::default()).await.unwrap();
+        assert!(local.is_empty(), "this worker runs no pipe");
+    }
 }

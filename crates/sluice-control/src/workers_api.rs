@@ -103,6 +103,8 @@ pub async fn fill_live_figures(st: &AppState, views: &mut [crate::api::PipeView]
         return;
     }
     let Ok(workers) = st.manager.catalog().workers().await else { return };
+    // The TLS crypto provider, should the process not have installed it yet (a client cannot be built without it).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let asks = by_worker.keys().filter_map(|id| workers.iter().find(|w| w.id == *id)).map(|w| {
         let mut req = client
