@@ -438,7 +438,7 @@ async fn pipes_run_only_on_workers_whose_labels_match_their_placement() {
     let dir = tempfile::tempdir().unwrap();
     let catalog = postgres_catalog().await;
     let cat = probe(&catalog, dir.path()).await;
-    let eu = labelled_worker(dir.path(), "weu", &catalog, "region=eu,zone=a").await;
+    let mut eu = labelled_worker(dir.path(), "weu", &catalog, "region=eu,zone=a").await;
     let us = labelled_worker(dir.path(), "wus", &catalog, "region=us").await;
     let tag = unique("wl");
     let db = |s: &str| format!("{tag}_{s}");
@@ -549,4 +549,30 @@ async fn pipes_run_only_on_workers_whose_labels_match_their_placement() {
     let (code, v) = eu.call(Method::POST, "/v1/pipes?skip_checks=true", Some(bad)).await;
     assert!(code == 400 || code == 422, "{code} {v}");
     assert!(v["error"].as_str().unwrap_or_default().contains("placement.labels"), "{v}");
+
+    // The only eu worker stops (SIGTERM: it releases its leases): wus may not run the eu pipes, so
+    // they wait, saying so; when weu is back it takes them again and they run.
+    signal(&eu, "TERM");
+    assert_eq!(eu.wait_exit(Duration::from_secs(120)), Some(0), "weu did not stop cleanly:\n{}", eu.log());
+    tokio::time::sleep(Duration::from_secs(3)).await; // a few of wus's placement rounds
+    let h = holders(&cat).await;
+    assert!(!h.contains_key(&db("eu1")) && !h.contains_key(&db("eu2")), "an eu pipe ran on wus: {h:?}");
+    let (code, v) = us.call(Method::GET, &format!("/v1/pipes/{}", db("eu1")), None).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["placement"].as_str().unwrap_or_default().contains("waiting for a live worker with labels region=eu"), "{v}");
+    let (code, v) = us.call(Method::POST, &format!("/v1/pipes/{}/pause", db("eu1")), None).await;
+    assert_eq!(code, 503, "{v}");
+    eu.restart().await;
+    eventually(T, || async {
+        let h = holders(&cat).await;
+        if want(&h) {
+            Ok(())
+        } else {
+            Err(format!("the eu pipes are not back on weu: {h:?}"))
+        }
+    })
+    .await;
+    for p in ["eu1", "eu2"] {
+        us.wait_state(&db(p), "Running", T).await;
+    }
 }
