@@ -103,7 +103,7 @@ pub(crate) const TABLES: &[(&str, &[(&str, Col)])] = &[
             ("last_error", Text),
         ],
     ),
-    ("workers", &[("id", Text), ("api_address", Text), ("started_ms", Int), ("heartbeat_ms", Int)]),
+    ("workers", &[("id", Text), ("api_address", Text), ("started_ms", Int), ("heartbeat_ms", Int), ("labels_json", Text)]),
     ("pipe_leases", &[("pipe", Text), ("owner", Text), ("expires_ms", Int), ("token", Int)]),
     ("series_points", &[("pipe", Text), ("subject", Text), ("metric", Text), ("resolution", Int), ("at", Int), ("value", Real)]),
     ("pipe_counters", &[("pipe", Text), ("name", Text), ("value", Int)]),

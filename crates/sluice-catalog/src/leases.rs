@@ -5,10 +5,11 @@
 //! pipe is run by the worker holding its lease: a row with the owner, an
 //! expiry and a fencing token that grows by one on every acquisition. The
 //! holder renews it before it expires; once expired (or released) any worker
-//! may acquire it, getting a higher token. The fenced writes
-//! (`save_checkpoint_fenced`, `reserve_versions_fenced`,
-//! `set_table_state_fenced`, `record_schema_change_fenced`) check the token
-//! in the same transaction as the write and fail with `CatalogError::Fenced`
+//! may acquire it, getting a higher token. Every write of a pipe's made
+//! through a handle fenced by its token (`Catalog::fenced`; also the
+//! explicit `save_checkpoint_fenced`, `reserve_versions_fenced`,
+//! `set_table_state_fenced`, `record_schema_change_fenced`) checks the token
+//! in the same transaction as the write and fails with `CatalogError::Fenced`
 //! when it is no longer the pipe's: a worker that lost its lease (paused,
 //! partitioned, slow) can neither move the checkpoint nor reserve versions
 //! after another worker took the pipe over. Times are the catalog
@@ -19,6 +20,7 @@
 
 use crate::{Backend, Catalog, CatalogError, Tx};
 use sqlx::Row;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -31,6 +33,8 @@ pub struct WorkerRecord {
     /// Unix milliseconds (catalog clock).
     pub started_ms: i64,
     pub heartbeat_ms: i64,
+    /// Its labels (`--labels`), matched against pipes' placement constraints.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A lease held: its fencing token and when it expires (Unix ms, catalog clock).
@@ -79,6 +83,24 @@ impl Catalog {
         .await
     }
 
+    /// One pipe's lease as stored (token 0 and no owner when never leased)
+    /// and the catalog's clock when read; `None` when there is no such pipe.
+    pub async fn pipe_lease(&self, pipe: &str) -> Result<Option<(i64, PipeLease)>> {
+        let pipe = pipe.to_owned();
+        self.detached(move |c| async move {
+            let now = c.now_ms_sql();
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT p.name, l.owner, COALESCE(l.token, 0), COALESCE(l.expires_ms, 0), {now} FROM pipes p \
+                 LEFT JOIN pipe_leases l ON l.pipe = p.name WHERE p.name = $1"
+            )))
+            .bind(&pipe)
+            .fetch_optional(&c.reads)
+            .await?;
+            Ok(row.map(|r| (r.get(4), PipeLease { pipe: r.get(0), owner: r.get(1), token: r.get(2), expires_ms: r.get(3) })))
+        })
+        .await
+    }
+
     /// The catalog database's clock, in Unix milliseconds, as SQL.
     fn now_ms_sql(&self) -> &'static str {
         match self.backend {
@@ -87,18 +109,20 @@ impl Catalog {
         }
     }
 
-    /// Registers worker `id` (or updates its address), with a first heartbeat.
-    pub async fn register_worker(&self, id: &str, api_address: &str) -> Result<()> {
+    /// Registers worker `id` (or updates its address and labels), with a first heartbeat.
+    pub async fn register_worker(&self, id: &str, api_address: &str, labels: &BTreeMap<String, String>) -> Result<()> {
         let (id, addr) = (id.to_owned(), api_address.to_owned());
+        let labels = serde_json::to_string(labels).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
         self.detached(move |c| async move {
             let now = c.now_ms_sql();
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO workers (id, api_address, started_ms, heartbeat_ms) VALUES ($1, $2, {now}, {now}) \
+                "INSERT INTO workers (id, api_address, started_ms, heartbeat_ms, labels_json) VALUES ($1, $2, {now}, {now}, $3) \
                  ON CONFLICT (id) DO UPDATE SET api_address = excluded.api_address, started_ms = excluded.started_ms, \
-                 heartbeat_ms = excluded.heartbeat_ms"
+                 heartbeat_ms = excluded.heartbeat_ms, labels_json = excluded.labels_json"
             )))
             .bind(&id)
             .bind(&addr)
+            .bind(&labels)
             .execute(&c.writes)
             .await?;
             Ok(())
@@ -133,14 +157,38 @@ impl Catalog {
         .await
     }
 
+    /// Removes the workers whose last heartbeat is older than `max_age` and
+    /// that hold no live lease (gone for good: killed, or their machine lost);
+    /// returns their ids.
+    pub async fn remove_stale_workers(&self, max_age: Duration) -> Result<Vec<String>> {
+        let age = max_age.as_millis() as i64;
+        self.detached(move |c| async move {
+            let now = c.now_ms_sql();
+            let gone: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM workers WHERE heartbeat_ms < {now} - $1 AND NOT EXISTS \
+                 (SELECT 1 FROM pipe_leases l WHERE l.owner = workers.id AND l.expires_ms > {now}) RETURNING id"
+            )))
+            .bind(age)
+            .fetch_all(&c.writes)
+            .await?;
+            Ok(gone)
+        })
+        .await
+    }
+
     /// Every registered worker, by id.
     pub async fn workers(&self) -> Result<Vec<WorkerRecord>> {
         self.detached(|c| async move {
-            let rows = sqlx::query("SELECT id, api_address, started_ms, heartbeat_ms FROM workers ORDER BY id").fetch_all(&c.reads).await?;
-            Ok(rows
-                .into_iter()
-                .map(|r| WorkerRecord { id: r.get(0), api_address: r.get(1), started_ms: r.get(2), heartbeat_ms: r.get(3) })
-                .collect())
+            let rows = sqlx::query("SELECT id, api_address, started_ms, heartbeat_ms, labels_json FROM workers ORDER BY id")
+                .fetch_all(&c.reads)
+                .await?;
+            rows.into_iter()
+                .map(|r| {
+                    let labels = serde_json::from_str(r.get::<&str, _>(4))
+                        .map_err(|e| CatalogError::Corrupt(format!("labels of worker {:?}: {e}", r.get::<&str, _>(0))))?;
+                    Ok(WorkerRecord { id: r.get(0), api_address: r.get(1), started_ms: r.get(2), heartbeat_ms: r.get(3), labels })
+                })
+                .collect()
         })
         .await
     }
@@ -275,6 +323,7 @@ mod tests {
     use crate::tests::{on_both, TestCatalog};
     use crate::*;
     use sluice_core::PipeSpec;
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     fn spec(name: &str) -> PipeSpec {
@@ -296,8 +345,9 @@ mod tests {
     /// change nothing, while the new holder's succeed.
     async fn leases_fence_the_previous_holder(t: TestCatalog) {
         let cat = t.open().await;
-        cat.register_worker("w1", "10.0.0.1:7878").await.unwrap();
-        cat.register_worker("w2", "10.0.0.2:7878").await.unwrap();
+        let eu: BTreeMap<String, String> = [("region".to_string(), "eu".to_string())].into();
+        cat.register_worker("w1", "10.0.0.1:7878", &eu).await.unwrap();
+        cat.register_worker("w2", "10.0.0.2:7878", &BTreeMap::new()).await.unwrap();
         cat.heartbeat_worker("w1").await.unwrap();
         assert!(cat.heartbeat_worker("nope").await.is_err());
         let ws = cat.workers().await.unwrap();
@@ -306,6 +356,7 @@ mod tests {
             [("w1", "10.0.0.1:7878"), ("w2", "10.0.0.2:7878")]
         );
         assert!(ws[0].heartbeat_ms >= ws[0].started_ms && ws[0].started_ms > 1_600_000_000_000, "{ws:?}");
+        assert_eq!((&ws[0].labels, ws[1].labels.len()), (&eu, 0), "labels are stored with the worker");
         assert!(matches!(cat.acquire_lease("p", "w1", Duration::from_secs(15)).await, Err(CatalogError::NoSuchPipe(_))));
 
         cat.create_pipe(&spec("p")).await.unwrap();
@@ -349,10 +400,104 @@ mod tests {
         assert_eq!(cat.acquire_lease("p", "w1", ttl).await.unwrap().map(|l| l.token), Some(3));
         cat.unregister_worker("w2").await.unwrap();
         assert_eq!(cat.workers().await.unwrap().len(), 1);
+
+        // Workers silent for longer than a day are removed, unless they still hold a live lease.
+        cat.register_worker("gone", "10.0.0.3:7878", &BTreeMap::new()).await.unwrap();
+        cat.register_worker("holder", "10.0.0.4:7878", &BTreeMap::new()).await.unwrap();
+        cat.create_pipe(&spec("p2")).await.unwrap();
+        cat.acquire_lease("p2", "holder", Duration::from_secs(3600)).await.unwrap().expect("free lease");
+        sqlx::query("UPDATE workers SET heartbeat_ms = heartbeat_ms - 90000000 WHERE id IN ('gone', 'holder')")
+            .execute(&cat.writes)
+            .await
+            .unwrap();
+        let day = Duration::from_secs(86_400);
+        assert_eq!(cat.remove_stale_workers(day).await.unwrap(), ["gone"]);
+        let left: Vec<String> = cat.workers().await.unwrap().into_iter().map(|w| w.id).collect();
+        assert_eq!(left, ["holder", "w1"], "a fresh worker and one holding a live lease stay");
+        assert!(cat.remove_stale_workers(day).await.unwrap().is_empty());
         // Unfenced writes (a single server, no leases) are unaffected.
         cat.save_checkpoint("p", &cp("binlog.000003", 500)).await.unwrap();
     }
     on_both!(leases_fence_the_previous_holder);
+
+    /// Everything the catalog holds about pipe `p`, to show a fenced write changed nothing.
+    async fn everything(cat: &Catalog) -> String {
+        let p = cat.pipe("p").await.unwrap().map(|r| (r.state, r.error, r.spec.settings, r.updated_at));
+        let tables = cat.tables("p").await.unwrap();
+        let mut parts = Vec::new();
+        for t in &tables {
+            parts.push(cat.partitions("p", &t.mapping.destination).await.unwrap());
+        }
+        let events = cat.events("p").await.unwrap().len();
+        let cp = cat.checkpoint("p").await.unwrap();
+        let clock = cat.next_version("p").await.unwrap();
+        format!("{p:?}\n{tables:?}\n{parts:?}\n{events}\n{cp:?}\n{clock:?}")
+    }
+
+    /// Every write a pipe's engine (and its owner) makes through a handle
+    /// fenced by a lease token it no longer holds fails with `Fenced` and
+    /// writes nothing; the current holder's handle writes; other pipes are
+    /// not fenced by it.
+    async fn a_stale_token_cannot_write_anything(t: TestCatalog) {
+        use crate::tests::mapping;
+        let cat = t.open().await;
+        cat.create_pipe(&spec("p")).await.unwrap();
+        cat.create_pipe(&spec("q")).await.unwrap();
+        let ttl = Duration::from_secs(30);
+        let l1 = cat.acquire_lease("p", "w1", ttl).await.unwrap().expect("free lease");
+        let old = cat.fenced("p", l1.token);
+        old.record_setup("p", &[mapping("t"), mapping("u")], &cp("binlog.000003", 157), 41).await.unwrap();
+        old.record_partitions("p", "t", &[(None, None)]).await.unwrap();
+        old.note("p", "written while the lease is held").await.unwrap();
+
+        // w1 hands the pipe off and w2 takes it: w1's handle is stale from now on.
+        cat.release_lease("p", "w1", l1.token).await.unwrap();
+        let l2 = cat.acquire_lease("p", "w2", ttl).await.unwrap().expect("released lease");
+        let before = everything(&cat).await;
+        let mut changed = spec("p");
+        changed.settings.pull_batch_size += 1;
+        let change = TableChange { destination: "t".into(), mapping: None, state: Some((TableState::Error, None)), recopy_version: None };
+        let attempts: Vec<(&str, std::result::Result<(), CatalogError>)> = vec![
+            ("mark_copied", old.mark_copied("p", "t").await.map(drop)),
+            ("record_partitions", old.record_partitions("p", "u", &[(None, None)]).await),
+            ("record_partition_progress", old.record_partition_progress("p", "t", 0, None, 5, true).await),
+            ("set_rows_estimated", old.set_rows_estimated("p", "t", 1000).await),
+            ("set_error", old.set_error("p", Some("zombie error")).await),
+            ("note", old.note("p", "zombie note").await),
+            ("add_tables", old.add_tables("p", &[mapping("v")], TableState::Running, 0).await),
+            ("remove_table", old.remove_table("p", "u").await),
+            ("begin_resync", old.begin_resync("p", &[mapping("t")], 99, Some(&cp("binlog.000001", 4))).await),
+            ("allow_checkpoint_rebase", old.allow_checkpoint_rebase("p", "zombie").await),
+            ("update_spec", old.update_spec(&changed).await),
+            ("save_checkpoint", old.save_checkpoint("p", &cp("binlog.000009", 4)).await),
+            ("reserve_versions", old.reserve_versions("p", 10, 0).await.map(drop)),
+            ("set_table_state", old.set_table_state("p", "t", TableState::Error, None).await),
+            ("record_schema_change", old.record_schema_change("p", &[change], &cp("binlog.000009", 4), "zombie ddl").await),
+            ("transition", old.transition("p", PipeAction::Fail, PipeState::Failed, "zombie", Some("x")).await.map(drop)),
+            ("record_setup", old.record_setup("p", &[], &cp("binlog.000001", 4), 7).await),
+            ("delete_pipe", old.delete_pipe("p").await),
+        ];
+        for (what, r) in attempts {
+            let e = r.expect_err(what);
+            assert!(matches!(&e, CatalogError::Fenced { token, .. } if *token == l1.token), "{what}: {e}");
+            assert!(e.to_string().contains(&format!("token {}, held by w2", l2.token)), "{what}: {e}");
+        }
+        assert_eq!(everything(&cat).await, before, "a fenced write changed the catalog");
+
+        // The holder's handle writes; the stale handle still writes other pipes.
+        let new = cat.fenced("p", l2.token);
+        new.set_rows_estimated("p", "t", 1000).await.unwrap();
+        new.record_partition_progress("p", "t", 0, None, 5, true).await.unwrap();
+        assert_eq!(new.mark_copied("p", "t").await.unwrap(), 5);
+        new.set_error("p", Some("shown")).await.unwrap();
+        new.note("p", "the new holder's note").await.unwrap();
+        assert_eq!(cat.pipe("p").await.unwrap().unwrap().error.as_deref(), Some("shown"));
+        old.note("q", "another pipe's note").await.unwrap();
+        old.set_error("q", Some("q's error")).await.unwrap();
+        new.delete_pipe("p").await.unwrap();
+        assert!(cat.pipe("p").await.unwrap().is_none());
+    }
+    on_both!(a_stale_token_cannot_write_anything);
 
     /// Two workers racing for a free lease: exactly one gets it.
     async fn one_of_two_racing_workers_gets_the_lease(t: TestCatalog) {

@@ -202,9 +202,8 @@ pub struct Catalog {
     url: std::sync::Arc<str>,
     secrets: SecretBox,
     /// Set on the handle given to a pipe's engine while a worker runs it under
-    /// a lease (see `Catalog::fenced`): that pipe's checkpoints, version
-    /// reservations, table states, schema records, transitions and setup are
-    /// checked against the lease token in their transaction.
+    /// a lease (see `Catalog::fenced`): every write of that pipe's made
+    /// through the handle is checked against the lease token in its transaction.
     fence: Option<std::sync::Arc<(String, i64)>>,
 }
 
@@ -359,11 +358,14 @@ impl Catalog {
         }
     }
 
-    /// This handle, with every write it makes for `pipe` that moves the pipe
-    /// on (checkpoints, version reservations, table states, schema records,
-    /// state transitions, setup) fenced by the lease `token`: it fails with
-    /// `CatalogError::Fenced`, writing nothing, once the pipe's lease is no
-    /// longer that one. Other pipes' writes are unaffected.
+    /// This handle, with every write it makes for `pipe` (checkpoints, version
+    /// reservations, Setup, state transitions, table states, copy and
+    /// partition progress, row estimates, schema records, tables added,
+    /// removed or resynced, spec changes, errors, history notes, checkpoint
+    /// rebases, deletion) fenced by the lease `token`: it checks the token in
+    /// the write's own transaction and fails with `CatalogError::Fenced`,
+    /// writing nothing, once the pipe's lease is no longer that one. Other
+    /// pipes' writes are unaffected.
     pub fn fenced(&self, pipe: &str, token: i64) -> Catalog {
         Catalog { fence: Some(std::sync::Arc::new((pipe.to_owned(), token))), ..self.clone() }
     }
@@ -371,6 +373,15 @@ impl Catalog {
     /// The lease token this handle's writes for `pipe` are fenced by, if any.
     pub fn fence_of(&self, pipe: &str) -> Option<i64> {
         self.fence.as_deref().filter(|(p, _)| p == pipe).map(|(_, t)| *t)
+    }
+
+    /// Inside a write transaction: when this handle is fenced for `pipe`,
+    /// fails with `Fenced` unless its token is still the pipe's (see `check_fence`).
+    async fn fence_in(&self, tx: &mut Tx, pipe: &str) -> Result<()> {
+        match self.fence_of(pipe) {
+            Some(token) => Self::check_fence(tx, pipe, token).await,
+            None => Ok(()),
+        }
     }
 
     /// Claims the catalog for one of several `sluice server` workers until
@@ -496,12 +507,16 @@ impl Catalog {
     pub async fn update_spec(&self, spec: &PipeSpec) -> Result<()> {
         let spec = spec.clone();
         self.detached(move |c| async move {
+            let sealed = c.seal_spec(&spec)?;
+            let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &spec.name).await?;
             sqlx::query("UPDATE pipes SET spec_json = $1, updated_at = $2 WHERE name = $3")
-                .bind(c.seal_spec(&spec)?)
+                .bind(sealed)
                 .bind(now())
                 .bind(&spec.name)
-                .execute(&c.writes)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
             Ok(())
         })
         .await
@@ -571,6 +586,7 @@ impl Catalog {
         let (name, reason) = (name.to_owned(), reason.to_owned());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             Self::note_in(&mut tx, &name, &reason).await?;
             tx.commit().await?;
             Ok(())
@@ -582,12 +598,15 @@ impl Catalog {
     pub async fn set_error(&self, name: &str, error: Option<&str>) -> Result<()> {
         let (name, error) = (name.to_owned(), error.map(str::to_owned));
         self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             sqlx::query("UPDATE pipes SET error = $1, updated_at = $2 WHERE name = $3")
                 .bind(&error)
                 .bind(now())
                 .bind(&name)
-                .execute(&c.writes)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
             Ok(())
         })
         .await
@@ -770,6 +789,7 @@ impl Catalog {
         let (name, destination) = (name.to_owned(), destination.to_owned());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             let from = Self::table_state_in(&mut tx, &name, &destination).await?;
             let to = if matches!(from, TableState::Setup | TableState::Snapshot) { TableState::Snapshotted } else { from };
             check_move(&name, &destination, from, to)?;
@@ -853,6 +873,7 @@ impl Catalog {
                 });
             }
             let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             Self::insert_tables(&mut tx, &name, &tables, state, Some(snapshot_version)).await?;
             tx.commit().await?;
             Ok(())
@@ -865,6 +886,7 @@ impl Catalog {
         let (name, destination) = (name.to_owned(), destination.to_owned());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             for sql in [
                 "DELETE FROM pipe_tables WHERE pipe = $1 AND destination = $2",
                 "DELETE FROM snapshot_partitions WHERE pipe = $1 AND destination = $2",
@@ -893,6 +915,7 @@ impl Catalog {
         let (name, tables, restart_at) = (name.to_owned(), tables.to_vec(), restart_at.cloned());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             for t in &tables {
                 Self::check_table_move(&mut tx, &name, &t.destination, TableState::Resync).await?;
                 sqlx::query(
@@ -1046,6 +1069,7 @@ impl Catalog {
         let (name, destination, ranges) = (name.to_owned(), destination.to_owned(), ranges.to_vec());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             let from = Self::table_state_in(&mut tx, &name, &destination).await?;
             let to = if from == TableState::Setup { TableState::Snapshot } else { from };
             check_move(&name, &destination, from, to)?;
@@ -1091,6 +1115,7 @@ impl Catalog {
         let (name, destination, last_key) = (name.to_owned(), destination.to_owned(), last_key.map(|k| k.to_string()));
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             sqlx::query(
                 "UPDATE snapshot_partitions SET last_key_json = COALESCE($1, last_key_json), rows_copied = $2, done = $3 \
                  WHERE pipe = $4 AND destination = $5 AND idx = $6",
@@ -1138,12 +1163,15 @@ impl Catalog {
     pub async fn set_rows_estimated(&self, name: &str, destination: &str, rows: u64) -> Result<()> {
         let (name, destination) = (name.to_owned(), destination.to_owned());
         self.detached(move |c| async move {
+            let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             sqlx::query("UPDATE pipe_tables SET rows_estimated = $1 WHERE pipe = $2 AND destination = $3")
                 .bind(rows as i64)
                 .bind(&name)
                 .bind(&destination)
-                .execute(&c.writes)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
             Ok(())
         })
         .await
@@ -1210,6 +1238,7 @@ impl Catalog {
         let (name, reason) = (name.to_owned(), reason.to_owned());
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             let exists: Option<String> =
                 sqlx::query_scalar("SELECT name FROM pipes WHERE name = $1").bind(&name).fetch_optional(&mut *tx).await?;
             if exists.is_none() {
@@ -1267,6 +1296,7 @@ impl Catalog {
         let name = name.to_owned();
         self.detached(move |c| async move {
             let mut tx = c.write_tx().await?;
+            c.fence_in(&mut tx, &name).await?;
             for sql in [
                 "DELETE FROM pipe_tables WHERE pipe = $1",
                 "DELETE FROM snapshot_partitions WHERE pipe = $1",

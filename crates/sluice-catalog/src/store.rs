@@ -17,7 +17,11 @@
 //! - versions handed out by `reserve_versions` are never handed out again,
 //!   even after a crash (the clock moves durably before it returns);
 //! - errors carry their `Severity` (`CatalogError::severity`): busy, I/O and
-//!   disk-full errors are transient.
+//!   disk-full errors are transient;
+//! - on a handle fenced by a pipe's lease token (`Catalog::fenced`), every
+//!   write for that pipe checks the token in its own transaction and fails
+//!   with `CatalogError::Fenced`, writing nothing, once another worker holds
+//!   the pipe (or nobody does).
 
 use crate::{Catalog, CatalogError, PartitionRecord, PipeEvent, PipeRecord, StoredCheckpoint, TableChange, TableRecord};
 use async_trait::async_trait;

@@ -144,7 +144,7 @@ async fn pipe_lifecycle_and_checkpoints_persist(tc: TestCatalog) {
 }
 on_both!(pipe_lifecycle_and_checkpoints_persist);
 
-fn mapping(table: &str) -> TableMapping {
+pub(crate) fn mapping(table: &str) -> TableMapping {
     let col = SourceColumn {
         name: "id".into(),
         ordinal: 1,

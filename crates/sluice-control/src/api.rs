@@ -37,6 +37,11 @@ impl IntoResponse for ManagerError {
             ManagerError::Conflict { state, .. } => (StatusCode::CONFLICT, Some(*state)),
             ManagerError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
             ManagerError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            ManagerError::Unplaced { retry_after_s, .. } => {
+                let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(ApiError { error: self.to_string(), state: None })).into_response();
+                r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(*retry_after_s));
+                return r;
+            }
         };
         (code, Json(ApiError { error: self.to_string(), state })).into_response()
     }
@@ -150,6 +155,10 @@ pub struct PipeView {
     /// The worker holding the pipe's lease (running it); null when none holds a live one
     /// (a server without leases, or between workers).
     pub worker: Option<String>,
+    /// Why no worker runs the pipe right now (between workers, or waiting for a
+    /// live worker with the labels of its placement constraint); null when one does
+    /// and on a server without leases.
+    pub placement: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -179,6 +188,7 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
     let tables = m.catalog().tables(name).await?;
     let cp = m.catalog().checkpoint(name).await?;
     let status = m.status(name);
+    let worker = m.catalog().lease_holder(name).await?.map(|(w, _)| w);
     let s = &rec.spec;
     let mut table_views = Vec::with_capacity(tables.len());
     for t in tables {
@@ -228,7 +238,11 @@ async fn view(m: &Manager, name: &str) -> Result<PipeView, ManagerError> {
         settings: s.settings.clone(),
         created_at: rec.created_at,
         updated_at: rec.updated_at,
-        worker: m.catalog().lease_holder(name).await?.map(|(w, _)| w),
+        placement: match (m.worker(), &worker) {
+            (Some(_), None) => crate::placement::unplaced(m, name).await?.map(|g| g.message),
+            _ => None,
+        },
+        worker,
     })
 }
 
@@ -295,12 +309,32 @@ async fn run_checks(body: axum::body::Bytes) -> Response {
     Json(crate::preflight::run(&spec).await).into_response()
 }
 
-/// List every pipe.
-#[utoipa::path(get, path = "/v1/pipes", tag = "pipes", responses((status = 200, body = Vec<PipeView>)))]
-async fn list_pipes(State(st): State<AppState>) -> Result<Json<Vec<PipeView>>, ManagerError> {
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListParams {
+    /// Only the pipes this worker runs (what another worker asks for to fill in their live figures).
+    #[serde(default)]
+    pub local: bool,
+}
+
+/// List every pipe. With several workers, the live figures (lag, changes
+/// applied, warning) of the pipes other workers run are asked of those workers
+/// (one request each, 2 s at most; a worker that does not answer leaves its
+/// pipes' figures empty).
+#[utoipa::path(get, path = "/v1/pipes", tag = "pipes", params(ListParams), responses((status = 200, body = Vec<PipeView>)))]
+async fn list_pipes(
+    State(st): State<AppState>,
+    Query(q): Query<ListParams>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Vec<PipeView>>, ManagerError> {
     let mut out = Vec::new();
     for n in st.manager.catalog().pipe_names().await? {
+        if q.local && !st.manager.runs(&n) {
+            continue;
+        }
         out.push(view(&st.manager, &n).await?);
+    }
+    if !q.local {
+        crate::workers_api::fill_live_figures(&st, &mut out, headers.get(header::AUTHORIZATION)).await;
     }
     Ok(Json(out))
 }
@@ -314,7 +348,7 @@ async fn get_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Resul
 
 /// Pause: `Pausing`, then `Paused` after the in-flight batch is flushed and checkpointed.
 #[utoipa::path(post, path = "/v1/pipes/{name}/pause", tag = "pipes", params(("name" = String, Path)),
-    responses((status = 202, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+    responses((status = 202, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 503, body = ApiError)))]
 async fn pause_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Result<(StatusCode, Json<StateView>), ManagerError> {
     let state = st.manager.pause(&name).await?;
     Ok((StatusCode::ACCEPTED, Json(StateView { name, state })))
@@ -322,7 +356,7 @@ async fn pause_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Res
 
 /// Resume a paused pipe.
 #[utoipa::path(post, path = "/v1/pipes/{name}/resume", tag = "pipes", params(("name" = String, Path)),
-    responses((status = 200, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+    responses((status = 200, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 503, body = ApiError)))]
 async fn resume_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<StateView>, ManagerError> {
     let state = st.manager.resume(&name).await?;
     Ok(Json(StateView { name, state }))
@@ -330,7 +364,7 @@ async fn resume_pipe(State(st): State<AppState>, Path(name): Path<String>) -> Re
 
 /// Change sync settings of a live pipe; applied from its next batch.
 #[utoipa::path(patch, path = "/v1/pipes/{name}/settings", tag = "pipes", params(("name" = String, Path)), request_body = SettingsPatch,
-    responses((status = 200, body = SyncSettings), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = SyncSettings), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn patch_settings(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
     let patch: SettingsPatch = match serde_json::from_slice(&body) {
         Ok(p) => p,
@@ -346,7 +380,7 @@ async fn patch_settings(State(st): State<AppState>, Path(name): Path<String>, bo
 /// another server after a fail-over; CDC resumes from the checkpoint there
 /// (by GTIDs). Fields left out keep their value.
 #[utoipa::path(patch, path = "/v1/pipes/{name}/source", tag = "pipes", params(("name" = String, Path)), request_body = SourcePatch,
-    responses((status = 200, body = SourceView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = SourceView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn patch_source(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
     let patch: SourcePatch = match serde_json::from_slice(&body) {
         Ok(p) => p,
@@ -360,7 +394,7 @@ async fn patch_source(State(st): State<AppState>, Path(name): Path<String>, body
 
 /// Stop and remove a pipe; destination tables stay unless `drop_tables=true`.
 #[utoipa::path(delete, path = "/v1/pipes/{name}", tag = "pipes", params(("name" = String, Path), DeleteParams),
-    responses((status = 204), (status = 404, body = ApiError)))]
+    responses((status = 204), (status = 404, body = ApiError), (status = 503, body = ApiError)))]
 async fn delete_pipe(
     State(st): State<AppState>,
     Path(name): Path<String>,
@@ -432,7 +466,7 @@ pub struct RemoveTableParams {
 /// Resync: copy the tables again into `<table>_resync` and swap each in atomically
 /// (`EXCHANGE TABLES`) when complete; the recovery for a `Failed` pipe.
 #[utoipa::path(post, path = "/v1/pipes/{name}/resync", tag = "pipes", params(("name" = String, Path)), request_body(content = ResyncRequest, description = "optional"),
-    responses((status = 202, body = StateView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 202, body = StateView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn resync_pipe(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
     let req: ResyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ResyncRequest::default()
@@ -451,7 +485,7 @@ async fn resync_pipe(State(st): State<AppState>, Path(name): Path<String>, body:
 /// Add tables to a `Running` or `Paused` pipe: `Modifying` while they are set
 /// up, then `Snapshot` while they are copied alongside CDC.
 #[utoipa::path(post, path = "/v1/pipes/{name}/tables", tag = "pipes", params(("name" = String, Path)), request_body = AddTablesRequest,
-    responses((status = 202, body = StateView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 202, body = StateView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn add_tables(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> Response {
     let req: AddTablesRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -466,7 +500,7 @@ async fn add_tables(State(st): State<AppState>, Path(name): Path<String>, body: 
 /// Remove a table (destination name or source `schema.table`) from a pipe; its
 /// destination table stays unless `drop=true`.
 #[utoipa::path(delete, path = "/v1/pipes/{name}/tables/{table}", tag = "pipes", params(("name" = String, Path), ("table" = String, Path), RemoveTableParams),
-    responses((status = 200, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+    responses((status = 200, body = StateView), (status = 404, body = ApiError), (status = 409, body = ApiError), (status = 422, body = ApiError), (status = 503, body = ApiError)))]
 async fn remove_table(
     State(st): State<AppState>,
     Path((name, table)): Path<(String, String)>,
@@ -505,7 +539,7 @@ async fn healthz() -> &'static str {
 #[openapi(
     info(title = "Sluice API", description = "Manage MySQL/MariaDB → ClickHouse CDC pipes. Every endpoint but /healthz needs `Authorization: Bearer <token>`."),
     paths(create_pipe, run_checks, crate::sources::list_tables, list_pipes, get_pipe, pause_pipe, resume_pipe, patch_settings, patch_source, resync_pipe, add_tables, remove_table, delete_pipe, pipe_events, crate::verify::start, crate::verify::list, crate::verify::get_one, crate::alerts::get_global, crate::alerts::put_global, crate::alerts::get_pipe, crate::alerts::put_pipe, crate::alerts::test_channels, crate::alerts::active, crate::series::get_series, crate::workers_api::list, metrics_text, healthz, openapi_json),
-    components(schemas(PipeSpec, crate::sources::SourceTablesRequest, crate::sources::SourceTables, crate::sources::SchemaTables, crate::sources::SourceTableView, crate::sources::SourceColumnView, crate::sources::TableNote, sluice_core::spec::SourceSpec, sluice_core::spec::TlsSpec, sluice_core::spec::SshSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind, crate::alerts::config::AlertConfig, crate::alerts::config::PipeAlerts, crate::alerts::config::Channel, crate::alerts::config::SmtpSecurity, crate::alerts::config::Rule, crate::alerts::config::RuleKind, crate::alerts::deliver::AlertMessage, crate::alerts::ChannelTest, crate::alerts::ActiveAlert, crate::series::SeriesView, crate::workers_api::WorkerView, crate::workers_api::LeaseView)),
+    components(schemas(PipeSpec, crate::sources::SourceTablesRequest, crate::sources::SourceTables, crate::sources::SchemaTables, crate::sources::SourceTableView, crate::sources::SourceColumnView, crate::sources::TableNote, sluice_core::spec::SourceSpec, sluice_core::spec::TlsSpec, sluice_core::spec::SshSpec, sluice_core::spec::PlacementSpec, PipeView, TableView, CheckpointView, SourceView, DestinationView, StateView, EventView, ApiError, ChecksFailed, crate::preflight::Preflight, SettingsPatch, SourcePatch, crate::manager::SshPatch, SyncSettings, TlsMode, ReplicationMechanism, PipeState, PipeMode, TableState, ResyncRequest, AddTablesRequest, TableSpec, crate::verify::VerifyRequest, crate::verify::VerifyStarted, crate::verify::VerificationView, sluice_verify::TableResult, sluice_verify::KeyDiff, sluice_verify::DiffKind, crate::alerts::config::AlertConfig, crate::alerts::config::PipeAlerts, crate::alerts::config::Channel, crate::alerts::config::SmtpSecurity, crate::alerts::config::Rule, crate::alerts::config::RuleKind, crate::alerts::deliver::AlertMessage, crate::alerts::ChannelTest, crate::alerts::ActiveAlert, crate::series::SeriesView, crate::workers_api::WorkerView, crate::workers_api::LeaseView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -581,4 +615,90 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::workers_api::forward))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new().route("/healthz", get(healthz)).merge(crate::ui::routes()).merge(protected).with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::WorkerConf;
+    use std::time::Duration;
+
+    /// A pipe in the catalog that no worker holds (never placed, then
+    /// released): its commands are answered 503 with `Retry-After` and a body
+    /// naming the pipe and why, its view says so; an unknown pipe stays 404.
+    #[tokio::test]
+    async fn a_pipe_between_workers_is_503_with_retry_after_not_404() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = sluice_catalog::Catalog::open(dir.path()).await.unwrap();
+        let spec = PipeSpec::from_json(
+            r#"{"name": "p", "source": {"host": "127.0.0.1", "port": 1, "user": "u", "password": "p"},
+                "destination": {"url": "http://127.0.0.1:1", "database": "d"}, "tables": [{"source": "db.t"}]}"#,
+        )
+        .unwrap();
+        // Recorded by another worker; no placement loop runs here, so nobody takes it.
+        catalog.create_pipe(&spec).await.unwrap();
+        let conf = WorkerConf {
+            id: "w1".into(),
+            advertise_url: "http://x".into(),
+            lease_ttl: Duration::from_secs(15),
+            labels: Default::default(),
+        };
+        let m = Manager::new(catalog.clone()).with_worker(conf);
+
+        let answer = |e: ManagerError| async move {
+            let r = e.into_response();
+            let retry = r.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_string());
+            let status = r.status();
+            let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap()).unwrap();
+            (status, retry, body["error"].as_str().unwrap_or_default().to_string())
+        };
+        let (status, retry, error) = answer(m.pause("p").await.unwrap_err()).await;
+        assert_eq!((status, retry.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("5")));
+        assert!(error.starts_with("pipe p is between workers: no worker has taken it yet;") && error.ends_with("retry"), "{error}");
+        let v = view(&m, "p").await.unwrap();
+        assert_eq!((v.worker, v.placement.as_deref()), (None, Some(error.as_str())));
+
+        // Held by another worker, then released by it (a hand-off): the gap is named as such.
+        let lease = catalog.acquire_lease("p", "w2", Duration::from_secs(15)).await.unwrap().unwrap();
+        catalog.release_lease("p", "w2", lease.token).await.unwrap();
+        let (status, _, error) = answer(m.delete("p", false).await.unwrap_err()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(error.contains("its lease (token 1) was released"), "{error}");
+
+        let (status, retry, _) = answer(m.pause("nope").await.unwrap_err()).await;
+        assert_eq!((status, retry), (StatusCode::NOT_FOUND, None));
+    }
+
+    /// The list asks the worker running a pipe for its live figures; one that
+    /// does not answer leaves them empty, and the list is answered all the same.
+    #[tokio::test]
+    async fn the_list_keeps_empty_figures_when_the_running_worker_does_not_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = sluice_catalog::Catalog::open(dir.path()).await.unwrap();
+        let spec = PipeSpec::from_json(
+            r#"{"name": "p", "source": {"host": "127.0.0.1", "port": 1, "user": "u", "password": "p"},
+                "destination": {"url": "http://127.0.0.1:1", "database": "d"}, "tables": [{"source": "db.t"}]}"#,
+        )
+        .unwrap();
+        catalog.create_pipe(&spec).await.unwrap();
+        // Worker w2 runs it, at an address where nothing listens.
+        catalog.register_worker("w2", "http://127.0.0.1:1", &Default::default()).await.unwrap();
+        catalog.acquire_lease("p", "w2", Duration::from_secs(60)).await.unwrap().unwrap();
+        let conf = WorkerConf {
+            id: "w1".into(),
+            advertise_url: "http://x".into(),
+            lease_ttl: Duration::from_secs(15),
+            labels: Default::default(),
+        };
+        let st = AppState {
+            manager: Manager::new(catalog).with_worker(conf),
+            token: Arc::new("t".into()),
+            metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
+        };
+        let Json(list) = list_pipes(State(st.clone()), Query(ListParams { local: false }), Default::default()).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!((list[0].worker.as_deref(), list[0].lag_seconds, &list[0].placement), (Some("w2"), None, &None));
+        let Json(local) = list_pipes(State(st), Query(ListParams { local: true }), Default::default()).await.unwrap();
+        assert!(local.is_empty(), "this worker runs no pipe");
+    }
 }

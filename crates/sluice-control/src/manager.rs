@@ -34,6 +34,11 @@ pub enum ManagerError {
     Invalid(String),
     #[error("{0}")]
     Internal(String),
+    /// The pipe exists but no live worker runs it right now (between workers
+    /// after a crash or during a hand-off, or waiting for an eligible worker):
+    /// answered 503 with `Retry-After: retry_after_s`.
+    #[error("{message}")]
+    Unplaced { message: String, retry_after_s: u64 },
 }
 
 impl From<CatalogError> for ManagerError {
@@ -66,6 +71,8 @@ struct Handle {
     token: Option<i64>,
     /// When the lease was last acquired or renewed by this worker.
     renewed: std::time::Instant,
+    /// The pipe's placement constraint (set at creation), for the fair-share rounds.
+    placement: Option<sluice_core::spec::PlacementSpec>,
 }
 
 /// Commands waiting for a busy owner (e.g. one adding tables) before senders wait too.
@@ -124,6 +131,14 @@ impl Manager {
         v
     }
 
+    /// The leased pipes this manager runs, with their tokens and placement constraints.
+    pub(crate) fn held_leases(&self) -> Vec<(String, i64, Option<sluice_core::spec::PlacementSpec>)> {
+        let mut v: Vec<_> =
+            self.owners.lock().unwrap().iter().filter_map(|(n, h)| h.token.map(|t| (n.clone(), t, h.placement.clone()))).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     /// Whether this manager runs `name`.
     pub fn runs(&self, name: &str) -> bool {
         self.owners.lock().unwrap().contains_key(name)
@@ -153,6 +168,9 @@ impl Manager {
             return Ok(());
         }
         self.spawn_owner(name, rec.spec.settings, Some(token));
+        if let Some(h) = self.owners.lock().unwrap().get_mut(name) {
+            h.placement = rec.spec.placement;
+        }
         self.restore_counter(name).await;
         Ok(())
     }
@@ -225,7 +243,10 @@ impl Manager {
             None => self.catalog.clone(),
         };
         let owner = Owner::new(name.to_string(), catalog, rx, settings, status.clone(), self.engine.clone(), token.is_some());
-        self.owners.lock().unwrap().insert(name.to_string(), Handle { commands: tx, status, token, renewed: std::time::Instant::now() });
+        self.owners
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), Handle { commands: tx, status, token, renewed: std::time::Instant::now(), placement: None });
         tokio::spawn(owner.run());
     }
 
@@ -246,12 +267,26 @@ impl Manager {
     async fn ask<T>(&self, name: &str, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ManagerError> {
         let tx = self.owners.lock().unwrap().get(name).map(|h| h.commands.clone());
         let Some(tx) = tx else {
-            return Err(ManagerError::NotFound(name.into()));
+            return Err(self.not_here(name).await);
         };
         let (reply, answer) = oneshot::channel();
         let gone = || ManagerError::Internal(format!("the owner task of pipe {name:?} has stopped; restart the server"));
         tx.send(command(reply)).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    /// Why this manager has no owner for `name`: the pipe does not exist
+    /// (`NotFound`), or, on a worker, it exists but runs nowhere right now
+    /// (`Unplaced`, saying why and when to retry).
+    async fn not_here(&self, name: &str) -> ManagerError {
+        if self.worker.is_none() {
+            return ManagerError::NotFound(name.into());
+        }
+        match crate::placement::unplaced(self, name).await {
+            Ok(Some(gap)) => ManagerError::Unplaced { message: gap.message, retry_after_s: gap.retry_after_s },
+            Ok(None) => ManagerError::NotFound(name.into()),
+            Err(e) => e,
+        }
     }
 
     /// After a (re)start: every pipe gets its owner, which brings it back to
@@ -344,6 +379,12 @@ impl Manager {
     /// Stops the pipe and forgets it; drops its destination tables only if asked.
     pub async fn delete(&self, name: &str, drop_tables: bool) -> Result<(), ManagerError> {
         let _names = self.names.lock().await;
+        if self.worker.is_some() && !self.runs(name) {
+            // A pipe no live worker may run is deleted from here (it would wait forever otherwise).
+            if crate::placement::unplaced(self, name).await?.is_some_and(|u| u.no_eligible_worker) {
+                return crate::placement::delete_unplaceable(self, name, drop_tables).await;
+            }
+        }
         self.ask(name, |reply| Command::Delete { drop_tables, reply }).await?;
         self.owners.lock().unwrap().remove(name);
         Ok(())

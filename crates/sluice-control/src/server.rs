@@ -100,11 +100,13 @@ pub struct WorkerOptions {
     /// `None`: `http://<listen address>`.
     pub advertise_url: Option<String>,
     pub lease_ttl: std::time::Duration,
+    /// This worker's labels (matched against pipes' placement constraints).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for WorkerOptions {
     fn default() -> Self {
-        Self { id: None, advertise_url: None, lease_ttl: std::time::Duration::from_secs(15) }
+        Self { id: None, advertise_url: None, lease_ttl: std::time::Duration::from_secs(15), labels: Default::default() }
     }
 }
 
@@ -135,6 +137,7 @@ pub async fn serve(data_dir: &Path, listen: SocketAddr, catalog_url: Option<&str
         id,
         advertise_url: worker.advertise_url.unwrap_or_else(|| format!("http://{listen}")),
         lease_ttl: worker.lease_ttl,
+        labels: worker.labels,
     };
     info!("catalog: {}", catalog.display_url());
     if !listen.ip().is_loopback() {

@@ -93,6 +93,7 @@ fn validate(source: &SourceSpec) -> Result<(), String> {
         tables: vec![TableSpec { source: "probe.probe".into(), ..Default::default() }],
         mode: PipeMode::default(),
         settings: SyncSettings::default(),
+        placement: None,
     };
     probe.validate().map_err(|e| e.to_string())
 }

@@ -9,7 +9,10 @@
 //! as it is: today's semantics (202 with the state, 409 on an illegal
 //! transition) come from the owner itself. A forwarded request carries
 //! `x-sluice-forwarded` and is never forwarded again (no loops while a lease
-//! moves); a pipe nobody holds is answered by the receiving worker as before.
+//! moves). A command for a pipe nobody holds a live lease on (between
+//! workers) reaches the receiving worker's manager, which answers 503 with
+//! `Retry-After` and says why (`placement::unplaced`); 404 is only for pipes
+//! that do not exist.
 
 use crate::api::{ApiError, AppState};
 use axum::extract::{Request, State};
@@ -45,6 +48,8 @@ pub struct WorkerView {
     pub uptime_ms: i64,
     /// Whether this is the worker answering.
     pub this: bool,
+    /// Its labels (`--labels`): it runs only pipes whose placement constraint they satisfy.
+    pub labels: std::collections::BTreeMap<String, String>,
     /// The pipes it holds live leases on.
     pub pipes: Vec<LeaseView>,
 }
@@ -74,10 +79,59 @@ pub async fn list(State(st): State<AppState>) -> Response {
             heartbeat_age_ms: now - w.heartbeat_ms,
             uptime_ms: now - w.started_ms,
             address: w.api_address,
+            labels: w.labels,
             id: w.id,
         })
         .collect();
     Json(views).into_response()
+}
+
+/// Fills in the live figures (lag, changes applied, warning: only the running
+/// worker has them) of the pipes in `views` that other workers run, asking
+/// each of those workers once for its own pipes (`GET /v1/pipes?local=true`,
+/// forwarded, with the client's `auth`), concurrently, 2 s at most; a worker
+/// that does not answer leaves its pipes' figures as they are (empty).
+pub async fn fill_live_figures(st: &AppState, views: &mut [crate::api::PipeView], auth: Option<&header::HeaderValue>) {
+    let Some(me) = st.manager.worker().map(|w| w.id.clone()) else { return };
+    let mut by_worker: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (i, v) in views.iter().enumerate() {
+        if let Some(w) = v.worker.as_ref().filter(|w| **w != me) {
+            by_worker.entry(w.clone()).or_default().push(i);
+        }
+    }
+    if by_worker.is_empty() {
+        return;
+    }
+    let Ok(workers) = st.manager.catalog().workers().await else { return };
+    // The TLS crypto provider, should the process not have installed it yet (a client cannot be built without it).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let asks = by_worker.keys().filter_map(|id| workers.iter().find(|w| w.id == *id)).map(|w| {
+        let mut req = client
+            .get(format!("{}/v1/pipes?local=true", w.api_address.trim_end_matches('/')))
+            .header(FORWARDED, "1")
+            .timeout(std::time::Duration::from_secs(2));
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a.clone());
+        }
+        let id = w.id.clone();
+        async move {
+            let answer = async { req.send().await.ok()?.error_for_status().ok()?.json::<Vec<serde_json::Value>>().await.ok() }.await;
+            if answer.is_none() {
+                tracing::debug!("worker {id} did not give its pipes' live figures; they stay empty in the list");
+            }
+            (id, answer.unwrap_or_default())
+        }
+    });
+    for (id, remote) in futures_util::future::join_all(asks).await {
+        for i in by_worker.get(&id).into_iter().flatten() {
+            let v = &mut views[*i];
+            let Some(r) = remote.iter().find(|r| r["name"] == v.name.as_str()) else { continue };
+            v.lag_seconds = r["lag_seconds"].as_f64();
+            v.warning = r["warning"].as_str().map(str::to_owned);
+            v.changes_applied = r["changes_applied"].as_u64().unwrap_or(v.changes_applied);
+        }
+    }
 }
 
 /// The worker holding `pipe`'s lease when it is not this one: its id and advertised URL.

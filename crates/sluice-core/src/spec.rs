@@ -37,6 +37,68 @@ pub struct PipeSpec {
     pub mode: PipeMode,
     #[serde(default)]
     pub settings: SyncSettings,
+    /// Where the pipe may run when several workers share the catalog; set at
+    /// creation. Absent: on any worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
+}
+
+/// A pipe's placement constraint: the labels a worker must all have
+/// (`sluice server --labels k=v,...`) to run it, e.g.
+/// `"placement": {"labels": {"region": "eu"}}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementSpec {
+    /// Label name → value; a worker runs the pipe only if its labels include every pair.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl PlacementSpec {
+    /// Whether a worker with `labels` may run the pipe.
+    pub fn admits(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// The constraint as `k=v,k2=v2` (for messages).
+    pub fn describe(&self) -> String {
+        format_labels(&self.labels)
+    }
+}
+
+/// Checks one worker label or placement-constraint pair: a name and a value of
+/// 1-63 characters of A-Z, a-z, 0-9, '.', '_' or '-'. The error says which is wrong.
+pub fn check_label(name: &str, value: &str) -> Result<(), String> {
+    let ok = |s: &str| !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok(name) {
+        return Err(format!("label name {name:?} must be 1-63 characters of A-Z, a-z, 0-9, '.', '_' or '-'"));
+    }
+    if !ok(value) {
+        return Err(format!("the value {value:?} of label {name:?} must be 1-63 characters of A-Z, a-z, 0-9, '.', '_' or '-'"));
+    }
+    Ok(())
+}
+
+/// Parses worker labels written `k=v,k2=v2` (spaces around items ignored; empty: none).
+pub fn parse_labels(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut labels = std::collections::BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(format!("{item:?} is not of the form name=value"));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        check_label(k, v)?;
+        if labels.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(format!("label {k:?} is given twice"));
+        }
+    }
+    Ok(labels)
+}
+
+/// Labels as `k=v,k2=v2` (sorted by name).
+pub fn format_labels(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -717,6 +779,11 @@ impl PipeSpec {
                 }
             }
         }
+        if let Some(p) = &self.placement {
+            for (k, v) in &p.labels {
+                check_label(k, v).map_err(|m| err("placement.labels", m))?;
+            }
+        }
         let s = &self.settings;
         if s.sync_interval_ms == 0 || s.sync_interval_ms > 3_600_000 {
             return Err(err("settings.sync_interval_ms", "must be between 1 and 3600000"));
@@ -800,6 +867,32 @@ mod tests {
         assert_eq!(spec.tables[2].pattern().unwrap(), SourcePattern { schema: "crm".into(), table: None });
         assert!(!format!("{spec:?}").contains("pw"));
         assert_eq!(spec.destination.request_timeout_ms, 60_000);
+    }
+
+    #[test]
+    fn a_placement_constraint_is_read_checked_and_matched() {
+        let with = |p: &str| EXAMPLE.replace(r#""mode": "snapshot_and_cdc""#, &format!(r#""mode": "snapshot_and_cdc", "placement": {p}"#));
+        let spec = PipeSpec::from_json(&with(r#"{"labels": {"region": "eu", "tier": "gold"}}"#)).unwrap();
+        let p = spec.placement.clone().unwrap();
+        assert_eq!(p.describe(), "region=eu,tier=gold");
+        let labels = |t: &str| parse_labels(t).unwrap();
+        assert!(p.admits(&labels("tier=gold,region=eu,zone=a")));
+        assert!(!p.admits(&labels("region=eu")));
+        assert!(!p.admits(&labels("region=us,tier=gold")));
+        assert!(PlacementSpec::default().admits(&labels("")));
+        assert!(PipeSpec::from_json(EXAMPLE).unwrap().placement.is_none());
+        let again: PipeSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(again.placement, spec.placement);
+        let e = PipeSpec::from_json(&with(r#"{"labels": {"region": ""}}"#)).unwrap_err();
+        assert_eq!(e.field, "placement.labels", "{e}");
+        assert!(e.message.contains("value \"\" of label \"region\""), "{e}");
+        let e = PipeSpec::from_json(&with(r#"{"labels": {"re gion": "eu"}}"#)).unwrap_err();
+        assert_eq!(e.field, "placement.labels", "{e}");
+        let e = PipeSpec::from_json(&with(r#"{"label": {"region": "eu"}}"#)).unwrap_err();
+        assert!(e.message.contains("unknown field `label`"), "{e}");
+        assert!(parse_labels("region").unwrap_err().contains("not of the form name=value"));
+        assert!(parse_labels("a=1,a=2").unwrap_err().contains("given twice"));
+        assert_eq!(format_labels(&labels(" region = eu , zone=a ")), "region=eu,zone=a");
     }
 
     #[test]

@@ -56,6 +56,9 @@ enum Command {
         /// Seconds a pipe's lease lasts without renewal (renewed every third of it); a dead worker's pipes move after it.
         #[arg(long, env = "SLUICE_LEASE_TTL_S", default_value_t = 15.0)]
         lease_ttl_s: f64,
+        /// This worker's labels, `name=value,name2=value2`: it runs only pipes whose placement constraint they satisfy.
+        #[arg(long, env = "SLUICE_WORKER_LABELS", default_value = "")]
+        labels: String,
     },
     /// Manage pipes on a running server.
     Pipe {
@@ -284,7 +287,7 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
             migrate_catalog(&from, &to, &data_dir).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Server { data_dir, listen, memory_budget_mb, catalog, worker_id, advertise_url, lease_ttl_s } => {
+        Command::Server { data_dir, listen, memory_budget_mb, catalog, worker_id, advertise_url, lease_ttl_s, labels } => {
             set_memory_budget(memory_budget_mb)?;
             if !(lease_ttl_s.is_finite() && lease_ttl_s >= 0.3) {
                 anyhow::bail!("--lease-ttl-s must be a number of seconds, at least 0.3 (got {lease_ttl_s})");
@@ -293,6 +296,7 @@ async fn real_main(cli: Cli, bars: Option<indicatif::MultiProgress>) -> Result<s
                 id: worker_id,
                 advertise_url,
                 lease_ttl: std::time::Duration::from_secs_f64(lease_ttl_s),
+                labels: sluice_core::spec::parse_labels(&labels).map_err(|e| anyhow::anyhow!("--labels: {e}"))?,
             };
             sluice_control::server::serve(&data_dir, listen, catalog.as_deref(), worker).await?;
             Ok(std::process::ExitCode::SUCCESS)

@@ -31,10 +31,21 @@ async fn postgres_catalog() -> String {
 
 /// Worker `id` on `catalog`, in `root/id`, with a short lease TTL.
 async fn worker(root: &Path, id: &str, catalog: &str) -> SluiceServer {
+    labelled_worker(root, id, catalog, "").await
+}
+
+/// Worker `id` with `labels` (`k=v,...`).
+async fn labelled_worker(root: &Path, id: &str, catalog: &str, labels: &str) -> SluiceServer {
     SluiceServer::start_with_env(
         &root.join(id),
         Some(catalog.to_string()),
-        &[("SLUICE_WORKER_ID", id), ("SLUICE_LEASE_TTL_S", TTL_S), ("SLUICE_SECRET_KEY", SECRET_KEY), ("RUST_LOG", "info,sqlx=warn")],
+        &[
+            ("SLUICE_WORKER_ID", id),
+            ("SLUICE_LEASE_TTL_S", TTL_S),
+            ("SLUICE_SECRET_KEY", SECRET_KEY),
+            ("SLUICE_WORKER_LABELS", labels),
+            ("RUST_LOG", "info,sqlx=warn"),
+        ],
     )
     .await
 }
@@ -55,13 +66,20 @@ async fn holders(cat: &Catalog) -> BTreeMap<String, String> {
 
 /// Pipe `db` over `db.t` (a few rows) from `flavor`, created on `srv`.
 async fn create_pipe(srv: &SluiceServer, flavor: Flavor, db: &str, ch_db: &str) {
+    create_placed_pipe(srv, flavor, db, ch_db, None).await
+}
+
+/// `create_pipe` with a placement constraint (`{"labels": {...}}`).
+async fn create_placed_pipe(srv: &SluiceServer, flavor: Flavor, db: &str, ch_db: &str, placement: Option<serde_json::Value>) {
     let mut c = mysql(flavor).await;
     c.query_drop(format!("CREATE DATABASE `{db}`")).await.unwrap();
     c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v VARCHAR(40), n INT NOT NULL)")).await.unwrap();
     c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 'a', 0), (2, 'b', 0), (3, 'c', 0)")).await.unwrap();
-    let (code, v) = srv
-        .call(Method::POST, "/v1/pipes", Some(spec(db, flavor, json!([{"source": format!("{db}.t")}]), ch_db, "snapshot_and_cdc")))
-        .await;
+    let mut body = spec(db, flavor, json!([{"source": format!("{db}.t")}]), ch_db, "snapshot_and_cdc");
+    if let Some(p) = placement {
+        body["placement"] = p;
+    }
+    let (code, v) = srv.call(Method::POST, "/v1/pipes", Some(body)).await;
     assert_eq!(code, 201, "{v}");
 }
 
@@ -408,4 +426,153 @@ async fn any_worker_serves_commands_for_any_pipe() {
         other.wait_state(db, "Running", T).await;
     }
     assert_eq!(holders(&cat).await, held, "commands moved no pipe");
+}
+
+/// Two workers with different labels: pipes constrained to `region=eu` or
+/// `region=us` run only on the worker with that label (whichever worker they
+/// were created through), an unconstrained one anywhere, and one constrained
+/// to a region no worker has stays unplaced: its view says what it waits for,
+/// and a command for it is answered 503 with `Retry-After`, not 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipes_run_only_on_workers_whose_labels_match_their_placement() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = postgres_catalog().await;
+    let cat = probe(&catalog, dir.path()).await;
+    let mut eu = labelled_worker(dir.path(), "weu", &catalog, "region=eu,zone=a").await;
+    let us = labelled_worker(dir.path(), "wus", &catalog, "region=us").await;
+    let tag = unique("wl");
+    let db = |s: &str| format!("{tag}_{s}");
+    let region = |r: &str| Some(json!({"labels": {"region": r}}));
+    // Created through the other region's worker on purpose.
+    create_placed_pipe(&us, Flavor::MySql, &db("eu1"), &dest_db(&tag, &db("eu1")), region("eu")).await;
+    create_placed_pipe(&us, Flavor::MariaDb, &db("eu2"), &dest_db(&tag, &db("eu2")), region("eu")).await;
+    create_placed_pipe(&eu, Flavor::MySql, &db("us1"), &dest_db(&tag, &db("us1")), region("us")).await;
+    create_placed_pipe(&eu, Flavor::MariaDb, &db("any"), &dest_db(&tag, &db("any")), None).await;
+    create_placed_pipe(&eu, Flavor::MySql, &db("ap1"), &dest_db(&tag, &db("ap1")), region("ap")).await;
+
+    let want = |h: &BTreeMap<String, String>| {
+        h.get(&db("eu1")).map(String::as_str) == Some("weu")
+            && h.get(&db("eu2")).map(String::as_str) == Some("weu")
+            && h.get(&db("us1")).map(String::as_str) == Some("wus")
+            && h.contains_key(&db("any"))
+    };
+    eventually(T, || async {
+        let h = holders(&cat).await;
+        if want(&h) {
+            Ok(())
+        } else {
+            Err(format!("not placed as constrained yet: {h:?}"))
+        }
+    })
+    .await;
+    for p in ["eu1", "eu2", "us1", "any"] {
+        eu.wait_state(&db(p), "Running", T).await;
+    }
+    // Several placement rounds later (TTL 3 s: a round a second) nothing moved, and ap1 is still nowhere.
+    let before = cat.pipe_leases().await.unwrap().1;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let h = holders(&cat).await;
+    assert!(want(&h) && !h.contains_key(&db("ap1")), "{h:?}");
+    let after = cat.pipe_leases().await.unwrap().1;
+    for p in ["eu1", "eu2", "us1"] {
+        let token = |ls: &[sluice_catalog::PipeLease]| ls.iter().find(|l| l.pipe == db(p)).map(|l| l.token);
+        assert_eq!(token(&before), token(&after), "{p} was not handed back and forth");
+    }
+
+    // The workers list shows each worker's labels.
+    let (code, ws) = eu.call(Method::GET, "/v1/workers", None).await;
+    assert_eq!(code, 200, "{ws}");
+    let labels: BTreeMap<String, serde_json::Value> =
+        ws.as_array().unwrap().iter().map(|w| (w["id"].as_str().unwrap().to_string(), w["labels"].clone())).collect();
+    assert_eq!(labels["weu"], json!({"region": "eu", "zone": "a"}), "{ws}");
+    assert_eq!(labels["wus"], json!({"region": "us"}), "{ws}");
+
+    // The unplaceable pipe: its view says what it waits for; commands are 503 with Retry-After.
+    for w in [&eu, &us] {
+        let (code, v) = w.call(Method::GET, &format!("/v1/pipes/{}", db("ap1")), None).await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(v["worker"], serde_json::Value::Null, "{v}");
+        let note = v["placement"].as_str().unwrap_or_default();
+        assert!(note.contains("waiting for a live worker with labels region=ap"), "{v}");
+        let resp = w.http.post(format!("{}/v1/pipes/{}/pause", w.base(), db("ap1"))).bearer_auth(&w.token).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 503);
+        let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(retry >= 1, "{retry}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(&db("ap1")) && error.contains("region=ap") && error.ends_with("retry"), "{body}");
+        // The placed pipes show no placement note.
+        let (_, v) = w.call(Method::GET, &format!("/v1/pipes/{}", db("eu1")), None).await;
+        assert_eq!((v["worker"].as_str(), &v["placement"]), (Some("weu"), &serde_json::Value::Null), "{v}");
+    }
+    // The list through either worker has the live figures of every running pipe (asked of its worker);
+    // `local=true` lists only the asked worker's own pipes.
+    for w in [&eu, &us] {
+        eventually(T, || async {
+            let (code, list) = w.call(Method::GET, "/v1/pipes", None).await;
+            assert_eq!(code, 200, "{list}");
+            let lagless: Vec<_> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|v| v["name"] != db("ap1").as_str() && v["lag_seconds"].is_null())
+                .map(|v| v["name"].clone())
+                .collect();
+            if lagless.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("no live figures for {lagless:?}"))
+            }
+        })
+        .await;
+    }
+    let (_, local) = us.call(Method::GET, "/v1/pipes?local=true", None).await;
+    let h = holders(&cat).await;
+    let mut names: Vec<String> = local.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    let mut want_names: Vec<String> = h.iter().filter(|(_, w)| *w == "wus").map(|(p, _)| p.clone()).collect();
+    want_names.sort();
+    assert_eq!(names, want_names, "{local}");
+
+    // The unplaceable pipe can still be deleted (from whichever worker receives the request).
+    let (code, v) = us.call(Method::DELETE, &format!("/v1/pipes/{}", db("ap1")), None).await;
+    assert_eq!(code, 204, "{v}");
+    let (code, _) = eu.call(Method::GET, &format!("/v1/pipes/{}", db("ap1")), None).await;
+    assert_eq!(code, 404);
+
+    // A pipe that does not exist is still 404.
+    let (code, _) = eu.call(Method::POST, &format!("/v1/pipes/{}/pause", db("nope")), None).await;
+    assert_eq!(code, 404);
+    // A bad constraint is refused naming the field.
+    let mut bad = spec(&db("bad"), Flavor::MySql, json!([{"source": "x.t"}]), &tag, "snapshot_and_cdc");
+    bad["placement"] = json!({"labels": {"region": "e u"}});
+    let (code, v) = eu.call(Method::POST, "/v1/pipes?skip_checks=true", Some(bad)).await;
+    assert!(code == 400 || code == 422, "{code} {v}");
+    assert!(v["error"].as_str().unwrap_or_default().contains("placement.labels"), "{v}");
+
+    // The only eu worker stops (SIGTERM: it releases its leases): wus may not run the eu pipes, so
+    // they wait, saying so; when weu is back it takes them again and they run.
+    signal(&eu, "TERM");
+    assert_eq!(eu.wait_exit(Duration::from_secs(120)), Some(0), "weu did not stop cleanly:\n{}", eu.log());
+    tokio::time::sleep(Duration::from_secs(3)).await; // a few of wus's placement rounds
+    let h = holders(&cat).await;
+    assert!(!h.contains_key(&db("eu1")) && !h.contains_key(&db("eu2")), "an eu pipe ran on wus: {h:?}");
+    let (code, v) = us.call(Method::GET, &format!("/v1/pipes/{}", db("eu1")), None).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["placement"].as_str().unwrap_or_default().contains("waiting for a live worker with labels region=eu"), "{v}");
+    let (code, v) = us.call(Method::POST, &format!("/v1/pipes/{}/pause", db("eu1")), None).await;
+    assert_eq!(code, 503, "{v}");
+    eu.restart().await;
+    eventually(T, || async {
+        let h = holders(&cat).await;
+        if want(&h) {
+            Ok(())
+        } else {
+            Err(format!("the eu pipes are not back on weu: {h:?}"))
+        }
+    })
+    .await;
+    for p in ["eu1", "eu2"] {
+        us.wait_state(&db(p), "Running", T).await;
+    }
 }
