@@ -7,7 +7,8 @@
 //! changes again with higher versions together with every later change of the
 //! same rows, so `FINAL` ends the same — which is what makes at-least-once
 //! delivery safe.
-//! Inserts use RowBinary, compressed with LZ4 by the `clickhouse` crate.
+//! Inserts use RowBinary, compressed with LZ4 by the `clickhouse` crate
+//! (unless `destination.compression` is `none`).
 //!
 //! Every request is bounded by `destination.request_timeout_ms`: a query or
 //! statement as a whole, an insert step by step (each chunk of its body, then
@@ -65,10 +66,12 @@ impl ClickHouseSink {
     pub fn new(dest: &DestinationSpec) -> Self {
         let timeout = Duration::from_millis(dest.request_timeout_ms.max(1));
         let client = transport::client(timeout.min(transport::MAX_CONNECT_TIMEOUT), dest.ca_cert.as_deref()).map(|c| {
-            c.with_url(dest.url.trim_end_matches('/'))
-                .with_user(&dest.user)
-                .with_password(&dest.password.0)
-                .with_compression(clickhouse::Compression::Lz4)
+            c.with_url(dest.url.trim_end_matches('/')).with_user(&dest.user).with_password(&dest.password.0).with_compression(
+                match dest.compression {
+                    sluice_core::spec::Compression::Lz4 => clickhouse::Compression::Lz4,
+                    sluice_core::spec::Compression::None => clickhouse::Compression::None,
+                },
+            )
         });
         let spec = Arc::new(dest.clone());
         Self { client, database: dest.database.clone(), timeout, spec, topology: Arc::new(tokio::sync::OnceCell::new()) }

@@ -252,7 +252,10 @@ mod tests {
         let mut expect = (-1_000_000_000_000_000_000_000_000_000_001i128).to_le_bytes().to_vec();
         expect.extend_from_slice(&[0xff; 16]);
         assert_eq!(big, expect);
-        assert_eq!(d(38, 0, "-99999999999999999999999999999999999999"), (-99999999999999999999999999999999999999i128).to_le_bytes().to_vec());
+        assert_eq!(
+            d(38, 0, "-99999999999999999999999999999999999999"),
+            (-99999999999999999999999999999999999999i128).to_le_bytes().to_vec()
+        );
         assert_eq!(d(9, 2, "0.00"), 0i32.to_le_bytes().to_vec());
         assert_eq!(d(39, 0, "-1"), [0xff; 32].to_vec());
         let mut b = Vec::new();

@@ -65,7 +65,8 @@ struct Args {
     /// Only the first (default settings) Sluice snapshot run, not the other chunk/partition shapes.
     #[arg(long)]
     defaults_only: bool,
-    /// Another `sluice` binary whose paced CDC lag is measured in the same run, as a baseline.
+    /// Another `sluice` binary measured in the same run, as a baseline: the default snapshot
+    /// load (CPU per row) and the paced CDC lag.
     #[arg(long)]
     baseline_sluice: Option<std::path::PathBuf>,
     /// CDC: only the paced (lag-at-rate) loads, not the throughput ones.
@@ -302,10 +303,6 @@ struct Run {
 }
 
 impl Run {
-    fn start(spec: &serde_json::Value) -> Result<Run> {
-        Self::start_with(&std::env::current_exe()?.with_file_name("sluice"), spec, &[])
-    }
-
     /// Runs the pipe with the `sluice` binary `exe` and `env`. With
     /// `SLUICE_BENCH_PERF=DIR` a `perf record` is attached to it, writing
     /// `DIR/<pipe>-<n>.data` (read it with `perf report -i`).
@@ -325,6 +322,7 @@ impl Run {
             .spawn()
             .context("starting sluice (build it with --release next to sluice-bench)")?;
         if let Ok(dir) = std::env::var("SLUICE_BENCH_PERF") {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {dir} (SLUICE_BENCH_PERF)"))?;
             static N: AtomicU64 = AtomicU64::new(0);
             let name = spec["name"].as_str().unwrap_or("run");
             let out = Path::new(&dir).join(format!("{name}-{}.data", N.fetch_add(1, Ordering::Relaxed)));
@@ -401,6 +399,7 @@ fn ch_sink(ch: &str, db: &str) -> ClickHouseSink {
 async fn sluice_load(
     server: &Server,
     ch: &str,
+    exe: &Path,
     rows: u64,
     mut settings: serde_json::Value,
     verify: bool,
@@ -411,7 +410,7 @@ async fn sluice_load(
     let servers = server_pids(server.name);
     let before: Vec<f64> = servers.iter().map(|(_, p)| cpu_secs(*p).unwrap_or(0.0)).collect();
     settings["verify_rows_per_second"] = json!(100_000_000);
-    let mut run = Run::start(&spec("bench_load", &server.url, ch, ch_db, "t", "snapshot_only", settings))?;
+    let mut run = Run::start_with(exe, &spec("bench_load", &server.url, ch, ch_db, "t", "snapshot_only", settings), &[])?;
     let started = Instant::now();
     run.wait().await?;
     let secs = started.elapsed().as_secs_f64();
@@ -782,7 +781,7 @@ async fn main() -> Result<()> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("sluice-bench: {} rows, {cores} cores\n", args.rows);
     if !args.skip_snapshot {
-        println!("| source | run | rows/s | MB/s (RowBinary) | vs. ceiling | vs. shared ceiling | peak RSS | CPU s: Sluice / source / ClickHouse (wall s) |\n|---|---|---|---|---|---|---|---|");
+        println!("| source | run | rows/s | MB/s (RowBinary) | vs. ceiling | vs. shared ceiling | peak RSS | CPU s: Sluice / source / ClickHouse (wall s) | Sluice CPU µs per row |\n|---|---|---|---|---|---|---|---|---|");
         let mut verifications = Vec::new();
         for s in &servers {
             eprintln!("{}: preparing {DB}.t", s.name);
@@ -797,9 +796,9 @@ async fn main() -> Result<()> {
             // Both stages on the same cores: a row costs the source's time plus the destination's.
             let shared = 1.0 / (1.0 / src.rate() + 1.0 / dst.rate());
             let mb = |r: f64| r * bpr / 1e6;
-            println!("| {} | ceiling: source only (4 readers) | {:.0} | {:.1} | | | | |", s.name, src.rate(), mb(src.rate()));
-            println!("| {} | ceiling: destination only (4 writers) | {:.0} | {:.1} | | | | |", s.name, dst.rate(), mb(dst.rate()));
-            println!("| {} | shared ceiling: 1 / (1/source + 1/destination) | {:.0} | {:.1} | | | | |", s.name, shared, mb(shared));
+            println!("| {} | ceiling: source only (4 readers) | {:.0} | {:.1} | | | | | |", s.name, src.rate(), mb(src.rate()));
+            println!("| {} | ceiling: destination only (4 writers) | {:.0} | {:.1} | | | | | |", s.name, dst.rate(), mb(dst.rate()));
+            println!("| {} | shared ceiling: 1 / (1/source + 1/destination) | {:.0} | {:.1} | | | | | |", s.name, shared, mb(shared));
             let runs = [
                 ("Sluice, defaults (4 partitions × 25,000-row chunks)", json!({})),
                 ("Sluice, 4 partitions × 50,000-row chunks", json!({"parallel_partitions": 4, "snapshot_rows_per_chunk": 50000})),
@@ -808,12 +807,19 @@ async fn main() -> Result<()> {
                 ("Sluice, 8 partitions × 20,000-row chunks", json!({"parallel_partitions": 8, "snapshot_rows_per_chunk": 20000})),
             ];
             let runs = if args.defaults_only { &runs[..1] } else { &runs[..] };
-            for (i, (label, settings)) in runs.iter().cloned().enumerate() {
-                let (r, verified) = sluice_load(s, &ch, args.rows, settings, i == 0 && !args.skip_verify).await?;
+            let this = std::env::current_exe()?.with_file_name("sluice");
+            let mut runs: Vec<(String, serde_json::Value, &Path)> =
+                runs.iter().map(|(l, v)| (l.to_string(), v.clone(), this.as_path())).collect();
+            if let Some(b) = &args.baseline_sluice {
+                // The same default load with the other binary, in this run (CPU per row before/after).
+                runs.push((format!("baseline `sluice` ({}), defaults", b.display()), json!({}), b.as_path()));
+            }
+            for (i, (label, settings, exe)) in runs.into_iter().enumerate() {
+                let (r, verified) = sluice_load(s, &ch, exe, args.rows, settings, i == 0 && !args.skip_verify).await?;
                 eprintln!("  {label}: {:.0} rows/s, {:.0} MB peak", r.rate(), r.rss_mb.unwrap_or(0.0));
                 let cpu: Vec<String> = r.cpu.iter().map(|(_, c)| format!("{c:.1}")).collect();
                 println!(
-                    "| {} | {label} | {:.0} | {:.1} | {:.0}% | {:.0}% | {:.0} MB | {} ({:.1}) |",
+                    "| {} | {label} | {:.0} | {:.1} | {:.0}% | {:.0}% | {:.0} MB | {} ({:.1}) | {:.2} |",
                     s.name,
                     r.rate(),
                     mb(r.rate()),
@@ -821,7 +827,8 @@ async fn main() -> Result<()> {
                     100.0 * r.rate() / shared,
                     r.rss_mb.unwrap_or(0.0),
                     cpu.join(" / "),
-                    r.secs
+                    r.secs,
+                    r.cpu[0].1 * 1e6 / r.rows as f64
                 );
                 if let Some(v) = verified {
                     verifications.push((s.name, v));
