@@ -365,7 +365,7 @@
             h("td", null, progressSummary(p.tables)),
             h("td", { class: "num" }, fmtLag(p.lag_seconds)),
             h("td", { class: "num" }, fmtInt(p.changes_applied)),
-            h("td", { class: "muted" }, p.worker || "—"),
+            h("td", { class: "muted", title: p.placement || "" }, p.worker || (p.placement ? "waiting" : "—")),
             h("td", { class: "error-cell", title: p.error || "" }, p.error || ""),
             h("td", { class: "muted" }, timeCell(p.updated_at))
           );
@@ -1487,7 +1487,7 @@
         ["Mode", p.mode],
         ["Lag", fmtLag(p.lag_seconds)],
         ["Changes applied", fmtInt(p.changes_applied)],
-        ["Worker", p.worker ? h("code", null, p.worker) : "— (no worker holds it now)"],
+        ["Worker", p.worker ? h("code", null, p.worker) : "— " + (p.placement ? "(" + p.placement + ")" : "(no worker holds it now)")],
         ["Checkpoint", cp ? h("code", null, cp.binlog_file + ":" + cp.binlog_pos) : "— (none yet)"],
         ["GTID set", cp && cp.gtid_set ? h("code", { class: "wrap" }, cp.gtid_set) : "—"],
         ["Source", h("code", null, p.source.user + "@" + p.source.host + ":" + p.source.port), h("span", { class: "muted" }, "  server id " + p.source.server_id)],
