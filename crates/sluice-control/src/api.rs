@@ -623,11 +623,9 @@ mod tests {
     use crate::placement::WorkerConf;
     use std::time::Duration;
 
-    /// A pipe in the catalog that no worker holds (never placed, then
-    /// released): its commands are answered 503 with `Retry-After` and a body
-    /// naming the pipe and why, its view says so; an unknown pipe stays 404.
-    #[tokio::test]
-    async fn a_pipe_between_workers_is_503_with_retry_after_not_404() {
+    /// A SQLite catalog in a temporary dir (kept alive by the returned guard)
+    /// and the spec of pipe `p`, not yet created.
+    async fn catalog_with_pipe_p() -> (tempfile::TempDir, sluice_catalog::Catalog, PipeSpec) {
         let dir = tempfile::tempdir().unwrap();
         let catalog = sluice_catalog::Catalog::open(dir.path()).await.unwrap();
         let spec = PipeSpec::from_json(
@@ -635,14 +633,23 @@ mod tests {
                 "destination": {"url": "http://127.0.0.1:1", "database": "d"}, "tables": [{"source": "db.t"}]}"#,
         )
         .unwrap();
+        (dir, catalog, spec)
+    }
+
+    /// This test's worker: `w1`, TTL 15 s, no labels.
+    fn worker_w1() -> WorkerConf {
+        WorkerConf { id: "w1".into(), advertise_url: "http://x".into(), lease_ttl: Duration::from_secs(15), labels: Default::default() }
+    }
+
+    /// A pipe in the catalog that no worker holds (never placed, then
+    /// released): its commands are answered 503 with `Retry-After` and a body
+    /// naming the pipe and why, its view says so; an unknown pipe stays 404.
+    #[tokio::test]
+    async fn a_pipe_between_workers_is_503_with_retry_after_not_404() {
+        let (dir, catalog, spec) = catalog_with_pipe_p().await;
         // Recorded by another worker; no placement loop runs here, so nobody takes it.
         catalog.create_pipe(&spec).await.unwrap();
-        let conf = WorkerConf {
-            id: "w1".into(),
-            advertise_url: "http://x".into(),
-            lease_ttl: Duration::from_secs(15),
-            labels: Default::default(),
-        };
+        let conf = worker_w1();
         let m = Manager::new(catalog.clone()).with_worker(conf);
 
         let answer = |e: ManagerError| async move {
@@ -673,23 +680,12 @@ mod tests {
     /// does not answer leaves them empty, and the list is answered all the same.
     #[tokio::test]
     async fn the_list_keeps_empty_figures_when_the_running_worker_does_not_answer() {
-        let dir = tempfile::tempdir().unwrap();
-        let catalog = sluice_catalog::Catalog::open(dir.path()).await.unwrap();
-        let spec = PipeSpec::from_json(
-            r#"{"name": "p", "source": {"host": "127.0.0.1", "port": 1, "user": "u", "password": "p"},
-                "destination": {"url": "http://127.0.0.1:1", "database": "d"}, "tables": [{"source": "db.t"}]}"#,
-        )
-        .unwrap();
+        let (dir, catalog, spec) = catalog_with_pipe_p().await;
         catalog.create_pipe(&spec).await.unwrap();
         // Worker w2 runs it, at an address where nothing listens.
         catalog.register_worker("w2", "http://127.0.0.1:1", &Default::default()).await.unwrap();
         catalog.acquire_lease("p", "w2", Duration::from_secs(60)).await.unwrap().unwrap();
-        let conf = WorkerConf {
-            id: "w1".into(),
-            advertise_url: "http://x".into(),
-            lease_ttl: Duration::from_secs(15),
-            labels: Default::default(),
-        };
+        let conf = worker_w1();
         let st = AppState {
             manager: Manager::new(catalog).with_worker(conf),
             token: Arc::new("t".into()),
