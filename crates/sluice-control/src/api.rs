@@ -646,7 +646,7 @@ mod tests {
     /// naming the pipe and why, its view says so; an unknown pipe stays 404.
     #[tokio::test]
     async fn a_pipe_between_workers_is_503_with_retry_after_not_404() {
-        let (dir, catalog, spec) = catalog_with_pipe_p().await;
+        let (_dir, catalog, spec) = catalog_with_pipe_p().await;
         // Recorded by another worker; no placement loop runs here, so nobody takes it.
         catalog.create_pipe(&spec).await.unwrap();
         let conf = worker_w1();
@@ -680,7 +680,7 @@ mod tests {
     /// does not answer leaves them empty, and the list is answered all the same.
     #[tokio::test]
     async fn the_list_keeps_empty_figures_when_the_running_worker_does_not_answer() {
-        let (dir, catalog, spec) = catalog_with_pipe_p().await;
+        let (_dir, catalog, spec) = catalog_with_pipe_p().await;
         catalog.create_pipe(&spec).await.unwrap();
         // Worker w2 runs it, at an address where nothing listens.
         catalog.register_worker("w2", "http://127.0.0.1:1", &Default::default()).await.unwrap();
