@@ -224,10 +224,23 @@ async fn stalled_source_recovers(flavor: Flavor) {
     assert_eq!(code, 201, "{v}");
     srv.wait_state(&db, "Running", CONVERGE).await;
     eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
+    // The copy may hold every write already: the stall must come once the binlog stream is open
+    // and flowing (a stall before it opens is reported as the stream not opening in time).
+    eventually(CONVERGE, || async {
+        if srv.log().contains("CDC reading the binlog") {
+            Ok(())
+        } else {
+            Err("CDC has not started yet".to_string())
+        }
+    })
+    .await;
+    let mut next_id = 90_000;
+    random_write(&mut c, &db, &mut rng, &mut next_id, 1000).await;
+    eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
 
     staller.stall();
     let started = std::time::Instant::now();
-    let mut next_id = 100_000;
+    next_id = 100_000;
     for _ in 0..50 {
         random_write(&mut c, &db, &mut rng, &mut next_id, 1000).await;
     }
