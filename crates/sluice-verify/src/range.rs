@@ -122,6 +122,18 @@ impl KeyCol {
         }
     }
 
+    /// The bound just above the value `n` (one unit more), `None` above the column's largest value.
+    pub fn above(&self, n: i128) -> Option<serde_json::Value> {
+        let next = n.checked_add(self.unit())?;
+        let max = match self.kind {
+            KeyKind::Int { unsigned: true } => u64::MAX as i128,
+            KeyKind::Int { unsigned: false } => i64::MAX as i128,
+            // 9999-12-31 23:59:59.999999, the last DATE/DATETIME value.
+            KeyKind::Date | KeyKind::DateTime => 253_402_300_799_999_999,
+        };
+        (next <= max).then(|| self.bound(next))
+    }
+
     fn mysql_literal(&self, n: i128) -> String {
         match self.kind {
             KeyKind::Int { .. } => n.to_string(),
@@ -243,6 +255,13 @@ mod tests {
             "`k` < toDate32('1999-12-31')"
         );
         assert_eq!(parse_datetime("0000-00-00"), parse_datetime("0000-01-01"));
+        // The bound just above a value, none above the largest.
+        assert_eq!(k.above(7), Some(k.bound(8)));
+        assert_eq!(k.above(i64::MAX as i128), None);
+        assert_eq!(u.above(u64::MAX as i128), None);
+        assert_eq!(d.above(parse_datetime("1999-12-31").unwrap()), Some(d.bound(parse_datetime("2000-01-01").unwrap())));
+        assert_eq!(t.above(n), Some(t.bound(n + 1)));
+        assert_eq!(t.above(parse_datetime("9999-12-31 23:59:59.999999").unwrap()), None);
     }
 
     #[test]

@@ -42,6 +42,16 @@ fn key_text(mapping: &TableMapping, cells: &[Cell]) -> String {
     out.join(", ")
 }
 
+/// Source rows read by a `TableReader` of `mapping`, normalised as the sink writes them, by key text.
+pub fn keyed_rows(mapping: &TableMapping, read: Vec<Vec<Cell>>) -> Rows {
+    read.into_iter()
+        .map(|cells| {
+            let cells: Vec<Cell> = cells.into_iter().zip(&mapping.columns).map(|(c, m)| normalise(&m.ch_type, c)).collect();
+            (key_text(mapping, &cells), cells)
+        })
+        .collect()
+}
+
 /// The source rows of `part` (all of them, paged), normalised as the sink writes them.
 pub async fn source_rows(
     conn: &mut Conn,
@@ -56,10 +66,7 @@ pub async fn source_rows(
     loop {
         let chunk = bounded(spec, "a verification read", reader.read_partition_chunk(conn, part, after.as_ref(), PAGE, u64::MAX)).await?;
         let n = chunk.rows.len() as u64;
-        for cells in chunk.rows {
-            let cells: Vec<Cell> = cells.into_iter().zip(&mapping.columns).map(|(c, m)| normalise(&m.ch_type, c)).collect();
-            rows.insert(key_text(mapping, &cells), cells);
-        }
+        rows.append(&mut keyed_rows(mapping, chunk.rows));
         pace.scanned(n).await;
         if n < PAGE || chunk.last_key.is_none() {
             return Ok(rows);
