@@ -226,14 +226,7 @@ async fn stalled_source_recovers(flavor: Flavor) {
     eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
     // The copy may hold every write already: the stall must come once the binlog stream is open
     // and flowing (a stall before it opens is reported as the stream not opening in time).
-    eventually(CONVERGE, || async {
-        if srv.log().contains("CDC reading the binlog") {
-            Ok(())
-        } else {
-            Err("CDC has not started yet".to_string())
-        }
-    })
-    .await;
+    eventually_logged(CONVERGE, || srv.log(), "CDC reading the binlog").await;
     let mut next_id = 90_000;
     random_write(&mut c, &db, &mut rng, &mut next_id, 1000).await;
     eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;
@@ -291,14 +284,7 @@ async fn snapshot_only_is_consistent(flavor: Flavor) {
     let mut s = spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_only");
     s["settings"] = json!({"snapshot_rows_per_chunk": 500, "rows_per_partition": 1000000, "parallel_partitions": 1});
     let mut run = SluiceRun::start_with_env(dir.path(), &s, &[("FAILPOINTS", "snapshot-after-chunk-before-progress=sleep(100)")]);
-    eventually(CONVERGE, || async {
-        if run.log().contains("copying partition") {
-            Ok(())
-        } else {
-            Err(run.log())
-        }
-    })
-    .await;
+    eventually_logged(CONVERGE, || run.log(), "copying partition").await;
     let mut next_id = 100_000;
     for _ in 0..200 {
         random_write(&mut c, &db, &mut rng, &mut next_id, 20_000).await;
@@ -352,14 +338,7 @@ async fn crash_at(flavor: Flavor, point: &str, actions: &str, settings: serde_js
     let stop = Arc::new(AtomicBool::new(false));
     let w = writer(flavor, db.clone(), 1, stop.clone());
     if large_txn {
-        eventually(CONVERGE, || async {
-            if run.log().contains("CDC reading the binlog") {
-                Ok(())
-            } else {
-                Err(run.log())
-            }
-        })
-        .await;
+        eventually_logged(CONVERGE, || run.log(), "CDC reading the binlog").await;
         c.query_drop("BEGIN").await.unwrap();
         load_orders(&mut c, &db, &mut rng, 500_000, 12_000).await;
         c.query_drop("COMMIT").await.unwrap();
@@ -512,14 +491,7 @@ async fn source_stalled_during_the_snapshot_is_retried() {
     s["settings"] = json!({"snapshot_rows_per_chunk": 500, "rows_per_partition": 1000000, "parallel_partitions": 1});
     let run = SluiceRun::start_with_env(dir.path(), &s, &[("FAILPOINTS", "snapshot-after-chunk-before-progress=sleep(100)")]);
     // The orders partition's connection is open (and has read a chunk) before the stall.
-    eventually(CONVERGE, || async {
-        if run.log().contains("copying partition 1/1 of orders") {
-            Ok(())
-        } else {
-            Err(run.log())
-        }
-    })
-    .await;
+    eventually_logged(CONVERGE, || run.log(), "copying partition 1/1 of orders").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     staller.stall();
     eventually(CONVERGE, || compare(flavor, &db, &ch_db)).await;

@@ -245,14 +245,7 @@ async fn mysql_gtid_mode_lowered_while_a_pipe_runs_stops_it_clearly() {
     // The copy may hold every write already: the stream must be following the source by GTIDs
     // (gtid_mode ON when it connected) before gtid_mode is lowered. A stream that connects after
     // it was lowered is positioned by file and offset, and rightly goes on (with a warning).
-    eventually(Duration::from_secs(180), || async {
-        if run.log().contains("CDC reading the binlog after GTID set ") {
-            Ok(())
-        } else {
-            Err("CDC has not started by GTIDs yet".to_string())
-        }
-    })
-    .await;
+    eventually_logged(Duration::from_secs(180), || run.log(), "CDC reading the binlog after GTID set ").await;
     random_write(&mut c, &db, &mut rng, &mut next_id, 300).await;
     eventually(Duration::from_secs(180), || compare_url(&url, &db, &ch_db)).await;
 

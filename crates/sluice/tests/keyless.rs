@@ -287,14 +287,7 @@ async fn keyless_copy_restarts(flavor: Flavor) {
     run.restart();
     // A change made while the copy runs may be in both the copied rows and the
     // change log (a log has no key to collapse them): insert once CDC runs.
-    eventually(T, || async {
-        if run.log().contains("Snapshot → Running") {
-            Ok(())
-        } else {
-            Err(run.log())
-        }
-    })
-    .await;
+    eventually_logged(T, || run.log(), "Snapshot → Running").await;
     c.query_drop(format!("INSERT INTO {db}.log VALUES (100, 'after')")).await.unwrap();
     eventually(T, || async {
         let src = src_rows(&mut mysql(flavor).await, &format!("SELECT a, b FROM {db}.log ORDER BY a, b")).await;

@@ -233,14 +233,7 @@ async fn null_engine_feeds_materialized_views() {
         .execute()
         .await
         .unwrap();
-    eventually(T, || async {
-        if r.log().contains("→ Running") {
-            Ok(())
-        } else {
-            Err("not running".into())
-        }
-    })
-    .await;
+    eventually_logged(T, || r.log(), "→ Running").await;
     exec(flavor, &db, "INSERT INTO t VALUES (2, 20)").await;
     exec(flavor, &db, "UPDATE t SET a = 21 WHERE id = 2").await;
     exec(flavor, &db, "DELETE FROM t WHERE id = 1").await;

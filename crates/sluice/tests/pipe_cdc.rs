@@ -158,14 +158,7 @@ async fn modes(flavor: Flavor) {
     cdc_spec["destination"]["database"] = cdc_db.clone().into();
     let cdc_run = SluiceRun::start(&f.dir.path().join("cdc"), &cdc_spec);
     // Changes count from the position Setup records: write only once the pipe is Running.
-    eventually(Duration::from_secs(60), || async {
-        if cdc_run.log().contains("→ Running") {
-            Ok(())
-        } else {
-            Err(format!("cdc_only pipe not Running:\n{}", cdc_run.log()))
-        }
-    })
-    .await;
+    eventually_logged(Duration::from_secs(60), || cdc_run.log(), "→ Running").await;
     eventually(Duration::from_secs(30), || async {
         let r = ch_rows(&format!("SELECT count() FROM {cdc_db}.orders")).await?;
         if r[0][0] == "0" {

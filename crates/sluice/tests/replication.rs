@@ -200,14 +200,7 @@ async fn file_pos_resume(flavor: Flavor) {
     }
     eventually(T, || compare(flavor, &db, &ch_db)).await;
     // The copy may hold every write already: wait for CDC's own start before the crash.
-    eventually(T, || async {
-        if run.log().contains("CDC reading the binlog from ") {
-            Ok(())
-        } else {
-            Err("CDC has not started yet".to_string())
-        }
-    })
-    .await;
+    eventually_logged(T, || run.log(), "CDC reading the binlog from ").await;
     run.kill9();
     for _ in 0..200 {
         random_write(&mut c, &db, &mut rng, &mut next_id, 1000).await;

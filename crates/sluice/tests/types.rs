@@ -725,14 +725,7 @@ async fn type_torture(flavor: Flavor) {
     let dir = tempfile::tempdir().unwrap();
     let run =
         SluiceRun::start(dir.path(), &spec(&db, flavor, serde_json::json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc"));
-    eventually(CONVERGE, || async {
-        if run.log().contains("→ Running") {
-            Ok(())
-        } else {
-            Err(format!("pipe not Running; log:\n{}", run.log()))
-        }
-    })
-    .await;
+    eventually_logged(CONVERGE, || run.log(), "→ Running").await;
     // 1. The snapshot copy.
     compare_all(flavor, &db, &ch_db, &tables).await.unwrap_or_else(|e| panic!("snapshot: {e}"));
     // 2. The same values again, through the binlog.
@@ -812,14 +805,7 @@ async fn mariadb118_generated_columns_are_refused_or_excluded() {
     assert!(warned.len() == 1 && warned[0].contains("WARN") && warned[0].contains("tracked") && warned[0].contains("v, s"), "{text}");
     assert!(text.contains("exclude_columns"), "{text}");
     let run = SluiceRun::start(dir.path(), &spec);
-    eventually(CONVERGE, || async {
-        if run.log().contains("→ Running") {
-            Ok(())
-        } else {
-            Err(run.log())
-        }
-    })
-    .await;
+    eventually_logged(CONVERGE, || run.log(), "→ Running").await;
     for t in ["tracked", "excluded"] {
         w.query_drop(format!("INSERT INTO {db}.{t} (id, a, b) VALUES (4, 7, 8)")).await.unwrap();
         w.query_drop(format!("UPDATE {db}.{t} SET a = a * 10 WHERE id <= 2")).await.unwrap();

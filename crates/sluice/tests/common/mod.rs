@@ -303,6 +303,22 @@ where
     }
 }
 
+/// Waits until `log()` (a server's or a run's log) contains `needle`; after
+/// `timeout`, panics showing the log.
+pub async fn eventually_logged(timeout: Duration, log: impl Fn() -> String, needle: &str) {
+    eventually(timeout, || {
+        let text = log();
+        async move {
+            if text.contains(needle) {
+                Ok(())
+            } else {
+                Err(format!("{needle:?} is not in the log yet:\n{text}"))
+            }
+        }
+    })
+    .await
+}
+
 /// The highest `_peerdb_version` in a destination table.
 pub async fn max_version(table: &str) -> i64 {
     ch_rows(&format!("SELECT max(_peerdb_version) FROM {table}")).await.unwrap()[0][0].parse().unwrap()
