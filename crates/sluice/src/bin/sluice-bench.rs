@@ -524,6 +524,9 @@ async fn cdc(server: &Server, ch: &str, exe: &Path, paced_only: bool, paced_secs
         if paced_only && paced.is_none() {
             continue;
         }
+        // Each load starts on an idle pipe: the previous load's last insert is more than
+        // a sync interval ago, so it does not hold back the first change (the per-table insert rate).
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let first = next.load(Ordering::Relaxed);
         // Paced loads: ClickHouse is polled for the highest id it shows while the generator runs.
         let polls = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64)>::new()));
