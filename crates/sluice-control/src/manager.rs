@@ -474,6 +474,8 @@ pub struct SourcePatch {
     pub user: Option<String>,
     pub password: Option<String>,
     pub server_id: Option<u32>,
+    /// The TLS setting: `mode` replaces the stored one; `ca_cert` and
+    /// `tls_host` not given stay as stored, an empty string removes them.
     pub tls: Option<sluice_core::spec::TlsSpec>,
     pub replication_mechanism: Option<sluice_core::spec::ReplicationMechanism>,
     /// `schema.table`, or an empty string to stop writing heartbeats.

@@ -628,7 +628,7 @@ impl Owner {
             src.server_id = Some(v);
         }
         if let Some(v) = patch.tls {
-            src.tls = v;
+            src.tls = v.patched_over(&src.tls);
         }
         if let Some(v) = patch.replication_mechanism {
             src.replication_mechanism = v;

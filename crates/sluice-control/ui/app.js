@@ -1118,7 +1118,7 @@
         sInput("user", "User", {}),
         sInput("password", "Password", { kind: "password", placeholder: "unchanged" }, "blank = unchanged"),
         sInput("tls_mode", "TLS", { kind: "select", options: TLS_MODES.map((m) => [m, m]) }),
-        sInput("tls_ca_cert", "TLS CA certificate (PEM)", { kind: "textarea", placeholder: "only when TLS changes (verify_ca / verify_identity)", wide: true }),
+        sInput("tls_ca_cert", "TLS CA certificate (PEM)", { kind: "textarea", placeholder: "unchanged (verify_ca / verify_identity)", wide: true }, "blank = unchanged"),
         sInput("replication_mechanism", "Replication mechanism", { kind: "select", options: MECHANISMS }),
         sInput("heartbeat_table", "Heartbeat table", { placeholder: "schema.table (empty = none)" })),
       h("label", { class: "check" }, srcSsh, " Through an SSH tunnel"),

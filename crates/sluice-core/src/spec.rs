@@ -268,6 +268,21 @@ pub struct TlsSpec {
     pub tls_host: Option<String>,
 }
 
+impl TlsSpec {
+    /// This TLS setting given as a change of `current` (`PATCH .../source`):
+    /// like the other secrets, a CA certificate (and `tls_host`) not given is
+    /// kept as stored, so that changing the mode alone does not drop it; an
+    /// empty string removes it.
+    pub fn patched_over(self, current: &TlsSpec) -> TlsSpec {
+        let keep = |given: Option<String>, stored: &Option<String>| match given {
+            None => stored.clone(),
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => Some(v),
+        };
+        TlsSpec { mode: self.mode, ca_cert: keep(self.ca_cert, &current.ca_cert), tls_host: keep(self.tls_host, &current.tls_host) }
+    }
+}
+
 fn default_mysql_port() -> u16 {
     3306
 }
@@ -916,6 +931,20 @@ mod tests {
         assert!(parse_labels("region").unwrap_err().contains("not of the form name=value"));
         assert!(parse_labels("a=1,a=2").unwrap_err().contains("given twice"));
         assert_eq!(format_labels(&labels(" region = eu , zone=a ")), "region=eu,zone=a");
+    }
+
+    #[test]
+    fn a_tls_change_keeps_the_stored_ca_unless_it_replaces_or_clears_it() {
+        let stored = TlsSpec { mode: TlsMode::VerifyCa, ca_cert: Some("PEM".into()), tls_host: Some("db.example".into()) };
+        let mode_only = TlsSpec { mode: TlsMode::VerifyIdentity, ..Default::default() };
+        assert_eq!(
+            mode_only.patched_over(&stored),
+            TlsSpec { mode: TlsMode::VerifyIdentity, ca_cert: Some("PEM".into()), tls_host: Some("db.example".into()) }
+        );
+        let new_ca = TlsSpec { mode: TlsMode::VerifyCa, ca_cert: Some("NEW".into()), tls_host: Some(String::new()) };
+        assert_eq!(new_ca.patched_over(&stored), TlsSpec { mode: TlsMode::VerifyCa, ca_cert: Some("NEW".into()), tls_host: None });
+        let cleared = TlsSpec { mode: TlsMode::Required, ca_cert: Some(" ".into()), tls_host: None };
+        assert_eq!(cleared.patched_over(&stored), TlsSpec { mode: TlsMode::Required, ca_cert: None, tls_host: Some("db.example".into()) });
     }
 
     #[test]
