@@ -315,8 +315,43 @@ impl Table {
     /// Whether `rows` rows of `bytes` bytes, read on both sides (the
     /// ClickHouse side also as text), fit a CDC batch's share of the budget.
     fn held_fits(&self, rows: u64, bytes: u64) -> bool {
-        let held = 3 * (bytes + rows * (self.mapping.columns.len() as u64 * std::mem::size_of::<sluice_core::Cell>() as u64));
-        held <= sluice_engine::memory::global().batch_allowance()
+        self.held(rows, bytes) <= sluice_engine::memory::global().batch_allowance()
+    }
+
+    /// Bytes `rows` rows of `bytes` bytes take once read on both sides (the ClickHouse side also as text).
+    fn held(&self, rows: u64, bytes: u64) -> u64 {
+        3 * (bytes + rows * (self.mapping.columns.len() as u64 * std::mem::size_of::<sluice_core::Cell>() as u64))
+    }
+
+    /// Whether a table compared in one piece (its key cannot be ranged nor
+    /// hashed alike) fits, as `held_fits` counts it.
+    fn fits_whole(&self, rows: u64, bytes: u64) -> bool {
+        rows <= 1 || self.held_fits(rows, bytes)
+    }
+
+    /// Why a table compared in one piece is not verified.
+    fn too_large_to_compare_whole(&self, rows: u64, bytes: u64) -> String {
+        let keys = &self.mapping.source.primary_key;
+        let fetched_keys: Vec<&str> = self
+            .mapping
+            .columns
+            .iter()
+            .filter(|c| self.fetched.contains(&c.name) && keys.contains(&self.mapping.source.columns[c.source_index].name))
+            .map(|c| c.name.as_str())
+            .collect();
+        let budget = sluice_engine::memory::global();
+        format!(
+            "table {} was not verified: its key column(s) {} cannot be checksummed alike on both sides, so the table is compared \
+             row by row in one piece, and reading its {rows} rows ({} MiB of values) on both sides would hold about {} MiB, more \
+             than the {} MiB a comparison may hold under the memory budget of {} MiB; raise the budget (--memory-budget-mb) or \
+             leave the table out (\"tables\")",
+            self.mapping.destination,
+            fetched_keys.join(", "),
+            bytes.div_ceil(1 << 20),
+            self.held(rows, bytes).div_ceil(1 << 20),
+            budget.batch_allowance() >> 20,
+            budget.total_bytes() >> 20,
+        )
     }
 
     /// Notes what a comparison read: `rows` rows of `bytes` bytes in all.
@@ -422,6 +457,14 @@ impl Verifier {
             found = self.buckets(&mut c, &info, &tab, est, live, r).await?;
         } else {
             r.notes.push("the key has a column that cannot be checksummed alike on both sides: the table is compared row by row".into());
+            // Both sides are read whole: a table too large for the budget is refused, not read.
+            let src_table = tab.mapping.source.id.to_string();
+            let (s, bytes) = source_sum(&mut c, &self.spec.source, &src_table, &tab.src_hash, &tab.src_len, "1 = 1").await?;
+            if !tab.fits_whole(s.rows, bytes) {
+                let _ = c.disconnect().await;
+                return Err(VerifyError::Invalid(tab.too_large_to_compare_whole(s.rows, bytes)));
+            }
+            r.rows_compared += s.rows;
             let scope = Scope::Range(Partition::WHOLE);
             let diffs = self.compare_once(&mut c, &tab, &scope, &tab.mapping).await?;
             r.ranges_checked += 1;

@@ -189,3 +189,73 @@ async fn verifying_wide_json_rows_stays_within_the_memory_budget() {
     let _ = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
     drop_databases(&mut c, &db, &ch_db).await;
 }
+
+/// A table whose key cannot be ranged nor hashed alike on both sides (here a
+/// DOUBLE key) is compared row by row in one piece: a small one verifies
+/// clean, one whose rows would not fit the budget's share is refused with a
+/// clear error instead of being read whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn verifying_a_table_keyed_by_a_fetched_column_refuses_what_does_not_fit() {
+    const BIG_ROWS: u32 = 20_000;
+    let flavor = Flavor::MySql;
+    let db = unique("fetched_key");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    for t in ["small", "big"] {
+        c.query_drop(format!("CREATE TABLE {db}.{t} (k DOUBLE PRIMARY KEY, v VARCHAR(255))")).await.unwrap();
+    }
+    c.query_drop(format!("INSERT INTO {db}.small VALUES (0.5, 'a'), (1.5, 'b'), (2.5, NULL)")).await.unwrap();
+    c.query_drop("SET SESSION cte_max_recursion_depth = 1000000").await.unwrap();
+    c.query_drop(format!(
+        "INSERT INTO {db}.big WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {BIG_ROWS}) \
+         SELECT n + 0.25, REPEAT('x', 200) FROM s"
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The server inherits the environment of the test process (one process per test under nextest).
+    std::env::set_var("SLUICE_MEMORY_BUDGET_MB", BUDGET_MB.to_string());
+    let srv = SluiceServer::start(dir.path()).await;
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc")))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(&db, "Running", CONVERGE).await;
+    eventually(CONVERGE, || async {
+        let n = ch_rows(&format!("SELECT count() FROM `{ch_db}`.big FINAL WHERE _peerdb_is_deleted = 0")).await?;
+        if n == vec![vec![BIG_ROWS.to_string()]] {
+            Ok(())
+        } else {
+            Err(format!("{n:?}"))
+        }
+    })
+    .await;
+    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/verify"), Some(json!({}))).await;
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    eventually(CONVERGE, || async {
+        let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}/verifications/{id}"), None).await;
+        if v["state"] == "running" {
+            Err(format!("{v}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let (_, run) = srv.call(Method::GET, &format!("/v1/pipes/{db}/verifications/{id}"), None).await;
+    let table = |name: &str| run["tables"].as_array().unwrap().iter().find(|t| t["destination"] == name).cloned().unwrap();
+    let (small, big) = (table("small"), table("big"));
+    assert_eq!(small["state"], "done", "{run:#}");
+    assert_eq!(small["rows_compared"], 3, "{run:#}");
+    assert_eq!(small["differences"], json!([]), "{run:#}");
+    assert_eq!(big["state"], "failed", "{run:#}");
+    let err = big["error"].as_str().unwrap_or_default();
+    eprintln!("the big table's error: {err}");
+    assert!(
+        err.contains("was not verified") && err.contains("k cannot be checksummed alike") && err.contains("--memory-budget-mb"),
+        "{err}"
+    );
+    let _ = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
+    drop_databases(&mut c, &db, &ch_db).await;
+}
