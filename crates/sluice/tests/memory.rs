@@ -157,20 +157,7 @@ async fn verifying_wide_json_rows_stays_within_the_memory_budget() {
     );
     clickhouse().query(&sql).execute().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 
-    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/verify"), Some(json!({}))).await;
-    assert_eq!(code, 202, "{v}");
-    let id = v["id"].as_i64().unwrap();
-    eventually(CONVERGE, || async {
-        let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}/verifications/{id}"), None).await;
-        if v["state"] == "running" {
-            Err(format!("{v}"))
-        } else {
-            Ok(())
-        }
-    })
-    .await;
-    let (_, run) = srv.call(Method::GET, &format!("/v1/pipes/{db}/verifications/{id}"), None).await;
-    assert_eq!(run["state"], "done", "{run:#}\n{}", srv.log());
+    let run = run_verification_within(&srv, &db, json!({}), CONVERGE).await;
     let t0 = &run["tables"][0];
     assert_eq!(t0["fetched_columns"], json!(["j"]), "{run:#}");
     let diffs: Vec<(String, String)> = t0["differences"]
@@ -231,19 +218,7 @@ async fn verifying_a_table_keyed_by_a_fetched_column_refuses_what_does_not_fit()
         }
     })
     .await;
-    let (code, v) = srv.call(Method::POST, &format!("/v1/pipes/{db}/verify"), Some(json!({}))).await;
-    assert_eq!(code, 202, "{v}");
-    let id = v["id"].as_i64().unwrap();
-    eventually(CONVERGE, || async {
-        let (_, v) = srv.call(Method::GET, &format!("/v1/pipes/{db}/verifications/{id}"), None).await;
-        if v["state"] == "running" {
-            Err(format!("{v}"))
-        } else {
-            Ok(())
-        }
-    })
-    .await;
-    let (_, run) = srv.call(Method::GET, &format!("/v1/pipes/{db}/verifications/{id}"), None).await;
+    let run = run_verification_within(&srv, &db, json!({}), CONVERGE).await;
     let table = |name: &str| run["tables"].as_array().unwrap().iter().find(|t| t["destination"] == name).cloned().unwrap();
     let (small, big) = (table("small"), table("big"));
     assert_eq!(small["state"], "done", "{run:#}");

@@ -131,23 +131,6 @@ async fn run_verification(s: &SluiceServer, pipe: &str, body: Value) -> Value {
     run_verification_within(s, pipe, body, RUN).await
 }
 
-async fn run_verification_within(s: &SluiceServer, pipe: &str, body: Value, limit: Duration) -> Value {
-    let (code, v) = s.call(Method::POST, &format!("/v1/pipes/{pipe}/verify"), Some(body)).await;
-    assert_eq!(code, 202, "{v}");
-    let id = v["id"].as_i64().unwrap();
-    let start = std::time::Instant::now();
-    loop {
-        let (code, v) = s.call(Method::GET, &format!("/v1/pipes/{pipe}/verifications/{id}"), None).await;
-        assert_eq!(code, 200, "{v}");
-        if v["state"] != "running" {
-            assert_eq!(v["state"], "done", "{v:#}\n{}", s.log());
-            return v;
-        }
-        assert!(start.elapsed() < limit, "verification #{id} did not end: {v:#}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 fn table<'a>(run: &'a Value, dest: &str) -> &'a Value {
     run["tables"].as_array().unwrap().iter().find(|t| t["destination"] == dest).unwrap_or_else(|| panic!("no {dest} in {run:#}"))
 }

@@ -319,6 +319,25 @@ pub async fn eventually_logged(timeout: Duration, log: impl Fn() -> String, need
     .await
 }
 
+/// Starts a verification of `pipe` (request `body`) and waits up to `limit` for it
+/// to end; asserts that it ended `done` and returns the run.
+pub async fn run_verification_within(s: &SluiceServer, pipe: &str, body: serde_json::Value, limit: Duration) -> serde_json::Value {
+    let (code, v) = s.call(reqwest::Method::POST, &format!("/v1/pipes/{pipe}/verify"), Some(body)).await;
+    assert_eq!(code, 202, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let (code, v) = s.call(reqwest::Method::GET, &format!("/v1/pipes/{pipe}/verifications/{id}"), None).await;
+        assert_eq!(code, 200, "{v}");
+        if v["state"] != "running" {
+            assert_eq!(v["state"], "done", "{v:#}\n{}", s.log());
+            return v;
+        }
+        assert!(start.elapsed() < limit, "verification #{id} did not end: {v:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// The highest `_peerdb_version` in a destination table.
 pub async fn max_version(table: &str) -> i64 {
     ch_rows(&format!("SELECT max(_peerdb_version) FROM {table}")).await.unwrap()[0][0].parse().unwrap()
