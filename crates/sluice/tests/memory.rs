@@ -112,6 +112,36 @@ fn log_tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
+/// A server with the test's memory budget running a pipe over `db.tables`
+/// (a name or `*`), `Running`, with `rows` rows of `tables` copied (0: not waited for).
+async fn budgeted_pipe(dir: &std::path::Path, flavor: Flavor, db: &str, ch_db: &str, tables: &str, rows: u32) -> SluiceServer {
+    // The server inherits the environment of the test process (one process per test under nextest).
+    std::env::set_var("SLUICE_MEMORY_BUDGET_MB", BUDGET_MB.to_string());
+    let srv = SluiceServer::start(dir).await;
+    let (code, v) = srv
+        .call(Method::POST, "/v1/pipes", Some(spec(db, flavor, json!([{"source": format!("{db}.{tables}")}]), ch_db, "snapshot_and_cdc")))
+        .await;
+    assert_eq!(code, 201, "{v}");
+    srv.wait_state(db, "Running", CONVERGE).await;
+    if rows > 0 {
+        wait_for_rows(ch_db, tables, rows).await;
+    }
+    srv
+}
+
+/// Waits until ClickHouse table `ch_db.table` holds `rows` live rows.
+async fn wait_for_rows(ch_db: &str, table: &str, rows: u32) {
+    eventually(CONVERGE, || async {
+        let n = ch_rows(&format!("SELECT count() FROM `{ch_db}`.`{table}` FINAL WHERE _peerdb_is_deleted = 0")).await?;
+        if n == vec![vec![rows.to_string()]] {
+            Ok(())
+        } else {
+            Err(format!("{n:?}"))
+        }
+    })
+    .await;
+}
+
 /// JSON values are compared row by row (their text differs between the two
 /// databases): ranges are narrowed until their rows fit the budget, instead of
 /// reading up to 100,000 rows of each side at once.
@@ -131,24 +161,8 @@ async fn verifying_wide_json_rows_stays_within_the_memory_budget() {
             .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    // The server inherits the environment of the test process (one process per test under nextest).
-    std::env::set_var("SLUICE_MEMORY_BUDGET_MB", BUDGET_MB.to_string());
-    let srv = SluiceServer::start(dir.path()).await;
-    let (code, v) = srv
-        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.wj")}]), &ch_db, "snapshot_and_cdc")))
-        .await;
-    assert_eq!(code, 201, "{v}");
-    srv.wait_state(&db, "Running", CONVERGE).await;
+    let srv = budgeted_pipe(dir.path(), flavor, &db, &ch_db, "wj", JSON_ROWS).await;
     let t = format!("`{ch_db}`.wj");
-    eventually(CONVERGE, || async {
-        let n = ch_rows(&format!("SELECT count() FROM {t} FINAL WHERE _peerdb_is_deleted = 0")).await?;
-        if n == vec![vec![JSON_ROWS.to_string()]] {
-            Ok(())
-        } else {
-            Err(format!("{n:?}"))
-        }
-    })
-    .await;
     let after_copy = peak_rss_mb(srv.child.as_ref().unwrap().id());
     eprintln!("peak RSS {after_copy} MiB after the copy");
     // One row's JSON differs in ClickHouse.
@@ -201,23 +215,8 @@ async fn verifying_a_table_keyed_by_a_fetched_column_refuses_what_does_not_fit()
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // The server inherits the environment of the test process (one process per test under nextest).
-    std::env::set_var("SLUICE_MEMORY_BUDGET_MB", BUDGET_MB.to_string());
-    let srv = SluiceServer::start(dir.path()).await;
-    let (code, v) = srv
-        .call(Method::POST, "/v1/pipes", Some(spec(&db, flavor, json!([{"source": format!("{db}.*")}]), &ch_db, "snapshot_and_cdc")))
-        .await;
-    assert_eq!(code, 201, "{v}");
-    srv.wait_state(&db, "Running", CONVERGE).await;
-    eventually(CONVERGE, || async {
-        let n = ch_rows(&format!("SELECT count() FROM `{ch_db}`.big FINAL WHERE _peerdb_is_deleted = 0")).await?;
-        if n == vec![vec![BIG_ROWS.to_string()]] {
-            Ok(())
-        } else {
-            Err(format!("{n:?}"))
-        }
-    })
-    .await;
+    let srv = budgeted_pipe(dir.path(), flavor, &db, &ch_db, "*", 0).await;
+    wait_for_rows(&ch_db, "big", BIG_ROWS).await;
     let run = run_verification_within(&srv, &db, json!({}), CONVERGE).await;
     let table = |name: &str| run["tables"].as_array().unwrap().iter().find(|t| t["destination"] == name).cloned().unwrap();
     let (small, big) = (table("small"), table("big"));
