@@ -57,6 +57,13 @@ pub enum CatalogError {
     Fenced { pipe: String, token: i64, current: String },
     #[error("the catalog {0} is in use by another sluice process (a `sluice run` or a catalog copy needs it alone; `sluice server` workers share it)")]
     InUse(String),
+    #[error(
+        "the catalog {0} is in use by another sluice process: a SQLite catalog has one user at a time; stop the other \
+         process, or give several workers a Postgres catalog"
+    )]
+    SqliteInUse(String),
+    #[error("cannot lock the catalog with {0}: {1}")]
+    Lock(String, std::io::Error),
 }
 
 /// The SQLite primary result code of a database error (`None`: not one).

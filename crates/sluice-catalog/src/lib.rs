@@ -211,6 +211,8 @@ pub struct Catalog {
 /// `Catalog::lock_for_server`); released when dropped.
 pub struct ServerLock {
     _conn: Option<sqlx::AnyConnection>,
+    /// SQLite: the open `<catalog file>.lock`, holding the OS's advisory lock.
+    _file: Option<std::fs::File>,
 }
 
 fn now() -> String {
@@ -333,18 +335,20 @@ impl Catalog {
     /// session advisory lock on a connection of its own (refused with
     /// `CatalogError::InUse` while another such process or any `sluice server`
     /// worker, see `lock_for_worker`, holds it; a crashed process's lock goes
-    /// with its connection); on SQLite nothing (the data dir's lock file does
-    /// this job).
+    /// with its connection); on SQLite the catalog file's lock (see `server_lock`).
     pub async fn lock_for_server(&self) -> Result<ServerLock> {
         self.server_lock(false).await
     }
 
     /// The server lock, exclusive or `shared`: on Postgres a session advisory
     /// lock held by a connection of its own (it goes with that connection,
-    /// so with a crashed process); on SQLite nothing.
+    /// so with a crashed process); on SQLite the OS's advisory lock on
+    /// `<catalog file>.lock`, always exclusive (a SQLite catalog has one user
+    /// at a time, wherever its file is: the data dir's lock covers only a
+    /// catalog inside the data dir), released with the process however it ends.
     async fn server_lock(&self, shared: bool) -> Result<ServerLock> {
         match self.backend {
-            Backend::Sqlite => Ok(ServerLock { _conn: None }),
+            Backend::Sqlite => Ok(ServerLock { _conn: None, _file: self.lock_sqlite_file()? }),
             Backend::Postgres => {
                 use sqlx::Connection;
                 let mut conn = sqlx::AnyConnection::connect(&self.url).await?;
@@ -353,8 +357,25 @@ impl Catalog {
                 if !got {
                     return Err(CatalogError::InUse(self.display_url()));
                 }
-                Ok(ServerLock { _conn: Some(conn) })
+                Ok(ServerLock { _conn: Some(conn), _file: None })
             }
+        }
+    }
+
+    /// Takes `<catalog file>.lock` (none for an in-memory database).
+    fn lock_sqlite_file(&self) -> Result<Option<std::fs::File>> {
+        let Some(file) = sqlite_path(&self.url).filter(|f| !f.as_os_str().is_empty() && f.as_os_str() != ":memory:") else {
+            return Ok(None);
+        };
+        let mut name = file.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        let path = file.with_file_name(name);
+        let io = |e: std::io::Error| CatalogError::Lock(path.display().to_string(), e);
+        let lock = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => Ok(Some(lock)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(CatalogError::SqliteInUse(file.display().to_string())),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
         }
     }
 

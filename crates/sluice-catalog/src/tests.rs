@@ -555,3 +555,20 @@ async fn a_catalog_copies_to_postgres_and_back() {
         assert!(ev.windows(2).all(|w| w[0].id < w[1].id), "history ids keep growing: {ev:?}");
     }
 }
+
+/// A SQLite catalog has one user at a time wherever its file is: a second
+/// process's lock is refused (naming the file) until the first is dropped;
+/// a `sluice server` worker's lock is exclusive too.
+#[tokio::test]
+async fn a_sqlite_catalog_is_locked_by_its_file() {
+    let t = TestCatalog::sqlite().await;
+    let (a, b) = (t.open().await, t.open().await);
+    let held = a.lock_for_worker().await.unwrap();
+    // A second open file description conflicts like a second process would.
+    for second in [b.lock_for_server().await, b.lock_for_worker().await] {
+        let msg = second.err().expect("a second lock is refused").to_string();
+        assert!(msg.contains("is in use by another sluice process") && msg.contains("catalog.db"), "{msg}");
+    }
+    drop(held);
+    let _again = b.lock_for_server().await.expect("free once the holder is gone");
+}
