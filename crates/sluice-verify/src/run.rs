@@ -294,13 +294,14 @@ impl Table {
         rows <= 1 || (rows <= SMALL_RANGE && self.held_fits(rows, bytes))
     }
 
-    /// Whether the fetched columns of an *agreeing* range of `rows` rows may
-    /// be compared now: however many rows, as long as they fit the budget as
-    /// `fits` counts it (all the range's bytes: an upper bound of the fetched
-    /// columns'). Bisecting an agreeing range down to `SMALL_RANGE` rows only
-    /// to compare a column or two made a 5,000,000-row table take 5,000
-    /// comparisons instead of a few hundred.
-    fn fetched_fit(&self, rows: u64, bytes: u64) -> bool {
+    /// Whether `rows` rows holding `bytes` bytes at the source may be read
+    /// at once, however many: all of a table compared in one piece, or the
+    /// fetched columns of an agreeing range (all the range's bytes: an upper
+    /// bound of the fetched columns'), as long as they fit the budget as
+    /// `fits` counts it. (Bisecting an agreeing range down to `SMALL_RANGE`
+    /// rows only to compare a column or two made a 5,000,000-row table take
+    /// 5,000 comparisons instead of a few hundred.)
+    fn fits_budget(&self, rows: u64, bytes: u64) -> bool {
         rows <= 1 || self.held_fits(rows, bytes)
     }
 
@@ -308,8 +309,7 @@ impl Table {
     /// many as fit a CDC batch's share of the budget, at most `PAGE_ROWS`.
     fn page_rows(&self) -> u64 {
         let bytes = self.row_bytes.load(std::sync::atomic::Ordering::Relaxed).max(1);
-        let per_row = 3 * (bytes + self.mapping.columns.len() as u64 * std::mem::size_of::<sluice_core::Cell>() as u64);
-        (sluice_engine::memory::global().batch_allowance() / per_row).clamp(1, PAGE_ROWS)
+        (sluice_engine::memory::global().batch_allowance() / self.held(1, bytes)).clamp(1, PAGE_ROWS)
     }
 
     /// Whether `rows` rows of `bytes` bytes, read on both sides (the
@@ -321,12 +321,6 @@ impl Table {
     /// Bytes `rows` rows of `bytes` bytes take once read on both sides (the ClickHouse side also as text).
     fn held(&self, rows: u64, bytes: u64) -> u64 {
         3 * (bytes + rows * (self.mapping.columns.len() as u64 * std::mem::size_of::<sluice_core::Cell>() as u64))
-    }
-
-    /// Whether a table compared in one piece (its key cannot be ranged nor
-    /// hashed alike) fits, as `held_fits` counts it.
-    fn fits_whole(&self, rows: u64, bytes: u64) -> bool {
-        rows <= 1 || self.held_fits(rows, bytes)
     }
 
     /// Why a table compared in one piece is not verified.
@@ -421,8 +415,7 @@ impl Verifier {
         let bucket = (key_hashed && !key_parts.is_empty()).then(|| key_hash(&key_parts));
         let pk = &mapping.source.primary_key;
         let single_key = pk.len() == 1 && mapping.partition_key.as_ref().is_none_or(|p| *p == pk[0]);
-        let key = KeyCol::of(&mapping);
-        Table { key, bucket, mapping, src_hash, ch_hash, src_len, fetched, single_key, row_bytes: 0.into() }
+        Table { key: KeyCol::of(&mapping), bucket, mapping, src_hash, ch_hash, src_len, fetched, single_key, row_bytes: 0.into() }
     }
 
     async fn table(&self, t: &TableRecord, repair: bool, gate: Option<&dyn RepairGate>, r: &mut TableResult) -> Result<(), VerifyError> {
@@ -460,7 +453,7 @@ impl Verifier {
             // Both sides are read whole: a table too large for the budget is refused, not read.
             let src_table = tab.mapping.source.id.to_string();
             let (s, bytes) = source_sum(&mut c, &self.spec.source, &src_table, &tab.src_hash, &tab.src_len, "1 = 1").await?;
-            if !tab.fits_whole(s.rows, bytes) {
+            if !tab.fits_budget(s.rows, bytes) {
                 let _ = c.disconnect().await;
                 return Err(VerifyError::Invalid(tab.too_large_to_compare_whole(s.rows, bytes)));
             }
@@ -541,7 +534,7 @@ impl Verifier {
                 continue;
             }
             let rows = s.rows.max(d.rows);
-            let small = if s == d { tab.fetched_fit(rows, bytes) } else { tab.fits(rows, bytes) };
+            let small = if s == d { tab.fits_budget(rows, bytes) } else { tab.fits(rows, bytes) };
             let halves = match (&tab.key, small) {
                 (Some(k), false) => match key_span(c, &self.spec.source, &self.sink, &src_table, &tab.mapping.destination, k, &part).await?
                 {
