@@ -131,13 +131,9 @@ async fn run_verification(s: &SluiceServer, pipe: &str, body: Value) -> Value {
     run_verification_within(s, pipe, body, RUN).await
 }
 
-fn table<'a>(run: &'a Value, dest: &str) -> &'a Value {
-    run["tables"].as_array().unwrap().iter().find(|t| t["destination"] == dest).unwrap_or_else(|| panic!("no {dest} in {run:#}"))
-}
-
 /// The (key, kind, columns) triples a run reports for a table.
 fn found(run: &Value, dest: &str) -> BTreeSet<(String, String, String)> {
-    table(run, dest)["differences"]
+    verified_table(run, dest)["differences"]
         .as_array()
         .unwrap()
         .iter()
@@ -209,7 +205,7 @@ async fn types_and_injections(flavor: Flavor) {
     // (a) A correct copy verifies clean; the columns that cannot be checksummed alike are named as fetched.
     let run = run_verification(&s, &db, json!({})).await;
     assert_clean(&run);
-    let tt = table(&run, "tt");
+    let tt = verified_table(&run, "tt");
     assert_eq!(tt["rows_compared"], want, "{tt:#}");
     let fetched: BTreeSet<&str> = tt["fetched_columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     // MariaDB's JSON is a LONGTEXT column (text, checksummed in the databases); MySQL's is binary JSON.
@@ -218,7 +214,7 @@ async fn types_and_injections(flavor: Flavor) {
         Flavor::MariaDb | Flavor::MariaDb118 => ["f", "dbl", "g", "i6"].into(),
     };
     assert_eq!(fetched, want_fetched, "{tt:#}");
-    let sk = table(&run, "sk");
+    let sk = verified_table(&run, "sk");
     assert_eq!(sk["rows_compared"], 3000, "{sk:#}");
     assert!(sk["notes"][0].as_str().unwrap().contains("hash buckets"), "{sk:#}");
 
@@ -304,8 +300,8 @@ async fn types_and_injections(flavor: Flavor) {
     // (c) Repair: the next verification is clean, and the destination equals the source for those rows.
     let run = run_verification(&s, &db, json!({"repair": true})).await;
     assert_clean(&run);
-    assert_eq!(table(&run, "tt")["differing_before_repair"], expected.len() as u64, "{run:#}");
-    assert_eq!(table(&run, "tt")["rows_repaired"], expected.len() as u64, "{run:#}");
+    assert_eq!(verified_table(&run, "tt")["differing_before_repair"], expected.len() as u64, "{run:#}");
+    assert_eq!(verified_table(&run, "tt")["rows_repaired"], expected.len() as u64, "{run:#}");
     s.wait_state(&db, "Running", RUN).await;
     let (code, out) = cli(&s, &[&db]);
     assert_eq!(code, 0, "{out}");
@@ -385,7 +381,7 @@ async fn under_workload(flavor: Flavor) {
     let writes = writer.await.unwrap();
     assert!(writes > 50, "the workload wrote only {writes} times");
     assert_clean(&run);
-    assert!(table(&run, "orders")["rows_compared"].as_u64().unwrap() > 2000, "{run:#}");
+    assert!(verified_table(&run, "orders")["rows_compared"].as_u64().unwrap() > 2000, "{run:#}");
     let (code, _) = s.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
     assert_eq!(code, 204);
 }
@@ -508,7 +504,7 @@ async fn measure_verification_cost() {
     let wall = start.elapsed().as_secs_f64();
     let after = (cpu_seconds(sluice_pid), cpu_seconds(src_pid), cpu_seconds(ch_pid));
     assert_clean(&run);
-    let t = self::table(&run, table);
+    let t = self::verified_table(&run, table);
     println!(
         "MEASURE {:?}: {} rows, {} ranges, fetched {}, wall {wall:.1}s, {:.0} rows/s, CPU s sluice {:.1} / source {:.1} / clickhouse {:.1}",
         flavor,

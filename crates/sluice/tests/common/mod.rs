@@ -338,6 +338,11 @@ pub async fn run_verification_within(s: &SluiceServer, pipe: &str, body: serde_j
     }
 }
 
+/// The result of table `dest` (destination name) in a verification run.
+pub fn verified_table<'a>(run: &'a serde_json::Value, dest: &str) -> &'a serde_json::Value {
+    run["tables"].as_array().unwrap().iter().find(|t| t["destination"] == dest).unwrap_or_else(|| panic!("no {dest} in {run:#}"))
+}
+
 /// The highest `_peerdb_version` in a destination table.
 pub async fn max_version(table: &str) -> i64 {
     ch_rows(&format!("SELECT max(_peerdb_version) FROM {table}")).await.unwrap()[0][0].parse().unwrap()
