@@ -7,6 +7,7 @@
 
 pub mod change;
 pub mod position;
+pub mod rows;
 pub mod schema;
 pub mod severity;
 pub mod spec;
@@ -16,6 +17,7 @@ pub mod value;
 
 pub use change::{ChangeOp, RowChange};
 pub use position::{BinlogPosition, Checkpoint};
+pub use rows::{RowRejected, RowSink, Rows};
 pub use schema::{SourceColumn, SourceTable, TableId};
 pub use severity::Severity;
 pub use spec::{PipeMode, PipeSpec, SpecError, SyncSettings, TableSpec};

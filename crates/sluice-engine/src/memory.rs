@@ -4,9 +4,10 @@
 //! acknowledging it — a snapshot chunk being read or written, the committed
 //! transactions and the open transaction of a CDC batch — is counted against
 //! one budget shared by all pipes of the process (`--memory-budget-mb`,
-//! default 256 MiB). Sizes are `RowChange::heap_size` / `cells_size`: the
-//! decoded values' bytes plus their fixed overhead, which is what the process
-//! actually holds for them.
+//! default 256 MiB). Sizes are what the process actually holds for the rows:
+//! a snapshot chunk is encoded as it is read (`Destination::encoder`), so it
+//! counts its encoding's blocks; a CDC batch counts `RowChange::heap_size`,
+//! the decoded values' bytes plus their fixed overhead.
 //!
 //! Contract:
 //! - a snapshot chunk reserves its bytes *before* it is read (an estimate from
@@ -18,9 +19,10 @@
 //! - one request never asks for more than the whole budget, so a single row
 //!   larger than the budget is still read (alone) rather than blocking forever.
 //!
-//! What is not counted: the RowBinary encoding of an insert (streamed in 1 MiB
-//! blocks, a fixed amount per concurrent insert), the binlog event being
-//! decoded, and the libraries' own buffers — a fixed overhead per connection.
+//! What is not counted: the RowBinary encoding of a CDC insert (streamed in
+//! 1 MiB blocks, a fixed amount per concurrent insert), the row being decoded,
+//! the binlog event being decoded, and the libraries' own buffers — a fixed
+//! overhead per connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

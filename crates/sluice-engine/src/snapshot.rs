@@ -14,7 +14,9 @@
 //! process's budget (`memory`) before it is read — `ChunkSizer` turns the
 //! rows read so far into a row limit and a byte reservation, at most the
 //! budget's `chunk_allowance` — and the reader stops at that many bytes; the
-//! reservation is returned once the chunk is written.
+//! reservation is returned once the chunk is written. The reader hands each
+//! row, as it is decoded, to the destination's encoder, so a chunk is held
+//! once, encoded as it is sent (and resent, after a failed insert).
 //!
 //! A table without a key (stored by `merge_tree` or `null`) is one partition
 //! read as one stream, which cannot resume: an interrupted copy (an error, a
@@ -25,8 +27,9 @@ use crate::{failpoint, EngineError, PipeContext};
 use futures_util::stream::{self, TryStreamExt};
 use sluice_catalog::{PartitionRecord, TableRecord};
 use sluice_core::types::TableMapping;
-use sluice_core::{ChangeOp, PipeAction, PipeState, RowChange, Severity, TableState};
+use sluice_core::{PipeAction, PipeState, Severity, TableState};
 use sluice_source::snapshot::Partition;
+use sluice_sink::Encoded;
 use sluice_source::CopyReader;
 use std::time::Instant;
 use tokio::task::JoinSet;
@@ -178,19 +181,24 @@ impl PartitionJob {
             let (limit, bytes) = sizer.next(ctx.current_settings().snapshot_rows_per_chunk);
             let mut held = budget.reserve(bytes).await;
             let max_bytes = held.bytes();
-            let chunk = retry(ctx, "reading a snapshot chunk", || {
-                let (key, range, reader) = (last_key.clone(), &range, &self.reader);
-                async move { Ok(reader.lock().await.read_chunk(range, key.as_ref(), limit, max_bytes).await?) }
+            let (end, rows) = retry(ctx, "reading a snapshot chunk", || {
+                let (key, range, reader, mapping) = (last_key.clone(), &range, &self.reader, &self.mapping);
+                async move {
+                    // A fresh encoder each attempt: a failed read leaves an unknown part of the chunk in it.
+                    let mut encoder = ctx.sink.encoder(mapping, self.version);
+                    let end = reader.lock().await.read_chunk(range, key.as_ref(), limit, max_bytes, encoder.as_mut()).await?;
+                    Ok((end, encoder.finish()))
+                }
             })
             .await?;
-            sizer.observe(&chunk);
-            held.settle(chunk.bytes);
-            let done = chunk.done;
-            let n = self.write_chunk(chunk.rows).await?;
+            sizer.observe(rows.rows(), rows.held());
+            held.settle(rows.held());
+            let done = end.done;
+            let n = self.write_chunk(&rows).await?;
             drop(held);
             copied += n;
-            if chunk.last_key.is_some() {
-                last_key = chunk.last_key;
+            if end.last_key.is_some() {
+                last_key = end.last_key;
             }
             failpoint!("snapshot-after-chunk-before-progress");
             ctx.catalog.record_partition_progress(ctx.name(), dest, part.idx, last_key.as_ref(), copied, done).await?;
@@ -204,14 +212,15 @@ impl PartitionJob {
 }
 
 impl PartitionJob {
-    /// Writes one chunk's rows as upserts with this copy's version (retrying
-    /// transient failures) and counts them; returns how many rows it held.
-    async fn write_chunk(&self, rows: Vec<Vec<sluice_core::value::Cell>>) -> Result<u64, EngineError> {
+    /// Writes one chunk's rows, encoded as upserts with this copy's version
+    /// (retrying transient failures), and counts them; returns how many rows it held.
+    async fn write_chunk(&self, rows: &Encoded) -> Result<u64, EngineError> {
         let ctx = &self.ctx;
-        let n = rows.len() as u64;
-        let changes: Vec<RowChange> =
-            rows.into_iter().map(|cells| RowChange { op: ChangeOp::Upsert, version: self.version, cells }).collect();
-        retry(ctx, "writing snapshot rows to ClickHouse", || async { Ok(ctx.sink.write(&self.mapping, &self.target, &changes).await?) })
+        let n = rows.rows();
+        if n == 0 {
+            return Ok(0);
+        }
+        retry(ctx, "writing snapshot rows to ClickHouse", || async { Ok(ctx.sink.write_rows(&self.mapping, &self.target, rows).await?) })
             .await?;
         let labels = [("pipe", ctx.name().to_string()), ("table", self.mapping.destination.clone())];
         metrics::counter!("sluice_snapshot_rows_total", &labels).increment(n);
@@ -240,14 +249,16 @@ impl PartitionJob {
             }
             let (limit, bytes) = sizer.next(ctx.current_settings().snapshot_rows_per_chunk);
             let mut held = budget.reserve(bytes).await;
-            let chunk = self.reader.lock().await.read_chunk(&Partition::WHOLE, after.as_ref(), limit, held.bytes()).await?;
-            sizer.observe(&chunk);
-            held.settle(chunk.bytes);
-            let done = chunk.done;
-            let n = self.write_chunk(chunk.rows).await?;
+            let mut encoder = ctx.sink.encoder(&self.mapping, self.version);
+            let end = self.reader.lock().await.read_chunk(&Partition::WHOLE, after.as_ref(), limit, held.bytes(), encoder.as_mut()).await?;
+            let rows = encoder.finish();
+            sizer.observe(rows.rows(), rows.held());
+            held.settle(rows.held());
+            let done = end.done;
+            let n = self.write_chunk(&rows).await?;
             drop(held);
             copied += n;
-            after = chunk.last_key;
+            after = end.last_key;
             failpoint!("snapshot-after-chunk-before-progress");
             ctx.catalog.record_partition_progress(ctx.name(), dest, part.idx, None, copied, done).await?;
             if done {
@@ -290,10 +301,10 @@ impl ChunkSizer {
         }
     }
 
-    pub(crate) fn observe(&mut self, chunk: &sluice_source::snapshot::Chunk) {
-        let n = chunk.rows.len() as u64;
+    /// Learns from a chunk of `n` rows that held `bytes`.
+    pub(crate) fn observe(&mut self, n: u64, bytes: u64) {
         if n > 0 {
-            let avg = chunk.bytes.div_ceil(n);
+            let avg = bytes.div_ceil(n);
             self.row_bytes = Some((avg + avg / 4).max(1));
         }
     }
@@ -302,13 +313,10 @@ impl ChunkSizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::Cell;
-    use sluice_source::snapshot::Chunk;
 
-    fn chunk(rows: usize, row_bytes: usize) -> Chunk {
-        let rows: Vec<Vec<Cell>> = (0..rows).map(|_| vec![Cell::Bytes(vec![0; row_bytes])]).collect();
-        let bytes = rows.iter().map(|r| sluice_core::change::cells_size(r)).sum();
-        Chunk { rows, last_key: None, done: false, bytes }
+    /// Shows `s` a chunk of `rows` rows of one `row_bytes` value each.
+    fn observe(s: &mut ChunkSizer, rows: u64, row_bytes: u64) {
+        s.observe(rows, rows * (row_bytes + 32));
     }
 
     #[test]
@@ -317,20 +325,20 @@ mod tests {
         // Nothing known: a small first chunk, the whole allowance reserved.
         assert_eq!(s.next(25_000), (FIRST_CHUNK_ROWS, 16 << 20));
         // Small rows: the row setting decides, the reservation covers them with a margin.
-        s.observe(&chunk(64, 100));
+        observe(&mut s, 64, 100);
         let (rows, bytes) = s.next(25_000);
         assert_eq!(rows, 25_000);
         assert!((25_000 * 132..=25_000 * 200).contains(&bytes), "{bytes}");
         // 2 MiB rows: a handful per chunk, within the allowance.
-        s.observe(&chunk(3, 2 << 20));
+        observe(&mut s, 3, 2 << 20);
         let (rows, bytes) = s.next(25_000);
         assert_eq!(rows, 6);
         assert!((6 * (2 << 20)..=16 << 20).contains(&bytes), "{bytes}");
         // A row larger than the allowance: one row at a time, reserving the allowance.
-        s.observe(&chunk(1, 40 << 20));
+        observe(&mut s, 1, 40 << 20);
         assert_eq!(s.next(25_000), (1, 16 << 20));
         // An empty chunk teaches nothing.
-        s.observe(&chunk(0, 0));
+        observe(&mut s, 0, 0);
         assert_eq!(s.next(25_000), (1, 16 << 20));
     }
 }

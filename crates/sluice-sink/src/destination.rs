@@ -7,6 +7,7 @@
 //! `ClickHouseSink`. Tests run the engine against an in-memory destination
 //! that keeps the same contract.
 
+use crate::encoder::{Body, ChangesEncoder, Encoded, RowBinaryEncoder, RowEncoder};
 use crate::{ClickHouseSink, SinkError};
 use async_trait::async_trait;
 use sluice_core::schema::AlterOp;
@@ -56,6 +57,25 @@ pub trait Destination: Send + Sync {
     /// `Ok` is the acknowledgement (see the trait's contract); returns a
     /// size written (bytes or rows) for metrics.
     async fn write(&self, mapping: &TableMapping, table: &str, changes: &[RowChange]) -> Result<usize, SinkError>;
+
+    /// An encoder of `mapping`'s rows as upserts with `version`, for
+    /// `write_rows`: a reader gives it each row as it is read, so the rows are
+    /// held once, in the destination's own form. The default keeps them as
+    /// changes, for `write`.
+    fn encoder(&self, mapping: &TableMapping, version: i64) -> Box<dyn RowEncoder> {
+        let _ = mapping;
+        Box::new(ChangesEncoder::new(version))
+    }
+
+    /// Writes the rows one of this destination's encoders made into `table`
+    /// (which has `mapping`'s columns), as `write` does, with the same
+    /// acknowledgement; after an error the same rows may be written again.
+    async fn write_rows(&self, mapping: &TableMapping, table: &str, rows: &Encoded) -> Result<usize, SinkError> {
+        match &rows.body {
+            Body::Changes(changes) => self.write(mapping, table, changes).await,
+            Body::Blocks(_) => Err(SinkError::Config("rows encoded by another destination's encoder".into())),
+        }
+    }
 
     /// Follows a source schema change: `table` has `old`'s columns and gets
     /// `new`'s by replaying `ops`. A replay after a crash finds it done.
@@ -119,6 +139,18 @@ impl Destination for ClickHouseSink {
 
     async fn write(&self, mapping: &TableMapping, table: &str, changes: &[RowChange]) -> Result<usize, SinkError> {
         self.write_into(mapping, table, changes).await
+    }
+
+    fn encoder(&self, mapping: &TableMapping, version: i64) -> Box<dyn RowEncoder> {
+        Box::new(RowBinaryEncoder::new(mapping, version))
+    }
+
+    async fn write_rows(&self, mapping: &TableMapping, table: &str, rows: &Encoded) -> Result<usize, SinkError> {
+        match &rows.body {
+            Body::Blocks(blocks) if blocks.is_empty() => Ok(0),
+            Body::Blocks(blocks) => self.send_blocks(mapping, table, blocks.iter().cloned()).await,
+            Body::Changes(changes) => self.write_into(mapping, table, changes).await,
+        }
     }
 
     async fn alter(&self, table: &str, old: &TableMapping, new: &TableMapping, ops: &[AlterOp]) -> Result<(), SinkError> {

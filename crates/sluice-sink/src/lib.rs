@@ -22,6 +22,7 @@
 
 pub mod alter;
 pub mod destination;
+pub mod encoder;
 pub mod error;
 pub mod rowbinary;
 pub mod topology;
@@ -36,6 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use topology::{Cluster, Kind, Topology};
 
 pub use destination::Destination;
+pub use encoder::{Encoded, RowEncoder};
 pub use error::SinkError;
 pub use rowbinary::EncodeError;
 
@@ -360,17 +362,7 @@ impl ClickHouseSink {
 
     /// Encodes one change (see `encode`) with `_peerdb_synced_at = synced_at`.
     fn encode_row(mapping: &TableMapping, change: &RowChange, synced_at: i64, out: &mut Vec<u8>) -> Result<(), SinkError> {
-        for (col, cell) in mapping.columns.iter().zip(&change.cells) {
-            rowbinary::encode(out, &col.ch_type, cell).map_err(|source| SinkError::Encode {
-                table: mapping.destination.clone(),
-                column: col.name.clone(),
-                source,
-            })?;
-        }
-        out.extend_from_slice(&synced_at.to_le_bytes());
-        out.push(u8::from(change.op == ChangeOp::Delete));
-        out.extend_from_slice(&change.version.to_le_bytes());
-        Ok(())
+        encoder::encode_row(mapping, &change.cells, change.op == ChangeOp::Delete, change.version, synced_at, out)
     }
 
     /// Writes row changes into the mapping's destination table in one INSERT.
@@ -393,7 +385,7 @@ impl ClickHouseSink {
         // A row that cannot be encoded ends the insert unfinished (an error;
         // blocks ClickHouse already took may stay, as the `Destination` contract allows).
         let synced_at = now_nanos();
-        let mut block = Vec::with_capacity(SEND_CHUNK + SEND_CHUNK / 4);
+        let mut block = encoder::new_block();
         let mut rows = changes.iter();
         let Some(first) = rows.next() else { return Ok(0) };
         Self::encode_row(mapping, first, synced_at, &mut block)?;
@@ -405,7 +397,7 @@ impl ClickHouseSink {
         for change in rows {
             if block.len() >= SEND_CHUNK {
                 len += block.len();
-                let full = std::mem::replace(&mut block, Vec::with_capacity(SEND_CHUNK + SEND_CHUNK / 4));
+                let full = std::mem::replace(&mut block, encoder::new_block());
                 insert.send(bytes::Bytes::from(full)).await.map_err(ch)?;
             }
             Self::encode_row(mapping, change, synced_at, &mut block)?;
@@ -424,16 +416,26 @@ impl ClickHouseSink {
     /// acknowledgement after the last byte. The crate's own per-step timeouts do
     /// it (an expired one aborts the request, closing its connection).
     pub async fn write_encoded(&self, mapping: &TableMapping, table: &str, data: bytes::Bytes) -> Result<usize, SinkError> {
-        let len = data.len();
+        let blocks = (0..data.len()).step_by(SEND_CHUNK).map(|at| data.slice(at..(at + SEND_CHUNK).min(data.len())));
+        self.send_blocks(mapping, table, blocks).await
+    }
+
+    /// Sends RowBinary `blocks` in order as the body of one INSERT into
+    /// `table` (which has `mapping`'s columns); returns the bytes sent.
+    pub(crate) async fn send_blocks(
+        &self,
+        mapping: &TableMapping,
+        table: &str,
+        blocks: impl IntoIterator<Item = bytes::Bytes>,
+    ) -> Result<usize, SinkError> {
         let target = self.topology().await?.insert(mapping, table);
         let op = format!("INSERT INTO {}", self.qualified(&target.table));
         let ch = |e| SinkError::from_ch(e, self.timeout_ms(), &op);
         let mut insert = self.client()?.insert_formatted_with(target.sql).with_timeouts(Some(self.timeout), Some(self.timeout));
-        let mut offset = 0;
-        while offset < len {
-            let end = (offset + SEND_CHUNK).min(len);
-            insert.send(data.slice(offset..end)).await.map_err(ch)?;
-            offset = end;
+        let mut len = 0;
+        for block in blocks {
+            len += block.len();
+            insert.send(block).await.map_err(ch)?;
         }
         insert.end().await.map_err(ch)?;
         Ok(len)

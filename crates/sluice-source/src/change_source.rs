@@ -8,14 +8,14 @@
 
 use crate::binlog::{self, BinlogEvent, BinlogReader, ResumeBy};
 use crate::conn::{self, SourceError};
-use crate::snapshot::{Chunk, Partition, TableReader};
+use crate::snapshot::{ChunkEnd, Partition, TableReader};
 use crate::{checks, discovery};
 use async_trait::async_trait;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use sluice_core::schema::{SourceTable, TableId};
 use sluice_core::types::TableMapping;
-use sluice_core::{Checkpoint, PipeSpec, TableSpec};
+use sluice_core::{Checkpoint, PipeSpec, RowSink, TableSpec};
 
 /// One table a pipe's table list names, described as it is now.
 #[derive(Debug, Clone)]
@@ -101,19 +101,21 @@ const STREAM_AHEAD: usize = 64;
 
 #[async_trait]
 pub trait CopyReader: Send {
-    /// Up to `limit` rows of `range` after key `after` (from the range's
-    /// start when `None`), in key order, cells in the mapping's column order,
-    /// and no more rows once they hold `max_bytes` in memory (at least one row
-    /// is read whatever its size). `Chunk::done` says the range has no rows
-    /// after the chunk's last one. After an error the reader can be used again
-    /// (it reconnects).
+    /// Gives `sink` up to `limit` rows of `range` after key `after` (from the
+    /// range's start when `None`), in key order, cells in the mapping's column
+    /// order, and no more rows once the sink holds `max_bytes` (at least one
+    /// row is read whatever its size). `ChunkEnd::done` says the range has no
+    /// rows after the chunk's last one. After an error the sink holds an
+    /// unknown part of the chunk (the caller starts it again on a fresh sink)
+    /// and the reader can be used again (it reconnects).
     async fn read_chunk(
         &mut self,
         range: &Partition,
         after: Option<&serde_json::Value>,
         limit: u64,
         max_bytes: u64,
-    ) -> Result<Chunk, SourceError>;
+        sink: &mut dyn RowSink,
+    ) -> Result<ChunkEnd, SourceError>;
 
     /// Releases the reader's connection.
     async fn close(&mut self);
@@ -280,7 +282,13 @@ impl Drop for RowStream {
 
 impl MySqlCopyReader {
     /// The next chunk of a keyless table's stream (see `CopyReader`).
-    async fn stream_chunk(&mut self, after: Option<&serde_json::Value>, limit: u64, max_bytes: u64) -> Result<Chunk, SourceError> {
+    async fn stream_chunk(
+        &mut self,
+        after: Option<&serde_json::Value>,
+        limit: u64,
+        max_bytes: u64,
+        sink: &mut dyn RowSink,
+    ) -> Result<ChunkEnd, SourceError> {
         let id = self.reader.table().id.clone();
         match after {
             None => {
@@ -319,14 +327,13 @@ impl MySqlCopyReader {
         }
         let spec = &self.source.spec.source;
         let stream = self.stream.as_mut().expect("opened or checked above");
-        let (mut rows, mut bytes, mut ended) = (Vec::new(), 0u64, false);
+        let (mut n, mut ended, mut cells) = (0u64, false, Vec::new());
         let read = conn::bounded(spec, "a snapshot chunk of a table without a key", async {
-            while (rows.len() as u64) < limit && bytes < max_bytes {
+            while n < limit && sink.held() < max_bytes {
                 match stream.rows.recv().await {
                     Some(Ok(row)) => {
-                        let cells = self.reader.cells(row)?;
-                        bytes += sluice_core::change::cells_size(&cells);
-                        rows.push(cells);
+                        self.reader.push_row(row, &mut cells, sink)?;
+                        n += 1;
                     }
                     Some(Err(e)) => return Err(e),
                     None => {
@@ -342,12 +349,12 @@ impl MySqlCopyReader {
             self.stream = None;
             return Err(e);
         }
-        stream.delivered += rows.len() as u64;
+        stream.delivered += n;
         let last_key = Some(serde_json::json!({"rows": stream.delivered}));
         if ended {
             self.stream = None;
         }
-        Ok(Chunk { rows, last_key, done: ended, bytes })
+        Ok(ChunkEnd { last_key, done: ended, cut: false })
     }
 }
 
@@ -359,9 +366,10 @@ impl CopyReader for MySqlCopyReader {
         after: Option<&serde_json::Value>,
         limit: u64,
         max_bytes: u64,
-    ) -> Result<Chunk, SourceError> {
+        sink: &mut dyn RowSink,
+    ) -> Result<ChunkEnd, SourceError> {
         if self.reader.keyless() {
-            return self.stream_chunk(after, limit, max_bytes).await;
+            return self.stream_chunk(after, limit, max_bytes, sink).await;
         }
         if self.conn.is_none() {
             self.conn = Some(self.source.connect().await?);
@@ -370,7 +378,7 @@ impl CopyReader for MySqlCopyReader {
         let read = conn::bounded(
             &self.source.spec.source,
             "a snapshot chunk query",
-            self.reader.read_partition_chunk(c, range, after, limit, max_bytes),
+            self.reader.read_partition_into(c, range, after, limit, max_bytes, sink),
         )
         .await;
         match &read {
@@ -378,7 +386,7 @@ impl CopyReader for MySqlCopyReader {
             // behind, nor one whose answer was cut short at `max_bytes` (its rest is
             // unread: dropping the connection discards it without holding it).
             Err(_) => self.conn = None,
-            Ok(chunk) if !chunk.done && (chunk.rows.len() as u64) < limit => self.conn = None,
+            Ok(end) if end.cut => self.conn = None,
             Ok(_) => {}
         }
         read

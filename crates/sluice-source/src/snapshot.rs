@@ -27,7 +27,7 @@ use serde_json::json;
 use sluice_core::schema::{quote_mysql, SourceColumn, SourceTable};
 use sluice_core::types::TableMapping;
 use sluice_core::value::{civil_from_days, days_from_civil};
-use sluice_core::Cell;
+use sluice_core::{Cell, RowSink, Rows};
 
 /// A range of the first paging column, `[lo, hi)` in the column's order (its
 /// collation for strings); `None` is unbounded. Bounds are encoded as resume
@@ -42,7 +42,7 @@ impl Partition {
     pub const WHOLE: Partition = Partition { lo: None, hi: None };
 }
 
-/// A chunk of snapshot rows and the key to continue after.
+/// A chunk of snapshot rows kept as cells, and the key to continue after.
 pub struct Chunk {
     pub rows: Vec<Vec<Cell>>,
     /// Primary key of the last row (JSON, for the catalog); `None` when the chunk is empty.
@@ -51,6 +51,18 @@ pub struct Chunk {
     pub done: bool,
     /// Bytes the rows hold in memory (`sluice_core::change::cells_size`).
     pub bytes: u64,
+}
+
+/// How a chunk whose rows went to a `RowSink` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkEnd {
+    /// Primary key of the last row (JSON, for the catalog); `None` when the chunk is empty.
+    pub last_key: Option<serde_json::Value>,
+    /// The range has no rows after this chunk's last one.
+    pub done: bool,
+    /// The chunk stopped at its byte bound before `limit` rows: the rest of
+    /// the server's answer is still unread on the connection.
+    pub cut: bool,
 }
 
 /// Reads one table's mapped columns: cells come out per column of the
@@ -127,16 +139,30 @@ impl TableReader {
 
     /// One row of the reader's `SELECT` as cells of the mapping's columns.
     pub fn cells(&self, row: mysql_async::Row) -> Result<Vec<Cell>, SourceError> {
+        let mut cells = Vec::with_capacity(self.mapped);
+        self.cells_into(row, &mut cells)?;
+        Ok(cells)
+    }
+
+    /// One row of the reader's `SELECT` appended to `cells` (cleared by the
+    /// caller) as cells of the mapping's columns.
+    pub fn cells_into(&self, row: mysql_async::Row, cells: &mut Vec<Cell>) -> Result<(), SourceError> {
         // One pass over the row's values, moved out (no copy of text or
         // binary data) and converted column by column (profiled: the
         // iterator chain with `Row::unwrap` and a fallible collect cost more).
         let mut values = row.unwrap_raw().into_iter();
-        let mut cells = Vec::with_capacity(self.mapped);
         for (col, kind) in self.cols[..self.mapped].iter().zip(&self.kinds) {
             let v = values.next().flatten().unwrap_or(Value::NULL);
             cells.push(from_snapshot(col, kind, v).map_err(|e| SourceError::Decode(format!("table {}: {e}", self.table.id)))?);
         }
-        Ok(cells)
+        Ok(())
+    }
+
+    /// Converts `row` and gives it to `sink` (`cells` is the reused row buffer).
+    pub fn push_row(&self, row: mysql_async::Row, cells: &mut Vec<Cell>, sink: &mut dyn RowSink) -> Result<(), SourceError> {
+        cells.clear();
+        self.cells_into(row, cells)?;
+        sink.push(cells).map_err(|e| SourceError::Decode(e.0))
     }
 
     /// Splits the table into partitions of about `rows_per_partition` rows, or
@@ -258,11 +284,8 @@ impl TableReader {
         self.read_partition_chunk(conn, &Partition::WHOLE, after, limit, u64::MAX).await
     }
 
-    /// Reads up to `limit` rows of `part` after `after`, streaming them off the
-    /// connection and converting each as it arrives; stops early once the rows
-    /// hold `max_bytes` (at least one row is read). A chunk cut short that way
-    /// has fewer than `limit` rows and is not `done`: the rest of the server's
-    /// answer is still unread on `conn`, which must then be discarded.
+    /// Reads up to `limit` rows of `part` after `after`, kept as cells (see
+    /// `read_partition_into`).
     pub async fn read_partition_chunk(
         &self,
         conn: &mut Conn,
@@ -271,6 +294,26 @@ impl TableReader {
         limit: u64,
         max_bytes: u64,
     ) -> Result<Chunk, SourceError> {
+        let mut rows = Rows::default();
+        let end = self.read_partition_into(conn, part, after, limit, max_bytes, &mut rows).await?;
+        let bytes = rows.held();
+        Ok(Chunk { rows: rows.into_rows(), last_key: end.last_key, done: end.done, bytes })
+    }
+
+    /// Reads up to `limit` rows of `part` after `after`, streaming them off the
+    /// connection and giving each to `sink` as it arrives; stops early once
+    /// the sink holds `max_bytes` (at least one row is read). A chunk cut
+    /// short that way (`ChunkEnd::cut`) is not `done`: the rest of the
+    /// server's answer is still unread on `conn`, which must then be discarded.
+    pub async fn read_partition_into(
+        &self,
+        conn: &mut Conn,
+        part: &Partition,
+        after: Option<&serde_json::Value>,
+        limit: u64,
+        max_bytes: u64,
+        sink: &mut dyn RowSink,
+    ) -> Result<ChunkEnd, SourceError> {
         if self.keyless() {
             return Err(SourceError::Config(format!("table {} has no key to page on; it is read as one stream", self.table.id)));
         }
@@ -293,21 +336,19 @@ impl TableReader {
         let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
         let sql = format!("{}{filter} ORDER BY {} LIMIT {limit}", self.select, self.order);
         let mut result = conn.exec_iter(sql, params).await?;
-        let (mut rows, mut bytes, mut last, mut cut) = (Vec::new(), 0u64, Vec::new(), false);
+        let (mut n, mut last, mut cut, mut cells) = (0u64, Vec::new(), false, Vec::with_capacity(self.mapped));
         while let Some(row) = result.next().await? {
             last.clear();
             last.extend(self.key_idx.iter().map(|k| row[*k].clone()));
-            let cells = self.cells(row)?;
-            bytes += sluice_core::change::cells_size(&cells);
-            rows.push(cells);
-            if bytes >= max_bytes && (rows.len() as u64) < limit {
+            self.push_row(row, &mut cells, sink)?;
+            n += 1;
+            if sink.held() >= max_bytes && n < limit {
                 cut = true;
                 break;
             }
         }
-        let last_key = (!rows.is_empty()).then(|| key_to_json(last.iter()));
-        let done = !cut && (rows.len() as u64) < limit;
-        Ok(Chunk { rows, last_key, done, bytes })
+        let last_key = (n > 0).then(|| key_to_json(last.iter()));
+        Ok(ChunkEnd { last_key, done: !cut && n < limit, cut })
     }
 
     /// The optimizer's row estimate for progress reporting.

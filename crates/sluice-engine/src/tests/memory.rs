@@ -16,11 +16,11 @@ use async_trait::async_trait;
 use serde_json::json;
 use sluice_core::schema::{AlterOp, SourceColumn, SourceTable, TableId};
 use sluice_core::types::TableMapping;
-use sluice_core::{BinlogPosition, Cell, ChangeOp, Checkpoint, RowChange, TableSpec};
+use sluice_core::{BinlogPosition, Cell, ChangeOp, Checkpoint, RowChange, RowSink, TableSpec};
 use sluice_sink::{Destination, SinkError};
 use sluice_source::binlog::BinlogEvent;
 use sluice_source::ddl::{self, SchemaChange};
-use sluice_source::snapshot::{Chunk, Partition};
+use sluice_source::snapshot::{ChunkEnd, Partition};
 use sluice_source::{ChangeSource, ChangeStream, CopyReader, DescribedTable, HeartbeatWriter, SourceError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -327,7 +327,8 @@ impl CopyReader for MemoryCopy {
         after: Option<&serde_json::Value>,
         limit: u64,
         max_bytes: u64,
-    ) -> Result<Chunk, SourceError> {
+        sink: &mut dyn RowSink,
+    ) -> Result<ChunkEnd, SourceError> {
         loop {
             let held = self.source.changed.notified();
             {
@@ -340,16 +341,15 @@ impl CopyReader for MemoryCopy {
                         .iter()
                         .filter(|(k, _)| lo.is_none_or(|l| **k >= l) && hi.is_none_or(|h| **k < h) && after.is_none_or(|a| **k > a))
                         .peekable();
-                    let (mut picked, mut bytes) = (Vec::<(i64, Vec<Cell>)>::new(), 0u64);
-                    while (picked.len() as u64) < limit && (picked.is_empty() || bytes < max_bytes) {
+                    let (mut n, mut last) = (0u64, None);
+                    while n < limit && (n == 0 || sink.held() < max_bytes) {
                         let Some((k, r)) = left.next() else { break };
-                        let c = cells(&self.mapping, r).expect("copy reads the current definition");
-                        bytes += sluice_core::change::cells_size(&c);
-                        picked.push((*k, c));
+                        let mut c = cells(&self.mapping, r).expect("copy reads the current definition");
+                        sink.push(&mut c).map_err(|e| SourceError::Decode(e.0))?;
+                        (n, last) = (n + 1, Some(*k));
                     }
                     let done = left.peek().is_none();
-                    let last_key = picked.last().map(|(k, _)| json!([k]));
-                    return Ok(Chunk { rows: picked.into_iter().map(|(_, c)| c).collect(), last_key, done, bytes });
+                    return Ok(ChunkEnd { last_key: last.map(|k| json!([k])), done, cut: false });
                 }
             }
             self.source.held.notify_waiters();
