@@ -44,8 +44,7 @@ use tracing::{info, warn};
 pub async fn follow(ctx: &PipeContext, schema: &str, query: &str, after: &Checkpoint) -> Result<bool, EngineError> {
     let records = ctx.catalog.tables(ctx.name()).await?;
     let tracked: Vec<_> = records.iter().map(|r| r.mapping.source.clone()).collect();
-    // Only definitions recorded before table charsets were kept need the present one.
-    let charsets = retry(ctx, "reading table charsets", || legacy_table_charsets(ctx, &records)).await?;
+    let charsets = retry(ctx, "reading table charsets", || present_table_charsets(ctx, &records, query)).await?;
     let changes = match ddl::apply(schema, query, &tracked, &|t: &TableId| charsets.get(t).cloned()) {
         Ok(c) => c,
         Err(e) => {
@@ -229,9 +228,16 @@ pub fn write_targets(ctx: &PipeContext, rec: &TableRecord) -> Vec<String> {
 /// The present default character set of each tracked table whose recorded
 /// definition has none (recorded before table charsets were kept): the best
 /// there is for them. Tables with a recorded charset are not looked up.
-async fn legacy_table_charsets(ctx: &PipeContext, records: &[TableRecord]) -> Result<HashMap<TableId, String>, EngineError> {
+/// The source's present default charset of the tables whose recorded one is
+/// unknown: definitions recorded before table charsets were kept, tables
+/// whose default was set to the database's (`CHARACTER SET DEFAULT`), and the
+/// tables `query` names when it may do that now.
+async fn present_table_charsets(ctx: &PipeContext, records: &[TableRecord], query: &str) -> Result<HashMap<TableId, String>, EngineError> {
+    let q = query.to_ascii_uppercase();
+    let sets_default = q.contains("DEFAULT") && ["CHARSET", "CHARACTER", "COLLATE"].iter().any(|w| q.contains(w));
+    let named = |r: &TableRecord| sets_default && query.contains(r.mapping.source.id.table.as_str());
     let mut out = HashMap::new();
-    for r in records.iter().filter(|r| r.mapping.source.charset.is_none()) {
+    for r in records.iter().filter(|r| r.mapping.source.charset.is_none() || named(r)) {
         let id = &r.mapping.source.id;
         if let Some(cs) = ctx.source.table_charset(id).await? {
             out.insert(id.clone(), cs);

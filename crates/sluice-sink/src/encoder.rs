@@ -95,15 +95,7 @@ pub struct RowBinaryEncoder {
 
 impl RowBinaryEncoder {
     pub fn new(mapping: &TableMapping, version: i64) -> Self {
-        Self {
-            mapping: mapping.clone(),
-            version,
-            synced_at: crate::now_nanos(),
-            blocks: Vec::new(),
-            block: new_block(),
-            full: 0,
-            rows: 0,
-        }
+        Self { mapping: mapping.clone(), version, synced_at: crate::now_nanos(), blocks: Vec::new(), block: new_block(), full: 0, rows: 0 }
     }
 }
 

@@ -68,7 +68,8 @@ pub trait ChangeSource: Send + Sync {
     async fn describe(&self, id: &TableId) -> Result<SourceTable, SourceError>;
 
     /// A table's default character set as it is now (`None`: unknown). Only
-    /// for definitions recorded before table charsets were recorded.
+    /// for definitions whose recorded one is unknown: recorded before table
+    /// charsets were, or set to the database's (`CHARACTER SET DEFAULT`).
     async fn table_charset(&self, id: &TableId) -> Result<Option<String>, SourceError>;
 
     /// Where the change log stands now (see the trait's contract).

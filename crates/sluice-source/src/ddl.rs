@@ -30,7 +30,9 @@
 //!    `ALGORITHM=`, `LOCK=`, partitioning, `ALTER COLUMN .. SET DEFAULT`) are
 //!    removed before parsing, because sqlparser does not know most of them
 //!    (a change of the table's default `CHARACTER SET`/`COLLATE` among them is
-//!    kept aside: it is recorded, and text columns added after it inherit it);
+//!    kept aside: it is recorded, and text columns added after it inherit it;
+//!    `CHARACTER SET DEFAULT`, the database's, is recorded as unknown, and the
+//!    table's charset is then asked of the source when a column needs it);
 //!    MariaDB's `IF [NOT] EXISTS` on `ADD`/`CHANGE`/`MODIFY` COLUMN, `CHARSET`
 //!    and `RENAME new_name` (without `TO`) are rewritten into what it knows.
 //!    Clauses that change rows without row events (`CONVERT TO CHARACTER SET`,
@@ -167,9 +169,9 @@ pub fn apply(
         if let Some(i) = state.slot(&id) {
             if let Some(reason) = &prep.forced {
                 state.out.push(Err(Incompatible { table: state.slots[i].table.id.clone(), reason: resync(reason, &id) }));
-            } else if prep.table_charset.is_some() && prep.table_charset != state.slots[i].table.charset {
+            } else if let Some(set) = prep.table_charset.clone().filter(|set| *set != state.slots[i].table.charset) {
                 let mut new = state.slots[i].table.clone();
-                new.charset = prep.table_charset.clone();
+                new.charset = set;
                 state.slots[i].table = new.clone();
                 state.out.push(Ok(SchemaChange::Altered { table: id, new, ops: vec![] }));
             }
@@ -239,8 +241,10 @@ struct AlterPrep {
     if_flags: Vec<bool>,
     /// A clause that changes rows without row events.
     forced: Option<String>,
-    /// The table default charset a `[DEFAULT] CHARACTER SET|CHARSET|COLLATE` table option sets.
-    table_charset: Option<String>,
+    /// The table default charset a `[DEFAULT] CHARACTER SET|CHARSET|COLLATE`
+    /// table option sets; `Some(None)` for `DEFAULT` (the database's, which
+    /// the statement does not name).
+    table_charset: Option<Option<String>>,
 }
 
 /// Table options and clauses that change neither the columns nor the primary key.
@@ -365,7 +369,7 @@ fn prepare_alter(tokens: Vec<TokenWithSpan>) -> Result<AlterPrep, String> {
     let mut kept: Vec<Vec<TokenWithSpan>> = Vec::new();
     let mut if_flags = Vec::new();
     let mut forced: Option<String> = None;
-    let mut table_charset: Option<String> = None;
+    let mut table_charset: Option<Option<String>> = None;
     for mut c in clauses {
         if c.is_empty() {
             if body.is_empty() {
@@ -467,16 +471,16 @@ fn prepare_alter(tokens: Vec<TokenWithSpan>) -> Result<AlterPrep, String> {
 /// The charset a run of table options sets as the table default:
 /// `[DEFAULT] {CHARACTER SET | CHARSET} [=] cs` (preferred) or
 /// `[DEFAULT] COLLATE [=] collation` (its charset). `DEFAULT` as the value
-/// (the database's) is not followed.
-fn table_charset_option(c: &[TokenWithSpan]) -> Option<String> {
-    let value_at = |k: usize| -> Option<String> {
+/// (the database's, which the statement does not name) is `Some(None)`.
+fn table_charset_option(c: &[TokenWithSpan]) -> Option<Option<String>> {
+    let value_at = |k: usize| -> Option<Option<String>> {
         let k = if matches!(c.get(k).map(|t| &t.token), Some(Token::Eq)) { k + 1 } else { k };
         let v = match &c.get(k)?.token {
             Token::Word(w) => w.value.clone(),
             Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s.clone(),
             _ => return None,
         };
-        (!v.eq_ignore_ascii_case("DEFAULT")).then(|| v.to_ascii_lowercase())
+        Some((!v.eq_ignore_ascii_case("DEFAULT")).then(|| v.to_ascii_lowercase()))
     };
     let (mut charset, mut collation) = (None, None);
     for k in 0..c.len() {
@@ -487,7 +491,7 @@ fn table_charset_option(c: &[TokenWithSpan]) -> Option<String> {
             _ => {}
         }
     }
-    charset.or_else(|| collation.map(|n| collation_charset(&n)))
+    charset.or_else(|| collation.map(|n: Option<String>| n.map(|n| collation_charset(&n))))
 }
 
 /// The charset a collation belongs to (`latin1_swedish_ci` → `latin1`).
@@ -596,12 +600,18 @@ impl State<'_> {
                     }
                     // The table default a text column added here inherits: the one this
                     // statement sets (MySQL applies it to the statement's own columns), else the recorded one.
+                    // (`DEFAULT`, the database's, is not named: what the source says, else the recorded one.)
                     let recorded = self.slots[i].table.charset.clone().or_else(|| (self.charset)(&id));
                     let set = prep.and_then(|p| p.table_charset.clone());
-                    let cs = set.clone().or(recorded);
+                    let cs = match &set {
+                        Some(Some(cs)) => Some(cs.clone()),
+                        Some(None) => (self.charset)(&id).or(recorded),
+                        None => recorded,
+                    };
                     let result = alter_columns(&self.slots[i].table, &a.operations, &flags, cs.as_deref())?;
                     let forced = prep.and_then(|p| p.forced.clone());
-                    let charset_changed = set.is_some() && set != self.slots[i].table.charset;
+                    let charset_changed = set.as_ref().is_some_and(|set| *set != self.slots[i].table.charset);
+                    let set = set.flatten();
                     match (result, forced) {
                         (_, Some(reason)) | (Err(reason), _) => {
                             self.out.push(Err(Incompatible { table: id.clone(), reason: resync(&reason, &id) }))
@@ -1699,13 +1709,26 @@ mod tests {
                 other => panic!("{sql}: {other:?}"),
             }
         }
-        // The same default again is no change; DEFAULT (the database's) is not followed.
+        // The same default again is no change.
         assert!(apply("shop", "ALTER TABLE orders DEFAULT CHARSET latin1", std::slice::from_ref(&latin_orders), &present)
             .unwrap()
             .is_empty());
-        assert!(apply("shop", "ALTER TABLE orders CHARACTER SET DEFAULT", std::slice::from_ref(&latin_orders), &present)
-            .unwrap()
-            .is_empty());
+        // DEFAULT (the database's, not named) is recorded as unknown: a column added later
+        // takes what the source says then (the fallback), not the old recorded default.
+        for sql in ["ALTER TABLE orders CHARACTER SET DEFAULT", "ALTER TABLE orders DEFAULT CHARSET = DEFAULT, ALGORITHM=INPLACE"] {
+            let r = apply("shop", sql, std::slice::from_ref(&latin_orders), &present).unwrap();
+            let [Ok(SchemaChange::Altered { new: after, ops, .. })] = r.as_slice() else { panic!("{sql}: {r:?}") };
+            assert_eq!((after.charset.as_deref(), ops.len()), (None, 0), "{sql}");
+            assert!(apply("shop", sql, std::slice::from_ref(after), &present).unwrap().is_empty(), "{sql} again: no change");
+            let r = apply("shop", "ALTER TABLE orders ADD e VARCHAR(5)", std::slice::from_ref(after), &present).unwrap();
+            let Ok(SchemaChange::Altered { new, .. }) = &r[0] else { panic!("{r:?}") };
+            assert_eq!(new.column("e").unwrap().charset.as_deref(), Some("koi8r"), "{sql}");
+        }
+        // A column added by the same statement takes what the source says too.
+        let r =
+            apply("shop", "ALTER TABLE orders ADD f TEXT, CHARACTER SET DEFAULT", std::slice::from_ref(&latin_orders), &present).unwrap();
+        let Ok(SchemaChange::Altered { new, .. }) = &r[0] else { panic!("{r:?}") };
+        assert_eq!((new.column("f").unwrap().charset.as_deref(), new.charset.as_deref()), (Some("koi8r"), None));
         // A column added in the same statement takes the new default; one with its own charset keeps it.
         let r = apply(
             "shop",

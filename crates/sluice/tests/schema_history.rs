@@ -45,7 +45,8 @@ async fn resume(srv: &SluiceServer, db: &str) {
 
 /// The pipe is paused while the table goes through ADD, DROP, MODIFY (widening),
 /// RENAME COLUMN, a change of its default charset with a text column added under
-/// it, another charset change, and a column re-added under a dropped name with
+/// it, another charset change, one to the database's default (`CHARACTER SET
+/// DEFAULT`) with a column added under it, and a column re-added under a dropped name with
 /// another type; rows are inserted, updated and deleted between every two
 /// statements. After resume the destination equals the source.
 async fn lagging_pipe_follows_history(flavor: Flavor) {
@@ -57,7 +58,7 @@ async fn lagging_pipe_follows_history(flavor: Flavor) {
         &mut c,
         &db,
         &[
-            "CREATE DATABASE {db}",
+            "CREATE DATABASE {db} CHARACTER SET utf8mb4",
             "CREATE TABLE {db}.t (id INT PRIMARY KEY, a INT, b VARCHAR(10), n INT NOT NULL DEFAULT 0) DEFAULT CHARSET=utf8mb4",
             "CREATE TABLE {db}.other (id INT PRIMARY KEY, v INT)",
         ],
@@ -106,6 +107,11 @@ async fn lagging_pipe_follows_history(flavor: Flavor) {
             "ALTER TABLE {db}.t ADD COLUMN txt2 TEXT",
             "INSERT INTO {db}.t (id, b2, n, x, txt, txt2) VALUES (601, 'utf8', 10, 4, 'à', 'emoji 😀 and ü')",
             "UPDATE {db}.t SET txt2 = 'ünïcödé ✓', txt = 'è' WHERE id IN (501, 101) OR id % 8 = 0",
+            // The default set to the database's (utf8mb4), which the statement does not name.
+            "ALTER TABLE {db}.t CHARACTER SET latin1",
+            "ALTER TABLE {db}.t CHARACTER SET DEFAULT",
+            "ALTER TABLE {db}.t ADD COLUMN txt3 VARCHAR(20)",
+            "INSERT INTO {db}.t (id, b2, n, x, txt3) VALUES (651, 'db default', 10, 4, 'emoji 😀 ü')",
             // A dropped name re-added with another type: old rows get its default.
             "ALTER TABLE {db}.t ADD COLUMN a VARCHAR(5) NOT NULL DEFAULT 'zz'",
             "INSERT INTO {db}.t (id, b2, n, x, a) VALUES (701, 're-added', 11, 5, 'new')",
