@@ -154,17 +154,106 @@ pub async fn duplicate_keys(conn: &mut Conn, table: &SourceTable, key: &[String]
 
 type ColumnRow = (String, u32, String, String, String, Option<u64>, Option<u64>, Option<u64>, Option<String>, String);
 
+const COLUMNS: &str = "COLUMN_NAME, ORDINAL_POSITION, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, \
+     NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_SET_NAME, EXTRA";
+
 /// Reads a table's columns, key (see the module comment) and default
 /// character set from `information_schema`: the table as it is now.
 pub async fn describe(conn: &mut Conn, id: &TableId) -> Result<SourceTable, SourceError> {
     let rows: Vec<ColumnRow> = conn
         .exec(
-            "SELECT COLUMN_NAME, ORDINAL_POSITION, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, \
-             NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_SET_NAME, EXTRA \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            format!("SELECT {COLUMNS} FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION"),
             (&id.schema, &id.table),
         )
         .await?;
+    let unique: Vec<(String, Option<String>)> = conn
+        .exec(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (&id.schema, &id.table),
+        )
+        .await?;
+    let charset = table_charset(conn, id).await?;
+    let table = assemble(id, rows, &unique, charset)?;
+    if !table.primary_key.is_empty() && !unique.iter().any(|(index, _)| index == "PRIMARY") {
+        let key = table.primary_key.join(", ");
+        tracing::info!("table {id} has no primary key; its unique key on NOT NULL columns ({key}) is used as the key");
+    }
+    Ok(table)
+}
+
+/// Describes every base table of `schema` (as `describe` does each) in three
+/// queries, whatever the number of tables: for listings of whole sources,
+/// where a round trip per table would not scale. A table that cannot be
+/// described (no visible column, an unsupported charset) has its error.
+pub async fn describe_schema(conn: &mut Conn, schema: &str) -> Result<Vec<(String, Result<SourceTable, SourceError>)>, SourceError> {
+    let charsets: Vec<(String, Option<String>)> = conn
+        .exec(
+            "SELECT t.TABLE_NAME, c.CHARACTER_SET_NAME FROM information_schema.TABLES t \
+             LEFT JOIN information_schema.COLLATIONS c ON c.COLLATION_NAME = t.TABLE_COLLATION \
+             WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE'",
+            (schema,),
+        )
+        .await?;
+    let columns: Vec<(String, ColumnRow)> = conn
+        .exec_map(
+            format!(
+                "SELECT TABLE_NAME, {COLUMNS} FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION"
+            ),
+            (schema,),
+            |(t, a, b, c, d, e, f, g, h, i, j): (
+                String,
+                String,
+                u32,
+                String,
+                String,
+                String,
+                Option<u64>,
+                Option<u64>,
+                Option<u64>,
+                Option<String>,
+                String,
+            )| { (t, (a, b, c, d, e, f, g, h, i, j)) },
+        )
+        .await?;
+    let unique: Vec<(String, String, Option<String>)> = conn
+        .exec(
+            "SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? \
+             AND NON_UNIQUE = 0 ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+            (schema,),
+        )
+        .await?;
+    // Base tables only (views have columns too).
+    let mut by_table: std::collections::BTreeMap<String, (Vec<ColumnRow>, Vec<(String, Option<String>)>, Option<String>)> =
+        charsets.into_iter().map(|(t, cs)| (t, (Vec::new(), Vec::new(), cs))).collect();
+    for (t, row) in columns {
+        if let Some(e) = by_table.get_mut(&t) {
+            e.0.push(row);
+        }
+    }
+    for (t, index, column) in unique {
+        if let Some(e) = by_table.get_mut(&t) {
+            e.1.push((index, column));
+        }
+    }
+    Ok(by_table
+        .into_iter()
+        .map(|(t, (rows, unique, charset))| {
+            let described = assemble(&TableId::new(schema, &t), rows, &unique, charset);
+            (t, described)
+        })
+        .collect())
+}
+
+/// A table's definition from its `information_schema` rows: its columns (in
+/// ordinal order), its unique indexes' `(index, column)` rows (in index and
+/// sequence order) and its default charset.
+fn assemble(
+    id: &TableId,
+    rows: Vec<ColumnRow>,
+    unique: &[(String, Option<String>)],
+    charset: Option<String>,
+) -> Result<SourceTable, SourceError> {
     if rows.is_empty() {
         return Err(SourceError::Config(format!("source table {id} has no columns visible to this user")));
     }
@@ -188,18 +277,7 @@ pub async fn describe(conn: &mut Conn, id: &TableId) -> Result<SourceTable, Sour
             crate::convert::charset_encoding(cs).map_err(|e| SourceError::Config(format!("column {} of {id}: {e}", c.name)))?;
         }
     }
-    let unique: Vec<(String, Option<String>)> = conn
-        .exec(
-            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
-            (&id.schema, &id.table),
-        )
-        .await?;
-    let primary_key = choose_key(&columns, &unique);
-    if !primary_key.is_empty() && !unique.iter().any(|(index, _)| index == "PRIMARY") {
-        tracing::info!("table {id} has no primary key; its unique key on NOT NULL columns ({}) is used as the key", primary_key.join(", "));
-    }
-    let charset = table_charset(conn, id).await?;
+    let primary_key = choose_key(&columns, unique);
     Ok(SourceTable { id: id.clone(), columns, primary_key, charset })
 }
 

@@ -110,7 +110,11 @@ async fn lagging_pipe_follows_history(flavor: Flavor) {
             // The default set to the database's (utf8mb4), which the statement does not name
             // (MariaDB's syntax; MySQL refuses DEFAULT there and is given the name).
             "ALTER TABLE {db}.t CHARACTER SET latin1",
-            if matches!(flavor, Flavor::MariaDb) { "ALTER TABLE {db}.t CHARACTER SET DEFAULT" } else { "ALTER TABLE {db}.t CHARACTER SET utf8mb4" },
+            if matches!(flavor, Flavor::MariaDb) {
+                "ALTER TABLE {db}.t CHARACTER SET DEFAULT"
+            } else {
+                "ALTER TABLE {db}.t CHARACTER SET utf8mb4"
+            },
             "ALTER TABLE {db}.t ADD COLUMN txt3 VARCHAR(20)",
             "INSERT INTO {db}.t (id, b2, n, x, txt3) VALUES (651, 'db default', 10, 4, 'emoji 😀 ü')",
             // A dropped name re-added with another type: old rows get its default.

@@ -75,6 +75,21 @@ async fn lists_tables(flavor: Flavor) {
     let text = format!("{} {}", note["message"], note["fix"]);
     assert!(text.contains("key_columns") && text.contains("merge_tree") && text.contains(&format!("{db}.*")), "{text}");
 
+    // The listing describes a schema in three queries; each table comes out as a pipe's Setup describes it alone.
+    c.query_drop(format!("CREATE TABLE {db}.latin (id INT, k VARCHAR(8) NOT NULL, t TEXT, PRIMARY KEY (id, k)) DEFAULT CHARSET=latin1"))
+        .await
+        .unwrap();
+    let listed = sluice_source::discovery::describe_schema(&mut c, &db).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ["by_unique", "keyed", "keyless", "latin"],
+        "views are not tables"
+    );
+    for (name, table) in listed {
+        let alone = sluice_source::discovery::describe(&mut c, &sluice_core::TableId::new(&db, &name)).await.unwrap();
+        assert_eq!(table.unwrap(), alone, "{name}");
+    }
+
     // Through the test bed's SSH server (a bastion): the same listing.
     let mut tunneled = source.clone();
     tunneled["ssh"] = json!({"host": "127.0.0.1", "port": testbed_url("SLUICE_TEST_SSH_PORT").parse::<u16>().unwrap(),
