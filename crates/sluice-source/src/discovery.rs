@@ -154,6 +154,17 @@ pub async fn duplicate_keys(conn: &mut Conn, table: &SourceTable, key: &[String]
 
 type ColumnRow = (String, u32, String, String, String, Option<u64>, Option<u64>, Option<u64>, Option<String>, String);
 
+/// A `ColumnRow` led by its table's name.
+type NamedColumnRow = (String, String, u32, String, String, String, Option<u64>, Option<u64>, Option<u64>, Option<String>, String);
+
+/// One table's `information_schema` rows (see `assemble`).
+#[derive(Default)]
+struct TableRows {
+    columns: Vec<ColumnRow>,
+    unique: Vec<(String, Option<String>)>,
+    charset: Option<String>,
+}
+
 const COLUMNS: &str = "COLUMN_NAME, ORDINAL_POSITION, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, \
      NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, CHARACTER_SET_NAME, EXTRA";
 
@@ -201,19 +212,7 @@ pub async fn describe_schema(conn: &mut Conn, schema: &str) -> Result<Vec<(Strin
                 "SELECT TABLE_NAME, {COLUMNS} FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION"
             ),
             (schema,),
-            |(t, a, b, c, d, e, f, g, h, i, j): (
-                String,
-                String,
-                u32,
-                String,
-                String,
-                String,
-                Option<u64>,
-                Option<u64>,
-                Option<u64>,
-                Option<String>,
-                String,
-            )| { (t, (a, b, c, d, e, f, g, h, i, j)) },
+            |(t, a, b, c, d, e, f, g, h, i, j): NamedColumnRow| (t, (a, b, c, d, e, f, g, h, i, j)),
         )
         .await?;
     let unique: Vec<(String, String, Option<String>)> = conn
@@ -224,22 +223,22 @@ pub async fn describe_schema(conn: &mut Conn, schema: &str) -> Result<Vec<(Strin
         )
         .await?;
     // Base tables only (views have columns too).
-    let mut by_table: std::collections::BTreeMap<String, (Vec<ColumnRow>, Vec<(String, Option<String>)>, Option<String>)> =
-        charsets.into_iter().map(|(t, cs)| (t, (Vec::new(), Vec::new(), cs))).collect();
+    let mut by_table: std::collections::BTreeMap<String, TableRows> =
+        charsets.into_iter().map(|(t, charset)| (t, TableRows { charset, ..Default::default() })).collect();
     for (t, row) in columns {
         if let Some(e) = by_table.get_mut(&t) {
-            e.0.push(row);
+            e.columns.push(row);
         }
     }
     for (t, index, column) in unique {
         if let Some(e) = by_table.get_mut(&t) {
-            e.1.push((index, column));
+            e.unique.push((index, column));
         }
     }
     Ok(by_table
         .into_iter()
-        .map(|(t, (rows, unique, charset))| {
-            let described = assemble(&TableId::new(schema, &t), rows, &unique, charset);
+        .map(|(t, rows)| {
+            let described = assemble(&TableId::new(schema, &t), rows.columns, &rows.unique, rows.charset);
             (t, described)
         })
         .collect())

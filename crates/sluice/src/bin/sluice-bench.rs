@@ -803,8 +803,9 @@ async fn main() -> Result<()> {
             println!("| {} | ceiling: destination only (4 writers) | {:.0} | {:.1} | | | | | |", s.name, dst.rate(), mb(dst.rate()));
             println!("| {} | shared ceiling: 1 / (1/source + 1/destination) | {:.0} | {:.1} | | | | | |", s.name, shared, mb(shared));
             let runs = [
-                ("Sluice, defaults (4 partitions × 25,000-row chunks)", json!({})),
-                ("Sluice, 4 partitions × 50,000-row chunks", json!({"parallel_partitions": 4, "snapshot_rows_per_chunk": 50000})),
+                ("Sluice, defaults (4 partitions × 50,000-row chunks)", json!({})),
+                ("Sluice, 4 partitions × 25,000-row chunks", json!({"parallel_partitions": 4, "snapshot_rows_per_chunk": 25000})),
+                ("Sluice, 4 partitions × 100,000-row chunks", json!({"parallel_partitions": 4, "snapshot_rows_per_chunk": 100000})),
                 ("Sluice, 2 partitions × 20,000-row chunks", json!({"parallel_partitions": 2, "snapshot_rows_per_chunk": 20000})),
                 ("Sluice, 2 partitions × 50,000-row chunks", json!({"parallel_partitions": 2, "snapshot_rows_per_chunk": 50000})),
                 ("Sluice, 8 partitions × 20,000-row chunks", json!({"parallel_partitions": 8, "snapshot_rows_per_chunk": 20000})),
@@ -814,8 +815,13 @@ async fn main() -> Result<()> {
             let mut runs: Vec<(String, serde_json::Value, &Path)> =
                 runs.iter().map(|(l, v)| (l.to_string(), v.clone(), this.as_path())).collect();
             if let Some(b) = &args.baseline_sluice {
-                // The same default load with the other binary, in this run (CPU per row before/after).
-                runs.push((format!("baseline `sluice` ({}), defaults", b.display()), json!({}), b.as_path()));
+                // The same load with the other binary, in this run (CPU per row before/after): with its own
+                // defaults, and with this build's (the same shape for both).
+                runs.push((format!("baseline `sluice` ({}), its defaults", b.display()), json!({}), b.as_path()));
+                let ours = sluice_core::SyncSettings::default();
+                let same =
+                    json!({"parallel_partitions": ours.parallel_partitions, "snapshot_rows_per_chunk": ours.snapshot_rows_per_chunk});
+                runs.push((format!("baseline `sluice` ({}), this build's defaults", b.display()), same, b.as_path()));
             }
             for (i, (label, settings, exe)) in runs.into_iter().enumerate() {
                 let (r, verified) = sluice_load(s, &ch, exe, args.rows, settings, i == 0 && !args.skip_verify).await?;
