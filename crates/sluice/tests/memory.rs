@@ -230,3 +230,34 @@ async fn verifying_a_table_keyed_by_a_fetched_column_refuses_what_does_not_fit()
     let _ = srv.call(Method::DELETE, &format!("/v1/pipes/{db}?drop_tables=true"), None).await;
     drop_databases(&mut c, &db, &ch_db).await;
 }
+
+/// A table without a key is copied as one stream, a chunk at a time, each
+/// chunk reading while its encoding holds less than its share of the budget:
+/// with the smallest budget (16 MiB, a 1 MiB share, less than an insert block's
+/// room) every chunk still reads rows and the copy completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_without_a_key_is_copied_under_the_smallest_budget() {
+    let flavor = Flavor::MySql;
+    let db = unique("keyless_budget");
+    let ch_db = format!("{db}_ch");
+    let mut c = mysql(flavor).await;
+    c.query_drop(format!("CREATE DATABASE {db}")).await.unwrap();
+    c.query_drop(format!("CREATE TABLE {db}.k (a INT, b VARCHAR(200))")).await.unwrap();
+    let values: Vec<String> = (0..3000).map(|i| format!("({i}, REPEAT('x', 100 + {i} % 100))")).collect();
+    c.query_drop(format!("INSERT INTO {db}.k VALUES {}", values.join(", "))).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&db, flavor, json!([{"source": format!("{db}.k"), "engine": "merge_tree"}]), &ch_db, "snapshot_only");
+    let run = SluiceRun::start_with_env(dir.path(), &spec, &[("SLUICE_MEMORY_BUDGET_MB", "16")]);
+    eventually(CONVERGE, || async {
+        let n = ch_rows(&format!("SELECT count(), sum(a), sum(length(b)) FROM `{ch_db}`.`k`")).await?;
+        let want = vec![vec!["3000".to_string(), "4498500".to_string(), (3000 * 100 + 30 * 4950).to_string()]];
+        if n == want {
+            Ok(())
+        } else {
+            Err(format!("{n:?}, want {want:?}\n{}", log_tail(&run.log())))
+        }
+    })
+    .await;
+    assert!(run.log().contains("memory budget for rows in flight: 16 MiB"), "{}", log_tail(&run.log()));
+    drop_databases(&mut c, &db, &ch_db).await;
+}
