@@ -20,7 +20,8 @@
 //!   larger than the budget is still read (alone) rather than blocking forever.
 //!
 //! What is not counted: the RowBinary encoding of a CDC insert (streamed in
-//! 1 MiB blocks, a fixed amount per concurrent insert), the row being decoded,
+//! 1 MiB blocks, a fixed amount per concurrent insert), the unused room of a
+//! snapshot chunk's open block (the same fixed amount), the row being decoded,
 //! the binlog event being decoded, and the libraries' own buffers — a fixed
 //! overhead per connection.
 
