@@ -405,7 +405,7 @@
   const SETTINGS = [
     ["sync_interval_ms", "Sync interval (ms)", "longest time a CDC batch collects changes", 1000, 1],
     ["pull_batch_size", "Pull batch size", "most row changes a CDC batch collects", 100000, 1],
-    ["snapshot_rows_per_chunk", "Snapshot rows per chunk", "rows read per snapshot query and written per insert", 50000, 1],
+    ["snapshot_rows_per_chunk", "Snapshot rows per chunk", "rows read per snapshot query and written per insert", 100000, 1],
     ["rows_per_partition", "Rows per partition", "rows per snapshot partition (a range of the key)", 100000, 1],
     ["parallel_partitions", "Parallel partitions", "partitions of one table read at once, each on its own connection", 4, 1],
     ["parallel_tables", "Parallel tables", "tables copied at once during the snapshot", 1, 1],

@@ -671,7 +671,7 @@ impl Default for SyncSettings {
         Self {
             sync_interval_ms: 1000,
             pull_batch_size: 100_000,
-            snapshot_rows_per_chunk: 50_000,
+            snapshot_rows_per_chunk: 100_000,
             rows_per_partition: 100_000,
             parallel_partitions: 4,
             parallel_tables: 1,

@@ -803,9 +803,9 @@ async fn main() -> Result<()> {
             println!("| {} | ceiling: destination only (4 writers) | {:.0} | {:.1} | | | | | |", s.name, dst.rate(), mb(dst.rate()));
             println!("| {} | shared ceiling: 1 / (1/source + 1/destination) | {:.0} | {:.1} | | | | | |", s.name, shared, mb(shared));
             let runs = [
-                ("Sluice, defaults (4 partitions × 50,000-row chunks)", json!({})),
+                ("Sluice, defaults (4 partitions × 100,000-row chunks)", json!({})),
                 ("Sluice, 4 partitions × 25,000-row chunks", json!({"parallel_partitions": 4, "snapshot_rows_per_chunk": 25000})),
-                ("Sluice, 4 partitions × 100,000-row chunks", json!({"parallel_partitions": 4, "snapshot_rows_per_chunk": 100000})),
+                ("Sluice, 4 partitions × 50,000-row chunks", json!({"parallel_partitions": 4, "snapshot_rows_per_chunk": 50000})),
                 ("Sluice, 2 partitions × 20,000-row chunks", json!({"parallel_partitions": 2, "snapshot_rows_per_chunk": 20000})),
                 ("Sluice, 2 partitions × 50,000-row chunks", json!({"parallel_partitions": 2, "snapshot_rows_per_chunk": 50000})),
                 ("Sluice, 8 partitions × 20,000-row chunks", json!({"parallel_partitions": 8, "snapshot_rows_per_chunk": 20000})),
