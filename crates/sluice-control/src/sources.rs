@@ -153,8 +153,7 @@ pub async fn list_tables(body: axum::body::Bytes) -> Response {
                 let listing = sluice_source::discovery::describe_schema(&mut conn, &schema);
                 described = sluice_source::conn::bounded(spec, "describing a schema's tables", listing).await?.into_iter().collect();
             }
-            let gone = || Err(SourceError::Config(format!("source table {id} has no columns visible to this user")));
-            let view = match described.remove(&table).unwrap_or_else(gone) {
+            let view = match described.remove(&table).unwrap_or_else(|| Err(sluice_source::discovery::no_visible_columns(&id))) {
                 Ok(t) => table_view(&info, t, rows),
                 Err(SourceError::Config(msg)) => SourceTableView {
                     name: table.clone(),

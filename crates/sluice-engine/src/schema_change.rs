@@ -225,9 +225,6 @@ pub fn write_targets(ctx: &PipeContext, rec: &TableRecord) -> Vec<String> {
     }
 }
 
-/// The present default character set of each tracked table whose recorded
-/// definition has none (recorded before table charsets were kept): the best
-/// there is for them. Tables with a recorded charset are not looked up.
 /// The source's present default charset of the tables whose recorded one is
 /// unknown: definitions recorded before table charsets were kept, tables
 /// whose default was set to the database's (`CHARACTER SET DEFAULT`), and the

@@ -244,6 +244,11 @@ pub async fn describe_schema(conn: &mut Conn, schema: &str) -> Result<Vec<(Strin
         .collect())
 }
 
+/// The error for a table whose columns the user cannot see (or that is gone).
+pub fn no_visible_columns(id: &TableId) -> SourceError {
+    SourceError::Config(format!("source table {id} has no columns visible to this user"))
+}
+
 /// A table's definition from its `information_schema` rows: its columns (in
 /// ordinal order), its unique indexes' `(index, column)` rows (in index and
 /// sequence order) and its default charset.
@@ -254,7 +259,7 @@ fn assemble(
     charset: Option<String>,
 ) -> Result<SourceTable, SourceError> {
     if rows.is_empty() {
-        return Err(SourceError::Config(format!("source table {id} has no columns visible to this user")));
+        return Err(no_visible_columns(id));
     }
     let columns: Vec<SourceColumn> = rows
         .into_iter()

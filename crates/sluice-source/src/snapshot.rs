@@ -137,13 +137,6 @@ impl TableReader {
         self.select.clone()
     }
 
-    /// One row of the reader's `SELECT` as cells of the mapping's columns.
-    pub fn cells(&self, row: mysql_async::Row) -> Result<Vec<Cell>, SourceError> {
-        let mut cells = Vec::with_capacity(self.mapped);
-        self.cells_into(row, &mut cells)?;
-        Ok(cells)
-    }
-
     /// One row of the reader's `SELECT` appended to `cells` (cleared by the
     /// caller) as cells of the mapping's columns.
     pub fn cells_into(&self, row: mysql_async::Row, cells: &mut Vec<Cell>) -> Result<(), SourceError> {
@@ -353,13 +346,21 @@ impl TableReader {
 
     /// The optimizer's row estimate for progress reporting.
     pub async fn estimated_rows(&self, conn: &mut Conn) -> Result<u64, SourceError> {
-        let n: Option<Option<u64>> = conn
+        Ok(self.statistics(conn).await?.0)
+    }
+
+    /// The server's statistics of the table in one round trip
+    /// (`information_schema.TABLES`): its estimated rows and average row
+    /// length in bytes, each 0 when it has none yet.
+    pub async fn statistics(&self, conn: &mut Conn) -> Result<(u64, u64), SourceError> {
+        let n: Option<(Option<u64>, Option<u64>)> = conn
             .exec_first(
-                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                "SELECT TABLE_ROWS, AVG_ROW_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
                 (&self.table.id.schema, &self.table.id.table),
             )
             .await?;
-        Ok(n.flatten().unwrap_or(0))
+        let (rows, avg) = n.unwrap_or_default();
+        Ok((rows.unwrap_or(0), avg.unwrap_or(0)))
     }
 }
 

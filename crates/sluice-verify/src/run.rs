@@ -210,21 +210,6 @@ async fn run(
     Ok(results)
 }
 
-/// The source's statistics of a table (`information_schema.TABLES`, one
-/// round trip): its estimated rows and average row length (0 when it has no
-/// statistics yet).
-async fn table_statistics(c: &mut Conn, mapping: &TableMapping) -> Result<(u64, u64), sluice_source::SourceError> {
-    use mysql_async::prelude::*;
-    let n: Option<(Option<u64>, Option<u64>)> = c
-        .exec_first(
-            "SELECT TABLE_ROWS, AVG_ROW_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (&mapping.source.id.schema, &mapping.source.id.table),
-        )
-        .await?;
-    let (rows, avg) = n.unwrap_or_default();
-    Ok((rows.unwrap_or(0), avg.unwrap_or(0)))
-}
-
 /// The tables asked for (all when `names` is empty); an unknown name is an error naming it.
 pub fn select_tables(all: Vec<TableRecord>, names: &[String]) -> Result<Vec<TableRecord>, VerifyError> {
     if names.is_empty() {
@@ -432,7 +417,7 @@ impl Verifier {
         r.fetched_columns = tab.fetched.clone();
         let (mut c, info) = self.connect().await?;
         let reader = TableReader::new(&tab.mapping)?;
-        let (est, avg) = conn::bounded(&self.spec.source, "the table's statistics", table_statistics(&mut c, &tab.mapping)).await?;
+        let (est, avg) = conn::bounded(&self.spec.source, "the table's statistics", reader.statistics(&mut c)).await?;
         tab.row_bytes.fetch_max(avg, std::sync::atomic::Ordering::Relaxed);
         let live = self.live().await?;
         if !live {
